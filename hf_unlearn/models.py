@@ -1,0 +1,140 @@
+"""Models and tokenizers: a Hub name or local path, or a tiny BERT built from a config.
+
+``tiny-bert`` is the offline default: a small ``BertForSequenceClassification`` whose
+WordPiece tokenizer is trained on the training texts with the ``tokenizers`` library. Real
+use goes through the Hub (``distilbert-base-uncased``, ``bert-base-uncased``...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Iterable
+
+import torch
+from datasets import Dataset, DatasetDict
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+)
+
+TINY_BERT = "tiny-bert"
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+@dataclass
+class TinyBertSpec:
+    """Size of the offline model (defaults: hidden 64, 2 layers, 2 heads, intermediate 128)."""
+
+    vocab_size: int = 2000
+    hidden_size: int = 64
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 2
+    intermediate_size: int = 128
+    max_length: int = 128
+    dropout: float = 0.1
+
+
+def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int = 2000, max_length: int = 128) -> PreTrainedTokenizerFast:
+    """Train a lower-cased BERT-style WordPiece tokenizer on ``texts``; adds [CLS] ... [SEP]."""
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False)
+    tok.train_from_iterator(list(texts), trainer=trainer)
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=max_length,
+    )
+
+
+def build_tiny_bert(
+    train_texts: Iterable[str],
+    *,
+    num_labels: int = 2,
+    spec: TinyBertSpec | None = None,
+    seed: int = 0,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    """A randomly initialised tiny BERT classifier (eager attention) and its trained tokenizer."""
+    spec = spec or TinyBertSpec()
+    tokenizer = train_wordpiece_tokenizer(train_texts, spec.vocab_size, spec.max_length)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden_size,
+        num_hidden_layers=spec.num_hidden_layers,
+        num_attention_heads=spec.num_attention_heads,
+        intermediate_size=spec.intermediate_size,
+        max_position_embeddings=spec.max_length,
+        hidden_dropout_prob=spec.dropout,
+        attention_probs_dropout_prob=spec.dropout,
+        num_labels=num_labels,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    config._attn_implementation = "eager"
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = BertForSequenceClassification(config)
+    model.config.hf_unlearn_tiny_spec = asdict(spec)
+    return model, tokenizer
+
+
+def load_model_and_tokenizer(
+    name_or_path: str = TINY_BERT,
+    *,
+    num_labels: int = 2,
+    train_texts: Iterable[str] | None = None,
+    spec: TinyBertSpec | None = None,
+    seed: int = 0,
+    attn_implementation: str | None = None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    """Model + tokenizer by Hub name or local path, or ``"tiny-bert"`` built offline from ``train_texts``.
+
+    Remote code is never trusted (``trust_remote_code=False``). A classification head that is
+    new for the base model is initialised from ``seed``.
+    """
+    if name_or_path == TINY_BERT:
+        if train_texts is None:
+            raise ValueError("tiny-bert trains its tokenizer on the training texts: pass train_texts=")
+        return build_tiny_bert(train_texts, num_labels=num_labels, spec=spec, seed=seed)
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False)
+    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            name_or_path, num_labels=num_labels, trust_remote_code=False, **kwargs
+        )
+    return model, tokenizer
+
+
+def tokenize_dataset(data: Dataset | DatasetDict, tokenizer, max_length: int = 128) -> Dataset | DatasetDict:
+    """Tokenize ``text`` (truncated to ``max_length``, no padding: the collator pads per batch).
+
+    Keeps ``id`` and ``label``; drops the text so it cannot travel further than needed.
+    """
+
+    def encode(batch):
+        return tokenizer(batch["text"], truncation=True, max_length=max_length)
+
+    def one(ds: Dataset) -> Dataset:
+        drop = [c for c in ds.column_names if c not in ("id", "label")]
+        return ds.map(encode, batched=True, remove_columns=drop, desc="tokenize")
+
+    if isinstance(data, DatasetDict):
+        return DatasetDict({k: one(v) for k, v in data.items()})
+    return one(data)
