@@ -1,0 +1,43 @@
+"""The ``hf-unlearn`` command line. Each sub-command lives in ``hf_unlearn/commands/<name>.py``
+with ``make_parser()`` and ``main(argv) -> int``; this file only dispatches.
+
+Also runnable as ``python -m hf_unlearn.cli`` and ``accelerate launch -m hf_unlearn.cli train ...``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "train": "train a classifier with UnlearnableTrainer (penalties + unlearning log)",
+    "unlearn": "forget ids from a trained run with a registered method; writes model + report",
+    "evaluate": "recompute the forgetting report for original / unlearned / retrain-twin folders",
+    "s3t": "S3T exact unlearning: train | delete | predict | audit",
+    "push": "publish an unlearned model with its forgetting card to the Hub",
+    "demo": "offline end-to-end demo on synthetic reviews",
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: hf-unlearn <command> [options]   (hf-unlearn <command> --help for its options)", "", "commands:"]
+    lines += [f"  {name.ljust(width)}  {text}" for name, text in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"hf-unlearn: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"hf_unlearn.commands.{command}")
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the hf-unlearn CLI, one module each."""
