@@ -1,0 +1,67 @@
+"""``UnlearnableTrainingArguments``: ``TrainingArguments`` plus penalties and recorders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+DELTA_DTYPES = ("float32", "float16", "bfloat16")
+
+
+@dataclass
+class UnlearnableTrainingArguments(TrainingArguments):
+    """Training arguments for a run that prepares for deletion.
+
+    Penalties (Thudi et al., "Unrolling SGD: Understanding Factors Influencing Machine
+    Unlearning", EuroS&P 2022): ``sd_lambda`` weighs the mean per-example standard deviation
+    of the logits, ``l2_init_mu`` weighs ``||w_t - w_0||_2^2``. Recorders write the
+    unlearning log under ``output_dir/unlearning_log``.
+    """
+
+    sd_lambda: float = field(default=0.0, metadata={"help": "Weight of the SD-of-logits penalty: L = CE + lambda * mean_i std_c(z_i)."})
+    sd_lambda_decay: float = field(default=1.0, metadata={"help": "Divide sd_lambda by this factor after every epoch (1 = no decay)."})
+    l2_init_mu: float = field(default=0.0, metadata={"help": "Weight of the L2-to-initial-weights penalty mu * ||w_t - w_0||_2^2 (trainable parameters)."})
+    record_transcript: bool = field(default=True, metadata={"help": "Record, per optimizer step, epoch, learning rate and the ids of every example."})
+    record_deltas: bool = field(default=False, metadata={"help": "Record w_after - w_before of the trainable parameters per optimizer step (amnesiac rollback)."})
+    delta_dtype: str = field(default="float32", metadata={"help": f"Storage dtype of the deltas, one of {DELTA_DTYPES}."})
+    deletable_ids_file: str | None = field(default=None, metadata={"help": "Only record deltas of steps that saw an id listed in this file (one id per line)."})
+    record_per_sample: bool = field(default=False, metadata={"help": "Record per-sample gradients on a fixed random subset of the trainable parameters."})
+    per_sample_fraction: float = field(default=0.01, metadata={"help": "Fraction p of the trainable parameters in the per-sample subset."})
+    per_sample_seed: int = field(default=0, metadata={"help": "Seed of the per-sample parameter subset."})
+    record_learning_events: bool = field(default=False, metadata={"help": "Record per example per step the true-class confidence and correctness (memorization proxies)."})
+    record_error_proxy: bool = field(default=False, metadata={"help": "Log the unlearning-error proxy e_t = (eta^2/2) t ||w_t - w_0|| sigma every error_proxy_every steps."})
+    error_proxy_every: int = field(default=50, metadata={"help": "Steps between two evaluations of the unlearning-error proxy."})
+    error_proxy_batch_size: int = field(default=64, metadata={"help": "Examples in the fixed batch used for the largest Hessian eigenvalue."})
+    error_proxy_power_iters: int = field(default=5, metadata={"help": "Power-iteration steps (Hessian-vector products) for the largest eigenvalue."})
+
+    def __post_init__(self):
+        if self.sd_lambda < 0 or self.l2_init_mu < 0:
+            raise ValueError("sd_lambda and l2_init_mu must be >= 0")
+        if self.sd_lambda_decay <= 0:
+            raise ValueError("sd_lambda_decay must be > 0")
+        if self.delta_dtype not in DELTA_DTYPES:
+            raise ValueError(f"delta_dtype must be one of {DELTA_DTYPES}, got {self.delta_dtype!r}")
+        if not 0.0 < self.per_sample_fraction <= 1.0:
+            raise ValueError(f"per_sample_fraction must be in (0, 1], got {self.per_sample_fraction}")
+        if self.error_proxy_every < 1 or self.error_proxy_batch_size < 1 or self.error_proxy_power_iters < 1:
+            raise ValueError("error_proxy_every, error_proxy_batch_size and error_proxy_power_iters must be >= 1")
+        if self.deletable_ids_file and not self.record_deltas:
+            raise ValueError("deletable_ids_file only applies with record_deltas=True")
+        if (self.record_deltas or self.record_per_sample or self.record_learning_events) and not self.record_transcript:
+            raise ValueError("deltas, per-sample gradients and learning events are indexed by the transcript: keep record_transcript=True")
+        # Ids travel with every batch: the trainer strips them itself, so keep the column.
+        self.remove_unused_columns = False
+        super().__post_init__()
+
+    @property
+    def recorders(self) -> list[str]:
+        """Names of the recorders switched on, in log order."""
+        flags = {
+            "transcript": self.record_transcript,
+            "deltas": self.record_deltas,
+            "per_sample": self.record_per_sample,
+            "learning_events": self.record_learning_events,
+            "error_proxy": self.record_error_proxy,
+        }
+        return [name for name, on in flags.items() if on]

@@ -1,0 +1,161 @@
+"""Recorders that write the unlearning log during training (a ``TrainerCallback``).
+
+- transcript: per optimizer step, epoch, learning rate and the ids of every micro-batch
+  (all micro-batches of a gradient-accumulation step, every rank in its own file), with
+  each example's weight in the step's gradient ``1 / (|micro-batch| * GA * world_size)``;
+- batch deltas (Graves et al., "Amnesiac Machine Learning", AAAI 2021): the real update
+  ``w_after - w_before`` of the trainable parameters. Stored compensated: each stored
+  delta is ``w_after - (w_0 + sum of stored deltas so far)`` so rounding to a low-precision
+  dtype never accumulates: ``w_0 + sum(deltas) = w_T`` up to one rounding;
+- per-sample gradients on a fixed parameter subset (see ``per_sample.py``);
+- learning events: per example per step, true-class confidence, max confidence, entropy,
+  correctness (memorization proxies of Zhao et al., "What makes unlearning hard", NeurIPS 2024);
+- the unlearning-error proxy series (see ``error_proxy.py``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from transformers import TrainerCallback
+
+from .log_store import (
+    atomic_save_tensors,
+    atomic_write_bytes,
+    atomic_write_json,
+    part_name,
+    step_file,
+    truncate_log,
+)
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class LogRecorder(TrainerCallback):
+    """Buffers records in memory and writes them under ``root``; flushed before every checkpoint."""
+
+    def __init__(self, trainer, root: Path):
+        self.trainer, self.root = trainer, root
+        args = trainer.args
+        self.rank, self.world_size = args.process_index, args.world_size
+        self.is_main = args.process_index == 0
+        self.delta_dtype = DTYPES[args.delta_dtype]
+        self.deletable = trainer.deletable_ids
+        self.transcript: list[dict] = []
+        self.events: list[dict] = []
+        self.proxy: list[dict] = []
+        self.micro_batches: list[dict] = []
+        self.per_sample_rows: list[torch.Tensor] = []
+        self.reference: dict[str, torch.Tensor] | None = None
+        self.bytes_written = 0
+
+    # ---- what the trainer reports for each micro-batch -------------------------------------
+    def add_micro_batch(self, ids: list[str], epoch: int, pos: int, denominator: int) -> None:
+        self.micro_batches.append({"pos": pos, "epoch": epoch, "ids": list(ids), "weight": 1.0 / denominator})
+
+    def add_per_sample(self, grads: torch.Tensor) -> None:
+        self.per_sample_rows.append(grads.detach().cpu())
+
+    def add_events(self, ids: list[str], logits: torch.Tensor, labels: torch.Tensor, step: int, epoch: int) -> None:
+        with torch.no_grad():
+            probs = torch.softmax(logits.detach().float(), dim=-1)
+            true = probs.gather(1, labels.view(-1, 1).long()).squeeze(1)
+            maxp, pred = probs.max(dim=-1)
+            entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1)
+        for j, i in enumerate(ids):
+            self.events.append(
+                {"id": i, "step": step, "epoch": epoch, "confidence": float(true[j]), "max_confidence": float(maxp[j]),
+                 "entropy": float(entropy[j]), "correct": bool(pred[j] == labels[j])}
+            )
+
+    def add_error_proxy(self, record: dict) -> None:
+        self.proxy.append(record)
+
+    def record_order(self, epoch: int, batches: list[list[str]]) -> None:
+        if self.is_main:
+            atomic_write_json(self.root / "order" / f"epoch_{epoch:05d}.json", {"epoch": epoch, "batches": batches})
+
+    # ---- callback events -----------------------------------------------------------------------
+    def _trainable(self):
+        return self.trainer.trainable_parameters()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.global_step > 0:
+            truncate_log(self.root, state.global_step)
+        self.reference = {n: p.detach().float().clone() for n, p in self._trainable()} if args.record_deltas else None
+
+    def _step_touches_deletable(self) -> bool:
+        return self.deletable is None or any(i in self.deletable for mb in self.micro_batches for i in mb["ids"])
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        if args.record_deltas and self.deletable is not None and self._step_touches_deletable():
+            self.reference = {n: p.detach().float().clone() for n, p in self._trainable()}
+
+    def on_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
+        step = state.global_step + 1
+        lr = float(self.trainer.optimizer.param_groups[0]["lr"])
+        epochs = {mb["epoch"] for mb in self.micro_batches}
+        record = {"step": step, "epoch": min(epochs) if epochs else None, "lr": lr, "rank": self.rank,
+                  "micro_batches": self.micro_batches}
+        if args.record_transcript:
+            self.transcript.append(record)
+        if args.record_deltas and self.is_main:
+            self._write_delta(step)
+        if args.record_per_sample and self.per_sample_rows:
+            grads = torch.cat(self.per_sample_rows)
+            ids = [i for mb in self.micro_batches for i in mb["ids"]]
+            path = self.root / "per_sample" / step_file(step, self.rank)
+            atomic_save_tensors(path, {"grads": grads}, metadata={"ids": json.dumps(ids), "lr": repr(lr)})
+            self.bytes_written += path.stat().st_size
+        self.micro_batches, self.per_sample_rows = [], []
+
+    def _write_delta(self, step: int) -> None:
+        if self.deletable is not None and not self._step_touches_deletable():
+            return
+        deltas = {}
+        with torch.no_grad():
+            for name, p in self._trainable():
+                ref = self.reference[name]
+                d = (p.detach().float() - ref).to(self.delta_dtype)
+                deltas[name] = d
+                if self.deletable is None:  # compensated: the reference follows the stored deltas
+                    ref += d.float()
+        path = self.root / "deltas" / step_file(step)
+        atomic_save_tensors(path, deltas)
+        self.bytes_written += path.stat().st_size
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.trainer.maybe_record_error_proxy(state.global_step)
+        if control.should_save:
+            self.flush(state.global_step)
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if control.should_save:
+            self.flush(state.global_step)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.flush(state.global_step)
+        self.trainer.finalize_log_meta()
+
+    # ---- writing ---------------------------------------------------------------------------------
+    def flush(self, step: int) -> None:
+        """Write buffered records as part files ending at ``step`` (before the checkpoint of ``step``)."""
+        if self.transcript:
+            text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.transcript)
+            atomic_write_bytes(self.root / "transcript" / part_name(self.rank, step, "jsonl"), text.encode())
+            self.transcript = []
+        if self.events:
+            buf = io.BytesIO()
+            pd.DataFrame(self.events).to_parquet(buf, index=False)
+            atomic_write_bytes(self.root / "events" / part_name(self.rank, step, "parquet"), buf.getvalue())
+            self.events = []
+        if self.proxy:
+            text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.proxy)
+            atomic_write_bytes(self.root / "error_proxy" / part_name(self.rank, step, "jsonl"), text.encode())
+            self.proxy = []
+        self.last_flush = time.time()
