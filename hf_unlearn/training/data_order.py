@@ -30,15 +30,18 @@ def shuffled_batches(n_rows: int, batch_size: int, seed: int, epoch: int) -> lis
     return [order[i : i + batch_size].tolist() for i in range(0, n_rows, batch_size)]
 
 
-def balance_for_ranks(batches: list[list[int]], world_size: int) -> list[list[int]]:
-    """Halve the last splittable batch until the count divides by ``world_size``."""
-    batches = [list(b) for b in batches]
+def balance_for_ranks(batches: list[tuple[int, list[int]]], world_size: int) -> list[tuple[int, list[int]]]:
+    """Halve the last splittable ``(position, rows)`` batch until the count divides by ``world_size``.
+
+    Both halves keep the position of the batch they came from (it seeds their dropout).
+    """
+    batches = [(pos, list(b)) for pos, b in batches]
     while len(batches) % world_size:
-        k = max((i for i, b in enumerate(batches) if len(b) >= 2), default=None)
+        k = max((i for i, (_, b) in enumerate(batches) if len(b) >= 2), default=None)
         if k is None:
-            raise ValueError(f"{sum(map(len, batches))} examples cannot be spread over {world_size} ranks")
-        b = batches.pop(k)
-        batches[k:k] = [b[: len(b) // 2], b[len(b) // 2 :]]
+            raise ValueError(f"{sum(len(b) for _, b in batches)} examples cannot be spread over {world_size} ranks")
+        pos, b = batches.pop(k)
+        batches[k:k] = [(pos, b[: len(b) // 2]), (pos, b[len(b) // 2 :])]
     return batches
 
 
@@ -64,20 +67,22 @@ class DataOrder:
         if replay is not None:
             self.replay = {}
             for epoch, batches in replay.items():
-                kept = [[self.row_of[i] for i in b if i not in self.drop_ids] for b in batches]
+                kept = [(pos, [self.row_of[i] for i in b if i not in self.drop_ids]) for pos, b in enumerate(batches)]
                 missing = {i for b in batches for i in b if i not in self.drop_ids and i not in self.row_of}
                 if missing:
                     raise KeyError(f"replay order names {len(missing)} id(s) absent from the data set, e.g. {sorted(missing)[:5]}")
-                self.replay[int(epoch)] = balance_for_ranks([b for b in kept if b], world_size)
+                self.replay[int(epoch)] = balance_for_ranks([(pos, b) for pos, b in kept if b], world_size)
         elif self.drop_ids:
             raise ValueError("drop_ids only applies to a replayed order")
 
-    def global_batches(self, epoch: int) -> list[list[int]]:
+    def global_batches(self, epoch: int) -> list[tuple[int, list[int]]]:
+        """``(position in the recorded order, rows)`` of every global micro-batch of ``epoch``."""
         if self.replay is not None:
             if epoch not in self.replay:
                 raise KeyError(f"the recorded order has no epoch {epoch} (epochs: {sorted(self.replay)})")
             return self.replay[epoch]
-        return balance_for_ranks(shuffled_batches(len(self.ids), self.batch_size, self.seed, epoch), self.world_size)
+        batches = shuffled_batches(len(self.ids), self.batch_size, self.seed, epoch)
+        return balance_for_ranks(list(enumerate(batches)), self.world_size)
 
     def batches_per_rank(self) -> int:
         """Micro-batches every rank runs per epoch (the largest epoch, for a replay)."""
@@ -86,7 +91,7 @@ class DataOrder:
         return len(self.global_batches(0)) // self.world_size
 
     def batch_ids(self, epoch: int) -> list[list[str]]:
-        return [[self.ids[r] for r in b] for b in self.global_batches(epoch)]
+        return [[self.ids[r] for r in b] for _, b in self.global_batches(epoch)]
 
 
 class DataOrderSampler(Sampler):
@@ -102,8 +107,9 @@ class DataOrderSampler(Sampler):
 
     def __iter__(self):
         batches = self.order.global_batches(self.epoch)
-        for pos in range(self.rank, len(batches), self.order.world_size):
-            yield [(row, self.epoch, pos) for row in batches[pos]]
+        for k in range(self.rank, len(batches), self.order.world_size):
+            pos, rows = batches[k]
+            yield [(row, self.epoch, pos) for row in rows]
 
     def __len__(self) -> int:
         return self.order.batches_per_rank()

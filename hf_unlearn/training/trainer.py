@@ -244,7 +244,9 @@ class UnlearnableTrainer(Trainer):
         }
         atomic_write_json(self.log_root / "meta.json", meta)
         if self.per_sample is not None:
-            atomic_save_tensors(self.log_root / "per_sample" / "index.safetensors", self.per_sample.subset_index())
+            index = self.per_sample.subset_index()
+            atomic_save_tensors(self.log_root / "per_sample" / "index.safetensors", index,
+                                metadata={"order": json.dumps(list(index))})
 
     def finalize_log_meta(self) -> None:
         if self.args.process_index != 0 or not (self.log_root / "meta.json").is_file():

@@ -141,7 +141,12 @@ class UnlearningLog:
         return self._load(files[0])
 
     def per_sample_index(self) -> dict[str, torch.Tensor]:
-        return self._load(self.root / "per_sample" / "index.safetensors")
+        """Parameter name -> flat indices of the subset, in the column order of the per-sample gradients."""
+        path = self.root / "per_sample" / "index.safetensors"
+        tensors = self._load(path)
+        with safe_open(str(path), "pt") as handle:
+            order = json.loads(handle.metadata()["order"])
+        return {name: tensors[name] for name in order}
 
     def per_sample(self, step: int) -> tuple[list[str], torch.Tensor]:
         """Ids and ``[n, k]`` per-sample subset gradients of a step (all ranks)."""

@@ -1,0 +1,375 @@
+"""Model cards for unlearned models and for models trained to be unlearnable.
+
+Cards are rendered with ``huggingface_hub.ModelCard.from_template`` from the Jinja templates in
+``hf_unlearn/templates/``; the evaluation figures also go into the card's ``model-index``
+metadata (``ModelCardData(eval_results=[EvalResult(...)])``). Tables are built here, padded so
+that they read well as plain text too. Inputs are scrubbed with :func:`strip_private` first, so
+a card can never show an example id or text even if the caller passed one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .privacy import SYSTEM_METHODS, strip_private
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+UNLEARNED_TEMPLATE = TEMPLATE_DIR / "unlearned_model_card.md"
+TRAINING_TEMPLATE = TEMPLATE_DIR / "trained_model_card.md"
+NA = "n/a"
+EXACT_METHODS = ("s3t", "sisa", "retrain")
+OFFLINE_BASES = ("tiny-bert",)
+
+# (report key, label, split, metric type, formatter kind)
+ACCURACY_METRICS = (
+    ("forget_acc", "Forget accuracy (%)", "forget", "accuracy", "pct"),
+    ("retain_acc", "Retain accuracy (%)", "retain", "accuracy", "pct"),
+    ("test_acc", "Test accuracy (%)", "test", "accuracy", "pct"),
+    ("mia_efficacy", "MIA efficacy (0-1)", "forget", "mia_efficacy", "unit"),
+    ("mia_auc", "MIA AUC (loss threshold)", "forget", "mia_auc", "unit"),
+    ("canary_score", "Canary score: mean p(y|x)", "forget", "canary_score", "unit"),
+)
+COMPARISONS = (
+    ("tow", "ToW", "unit", "1 = same forget / retain / test accuracy as the retrain twin; lower is worse"),
+    ("tow_mia", "ToW-MIA", "unit", "ToW with the forget-accuracy factor replaced by the MIA-efficacy gap"),
+    ("verification_error", "Verification error", "sci",
+     "L2 distance between the weights of this model and of the retrain twin (0 = identical)"),
+)
+VARIANTS = (
+    ("original", "Original", "original model, before unlearning"),
+    ("unlearned", "Unlearned", "this model"),
+    ("retrain_twin", "Retrain twin", "retrain twin: same seed and batch order, forget set removed"),
+)
+METHODS = {
+    "amnesiac": "Amnesiac unlearning (Graves et al., AAAI 2021): the parameter update of every training "
+    "step that saw a forgotten example was logged during training and is subtracted from the final "
+    "weights, optionally followed by a short repair fine-tune on the retained data.",
+    "amnesiac_per_sample": "Per-sample amnesiac rollback (Marincione, 2024): each example's gradient on a "
+    "fixed random subset of the parameters was logged during training; the forgotten examples' "
+    "contributions are subtracted from those parameters.",
+    "single_gradient": "Single-gradient unlearning (Thudi et al., \"Unrolling SGD\", EuroS&P 2022): one gradient "
+    "of the loss on the forgotten examples, taken at the initial weights, is added back.",
+    "finetune": "Fine-tuning on the retained data only (the forgotten examples fade by catastrophic forgetting).",
+    "neggrad": "NegGrad: gradient ascent on the forgotten examples.",
+    "neggrad_plus": "NegGrad+: descent on retained data and ascent on forgotten examples, "
+    "alpha * CE(retain) - (1 - alpha) * CE(forget).",
+    "random_label": "Random-label: the forgotten examples get random labels and are trained on with the retained data.",
+    "salun": "SalUn (Fan et al., ICLR 2024): random-label training restricted to the parameters most salient "
+    "for the loss on the forgotten examples.",
+    "scrub": "SCRUB (Kurmanji et al., NeurIPS 2023): a student copy of the model moves away from the original "
+    "on the forgotten examples and stays close to it on the retained data.",
+    "l1_sparse": "L1-sparse (Jia et al., NeurIPS 2023): fine-tuning on the retained data with a decaying L1 penalty.",
+    "rum": "RUM (Zhao et al., NeurIPS 2024): the forgotten examples are grouped by memorization level and "
+    "unlearned group by group, lowest first, each group with its own method.",
+    "s3t": "S3T (Chowdhury et al., 2024): shards of LoRA adapters trained slice by slice; every adapter stage "
+    "that saw a forgotten example is switched off, so the remaining system never saw it.",
+    "sisa": "SISA (Bourtoule et al., IEEE S&P 2021): one model per shard, checkpointed after each data slice; "
+    "a shard that saw a forgotten example is retrained from the last checkpoint before it.",
+    "retrain": "Retraining from scratch without the forgotten examples.",
+}
+RECORDERS = {
+    "transcript": "which example ids each optimizer step saw",
+    "deltas": "the parameter update of each optimizer step",
+    "batch_deltas": "the parameter update of each optimizer step",
+    "per_sample": "each example's gradient on a fixed random subset of the parameters",
+    "events": "learning events: when each example was learned or forgotten",
+    "learning_events": "learning events: when each example was learned or forgotten",
+    "memorization": "memorization proxies (confidence, entropy, ...) of each example",
+    "proxies": "memorization proxies (confidence, entropy, ...) of each example",
+}
+PENALTIES = {
+    "sd_lambda": "weight of the SD loss: mean over the batch of the std of each example's logits "
+    "(Thudi et al., \"Unrolling SGD\"); 0 = off",
+    "sd_lambda_decay": "the SD weight is divided by this after each epoch",
+    "l2_init_mu": "weight of mu * ||w - w0||^2, the distance to the initial weights; 0 = off",
+}
+
+
+# ------------------------------------------------------------------------------------ formatting
+
+
+def fmt(value: Any, kind: str = "auto") -> str:
+    """Format a figure for a table: ``None``/missing/NaN -> ``n/a``; pct 1 decimal; unit 3 decimals."""
+    if value is None or isinstance(value, bool):
+        return NA if value is None else ("yes" if value else "no")
+    if not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return NA
+    if kind == "pct":
+        return f"{value:.1f}"
+    if kind == "unit":
+        return f"{value:.3f}"
+    if kind == "sci":
+        return f"{value:.4g}"
+    if kind == "s":
+        return f"{value:,.1f} s"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def md_table(header: list[str], rows: list[list[str]], right: Iterable[int] = ()) -> str:
+    """A Markdown table padded to aligned columns; columns in ``right`` are right-aligned."""
+    right = set(right)
+    cells = [[str(c).replace("|", "\\|") for c in row] for row in [header, *rows]]
+    widths = [max(3, *(len(r[i]) for r in cells)) for i in range(len(header))]
+
+    def line(row):
+        return "| " + " | ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))) + " |"
+
+    sep = "|" + "|".join(("-" * (w + 1) + ":") if i in right else (":" + "-" * (w + 1)) for i, w in enumerate(widths)) + "|"
+    return "\n".join([line(cells[0]), sep, *(line(r) for r in cells[1:])])
+
+
+def _get(d: Any, *keys: str) -> Any:
+    for k in keys:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(k)
+    return d
+
+
+def _num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def hub_id_or_none(name: Any) -> str | None:
+    """``name`` if it can be a Hub repo id (not a local path, not an offline built-in), else None."""
+    if not isinstance(name, str) or name in OFFLINE_BASES or name in ("synthetic",):
+        return None
+    if os.path.isabs(name) or name.startswith(".") or os.path.exists(name) or "\\" in name:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", name) or ".." in name or "--" in name:
+        return None
+    return name
+
+
+def _tag(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", str(name).lower()).strip("-")
+
+
+def _dataset_label(source: Any) -> str:
+    if not isinstance(source, str) or not source:
+        return "unknown"
+    return Path(source).name if (os.path.isabs(source) or os.sep in source and hub_id_or_none(source) is None) else source
+
+
+def _key(name: Any) -> str:
+    return str(name or "").lower().replace("-", "_")
+
+
+# ------------------------------------------------------------------------------- model-index
+
+
+def eval_results(report: dict, model_name: str) -> list[EvalResult]:
+    """One ``EvalResult`` per figure of the report: every model variant, split and comparison.
+
+    ``metric_config`` names the model the figure belongs to (``original``, ``unlearned``,
+    ``retrain_twin``) or ``comparison`` for figures that compare this model with the retrain twin;
+    ``dataset_split`` is ``forget`` / ``retain`` / ``test``.
+    """
+    source = _get(report, "dataset", "source")
+    dataset_type = _dataset_label(source)
+    task = report.get("task") or "text-classification"
+    known = {k: (split, mtype, label) for k, label, split, mtype, _ in ACCURACY_METRICS}
+    out = []
+    for variant, _, description in VARIANTS:
+        metrics = _get(report, "metrics", variant) or {}
+        for key, value in metrics.items():
+            if not _num(value):
+                continue
+            split, mtype, label = known.get(key, (None, key, key))
+            suffix = "" if variant == "unlearned" else f" ({description})"
+            out.append(EvalResult(
+                task_type=task, dataset_type=dataset_type,
+                dataset_name=f"{dataset_type} ({split} set)" if split else dataset_type,
+                dataset_split=split, metric_type=mtype, metric_value=value,
+                metric_name=f"{label}{suffix}", metric_config=variant,
+            ))
+    labels = {k: label for k, label, _, _ in COMPARISONS}
+    for key, value in (report.get("comparison") or {}).items():
+        if _num(value):
+            out.append(EvalResult(
+                task_type=task, dataset_type=dataset_type, dataset_name=dataset_type,
+                metric_type=key, metric_value=value,
+                metric_name=f"{labels.get(key, key)} (this model vs retrain twin)", metric_config="comparison",
+            ))
+    return out
+
+
+# ---------------------------------------------------------------------------------- sections
+
+
+def _evaluation_table(report: dict) -> str:
+    keys = [k for k, *_ in ACCURACY_METRICS]
+    extra = sorted({k for v, *_ in VARIANTS for k in (_get(report, "metrics", v) or {}) if k not in keys})
+    kinds = {k: kind for k, _, _, _, kind in ACCURACY_METRICS}
+    labels = {k: label for k, label, *_ in ACCURACY_METRICS}
+    rows = []
+    for key in keys + extra:
+        vals = [_get(report, "metrics", v, key) for v, *_ in VARIANTS]
+        kind = kinds.get(key, "auto")
+        gap = vals[1] - vals[2] if _num(vals[1]) and _num(vals[2]) else None
+        gap_s = NA if gap is None else (f"{gap:+.1f}" if kind == "pct" else f"{gap:+.3f}")
+        rows.append([labels.get(key, key)] + [fmt(v, kind) for v in vals] + [gap_s])
+    return md_table(["Metric"] + [label for _, label, _ in VARIANTS] + ["Unlearned - twin"], rows, right=range(1, 5))
+
+
+def _comparison_table(report: dict) -> str:
+    comp = report.get("comparison") or {}
+    rows = [[label, fmt(comp.get(key), kind), meaning] for key, label, kind, meaning in COMPARISONS]
+    rows += [[k, fmt(v), ""] for k, v in comp.items() if k not in {c[0] for c in COMPARISONS}]
+    return md_table(["Comparison with the retrain twin", "Value", "Meaning"], rows, right=[1])
+
+
+def _kv_table(header: list[str], d: dict | None, notes: dict | None = None) -> str | None:
+    if not d:
+        return None
+    notes = notes or {}
+    rows = [[f"`{k}`", fmt(v) if not isinstance(v, (dict, list)) else json.dumps(v)] + ([notes.get(k, "")] if notes else [])
+            for k, v in d.items()]
+    return md_table(header + (["Meaning"] if notes else []), rows, right=[1])
+
+
+def _recorder_lines(names: Any) -> list[str]:
+    if not isinstance(names, list):
+        return []
+    return [f"`{n}`: {RECORDERS[_key(n)]}" if _key(n) in RECORDERS else f"`{n}`" for n in names]
+
+
+def _common_context(report: dict, penalties: dict | None, recorders: Any) -> dict:
+    base = report.get("base_model")
+    source = _get(report, "dataset", "source")
+    fps = _get(report, "dataset", "fingerprints") or {}
+    return {
+        "base_model": base or NA,
+        "dataset": _dataset_label(source) if source else NA,
+        "fingerprints_table": md_table(["Split", "Fingerprint (sha256 of ids and labels in row order)"],
+                                       [[k, f"`{v}`"] for k, v in fps.items()]) if fps else None,
+        "seeds_table": _kv_table(["Seed", "Value"], report.get("seeds")),
+        "versions_table": _kv_table(["Library", "Version"], report.get("versions")),
+        "penalties_table": _kv_table(["Penalty", "Value"], penalties, PENALTIES),
+        "recorders": _recorder_lines(recorders),
+        "tokenizer_trained_here": base in OFFLINE_BASES,
+        "hf_unlearn_version": report.get("hf_unlearn_version") or NA,
+    }
+
+
+def _card_data(report: dict, *, model_name: str, license: str | None, tags: list[str],
+               results: list[EvalResult]) -> ModelCardData:
+    source = _get(report, "dataset", "source")
+    base = report.get("base_model")
+    if license is None:
+        license = report.get("license") or ("apache-2.0" if base in OFFLINE_BASES else None)
+    return ModelCardData(
+        model_name=model_name,
+        base_model=hub_id_or_none(base),
+        datasets=[d] if (d := hub_id_or_none(source)) else None,
+        license=license,
+        library_name="transformers",
+        pipeline_tag=report.get("task") or "text-classification",
+        tags=tags,
+        metrics=["accuracy"] if results else None,
+        eval_results=results or None,
+    )
+
+
+def render_card(report: dict, *, repo_id: str | None = None, license: str | None = None,
+                layout: list[str] | None = None) -> ModelCard:
+    """The card of an unlearned model (or exact-unlearning system) from its ``report.json``.
+
+    ``layout`` (one line per top-level folder) is shown for S3T/SISA system folders.
+    """
+    report, _ = strip_private(report)
+    method = report.get("method") or "unknown"
+    mkey = _key(method)
+    guarantee = report.get("guarantee")
+    inferred = guarantee not in ("exact", "approximate")
+    if inferred:
+        guarantee = "exact" if mkey in EXACT_METHODS else "approximate"
+    model_name = (repo_id or "").split("/")[-1] or f"{_tag(report.get('base_model') or 'model')}-unlearned-{_tag(method)}"
+    results = eval_results(report, model_name)
+    tags = ["hf-unlearn", "machine-unlearning", _tag(method), f"{guarantee}-unlearning", "text-classification"]
+    data = _card_data(report, model_name=model_name, license=license, tags=tags, results=results)
+    training = report.get("training") or {}
+    timings = report.get("timings") or {}
+    speedup = None
+    if _num(timings.get("unlearn_s")) and _num(timings.get("retrain_s")) and timings["unlearn_s"] > 0:
+        speedup = f"{timings['retrain_s'] / timings['unlearn_s']:,.1f}x"
+    forget = report.get("forget") or {}
+    config = report.get("config")
+    context = _common_context(report, training.get("penalties"), training.get("recorders"))
+    context.update(
+        title=repo_id or model_name,
+        method=method,
+        method_description=METHODS.get(mkey, "See the hf-unlearn documentation for this method."),
+        method_args_table=_kv_table(["Hyperparameter", "Value"], report.get("method_args")),
+        guarantee=guarantee,
+        guarantee_inferred=inferred,
+        system=mkey in SYSTEM_METHODS,
+        layout=layout or [],
+        forget_count=fmt(forget.get("count")),
+        forget_sha256=forget.get("sha256") or NA,
+        request_date=forget.get("request_date") or NA,
+        evaluation_table=_evaluation_table(report) if report.get("metrics") else None,
+        comparison_table=_comparison_table(report) if report.get("comparison") else None,
+        delta_dtype=training.get("delta_dtype"),
+        timings_table=_kv_table(["Timing", "Seconds"], timings),
+        speedup=speedup,
+        config_json=json.dumps(config, indent=2, sort_keys=True, default=str) if config else None,
+        license_known=data.get("license") is not None,
+        repo_id=repo_id,
+    )
+    return ModelCard.from_template(data, template_path=str(UNLEARNED_TEMPLATE), **context)
+
+
+def render_training_card(summary: dict, output_dir: str | os.PathLike) -> str:
+    """Write the card of a model trained to be unlearnable (no deletion yet) to ``output_dir/README.md``.
+
+    ``summary`` keys: ``base_model``, ``dataset`` {source, fingerprints}, ``penalties``
+    {sd_lambda, sd_lambda_decay, l2_init_mu}, ``recorders``, ``delta_dtype``,
+    ``per_sample_fraction``, ``seeds``, ``versions``, ``metrics`` (name -> value),
+    ``num_train_examples``, ``epochs``; optional ``repo_id``, ``license``. The file is written
+    atomically (temporary file + rename); returns its path.
+    """
+    summary, _ = strip_private(summary)
+    repo_id = summary.get("repo_id")
+    model_name = (repo_id or "").split("/")[-1] or f"{_tag(summary.get('base_model') or 'model')}-unlearnable"
+    metrics = {k: v for k, v in (summary.get("metrics") or {}).items() if _num(v)}
+    dataset_type = _dataset_label(_get(summary, "dataset", "source"))
+    results = [EvalResult(task_type="text-classification", dataset_type=dataset_type, dataset_name=dataset_type,
+                          metric_type=k, metric_value=v, metric_name=k) for k, v in metrics.items()]
+    recorders = summary.get("recorders") or []
+    tags = ["hf-unlearn", "machine-unlearning", "unlearning-ready", "text-classification"]
+    data = _card_data(summary, model_name=model_name, license=summary.get("license"), tags=tags, results=results)
+    context = _common_context(summary, summary.get("penalties"), recorders)
+    context.update(
+        title=repo_id or model_name,
+        delta_dtype=summary.get("delta_dtype"),
+        per_sample_fraction=summary.get("per_sample_fraction"),
+        num_train_examples=fmt(summary.get("num_train_examples")),
+        epochs=fmt(summary.get("epochs")),
+        metrics_table=md_table(["Metric", "Value"], [[k, fmt(v)] for k, v in metrics.items()], right=[1]) if metrics else None,
+        license_known=data.get("license") is not None,
+        has_recorders=bool(recorders),
+        repo_id=repo_id,
+    )
+    card = ModelCard.from_template(data, template_path=str(TRAINING_TEMPLATE), **context)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".README.", suffix=".md.tmp", dir=out)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(str(card))
+        os.replace(tmp, out / "README.md")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return str(out / "README.md")

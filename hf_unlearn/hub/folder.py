@@ -1,0 +1,213 @@
+"""Build the folder that is uploaded: exactly the files that will reach the Hub, nothing else."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .card import render_card
+from .privacy import SYSTEM_METHODS, is_allowed_path, is_private_path, private_keys, strip_private
+
+DEFAULT_FOLDER_NAME = "hub_upload"
+GENERATED = ("README.md", "report.json")
+_TEXT_SUFFIXES = (".json", ".md", ".txt", ".model")
+
+
+class RunDirError(ValueError):
+    """The run directory cannot be published as it is (no report, no weights, ...)."""
+
+
+class LeakError(RuntimeError):
+    """A forgotten id was found in a file of the upload folder: nothing is uploaded."""
+
+
+@dataclass
+class UploadFolder:
+    """What :func:`build_upload_folder` wrote.
+
+    ``files``: relative paths in the folder (all of them, sorted). ``left_behind``: run-dir paths
+    that are not uploaded (private or not needed). ``stripped``: JSON paths removed from
+    ``report.json`` because they were per-example.
+    """
+
+    path: Path
+    run_dir: Path
+    files: list[str]
+    left_behind: list[str] = field(default_factory=list)
+    stripped: list[str] = field(default_factory=list)
+    method: str | None = None
+    system: bool = False
+
+    @property
+    def total_bytes(self) -> int:
+        return sum((self.path / f).stat().st_size for f in self.files)
+
+
+def _read_report(run_dir: Path) -> dict:
+    path = run_dir / "report.json"
+    if not path.is_file():
+        raise RunDirError(
+            f"{run_dir} has no report.json, so there is nothing to say about what was forgotten. "
+            "Publish the output of `hf-unlearn unlearn` (or `hf-unlearn s3t delete`), which writes "
+            "report.json next to the model. A model that was only trained gets its card from the trainer "
+            "(push_to_hub=True)."
+        )
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise RunDirError(f"{path} is not valid JSON: {e}") from e
+    if not isinstance(report, dict):
+        raise RunDirError(f"{path} must hold a JSON object, not {type(report).__name__}")
+    return report
+
+
+def _select(run_dir: Path, system: bool, skip: list[Path]) -> tuple[list[str], list[str]]:
+    """(files to upload, paths left behind), relative posix paths. Private dirs are not entered."""
+    chosen, left = [], []
+    for root, dirs, files in os.walk(run_dir):
+        root_p = Path(root)
+        rel_root = root_p.relative_to(run_dir)
+        keep_dirs = []
+        for d in sorted(dirs):
+            full = root_p / d
+            rel = (rel_root / d).as_posix()
+            if any(full == s or d.startswith(f".{s.name}.") for s in skip):
+                continue
+            if full.is_symlink() or is_private_path(rel) or (not system and rel != "plots"):
+                left.append(rel + "/")
+                continue
+            keep_dirs.append(d)
+        dirs[:] = keep_dirs
+        for name in sorted(files):
+            rel = (rel_root / name).as_posix()
+            if rel in GENERATED:
+                continue
+            (chosen if is_allowed_path(rel, system) else left).append(rel)
+    return chosen, left
+
+
+def _check_model(run_dir: Path, chosen: list[str], system: bool) -> None:
+    weights = [f for f in chosen if f.endswith(".safetensors")]
+    if not weights:
+        raise RunDirError(f"{run_dir} holds no *.safetensors weights: save the model with save_pretrained().")
+    if not system and "config.json" not in chosen:
+        raise RunDirError(f"{run_dir} has weights but no config.json: save the model with save_pretrained().")
+
+
+def _known_forget_ids(run_dir: Path) -> list[str]:
+    """Ids found in private forget-id files of the run dir (used only to check for leaks)."""
+    ids: set[str] = set()
+    for path in run_dir.glob("*forget*id*"):
+        if path.is_file() and path.stat().st_size < 50_000_000:
+            text = path.read_text(encoding="utf-8", errors="replace")
+            try:
+                data = json.loads(text)
+                items = data if isinstance(data, list) else data.get("ids", []) if isinstance(data, dict) else []
+            except ValueError:
+                items = text.splitlines()
+            ids.update(s for x in items if len(s := str(x).strip()) >= 6 and not s.startswith("#"))
+    return sorted(ids)
+
+
+def _assert_no_leak(folder: Path, files: list[str], ids: list[str]) -> None:
+    if not ids:
+        return
+    needles = [i.encode() for i in ids]
+    for rel in files:
+        if not rel.endswith(_TEXT_SUFFIXES):
+            continue
+        data = (folder / rel).read_bytes()
+        if any(n in data for n in needles):
+            raise LeakError(f"a forgotten id appears in {rel}: refusing to build the upload folder")
+
+
+def _layout(files: list[str]) -> list[str]:
+    tops: dict[str, int] = {}
+    for f in files:
+        top = f.split("/", 1)[0] + ("/" if "/" in f else "")
+        tops[top] = tops.get(top, 0) + 1
+    return [f"`{t}`: {n} file{'s' if n > 1 else ''}" if t.endswith("/") else f"`{t}`" for t, n in sorted(tops.items())]
+
+
+def _prepare_dest(dest: Path, run_dir: Path) -> None:
+    if dest == run_dir or dest in run_dir.parents:
+        raise ValueError(f"the upload folder {dest} cannot be the run dir or one of its parents")
+    if dest.exists():
+        if not dest.is_dir():
+            raise ValueError(f"{dest} exists and is not a directory")
+        readme = dest / "README.md"
+        ours = readme.is_file() and "hf-unlearn" in readme.read_text(encoding="utf-8", errors="replace")[:4000]
+        if any(dest.iterdir()) and not ours:
+            raise ValueError(f"{dest} exists and is not an hf-unlearn upload folder: refusing to replace it")
+
+
+def build_upload_folder(
+    run_dir: str | os.PathLike,
+    dest: str | os.PathLike | None = None,
+    *,
+    repo_id: str | None = None,
+    license: str | None = None,
+) -> UploadFolder:
+    """Write the upload folder for ``run_dir`` and return what it holds.
+
+    The folder (default ``RUN_DIR/hub_upload``, replaced if it is a previous upload folder) gets:
+    the model weights (``*.safetensors``), config and tokenizer files, ``plots/*.png``, a
+    ``README.md`` model card rendered from the report and ``report.json`` without anything
+    per-example. Everything is chosen by allow-list; private files (forget ids, unlearning logs,
+    checkpoints, optimizer state, S3T assignment and ledger) never qualify. For an S3T/SISA
+    system (``report["method"]`` in ``("s3t", "sisa")``) the allowed files keep their subfolders.
+    As a last check, ids listed in the run dir's ``forget_ids*`` files must appear in no text file
+    of the folder (:class:`LeakError` otherwise).
+    """
+    run_dir = Path(run_dir).resolve()
+    if not run_dir.is_dir():
+        raise RunDirError(f"run directory not found: {run_dir}")
+    report = _read_report(run_dir)
+    method = report.get("method")
+    system = str(method).lower() in SYSTEM_METHODS
+    dest = Path(dest).resolve() if dest is not None else run_dir / DEFAULT_FOLDER_NAME
+    _prepare_dest(dest, run_dir)
+    chosen, left = _select(run_dir, system, skip=[dest])
+    _check_model(run_dir, chosen, system)
+
+    clean_report, stripped = strip_private(report)
+    for rel in chosen:
+        if system and rel.endswith(".json") and not rel.endswith(("config.json", "tokenizer.json")) or rel.endswith(
+            ("s3t_config.json", "sisa_config.json")
+        ):
+            found = private_keys(json.loads((run_dir / rel).read_text(encoding="utf-8")))
+            if found:
+                raise LeakError(f"{rel} has per-example fields ({', '.join(found[:5])}): refusing to upload it")
+
+    tmp = dest.parent / f".{dest.name}.building-{os.getpid()}"
+    old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+        for rel in chosen:
+            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(run_dir / rel, tmp / rel)
+        (tmp / "report.json").write_text(json.dumps(clean_report, indent=2, default=str) + "\n", encoding="utf-8")
+        card = render_card(report, repo_id=repo_id, license=license, layout=_layout(chosen) if system else None)
+        card.save(tmp / "README.md")
+        files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+        _assert_no_leak(tmp, files, _known_forget_ids(run_dir))
+        if dest.exists():
+            dest.rename(old)
+        tmp.rename(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return UploadFolder(path=dest, run_dir=run_dir, files=files, left_behind=left, stripped=stripped,
+                        method=method, system=system)
+
+
+def write_dry_run_folder(run_dir: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Write the upload folder of ``run_dir`` at ``dest`` (e.g. ``DIR / "hub"``) and return ``dest``.
+
+    Nothing is sent anywhere; the folder holds exactly what ``hf-unlearn push`` would upload.
+    """
+    return build_upload_folder(run_dir, dest).path

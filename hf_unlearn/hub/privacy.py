@@ -1,0 +1,202 @@
+"""What may leave the machine: the allow-list of run-directory files and the report scrubber.
+
+Two independent rules protect a deletion request:
+
+1. Files are chosen by an ALLOW-list (model weights, configs, tokenizer, plots) and, as a
+   second line of defence, anything whose path matches a known private name (forget ids,
+   unlearning logs, checkpoints, optimizer state, ledgers, shard assignments) is refused even
+   if the allow-list matched it.
+2. ``report.json`` is copied through :func:`strip_private`, which removes everything
+   per-example: the ``per_example`` section, keys named like ids / texts / examples, lists
+   whose items look like example ids or texts, and dicts keyed by ids.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from pathlib import PurePosixPath
+from typing import Any
+
+# Top-level files of a ``save_pretrained`` run that make a usable model.
+WEIGHT_PATTERNS = ("*.safetensors", "model.safetensors.index.json")
+CONFIG_FILES = ("config.json", "generation_config.json", "adapter_config.json")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+)
+# Extra non-private files of an S3T / SISA system directory (kept with their subfolders).
+SYSTEM_FILES = ("s3t_config.json", "sisa_config.json", "active*.json")
+PLOT_PATTERN = "plots/*.png"
+SYSTEM_METHODS = ("s3t", "sisa")
+
+# Never uploaded, whatever the allow-list says (matched against every path component, lower-cased).
+PRIVATE_PATTERNS = (
+    "*forget*id*",
+    "*forget*text*",
+    "unlearning_log*",
+    "*_log",
+    "logs",
+    "checkpoint-*",
+    "optimizer.*",
+    "scheduler.*",
+    "rng_state*",
+    "trainer_state.json",
+    "training_args.bin",
+    "assignment*",
+    "ledger*",
+    "*.sqlite",
+    "*.sqlite3",
+    "*.db",
+    "*-journal",
+    "*-wal",
+    "*.pt",
+    "*.pth",
+    "*.bin",
+    "*.pkl",
+    "*.pickle",
+    "*.npy",
+    "*.npz",
+    "*.parquet",
+    "*.csv",
+    "*.jsonl",
+    "transcript*",
+    "deltas",
+    "per_sample*",
+)
+
+
+def _match(name: str, patterns) -> bool:
+    name = name.lower()
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def is_private_path(rel: str) -> bool:
+    """True if any component of the relative path ``rel`` has a private-looking name."""
+    return any(_match(part, PRIVATE_PATTERNS) for part in PurePosixPath(rel).parts)
+
+
+def is_allowed_path(rel: str, system: bool = False) -> bool:
+    """Whether run-dir file ``rel`` (posix, relative) belongs in the upload folder.
+
+    Ordinary runs: top-level weights/config/tokenizer files and ``plots/*.png``. Exact-unlearning
+    systems (``system=True``): the same file names at any depth plus the system's own config and
+    ``active*.json`` files, keeping their subfolders. ``README.md`` and ``report.json`` are
+    regenerated, never copied. Private names always lose.
+    """
+    if is_private_path(rel):
+        return False
+    path = PurePosixPath(rel)
+    if fnmatch.fnmatchcase(rel, PLOT_PATTERN) and len(path.parts) == 2:
+        return True
+    if len(path.parts) > 1 and not system:
+        return False
+    name = path.name
+    allowed = WEIGHT_PATTERNS + CONFIG_FILES + TOKENIZER_FILES + (SYSTEM_FILES if system else ())
+    return any(fnmatch.fnmatchcase(name, p) for p in allowed)
+
+
+# ------------------------------------------------------------------------------ report scrubbing
+
+_PRIVATE_KEY = re.compile(
+    r"(^|_)(per_example|ids?|texts?|examples?|sentences?|reviews?|canaries|secrets?|forget_set)$"
+)
+_ID_TAIL = re.compile(r"[A-Za-z].*[-_/:#]\d+$")
+_DIGIT_RUN = re.compile(r"\d{3,}")
+_MAX_SCALAR_LIST = 64
+
+
+def looks_like_id(value: Any) -> bool:
+    """``"synthetic-train-00012"``, ``"train/3"``, ``"canary-0001"``, ``"12345"``: an example id."""
+    if not isinstance(value, str) or not 0 < len(value) <= 128 or any(c.isspace() for c in value):
+        return False
+    return value.isdigit() or bool(_ID_TAIL.search(value)) or bool(_DIGIT_RUN.search(value))
+
+
+def looks_like_text(value: Any) -> bool:
+    """A string of three or more words: possibly an example's text."""
+    return isinstance(value, str) and len(value.split()) >= 3
+
+
+def _is_number(value: Any) -> bool:
+    return value is None or isinstance(value, (int, float))
+
+
+def _private_reason(key: str, value: Any) -> str | None:
+    k = str(key).lower()
+    if k == "per_example" or k.endswith("_per_example"):
+        return "per-example section"
+    if _PRIVATE_KEY.search(k) and not _is_number(value):
+        return "key named like ids/texts/examples"
+    return None
+
+
+def strip_private(obj: Any, path: str = "") -> tuple[Any, list[str]]:
+    """Return ``(clean_copy, removed)``: ``obj`` without anything per-example.
+
+    ``removed`` lists the JSON paths that were dropped (``"per_example"``, ``"config.forget.ids"``),
+    never their contents. Counts (``"forget": {"count": 250}``) and hashes are kept.
+    """
+    removed: list[str] = []
+
+    def walk(value: Any, where: str) -> tuple[bool, Any]:
+        if isinstance(value, dict):
+            keys = list(value)
+            if len(keys) >= 2 and all(looks_like_id(str(k)) for k in keys):
+                removed.append(where or "<root>")
+                return False, None
+            out = {}
+            for k, v in value.items():
+                sub = f"{where}.{k}" if where else str(k)
+                if _private_reason(k, v):
+                    removed.append(sub)
+                    continue
+                keep, clean = walk(v, sub)
+                if keep:
+                    out[k] = clean
+            return True, out
+        if isinstance(value, (list, tuple)):
+            if any(looks_like_id(x) or looks_like_text(x) for x in value):
+                removed.append(where)
+                return False, None
+            if len(value) > _MAX_SCALAR_LIST and all(isinstance(x, (str, int, float)) for x in value):
+                removed.append(where)
+                return False, None
+            out_list = []
+            for i, v in enumerate(value):
+                keep, clean = walk(v, f"{where}[{i}]")
+                if keep:
+                    out_list.append(clean)
+            return True, out_list
+        return True, value
+
+    _, clean = walk(obj, path)
+    return clean, removed
+
+
+def private_keys(obj: Any) -> list[str]:
+    """JSON paths of ``obj`` whose KEY names a per-example field (used to refuse S3T system files)."""
+    found: list[str] = []
+
+    def walk(value: Any, where: str) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                sub = f"{where}.{k}" if where else str(k)
+                if _private_reason(k, v):
+                    found.append(sub)
+                else:
+                    walk(v, sub)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, f"{where}[{i}]")
+
+    walk(obj, "")
+    return found
