@@ -7,12 +7,13 @@ use goes through the Hub (``distilbert-base-uncased``, ``bert-base-uncased``...)
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
 import torch
 from datasets import Dataset, DatasetDict
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
@@ -40,14 +41,28 @@ class TinyBertSpec:
 
 
 def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int = 2000, max_length: int = 128) -> PreTrainedTokenizerFast:
-    """Train a lower-cased BERT-style WordPiece tokenizer on ``texts``; adds [CLS] ... [SEP]."""
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    """A lower-cased BERT-style WordPiece tokenizer fitted to ``texts``; adds [CLS] ... [SEP].
+
+    Vocabulary: every character seen (as a word start and as a ``##`` continuation), then
+    the most frequent whole words up to ``vocab_size``, ties broken alphabetically. Unlike the
+    merge-based ``WordPieceTrainer`` (whose ties follow hash order), the same texts always give
+    the same ids, so two builds with one seed are the same model.
+    """
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    pre = pre_tokenizers.BertPreTokenizer()
+    counts: Counter = Counter()
+    for text in texts:
+        counts.update(w for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({c for w in counts for c in w})
+    vocab_list = SPECIAL_TOKENS + chars + [f"##{c}" for c in chars]
+    room = max(0, vocab_size - len(vocab_list))
+    words = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if len(w) > 1][:room]
+    vocab = {t: i for i, t in enumerate(vocab_list + words)}
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre
     tok.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False)
-    tok.train_from_iterator(list(texts), trainer=trainer)
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    cls_id, sep_id = vocab["[CLS]"], vocab["[SEP]"]
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",

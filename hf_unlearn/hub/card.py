@@ -44,10 +44,11 @@ COMPARISONS = (
      "L2 distance between the weights of this model and of the retrain twin (0 = identical)"),
 )
 VARIANTS = (
-    ("original", "Original", "original model, before unlearning"),
+    ("original", "Original", "original model before unlearning"),
     ("unlearned", "Unlearned", "this model"),
-    ("retrain_twin", "Retrain twin", "retrain twin: same seed and batch order, forget set removed"),
+    ("retrain_twin", "Retrain twin", "retrain twin trained without the forget set"),
 )
+TIMINGS = {"unlearn_s": "Unlearning", "retrain_s": "Retraining the twin", "train_s": "Training"}
 METHODS = {
     "amnesiac": "Amnesiac unlearning (Graves et al., AAAI 2021): the parameter update of every training "
     "step that saw a forgotten example was logged during training and is subtracted from the final "
@@ -89,7 +90,7 @@ PENALTIES = {
     "sd_lambda": "weight of the SD loss: mean over the batch of the std of each example's logits "
     "(Thudi et al., \"Unrolling SGD\"); 0 = off",
     "sd_lambda_decay": "the SD weight is divided by this after each epoch",
-    "l2_init_mu": "weight of mu * ||w - w0||^2, the distance to the initial weights; 0 = off",
+    "l2_init_mu": "weight of the squared L2 distance between the weights and the initial weights; 0 = off",
 }
 
 
@@ -186,7 +187,7 @@ def eval_results(report: dict, model_name: str) -> list[EvalResult]:
             if not _num(value):
                 continue
             split, mtype, label = known.get(key, (None, key, key))
-            suffix = "" if variant == "unlearned" else f" ({description})"
+            suffix = "" if variant == "unlearned" else f", {description}"
             out.append(EvalResult(
                 task_type=task, dataset_type=dataset_type,
                 dataset_name=f"{dataset_type} ({split} set)" if split else dataset_type,
@@ -229,13 +230,20 @@ def _comparison_table(report: dict) -> str:
     return md_table(["Comparison with the retrain twin", "Value", "Meaning"], rows, right=[1])
 
 
-def _kv_table(header: list[str], d: dict | None, notes: dict | None = None) -> str | None:
+def _kv_table(header: list[str], d: dict | None, notes: dict | None = None, names: dict | None = None,
+              kind: str = "auto") -> str | None:
     if not d:
         return None
-    notes = notes or {}
-    rows = [[f"`{k}`", fmt(v) if not isinstance(v, (dict, list)) else json.dumps(v)] + ([notes.get(k, "")] if notes else [])
-            for k, v in d.items()]
-    return md_table(header + (["Meaning"] if notes else []), rows, right=[1])
+    notes, names = notes or {}, names or {}
+    rows = [[names.get(k, f"`{k}`"), fmt(v, kind) if not isinstance(v, (dict, list)) else json.dumps(v)]
+            + ([notes.get(k, "")] if notes else []) for k, v in d.items()]
+    numeric = all(_num(v) or v is None for v in d.values())
+    return md_table(header + (["Meaning"] if notes else []), rows, right=[1] if numeric else [])
+
+
+def _finish(card: ModelCard) -> ModelCard:
+    """Collapse the blank lines Jinja blocks leave behind; end with one newline."""
+    return ModelCard(re.sub(r"\n{3,}", "\n\n", str(card)).rstrip() + "\n")
 
 
 def _recorder_lines(names: Any) -> list[str]:
@@ -316,18 +324,21 @@ def render_card(report: dict, *, repo_id: str | None = None, license: str | None
         system=mkey in SYSTEM_METHODS,
         layout=layout or [],
         forget_count=fmt(forget.get("count")),
-        forget_sha256=forget.get("sha256") or NA,
-        request_date=forget.get("request_date") or NA,
+        forgotten_table=md_table(["What", "Value"], [
+            ["Examples forgotten", fmt(forget.get("count"))],
+            ["Forget-set sha256", f"`{forget['sha256']}`" if forget.get("sha256") else NA],
+            ["Deletion request date", fmt(forget.get("request_date"))],
+        ]),
         evaluation_table=_evaluation_table(report) if report.get("metrics") else None,
         comparison_table=_comparison_table(report) if report.get("comparison") else None,
         delta_dtype=training.get("delta_dtype"),
-        timings_table=_kv_table(["Timing", "Seconds"], timings),
+        timings_table=_kv_table(["Step", "Wall-clock time"], timings, names=TIMINGS, kind="s"),
         speedup=speedup,
         config_json=json.dumps(config, indent=2, sort_keys=True, default=str) if config else None,
         license_known=data.get("license") is not None,
         repo_id=repo_id,
     )
-    return ModelCard.from_template(data, template_path=str(UNLEARNED_TEMPLATE), **context)
+    return _finish(ModelCard.from_template(data, template_path=str(UNLEARNED_TEMPLATE), **context))
 
 
 def render_training_card(summary: dict, output_dir: str | os.PathLike) -> str:
@@ -361,7 +372,7 @@ def render_training_card(summary: dict, output_dir: str | os.PathLike) -> str:
         has_recorders=bool(recorders),
         repo_id=repo_id,
     )
-    card = ModelCard.from_template(data, template_path=str(TRAINING_TEMPLATE), **context)
+    card = _finish(ModelCard.from_template(data, template_path=str(TRAINING_TEMPLATE), **context))
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".README.", suffix=".md.tmp", dir=out)

@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .card import render_card
-from .privacy import SYSTEM_METHODS, is_allowed_path, is_private_path, private_keys, strip_private
+from .privacy import CONFIG_FILES, SYSTEM_METHODS, TOKENIZER_FILES, is_allowed_path, is_private_path, private_keys, strip_private
 
 DEFAULT_FOLDER_NAME = "hub_upload"
 GENERATED = ("README.md", "report.json")
 _TEXT_SUFFIXES = (".json", ".md", ".txt", ".model")
+# Standard Hugging Face files, copied as they are; any other JSON (S3T system files) is checked.
+STANDARD_JSON = CONFIG_FILES + TOKENIZER_FILES + ("model.safetensors.index.json",)
 
 
 class RunDirError(ValueError):
@@ -175,9 +177,7 @@ def build_upload_folder(
 
     clean_report, stripped = strip_private(report)
     for rel in chosen:
-        if system and rel.endswith(".json") and not rel.endswith(("config.json", "tokenizer.json")) or rel.endswith(
-            ("s3t_config.json", "sisa_config.json")
-        ):
+        if rel.endswith(".json") and Path(rel).name not in STANDARD_JSON:
             found = private_keys(json.loads((run_dir / rel).read_text(encoding="utf-8")))
             if found:
                 raise LeakError(f"{rel} has per-example fields ({', '.join(found[:5])}): refusing to upload it")

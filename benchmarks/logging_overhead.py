@@ -1,0 +1,324 @@
+"""P1-P3 and P8: cost of the unlearning log vs a plain ``transformers.Trainer`` (and vs Opacus).
+
+Five variants train the same model (same initial weights, fresh copy per run) on the same IMDB
+subset, batch 32, AdamW lr 5e-4 with linear decay, ``torch.set_num_threads(2)``:
+
+* ``plain``       ``transformers.Trainer`` (``report_to="none"``), ids dropped before collation;
+* ``transcript``  ``UnlearnableTrainer`` recording the transcript only (ids, epoch, lr per step);
+* ``deltas``      + batch deltas ``w_after - w_before`` of every trainable parameter, fp32
+                  (Graves et al., "Amnesiac Machine Learning", AAAI 2021);
+* ``per_sample``  + per-sample gradients on a random subset of p = 1% of the parameters
+                  (guide section 2.2, the per-sample variant);
+* ``opacus``      the anchor: ``transformers.Trainer`` on
+                  ``opacus.grad_sample.wrap_model(model, grad_sample_mode="hooks")``, which
+                  computes the full per-sample gradient of every parameter (in train mode).
+
+Only ``trainer.train()`` is timed (model copy, trainer construction and tokenization are not).
+The variants run interleaved (plain, transcript, deltas, per_sample, opacus, plain, ...) after
+a short warm-up of each, so slow phases of a shared machine hit every variant alike; each
+figure is the median over repeats. Figures (one JSON line each):
+
+* ``overhead_<variant>`` = median time / median plain time (also the median of the per-round
+  paired ratios and the min-time ratio in ``config``);
+* ``opacus_vs_per_sample_time`` = overhead_opacus / overhead_per_sample (total time), and
+  ``opacus_vs_per_sample_extra`` = (overhead_opacus - 1) / (overhead_per_sample - 1), the
+  reading that compares the EXTRA cost of each method over plain training;
+* ``log_bytes_ratio`` = bytes of ``deltas/`` / (steps * d * 4) (guide 2.2 formula);
+* ``per_sample_bytes_ratio`` = bytes of the ``per_sample/step_*`` files / (N * E * k * 4);
+* ``peak_rss_<variant>`` (MB, peak during ``train()``), ``plain_time`` (s, context only).
+
+Usage::
+
+    .venv/bin/python benchmarks/logging_overhead.py --quick   # ~1 minute
+    .venv/bin/python benchmarks/logging_overhead.py           # full size, < ~20 minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gc
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+# Import the helpers by file location: a site-packages module named ``benchmarks`` may shadow this folder.
+_HERE = Path(__file__).resolve().parent
+for _p in (str(_HERE.parent), str(_HERE)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from _common import (  # noqa: E402
+    collected,
+    dir_bytes,
+    emit,
+    machine_info,
+    median,
+    peak_rss_mb,
+    require_imdb,
+    reset_peak_rss,
+    write_results,
+)
+
+BENCH = "logging_overhead"
+VARIANTS = ("plain", "transcript", "deltas", "per_sample", "opacus")
+TARGETS = {"transcript": 1.02, "deltas": 1.10, "per_sample": 1.20}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small size for checks (~1 minute)")
+    p.add_argument("--train", type=int, default=None, help="training examples (default 2000; quick 400)")
+    p.add_argument("--epochs", type=int, default=1, help="training epochs per run")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats per variant (default 5; quick 3)")
+    p.add_argument("--warmup-steps", type=int, default=None, help="optimizer steps of each variant's warm-up run (default 4; quick 2)")
+    p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ",".join(VARIANTS))
+    p.add_argument("--per-sample-fraction", type=float, default=0.01)
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--name", default=None, help="results file name (default logging_overhead[_quick])")
+    p.add_argument("--tmp", default=None, help="folder for the temporary output dirs (default: system temp)")
+    a = p.parse_args(argv)
+    a.train = a.train or (400 if a.quick else 2000)
+    a.repeats = a.repeats or (3 if a.quick else 5)
+    a.warmup_steps = a.warmup_steps if a.warmup_steps is not None else (2 if a.quick else 4)
+    a.name = a.name or (BENCH + ("_quick" if a.quick else ""))
+    a.variants = [v for v in a.variants.split(",") if v]
+    unknown = set(a.variants) - set(VARIANTS)
+    if unknown or "plain" not in a.variants:
+        p.error(f"--variants must include plain and only name {VARIANTS}; got {a.variants}")
+    return a
+
+
+def quiet_libraries() -> None:
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    transformers.logging.set_verbosity_error()
+    logging.getLogger("opacus").setLevel(logging.ERROR)
+
+
+class Setup:
+    """Data, tokenizer and the initial model, built once (not timed)."""
+
+    def __init__(self, a):
+        import torch
+        from transformers import DataCollatorWithPadding
+
+        from hf_unlearn.data.loading import load_sentiment_dataset
+        from hf_unlearn.models import TinyBertSpec, build_tiny_bert, tokenize_dataset
+
+        data = load_sentiment_dataset(str(require_imdb()), max_train=a.train, max_test=8, seed=0)
+        self.spec = TinyBertSpec(vocab_size=8000, hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
+                                 intermediate_size=512, max_length=a.seq_len, dropout=0.1)
+        self.model, self.tokenizer = build_tiny_bert(data["train"]["text"], spec=self.spec, seed=0)
+        self.with_ids = tokenize_dataset(data["train"], self.tokenizer, a.seq_len)
+        self.without_ids = self.with_ids.remove_columns("id")
+        self.plain_collator = DataCollatorWithPadding(self.tokenizer)
+        self.n_train = len(self.with_ids)
+        self.d = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        lengths = [len(x) for x in self.with_ids["input_ids"]]
+        self.mean_len = sum(lengths) / len(lengths)
+        self.frac_full = sum(n >= a.seq_len for n in lengths) / len(lengths)
+        self.torch = torch
+
+    def fresh_model(self):
+        m = copy.deepcopy(self.model)
+        m.train()
+        return m
+
+
+def common_args(a, out_dir: str, max_steps: int | None) -> dict:
+    return dict(
+        output_dir=out_dir, per_device_train_batch_size=a.batch_size, learning_rate=5e-4, optim="adamw_torch",
+        lr_scheduler_type="linear", num_train_epochs=a.epochs, max_steps=max_steps if max_steps else -1, seed=0,
+        report_to="none", save_strategy="no", logging_strategy="no", eval_strategy="no", disable_tqdm=True,
+        dataloader_pin_memory=False, use_cpu=True,
+    )
+
+
+def build_trainer(variant: str, s: Setup, a, out_dir: str, max_steps: int | None):
+    """A trainer for ``variant`` on a fresh copy of the initial model (not timed)."""
+    model = s.fresh_model()
+    if variant in ("plain", "opacus"):
+        from transformers import Trainer, TrainingArguments
+
+        if variant == "opacus":
+            from opacus.grad_sample import wrap_model
+
+            model = wrap_model(model, grad_sample_mode="hooks")
+        args = TrainingArguments(remove_unused_columns=False, **common_args(a, out_dir, max_steps))
+        return Trainer(model=model, args=args, train_dataset=s.without_ids, data_collator=s.plain_collator)
+    from hf_unlearn.training import UnlearnableTrainer, UnlearnableTrainingArguments
+
+    args = UnlearnableTrainingArguments(
+        record_transcript=True, record_deltas=variant == "deltas", delta_dtype="float32",
+        record_per_sample=variant == "per_sample", per_sample_fraction=a.per_sample_fraction, per_sample_seed=0,
+        **common_args(a, out_dir, max_steps),
+    )
+    return UnlearnableTrainer(model=model, args=args, train_dataset=s.with_ids, processing_class=s.tokenizer)
+
+
+def opacus_check(trainer) -> dict:
+    """Warm-up only: does Opacus fill ``grad_sample`` for every trainable parameter in train mode?"""
+    from transformers import TrainerCallback
+
+    seen = {}
+
+    class Check(TrainerCallback):
+        def on_pre_optimizer_step(self, args, state, control, **kw):
+            if seen:
+                return
+            for n, p in trainer.model.named_parameters():
+                if p.requires_grad:
+                    gs = getattr(p, "grad_sample", None)
+                    seen[n] = None if gs is None else list(gs.shape)
+
+    trainer.add_callback(Check())
+    return seen
+
+
+def run_once(variant: str, s: Setup, a, tmp_root: str, max_steps: int | None = None, check: bool = False) -> dict:
+    out_dir = tempfile.mkdtemp(prefix=f"{variant}-", dir=tmp_root)
+    try:
+        trainer = build_trainer(variant, s, a, out_dir, max_steps)
+        seen = opacus_check(trainer) if (check and variant == "opacus") else None
+        gc.collect()
+        reset_peak_rss()
+        t0 = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - t0
+        rec = {"variant": variant, "seconds": seconds, "peak_rss_mb": peak_rss_mb(), "steps": trainer.state.global_step}
+        log = Path(out_dir) / "unlearning_log"
+        if log.is_dir():
+            rec["log_bytes"] = dir_bytes(log)
+            rec["delta_bytes"] = dir_bytes(log / "deltas", "step_*.safetensors")
+            rec["delta_files"] = len(list((log / "deltas").glob("step_*.safetensors"))) if (log / "deltas").is_dir() else 0
+            rec["per_sample_bytes"] = dir_bytes(log / "per_sample", "step_*.safetensors")
+            rec["per_sample_index_bytes"] = dir_bytes(log / "per_sample", "index.safetensors")
+        if getattr(trainer, "per_sample", None) is not None:
+            rec["per_sample_k"] = trainer.per_sample.num_entries
+            rec["per_sample_skipped"] = list(trainer.per_sample.skipped)
+        if seen is not None:
+            rec["opacus_grad_sample"] = {
+                "params": len(seen), "missing": [n for n, v in seen.items() if v is None],
+                "batch_dims": sorted({v[0] for v in seen.values() if v})}
+        del trainer
+        return rec
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        gc.collect()
+
+
+def load_avg() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    a.batch_size = 32
+    require_imdb()
+    quiet_libraries()
+    import torch
+
+    torch.set_num_threads(a.threads)
+    torch.set_num_interop_threads(1)
+    t_setup = time.perf_counter()
+    s = Setup(a)
+    setup_s = time.perf_counter() - t_setup
+    tmp_root = tempfile.mkdtemp(prefix="hfu-bench-logging-", dir=a.tmp)
+    config = {"train_examples": s.n_train, "epochs": a.epochs, "batch_size": a.batch_size, "seq_len": a.seq_len,
+              "mean_tokens": round(s.mean_len, 1), "share_at_max_len": round(s.frac_full, 3), "params": s.d,
+              "model": {"hidden": 128, "layers": 4, "heads": 4, "intermediate": 512, "vocab": 8000, "attn": "eager"},
+              "optimizer": "adamw_torch lr 5e-4 linear", "threads": a.threads, "repeats": a.repeats,
+              "warmup_steps": a.warmup_steps, "per_sample_fraction": a.per_sample_fraction, "quick": a.quick}
+    print(f"# setup {setup_s:.1f}s: {s.n_train} examples, d={s.d}, mean tokens {s.mean_len:.1f}, "
+          f"load {load_avg()}", file=sys.stderr, flush=True)
+    runs: list[dict] = []
+    warm = {}
+    try:
+        for v in a.variants:  # warm-up: a few steps of each variant (allocator, imports, kernels)
+            warm[v] = run_once(v, s, a, tmp_root, max_steps=a.warmup_steps, check=True)
+            print(f"# warm-up {v}: {warm[v]['seconds']:.2f}s", file=sys.stderr, flush=True)
+        for r in range(a.repeats):
+            for v in a.variants:
+                rec = run_once(v, s, a, tmp_root)
+                rec["round"] = r
+                rec["load_avg"] = load_avg()
+                runs.append(rec)
+                print(f"# round {r} {v}: {rec['seconds']:.2f}s rss {rec['peak_rss_mb']:.0f}MB load {rec['load_avg']}",
+                      file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(tmp_root, ignore_errors=True)
+
+    by = {v: [r for r in runs if r["variant"] == v] for v in a.variants}
+    times = {v: [r["seconds"] for r in by[v]] for v in a.variants}
+    med = {v: median(times[v]) for v in a.variants}
+    plain_rounds = {r["round"]: r["seconds"] for r in by["plain"]}
+    steps = by["plain"][0]["steps"]
+    cfg = dict(config, steps=steps)
+    overhead = {}
+    for v in a.variants:
+        if v == "plain":
+            continue
+        paired = [r["seconds"] / plain_rounds[r["round"]] for r in by[v]]
+        overhead[v] = med[v] / med["plain"]
+        extra = {"median_seconds": round(med[v], 3), "plain_median_seconds": round(med["plain"], 3),
+                 "median_paired_ratio": round(median(paired), 4), "min_ratio": round(min(times[v]) / min(times["plain"]), 4),
+                 "seconds": [round(t, 3) for t in times[v]], "plain_seconds": [round(t, 3) for t in times["plain"]]}
+        if v in TARGETS:
+            extra["target"] = TARGETS[v]
+            extra["meets_target"] = overhead[v] <= TARGETS[v]
+        if v == "opacus" and warm.get("opacus", {}).get("opacus_grad_sample"):
+            extra["grad_sample_check"] = warm["opacus"]["opacus_grad_sample"]
+        emit(BENCH, f"overhead_{v}", round(overhead[v], 4), "x plain Trainer time", dict(cfg, **extra))
+    if "opacus" in overhead and "per_sample" in overhead:
+        ps, op = overhead["per_sample"], overhead["opacus"]
+        emit(BENCH, "opacus_vs_per_sample_time", round(op / ps, 3), "x (total time, opacus / per_sample)",
+             dict(cfg, reading="total training time ratio"))
+        extra_ratio = (op - 1.0) / (ps - 1.0) if ps > 1.0 else None
+        emit(BENCH, "opacus_vs_per_sample_extra", None if extra_ratio is None else round(extra_ratio, 2),
+             "x (extra cost over plain, (opacus-1)/(per_sample-1))",
+             dict(cfg, reading="extra cost ratio; target >= 2", opacus_extra=round(op - 1.0, 4),
+                  per_sample_extra=round(ps - 1.0, 4),
+                  note=None if extra_ratio is not None else "per_sample extra cost <= 0 (inside the noise)"))
+    if "deltas" in by:
+        r0 = by["deltas"][0]
+        formula = r0["steps"] * s.d * 4
+        emit(BENCH, "log_bytes_ratio", round(r0["delta_bytes"] / formula, 5), "x formula steps*d*4",
+             dict(cfg, delta_bytes=r0["delta_bytes"], formula_bytes=formula, delta_files=r0["delta_files"],
+                  d=s.d, bytes_per_element=4, mb_per_step=round(r0["delta_bytes"] / max(1, r0["delta_files"]) / 1e6, 3),
+                  target=1.05))
+    if "per_sample" in by:
+        r0 = by["per_sample"][0]
+        formula = s.n_train * a.epochs * r0["per_sample_k"] * 4
+        emit(BENCH, "per_sample_bytes_ratio", round(r0["per_sample_bytes"] / formula, 5), "x formula N*E*k*4",
+             dict(cfg, per_sample_bytes=r0["per_sample_bytes"], formula_bytes=formula, k=r0["per_sample_k"],
+                  k_over_d=round(r0["per_sample_k"] / s.d, 5), index_bytes=r0["per_sample_index_bytes"],
+                  skipped_params=r0.get("per_sample_skipped", [])))
+    for v in a.variants:
+        emit(BENCH, f"peak_rss_{v}", round(median([r["peak_rss_mb"] for r in by[v]]), 1), "MB (peak during train())",
+             dict(cfg, max_mb=round(max(r["peak_rss_mb"] for r in by[v]), 1)))
+    emit(BENCH, "plain_time", round(med["plain"], 3), "s (context only: absolute, machine-dependent)",
+         dict(cfg, examples_per_s=round(s.n_train * a.epochs / med["plain"], 1)))
+    machine = machine_info()
+    path = write_results(a.name, collected(), machine, runs=runs, warmup=list(warm.values()))
+    print(f"# wrote {path}", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

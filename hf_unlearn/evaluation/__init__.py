@@ -1,0 +1,47 @@
+"""Evidence of forgetting: metrics, model evaluation, plots (and the retrain twin and report).
+
+- ``metrics``: the figures as pure functions (accuracy, verification error, ToW, ToW-MIA,
+  SVC MIA-efficacy, loss-threshold MIA AUC, canary score).
+- ``predict``: class probabilities of a model on tokenized splits, ``evaluate_model``, ``compare``.
+- ``plots``: PNG figures a person would rather look at than read JSON.
+
+Names are imported lazily, so ``hf_unlearn.evaluation.metrics`` does not pull in matplotlib.
+"""
+
+_LAZY = {
+    # metrics.py
+    "accuracy": "hf_unlearn.evaluation.metrics",
+    "verification_error": "hf_unlearn.evaluation.metrics",
+    "tow": "hf_unlearn.evaluation.metrics",
+    "tow_mia": "hf_unlearn.evaluation.metrics",
+    "svc_mia": "hf_unlearn.evaluation.metrics",
+    "loss_threshold_mia_auc": "hf_unlearn.evaluation.metrics",
+    "canary_score": "hf_unlearn.evaluation.metrics",
+    # predict.py
+    "predict_probs": "hf_unlearn.evaluation.predict",
+    "true_class_confidence": "hf_unlearn.evaluation.predict",
+    "per_example_loss": "hf_unlearn.evaluation.predict",
+    "evaluate_model": "hf_unlearn.evaluation.predict",
+    "compare": "hf_unlearn.evaluation.predict",
+    # plots.py
+    "plot_accuracies": "hf_unlearn.evaluation.plots",
+    "plot_mia": "hf_unlearn.evaluation.plots",
+    "plot_verification_error": "hf_unlearn.evaluation.plots",
+    "plot_group_bars": "hf_unlearn.evaluation.plots",
+    # retrain.py, report.py: add their public names here.
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'hf_unlearn.evaluation' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = sorted(_LAZY)

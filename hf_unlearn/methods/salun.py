@@ -1,0 +1,77 @@
+"""SalUn: random-label unlearning restricted to the salient weights.
+
+Fan, Liu, Zhang, Wong, Wei and Liu, "SalUn: Empowering Machine Unlearning via Gradient-based
+Weight Saliency" (ICLR 2024). Once, on the original model (eval mode), over the forget set:
+
+    g = | d CE(f_w(x_f), y_f) / dw |,      m = 1[g among the top ``mask_ratio`` of all entries]
+
+(one global ranking over every trainable parameter, as in SalUn's ``generate_mask.py``; entries
+with an exactly zero gradient are never salient). Then random-label training (forget set with
+random wrong labels + retain set) where every gradient is multiplied by ``m`` before the
+optimizer step, so the weights outside the mask keep their values (up to weight decay).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .base import MethodConfig, MethodContext, cycle, forward_logits, run_steps
+from .neggrad import require_rows
+from .random_label import num_labels_of, relabelled_union
+from .registry import register_method
+
+
+@dataclass
+class SalUnConfig(MethodConfig):
+    """SalUn: random-label training with gradients masked to the top ``mask_ratio`` of |grad CE(forget)|."""
+
+    mask_ratio: float = field(default=0.5, metadata={"help": "Fraction of all trainable weights (largest forget-gradient magnitude) that may change."})
+
+    def __post_init__(self):
+        if not 0.0 < self.mask_ratio <= 1.0:
+            raise ValueError(f"SalUnConfig: mask_ratio must be in (0, 1], got {self.mask_ratio}")
+        super().__post_init__()
+
+
+def saliency_mask(model, forget, ctx: MethodContext, ratio: float, batch_size: int) -> dict[str, torch.Tensor]:
+    """``{param name: bool mask}`` of the top ``ratio`` of |gradient of the forget CE| (summed over the forget set)."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    model.eval()
+    model.zero_grad(set_to_none=True)
+    for batch in ctx.loader(forget, batch_size, shuffle=False):
+        batch = ctx.to_device(batch)
+        F.cross_entropy(forward_logits(model, batch), batch["labels"], reduction="sum").backward()
+    grads = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).abs().flatten() for _, p in named])
+    model.zero_grad(set_to_none=True)
+    flat = torch.zeros_like(grads, dtype=torch.bool)
+    flat[torch.topk(grads, max(1, int(ratio * grads.numel())), sorted=False).indices] = True
+    flat &= grads > 0
+    return dict(zip([n for n, _ in named], flat.split([p.numel() for _, p in named])))
+
+
+@register_method("salun", SalUnConfig)
+def salun(model, forget, retain, config: SalUnConfig, log, ctx: MethodContext) -> dict:
+    """Random-label training with gradients masked to the forget-salient weights."""
+    require_rows(forget, "salun", "forget")
+    require_rows(retain, "salun", "retain")
+    masks = saliency_mask(model, forget, ctx, config.mask_ratio, config.batch_size)
+    masked = [(p, masks[n].view_as(p).to(p.dtype)) for n, p in model.named_parameters() if p.requires_grad]
+    loader = ctx.loader(relabelled_union(forget, retain, num_labels_of(model), config.seed),
+                        config.batch_size, shuffle=True, seed=config.seed)
+    batches = cycle(loader)
+
+    def step_loss(_):
+        batch = ctx.to_device(next(batches))
+        return F.cross_entropy(forward_logits(model, batch), batch["labels"])
+
+    def mask_grads():
+        for p, m in masked:
+            if p.grad is not None:
+                p.grad.mul_(m)
+
+    steps = run_steps(model, ctx, config, len(loader), step_loss, grad_hook=mask_grads)
+    kept = sum(int(m.sum()) for m in masks.values())
+    return {"optimizer_steps": steps, "mask_fraction": kept / sum(m.numel() for m in masks.values())}

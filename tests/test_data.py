@@ -1,0 +1,104 @@
+"""Data loading, synthetic reviews and forget requests."""
+
+import json
+import warnings
+
+import pandas as pd
+import pytest
+
+from conftest import IMDB
+from hf_unlearn.data import (
+    DatasetFormatError,
+    ForgetRequest,
+    ForgetRequestError,
+    forget_ids_sha256,
+    load_sentiment_dataset,
+    make_synthetic_reviews,
+)
+
+
+def test_synthetic_is_seeded_and_has_canaries():
+    a = make_synthetic_reviews(n_train=20, n_test=10, n_canaries=3, seed=1)
+    b = make_synthetic_reviews(n_train=20, n_test=10, n_canaries=3, seed=1)
+    c = make_synthetic_reviews(n_train=20, n_test=10, n_canaries=3, seed=2)
+    assert list(a["train"]["text"]) == list(b["train"]["text"]) and list(a["train"]["text"]) != list(c["train"]["text"])
+    canaries = [r for r in a["train"] if r["is_canary"]]
+    assert [r["id"] for r in canaries] == ["canary-0000", "canary-0001", "canary-0002"]
+    assert sum(a["train"]["label"][:20]) == 10  # balanced
+
+
+def _frame(n=12, text="review", label="stars"):
+    return pd.DataFrame({"uid": [f"u{i}" for i in range(n)], text: [f"text {i}" for i in range(n)], label: [i % 2 for i in range(n)]})
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
+def test_local_file_with_configurable_columns(tmp_path, suffix):
+    df = _frame()
+    path = tmp_path / f"reviews{suffix}"
+    if suffix == ".parquet":
+        df.to_parquet(path)
+    elif suffix == ".csv":
+        df.to_csv(path, index=False)
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in df.to_dict("records")))
+    dd = load_sentiment_dataset(str(path), text_column="review", label_column="stars", id_column="uid", test_fraction=0.25)
+    assert set(dd) == {"train", "test"}
+    assert dd["train"].column_names == ["id", "text", "label"]
+    assert sorted(list(dd["train"]["id"]) + list(dd["test"]["id"])) == sorted(df["uid"])
+    again = load_sentiment_dataset(str(path), text_column="review", label_column="stars", id_column="uid", test_fraction=0.25)
+    assert list(again["train"]["id"]) == list(dd["train"]["id"])
+
+
+def test_folder_with_splits_and_positional_ids(tmp_path):
+    _frame(text="text", label="label").drop(columns="uid").to_parquet(tmp_path / "train.parquet")
+    _frame(6, text="text", label="label").drop(columns="uid").to_parquet(tmp_path / "test.parquet")
+    dd = load_sentiment_dataset(str(tmp_path))
+    assert list(dd["train"]["id"][:2]) == ["train/0", "train/1"] and dd["test"]["id"][-1] == "test/5"
+    assert dd["train"].features["label"].dtype == "int64"
+
+
+def test_missing_label_column_is_a_clear_error(tmp_path):
+    _frame().to_parquet(tmp_path / "x.parquet")
+    with pytest.raises(DatasetFormatError, match="no column.*'label'.*columns are"):
+        load_sentiment_dataset(str(tmp_path / "x.parquet"), text_column="review")
+
+
+def test_duplicate_ids_rejected(tmp_path):
+    df = _frame()
+    df.loc[3, "uid"] = "u0"
+    df.to_parquet(tmp_path / "x.parquet")
+    with pytest.raises(DatasetFormatError, match="duplicate id"):
+        load_sentiment_dataset(str(tmp_path / "x.parquet"), text_column="review", label_column="stars", id_column="uid")
+
+
+def test_forget_request_validation(synthetic, tmp_path):
+    train = synthetic["train"]
+    bad = [f"nope-{i}" for i in range(12)]
+    with pytest.raises(ForgetRequestError) as err:
+        ForgetRequest.from_ids(bad + ["canary-0000"]).resolve(train)
+    msg = str(err.value)
+    assert "12 id(s) not in the training split" in msg and "'nope-0'" in msg and "and 2 more" in msg
+    assert sum(f"'nope-{i}'" in msg for i in range(12)) == 10
+    with pytest.raises(ForgetRequestError, match="empty"):
+        ForgetRequest.from_ids([]).resolve(train)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ids = ForgetRequest.from_ids(["canary-0001", "canary-0000", "canary-0001"]).resolve(train)
+    assert ids == ["canary-0000", "canary-0001"] and "duplicate" in str(caught[0].message)
+    f = tmp_path / "ids.txt"
+    f.write_text("# deletion request 42\ncanary-0002\n\ncanary-0003\n")
+    assert ForgetRequest.from_file(f).resolve(train) == ["canary-0002", "canary-0003"]
+    assert len(ForgetRequest.from_label(1).resolve(train)) == sum(train["label"])
+    assert ForgetRequest.from_filter(lambda r: r["is_canary"]).resolve(train) == [f"canary-000{i}" for i in range(4)]
+    with pytest.raises(ForgetRequestError, match="selects no training example"):
+        ForgetRequest.from_filter(lambda r: False, "nothing").resolve(train)
+    assert forget_ids_sha256(["b", "a"]) == forget_ids_sha256(["a", "b", "a"])
+
+
+@pytest.mark.skipif(not IMDB.is_dir(), reason="shared IMDB copy absent")
+def test_imdb_local_copy_ids_are_the_files_own():
+    dd = load_sentiment_dataset(str(IMDB), max_train=50, max_test=20, seed=3)
+    assert all(i.startswith("train/") for i in dd["train"]["id"]) and len(set(dd["train"]["id"])) == 50
+    assert sorted(set(dd["train"]["label"])) == [0, 1] and sum(dd["train"]["label"]) == 25
+    again = load_sentiment_dataset(str(IMDB), max_train=50, max_test=20, seed=3)
+    assert list(again["train"]["id"]) == list(dd["train"]["id"])

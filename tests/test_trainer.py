@@ -1,0 +1,204 @@
+"""UnlearnableTrainer: penalties, transcript, deltas, per-sample subset, resume, log errors."""
+
+from collections import Counter
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import TrainerCallback
+
+from conftest import make_args, train_run
+from hf_unlearn.data import ForgetRequest, ForgetRequestError
+from hf_unlearn.training import LogError, UnlearnableTrainer, UnlearningLog
+
+
+def test_loss_is_ce_plus_penalties_by_hand(tiny, tmp_path):
+    tokenizer, tokenized, fresh = tiny
+    model = fresh()
+    trainer = UnlearnableTrainer(model=model, args=make_args(tmp_path, sd_lambda=0.5, l2_init_mu=0.3),
+                                 train_dataset=tokenized["train"], processing_class=tokenizer)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    w0 = trainer._initial_state
+    batch = trainer.data_collator([tokenized["train"][i] for i in range(6)])
+    batch.pop("_order")
+    model.eval()  # no dropout: the forward pass is repeatable
+    trainer._order = {"epoch": 0, "ids": [], "pos": 0}
+    model.train(False)
+    with torch.no_grad():
+        logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+        ce = F.cross_entropy(logits, batch["labels"])
+        sd = logits.std(dim=1, unbiased=True).mean()
+        l2 = sum(((p - w0[n]) ** 2).sum() for n, p in model.named_parameters())
+    # compute_loss applies penalties only in training mode: switch mode without dropout
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    model.train()
+    loss = trainer.compute_loss(model, dict(batch))
+    assert loss.item() == pytest.approx((ce + 0.5 * sd + 0.3 * l2).item(), rel=1e-5)
+    assert l2.item() > 0 and sd.item() > 0
+    model.eval()
+    assert trainer.compute_loss(model, dict(batch)).item() == pytest.approx(ce.item(), rel=1e-5)
+    assert trainer.current_sd_lambda(0) == 0.5
+
+
+def test_sd_lambda_decays_per_epoch(tiny, tmp_path):
+    tokenizer, tokenized, fresh = tiny
+    t = UnlearnableTrainer(model=fresh(), args=make_args(tmp_path, sd_lambda=1.0, sd_lambda_decay=2.0),
+                           train_dataset=tokenized["train"], processing_class=tokenizer)
+    assert [t.current_sd_lambda(e) for e in range(3)] == [1.0, 0.5, 0.25]
+
+
+def test_penalties_logged_as_metrics(tiny, tmp_path):
+    _, trainer = train_run(tiny, tmp_path, sd_lambda=0.1, l2_init_mu=0.01, logging_steps=2, num_train_epochs=1)
+    logged = [h for h in trainer.state.log_history if "loss" in h]
+    assert logged and all({"ce_loss", "sd_penalty", "l2_penalty"} <= set(h) for h in logged)
+
+
+def test_transcript_sees_every_id_once_per_epoch_and_deltas_sum_to_training(tiny, tmp_path):
+    tokenizer, tokenized, _ = tiny
+    model, trainer = train_run(tiny, tmp_path, num_train_epochs=3, record_deltas=True, gradient_accumulation_steps=2)
+    log = UnlearningLog(tmp_path)
+    counts = Counter(i for s in log.steps() for i in s.ids)
+    assert set(counts) == set(tokenized["train"]["id"]) and set(counts.values()) == {3}
+    n_micro = -(-len(tokenized["train"]) // 16)
+    assert len(log.steps()) == 3 * -(-n_micro // 2)
+    assert all(len(s.micro_batches) in (1, 2) for s in log.steps())
+    w0, deltas = log.initial_state_dict(), [log.delta(s) for s in log.delta_steps()]
+    assert len(deltas) == len(log.steps())
+    for name, p in model.named_parameters():
+        rebuilt = w0[name] + sum(d[name] for d in deltas)
+        torch.testing.assert_close(rebuilt, p.detach(), rtol=0, atol=1e-6)
+    log.check_model(model, state="final")
+
+
+def test_low_precision_deltas_do_not_accumulate_rounding(tiny, tmp_path):
+    model, _ = train_run(tiny, tmp_path, record_deltas=True, delta_dtype="float16")
+    log = UnlearningLog(tmp_path)
+    w0 = log.initial_state_dict()
+    assert all(d.dtype == torch.float16 for d in log.delta(1).values())
+    total = {n: w0[n].clone() for n, _ in model.named_parameters()}
+    for s in log.delta_steps():
+        for n, d in log.delta(s).items():
+            total[n] += d.float()
+    err = max((total[n] - p.detach()).abs().max().item() for n, p in model.named_parameters())
+    assert err < 2e-3  # one fp16 rounding of the last step, not one per step
+
+
+def test_deletable_only_logging(tiny, tmp_path):
+    tokenizer, tokenized, _ = tiny
+    ids_file = tmp_path / "deletable.txt"
+    ids_file.write_text("canary-0000\ncanary-0001\n")
+    model, _ = train_run(tiny, tmp_path / "run", record_deltas=True, deletable_ids_file=str(ids_file))
+    log = UnlearningLog(tmp_path / "run")
+    touching = [s.step for s in log.steps_seeing(["canary-0000", "canary-0001"])]
+    assert log.delta_steps() == touching and 0 < len(touching) < len(log.steps())
+
+
+def test_per_sample_gradients_reproduce_the_sgd_step(tiny, tmp_path):
+    """With plain SGD the update on the subset is -lr * sum_i weight_i * g_i (per-sample log)."""
+    model, _ = train_run(tiny, tmp_path, record_deltas=True, record_per_sample=True, per_sample_fraction=0.05,
+                         optim="sgd", max_grad_norm=0.0, weight_decay=0.0, num_train_epochs=1)
+    log = UnlearningLog(tmp_path)
+    index = log.per_sample_index()
+    for rec in log.steps()[:3]:
+        ids, grads = log.per_sample(rec.step)
+        weights = torch.tensor([rec.weight_of(i) for i in ids], dtype=torch.float64)
+        predicted = -rec.lr * (weights[:, None] * grads.double()).sum(0)
+        delta = log.delta(rec.step)
+        actual = torch.cat([delta[name].reshape(-1)[idx] for name, idx in index.items()]).double()
+        # atol: the delta is a float32 difference of weights up to ~1 (LayerNorm), ulp ~6e-8
+        torch.testing.assert_close(predicted, actual, rtol=1e-4, atol=2e-7)
+        assert predicted.abs().max() > 1e-5
+
+
+def test_learning_events_and_error_proxy(tiny, tmp_path):
+    tokenizer, tokenized, _ = tiny
+    _, trainer = train_run(tiny, tmp_path, record_learning_events=True, record_error_proxy=True, error_proxy_every=3,
+                           error_proxy_batch_size=16, logging_steps=3)
+    log = UnlearningLog(tmp_path)
+    events = log.learning_events()
+    assert len(events) == 2 * len(tokenized["train"])
+    assert events["confidence"].between(0, 1).all() and set(events["correct"].unique()) <= {True, False}
+    proxy = log.error_proxy()
+    assert [r["step"] for r in proxy] == list(range(3, len(log.steps()) + 1, 3))
+    for r in proxy:
+        assert r["sigma"] == pytest.approx(abs(r["hessian_max_eig"]) ** 0.5)
+        assert r["error_proxy"] == pytest.approx(0.5 * r["lr"] ** 2 * r["step"] * r["distance_from_init"] * r["sigma"])
+    assert any("error_proxy" in h for h in trainer.state.log_history)
+
+
+class _Crash(Exception):
+    pass
+
+
+class _CrashAt(TrainerCallback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise _Crash()
+
+
+def test_resume_mid_epoch_keeps_the_log_consistent(tiny, tmp_path):
+    tokenizer, tokenized, fresh = tiny
+    common = dict(num_train_epochs=2, record_deltas=True, save_strategy="steps", save_steps=4)
+    straight, _ = train_run(tiny, tmp_path / "straight", **common)
+    reference = [(s.step, s.epoch, s.ids) for s in UnlearningLog(tmp_path / "straight").steps()]
+
+    def trainer_for(model):
+        return UnlearnableTrainer(model=model, args=make_args(tmp_path / "crashy", **common),
+                                  train_dataset=tokenized["train"], processing_class=tokenizer)
+
+    crashing = trainer_for(fresh())
+    crashing.add_callback(_CrashAt(6))  # steps 5-6 ran after checkpoint-4 and are lost
+    with pytest.raises(_Crash):
+        crashing.train()
+    resumed_model = fresh()
+    trainer_for(resumed_model).train(resume_from_checkpoint=str(tmp_path / "crashy" / "checkpoint-4"))
+    log = UnlearningLog(tmp_path / "crashy")
+    assert [(s.step, s.epoch, s.ids) for s in log.steps()] == reference
+    assert log.delta_steps() == list(range(1, len(reference) + 1))
+    for a, b in zip(straight.parameters(), resumed_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_replay_drops_ids_and_keeps_batch_boundaries(tiny, tmp_path):
+    tokenizer, tokenized, fresh = tiny
+    train_run(tiny, tmp_path / "orig")
+    log = UnlearningLog(tmp_path / "orig")
+    drop = ["canary-0000", "canary-0002"]
+    replay = UnlearnableTrainer(model=fresh(), args=make_args(tmp_path / "twin"), train_dataset=tokenized["train"],
+                                processing_class=tokenizer, replay_order=log.recorded_order(), drop_ids=drop)
+    replay.train()
+    twin_steps = UnlearningLog(tmp_path / "twin").steps()
+    orig = [[i for i in s.ids if i not in drop] for s in log.steps()]
+    assert [s.ids for s in twin_steps] == [b for b in orig if b]
+    assert not set(drop) & {i for s in twin_steps for i in s.ids}
+
+
+def test_log_errors_are_clear(tiny, tmp_path, synthetic):
+    tokenizer, tokenized, fresh = tiny
+    model, _ = train_run(tiny, tmp_path, record_deltas=True, num_train_epochs=1)
+    log = UnlearningLog(tmp_path)
+    with pytest.raises(LogError, match="not the trained"):
+        log.check_model(fresh())  # same architecture, other weights
+    from hf_unlearn.models import TinyBertSpec, build_tiny_bert
+
+    other, _ = build_tiny_bert(synthetic["train"]["text"], spec=TinyBertSpec(hidden_size=32, num_attention_heads=2))
+    with pytest.raises(LogError, match="belongs to another model"):
+        log.check_model(other)
+    path = log.root / "deltas" / "step_00000002.safetensors"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(LogError, match="step_00000002"):
+        log.delta(2)
+    with pytest.raises(LogError, match="no unlearning log"):
+        UnlearningLog(tmp_path / "nowhere")
+    with pytest.raises(ForgetRequestError, match="'ghost-1'"):
+        ForgetRequest.from_ids(["ghost-1", "canary-0000"]).resolve(synthetic["train"])
+    with pytest.raises(ValueError, match="no 'label' column"):
+        UnlearnableTrainer(model=fresh(), args=make_args(tmp_path / "x"),
+                           train_dataset=tokenized["train"].remove_columns("label"), processing_class=tokenizer)
