@@ -27,6 +27,7 @@ TRAINING_TEMPLATE = TEMPLATE_DIR / "trained_model_card.md"
 NA = "n/a"
 EXACT_METHODS = ("s3t", "sisa", "retrain")
 OFFLINE_BASES = ("tiny-bert",)
+SMALL_FORGET_SET = 200  # below this, the card warns that forget-set figures are noisy
 
 # (report key, label, split, metric type, formatter kind)
 ACCURACY_METRICS = (
@@ -35,7 +36,7 @@ ACCURACY_METRICS = (
     ("test_acc", "Test accuracy (%)", "test", "accuracy", "pct"),
     ("mia_efficacy", "MIA efficacy (0-1)", "forget", "mia_efficacy", "unit"),
     ("mia_auc", "MIA AUC (loss threshold)", "forget", "mia_auc", "unit"),
-    ("canary_score", "Canary score: mean p(y|x)", "forget", "canary_score", "unit"),
+    ("canary_score", "Canary score (mean p of true label)", "forget", "canary_score", "unit"),
 )
 COMPARISONS = (
     ("tow", "ToW", "unit", "1 = same forget / retain / test accuracy as the retrain twin; lower is worse"),
@@ -160,6 +161,15 @@ def _dataset_label(source: Any) -> str:
     if not isinstance(source, str) or not source:
         return "unknown"
     return Path(source).name if (os.path.isabs(source) or os.sep in source and hub_id_or_none(source) is None) else source
+
+
+def _installed_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("hf-unlearn")
+    except Exception:  # not installed (running from a source tree)
+        return NA
 
 
 def _key(name: Any) -> str:
@@ -324,6 +334,8 @@ def render_card(report: dict, *, repo_id: str | None = None, license: str | None
         system=mkey in SYSTEM_METHODS,
         layout=layout or [],
         forget_count=fmt(forget.get("count")),
+        small_forget=_num(forget.get("count")) and 0 < forget["count"] < SMALL_FORGET_SET,
+        one_example_pts=f"{100 / forget['count']:.1f}" if _num(forget.get("count")) and forget["count"] > 0 else NA,
         forgotten_table=md_table(["What", "Value"], [
             ["Examples forgotten", fmt(forget.get("count"))],
             ["Forget-set sha256", f"`{forget['sha256']}`" if forget.get("sha256") else NA],
@@ -363,6 +375,7 @@ def render_training_card(summary: dict, output_dir: str | os.PathLike) -> str:
     context = _common_context(summary, summary.get("penalties"), recorders)
     context.update(
         title=repo_id or model_name,
+        hf_unlearn_version=summary.get("hf_unlearn_version") or _installed_version(),
         delta_dtype=summary.get("delta_dtype"),
         per_sample_fraction=summary.get("per_sample_fraction"),
         num_train_examples=fmt(summary.get("num_train_examples")),

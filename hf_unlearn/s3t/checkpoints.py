@@ -89,3 +89,8 @@ def load_checkpoint(root: str | Path, key: CheckpointKey) -> Checkpoint:
 
 def list_checkpoint_files(root: str | Path) -> list[Path]:
     return sorted((Path(root) / CHECKPOINT_DIR).rglob("*.safetensors"))
+
+
+def read_checkpoint_meta(path: str | Path) -> dict:
+    with safe_open(str(path), framework="pt") as f:
+        return json.loads((f.metadata() or {}).get(META_KEY, "{}"))

@@ -81,6 +81,9 @@ class S3TConfig:
         default="retrain", metadata={"help": "A shard with no surviving prefix is retrained on its remaining data or dropped."}
     )
     seed: int = field(default=0, metadata={"help": "Seeds the assignment, the orders and every stage."})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Replace a system already in output_dir (its files only)."}
+    )
 
     method = "s3t"
 

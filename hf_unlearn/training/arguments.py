@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
@@ -50,6 +51,13 @@ class UnlearnableTrainingArguments(TrainingArguments):
             raise ValueError("deletable_ids_file only applies with record_deltas=True")
         if (self.record_deltas or self.record_per_sample or self.record_learning_events) and not self.record_transcript:
             raise ValueError("deltas, per-sample gradients and learning events are indexed by the transcript: keep record_transcript=True")
+        import torch
+
+        if not torch.cuda.is_available():
+            self.dataloader_pin_memory = False
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                # CPU ranks (accelerate launch --multi_gpu on a CPU machine): gloo DDP needs use_cpu.
+                self.use_cpu = True
         # Ids travel with every batch: the trainer strips them itself, so keep the column.
         self.remove_unused_columns = False
         super().__post_init__()

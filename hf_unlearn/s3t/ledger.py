@@ -1,0 +1,220 @@
+"""The deletion ledger: an SQLite database (standard library) in the system folder.
+
+It holds the deletion requests (id, time, ids, affected shards/slices/orders, action), the
+deleted ids, the checkpoints with what they were trained on, AND the active prefixes / shard
+status. Keeping the served state in the same database lets one transaction record a request
+and change what is served: after a crash the two are both before or both after the request.
+
+``ledger.sqlite`` names training examples: it is one of the two private files that publishing
+leaves out. The rollback journal (not WAL) keeps it a single file at rest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
+
+from .checkpoints import CheckpointKey
+from .deletion import SystemState
+
+LEDGER_FILE = "ledger.sqlite"
+PAUSE_ENV = "HF_UNLEARN_S3T_PAUSE_AT"  # test hook: "in_transaction" or "after_commit"
+PAUSE_SECONDS_ENV = "HF_UNLEARN_S3T_PAUSE_SECONDS"
+PAUSE_MARKER_ENV = "HF_UNLEARN_S3T_PAUSE_MARKER"
+
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE orders_state (
+    shard INTEGER NOT NULL, order_idx INTEGER NOT NULL, prefix_len INTEGER NOT NULL,
+    generations TEXT NOT NULL, PRIMARY KEY (shard, order_idx));
+CREATE TABLE shards (shard INTEGER PRIMARY KEY, status TEXT NOT NULL);
+CREATE TABLE requests (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL,
+    ids TEXT NOT NULL, ids_sha256 TEXT NOT NULL, n_new INTEGER NOT NULL, affected TEXT NOT NULL,
+    action TEXT NOT NULL, status TEXT NOT NULL, completed_at TEXT);
+CREATE TABLE deleted_ids (id TEXT PRIMARY KEY, seq INTEGER NOT NULL REFERENCES requests(seq));
+CREATE TABLE checkpoints (
+    shard INTEGER NOT NULL, order_idx INTEGER NOT NULL, stage INTEGER NOT NULL, generation INTEGER NOT NULL,
+    excluded_through_seq INTEGER NOT NULL, n_train INTEGER NOT NULL, train_ids_sha256 TEXT NOT NULL,
+    created_at TEXT NOT NULL, purged_at TEXT, PRIMARY KEY (shard, order_idx, stage, generation));
+"""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def debug_pause(point: str) -> None:
+    """Test hook: when ``HF_UNLEARN_S3T_PAUSE_AT == point``, touch the marker file and sleep."""
+    if os.environ.get(PAUSE_ENV) != point:
+        return
+    marker = os.environ.get(PAUSE_MARKER_ENV)
+    if marker:
+        Path(marker).write_text(point)
+    time.sleep(float(os.environ.get(PAUSE_SECONDS_ENV, "30")))
+
+
+class Ledger:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no ledger at {self.path}")
+        self.conn = self._connect(self.path)
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(path), isolation_level=None, timeout=60)
+        conn.execute("PRAGMA journal_mode=DELETE")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    @classmethod
+    def create(cls, path: str | Path, state: SystemState, checkpoints: list[dict], meta: dict) -> "Ledger":
+        path = Path(path)
+        if path.exists():
+            raise FileExistsError(f"a ledger already exists at {path}")
+        tmp = path.with_name(path.name + ".new")
+        tmp.unlink(missing_ok=True)
+        conn = cls._connect(tmp)
+        conn.executescript(SCHEMA)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
+        cls._write_state(conn, state)
+        cls._insert_checkpoints(conn, checkpoints)
+        conn.execute("COMMIT")
+        conn.close()
+        os.replace(tmp, path)
+        return cls(path)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self):
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``: all writes inside land together or not at all."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- served state -------------------------------------------------------------------------
+    def read_state(self) -> SystemState:
+        rows = self.conn.execute("SELECT shard, order_idx, prefix_len, generations FROM orders_state ORDER BY 1, 2")
+        prefix: dict[int, list] = {}
+        gens: dict[int, list] = {}
+        for j, b, p, g in rows:
+            prefix.setdefault(j, []).append(p)
+            gens.setdefault(j, []).append(json.loads(g))
+        status = [s for (s,) in self.conn.execute("SELECT status FROM shards ORDER BY shard")]
+        return SystemState([prefix[j] for j in sorted(prefix)], [gens[j] for j in sorted(gens)], status)
+
+    def write_state(self, state: SystemState) -> None:
+        self._write_state(self.conn, state)
+
+    @staticmethod
+    def _write_state(conn, state: SystemState) -> None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO orders_state VALUES (?, ?, ?, ?)",
+            [
+                (j, b, p, json.dumps(state.generations[j][b]))
+                for j, prefixes in enumerate(state.prefix)
+                for b, p in enumerate(prefixes)
+            ],
+        )
+        conn.executemany("INSERT OR REPLACE INTO shards VALUES (?, ?)", list(enumerate(state.status)))
+
+    # -- requests -----------------------------------------------------------------------------
+    def find_request(self, request_id: str) -> dict | None:
+        rows = self.requests(where="request_id = ?", args=(request_id,))
+        return rows[0] if rows else None
+
+    def requests(self, where: str = "1", args=()) -> list[dict]:
+        cur = self.conn.execute(f"SELECT * FROM requests WHERE {where} ORDER BY seq", args)
+        cols = [c[0] for c in cur.description]
+        out = []
+        for row in cur:
+            rec = dict(zip(cols, row))
+            rec["ids"] = json.loads(rec["ids"])
+            rec["affected"] = json.loads(rec["affected"])
+            out.append(rec)
+        return out
+
+    def insert_request(self, request_id, ids, ids_sha256, n_new, affected, action, status) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO requests (request_id, created_at, ids, ids_sha256, n_new, affected, action, status, completed_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (request_id, _now(), json.dumps(ids), ids_sha256, n_new, json.dumps(affected), action, status,
+             _now() if status == "done" else None),
+        )
+        return int(cur.lastrowid)
+
+    def finish_requests(self, status_from: str = "retraining") -> None:
+        self.conn.execute(
+            "UPDATE requests SET status = 'done', completed_at = ? WHERE status = ?", (_now(), status_from)
+        )
+
+    def last_seq(self) -> int:
+        (seq,) = self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM requests").fetchone()
+        return int(seq)
+
+    # -- deleted ids --------------------------------------------------------------------------
+    def insert_deleted(self, ids: Iterable[str], seq: int) -> None:
+        self.conn.executemany("INSERT INTO deleted_ids VALUES (?, ?)", [(i, seq) for i in ids])
+
+    def deleted_among(self, ids: list[str]) -> dict[str, int]:
+        out = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            q = f"SELECT id, seq FROM deleted_ids WHERE id IN ({','.join('?' * len(chunk))})"
+            out.update(dict(self.conn.execute(q, chunk).fetchall()))
+        return out
+
+    def deleted(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT id, seq FROM deleted_ids").fetchall())
+
+    def last_request_date(self) -> str | None:
+        row = self.conn.execute("SELECT created_at FROM requests WHERE n_new > 0 ORDER BY seq DESC LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def add_checkpoints(self, rows: list[dict]) -> None:
+        self._insert_checkpoints(self.conn, rows)
+
+    @staticmethod
+    def _insert_checkpoints(conn, rows: list[dict]) -> None:
+        conn.executemany(
+            "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            [
+                (r["shard"], r["order"], r["stage"], r["generation"], r["excluded_through_seq"], r["n_train"],
+                 r["train_ids_sha256"], r["created_at"])
+                for r in rows
+            ],
+        )
+
+    def checkpoint_records(self) -> dict[CheckpointKey, dict]:
+        cur = self.conn.execute("SELECT * FROM checkpoints")
+        cols = [c[0] for c in cur.description]
+        out = {}
+        for row in cur:
+            rec = dict(zip(cols, row))
+            out[CheckpointKey(rec["shard"], rec["order_idx"], rec["stage"], rec["generation"])] = rec
+        return out
+
+    def mark_purged(self, keys: list[CheckpointKey]) -> None:
+        self.conn.executemany(
+            "UPDATE checkpoints SET purged_at = ? WHERE shard = ? AND order_idx = ? AND stage = ? AND generation = ?",
+            [(_now(), k.shard, k.order, k.stage, k.generation) for k in keys],
+        )
+
+    def meta(self) -> dict:
+        return {k: json.loads(v) for k, v in self.conn.execute("SELECT key, value FROM meta")}

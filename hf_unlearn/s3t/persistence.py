@@ -1,0 +1,113 @@
+"""Files of a system folder, the base model, and copying a system.
+
+    system.json        structure: method, layer blocks, adapted modules, head, slice orders, data
+    s3t_config.json    the S3TConfig / SISAConfig
+    served.json        active prefixes and shard status (a copy of the ledger's, without ids)
+    report.json        method, guarantee, forget count + sha256, metrics, config, versions
+    base/              base model + tokenizer (save_pretrained, safetensors)
+    checkpoints/       one safetensors file per active stage checkpoint
+    assignment.json    PRIVATE: id -> (shard, slice)
+    ledger.sqlite      PRIVATE: requests, deleted ids, checkpoint records, active prefixes
+
+The publisher uploads everything but the private files (see ``publishable_files``); such a copy
+loads read-only for inference.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sqlite3
+from pathlib import Path
+
+from .assignment import ASSIGNMENT_FILE
+from .ledger import LEDGER_FILE
+
+SYSTEM_FILE = "system.json"
+CONFIG_FILE = "s3t_config.json"
+SERVED_FILE = "served.json"
+REPORT_FILE = "report.json"
+BASE_DIR = "base"
+PRIVATE_FILES = (ASSIGNMENT_FILE, LEDGER_FILE, LEDGER_FILE + "-journal", LEDGER_FILE + ".new", "assignment.tmp")
+
+
+def write_json(path: str | Path, data) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str))
+    os.replace(tmp, path)
+
+
+def read_json(path: str | Path):
+    return json.loads(Path(path).read_text())
+
+
+def is_private(path: str | Path) -> bool:
+    return Path(path).name in PRIVATE_FILES or Path(path).name.startswith(LEDGER_FILE)
+
+
+def publishable_files(system_dir: str | Path) -> list[Path]:
+    """Files of the system that may be published: all but the ones naming training examples."""
+    root = Path(system_dir)
+    return sorted(p for p in root.rglob("*") if p.is_file() and not is_private(p) and not p.name.endswith(".tmp"))
+
+
+def save_base(model, tokenizer, folder: str | Path) -> None:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def load_base(folder: str | Path):
+    """The base model (eval mode) and tokenizer saved in ``folder``; never remote code."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+    return model.eval(), tokenizer
+
+
+def copy_system(src: str | Path, dst: str | Path, checkpoint_relpaths, include_private: bool) -> Path:
+    """Copy a system folder with only the given checkpoints; the ledger through SQLite's backup API."""
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and any(dst.iterdir()):
+        raise FileExistsError(f"{dst} is not empty")
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(src / BASE_DIR, dst / BASE_DIR)
+    for name in (SYSTEM_FILE, CONFIG_FILE, SERVED_FILE, REPORT_FILE):
+        if (src / name).is_file():
+            shutil.copy2(src / name, dst / name)
+    for rel in checkpoint_relpaths:
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src / rel, dst / rel)
+    if include_private:
+        if (src / ASSIGNMENT_FILE).is_file():
+            shutil.copy2(src / ASSIGNMENT_FILE, dst / ASSIGNMENT_FILE)
+        if (src / LEDGER_FILE).is_file():
+            a, b = sqlite3.connect(str(src / LEDGER_FILE)), sqlite3.connect(str(dst / LEDGER_FILE))
+            try:
+                a.backup(b)
+            finally:
+                a.close()
+                b.close()
+    return dst
+
+
+def versions() -> dict:
+    import peft
+    import torch
+    import transformers
+
+    try:
+        from importlib.metadata import version
+
+        own = version("hf-unlearn")
+    except Exception:  # noqa: BLE001 - not installed as a distribution
+        own = "unknown"
+    return {
+        "hf_unlearn": own, "python": platform.python_version(), "torch": torch.__version__,
+        "transformers": transformers.__version__, "peft": peft.__version__,
+    }

@@ -1,0 +1,55 @@
+"""``report.json`` of a system: what the publisher's model card is built from.
+
+Schema (subset shared with the other methods): ``method`` ("s3t" | "sisa"), ``guarantee``
+("exact"), ``base_model``, ``dataset`` {source, fingerprints}, ``forget`` {count, sha256,
+request_date} or null, ``metrics`` {base, original, unlearned: {test_acc (0-100), ...}},
+``config``, ``versions``; plus ``system`` (served shards) for S3T. No id ever appears in it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..data import forget_ids_sha256
+from .persistence import REPORT_FILE, read_json, versions, write_json
+
+
+def initial_report(info: dict, config) -> dict:
+    return {
+        "method": info["method"],
+        "guarantee": "exact",
+        "base_model": info.get("base_model"),
+        "dataset": {"source": (info.get("data") or {}).get("source"), "fingerprints": info.get("fingerprints", {})},
+        "forget": None,
+        "metrics": {"base": info.get("base_metrics"), "original": None, "unlearned": None},
+        "config": config.to_dict(),
+        "system": None,
+        "versions": versions(),
+        "updated_at": None,
+    }
+
+
+def load_report(system_dir: str | Path) -> dict:
+    path = Path(system_dir) / REPORT_FILE
+    return read_json(path) if path.is_file() else {}
+
+
+def save_report(system_dir: str | Path, report: dict) -> None:
+    report["updated_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    write_json(Path(system_dir) / REPORT_FILE, report)
+
+
+def forget_section(deleted_ids, last_request_at: str | None) -> dict | None:
+    deleted_ids = list(deleted_ids)
+    if not deleted_ids:
+        return None
+    return {
+        "count": len(deleted_ids),
+        "sha256": forget_ids_sha256(deleted_ids),
+        "request_date": (last_request_at or "")[:10] or None,
+    }
+
+
+def metrics_entry(accuracy: float, n: int, split: str) -> dict:
+    return {"test_acc": round(100.0 * accuracy, 4), "n": n, "split": split}

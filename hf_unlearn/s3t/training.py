@@ -1,0 +1,155 @@
+"""Training a whole system, in one process or across the ranks of ``accelerate launch``.
+
+The (shard, order) units are independent, so ranks split them round-robin and each trains its
+units in a single process (no DDP). Rank 0 writes the base model, the assignment and the
+structure first; every rank then loads the base from disk (identical bits everywhere); after a
+barrier rank 0 creates the ledger and assembles the system. Because every stage is seeded from
+(seed, shard, order, stage) alone, the checkpoints equal a single-process run's bit for bit
+(given the same intra-op thread count: set ``OMP_NUM_THREADS`` alike).
+
+CPU launch with 2 processes (gloo)::
+
+    OMP_NUM_THREADS=1 accelerate launch --multi_gpu --num_processes 2 --num_machines 1 \\
+        --mixed_precision no --dynamo_backend no -m hf_unlearn.cli s3t train ...
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from accelerate import PartialState
+
+from ..data import fingerprint_dataset
+from .assignment import ASSIGNMENT_FILE, Assignment, make_assignment
+from .checkpoints import CHECKPOINT_DIR, ids_sha256, list_checkpoint_files, read_checkpoint_meta
+from .deletion import SystemState
+from .encoding import EncodedData
+from .ledger import LEDGER_FILE, Ledger
+from .orders import check_orders, select_orders
+from .persistence import (
+    BASE_DIR, CONFIG_FILE, PRIVATE_FILES, REPORT_FILE, SERVED_FILE, SYSTEM_FILE, load_base, read_json, save_base,
+    write_json,
+)
+from .report import initial_report, save_report
+from .staged import Layout, UnitJob, train_unit
+
+MANAGED = (BASE_DIR, CHECKPOINT_DIR, SYSTEM_FILE, CONFIG_FILE, SERVED_FILE, REPORT_FILE, *PRIVATE_FILES)
+
+
+def distributed_state() -> PartialState:
+    """The accelerate state; on CPU ``cpu=True`` makes ``--multi_gpu`` launches use gloo."""
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def _prepare_output_dir(root: Path, overwrite: bool) -> None:
+    existing = [name for name in MANAGED if (root / name).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"{root} already holds a system ({', '.join(existing[:4])}): choose another output_dir "
+            "or set overwrite_output_dir=True"
+        )
+    for name in existing:
+        path = root / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    root.mkdir(parents=True, exist_ok=True)
+
+
+def initial_jobs(assignment: Assignment, orders) -> list[UnitJob]:
+    jobs = []
+    for j, shard_orders in enumerate(orders):
+        for b, order in enumerate(shard_orders):
+            stage_ids = [assignment.members(j, order[: k + 1]) for k in range(len(order))]
+            jobs.append(UnitJob(j, b, tuple(order), 0, stage_ids))
+    return jobs
+
+
+def train_system(
+    system_cls,
+    config,
+    model,
+    tokenizer,
+    train_dataset,
+    *,
+    eval_dataset=None,
+    base_model_name: str | None = None,
+    base_metrics: dict | None = None,
+    data_info: dict | None = None,
+    public_ids=(),
+    on_stage=None,
+):
+    """Train ``system_cls`` (S3TModel / SISAModel) on ``train_dataset`` (columns id, text, label).
+
+    ``model``/``tokenizer`` are only read on rank 0 (pass None elsewhere). ``base_metrics`` (e.g.
+    the base model's own test accuracy) and ``data_info`` (how to reload the private split, used by
+    the CLI's retrains) go into the report and ``system.json``. ``public_ids`` are the examples that
+    pretrained the base: recorded so that a deletion request for them gets a precise error.
+    """
+    state = distributed_state()
+    rank, world = state.process_index, state.num_processes
+    root = Path(config.output_dir)
+    scheme = system_cls.scheme_class()
+    start = time.perf_counter()
+    if rank == 0:
+        _prepare_output_dir(root, config.overwrite_output_dir)
+        save_base(model, tokenizer, root / BASE_DIR)
+        make_assignment(
+            list(train_dataset["id"]), list(train_dataset["label"]), config.num_shards, config.num_slices,
+            config.seed, public_ids,
+        ).save(root)
+        orders = select_orders(config)
+        check_orders(orders, config.num_slices)
+        info = {
+            "format": 1,
+            "method": system_cls.method,
+            "base_model": base_model_name or getattr(model.config, "_name_or_path", None) or "unknown",
+            "num_labels": int(model.config.num_labels),
+            "layout": scheme.layout(model, config).to_dict(),
+            "orders": [[list(o) for o in shard] for shard in orders],
+            "data": data_info or {},
+            "fingerprints": {
+                "private_train": fingerprint_dataset(train_dataset),
+                **({"eval": fingerprint_dataset(eval_dataset)} if eval_dataset is not None else {}),
+            },
+            "n_private": len(train_dataset),
+            "public": {"count": len(public_ids), "sha256": ids_sha256(public_ids)} if public_ids else None,
+            "base_metrics": base_metrics,
+            "world_size": world,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        write_json(root / SYSTEM_FILE, info)
+        write_json(root / CONFIG_FILE, config.to_dict())
+    state.wait_for_everyone()
+
+    info = read_json(root / SYSTEM_FILE)
+    assignment = Assignment.load(root)
+    base, tok = load_base(root / BASE_DIR)
+    layout = Layout(**info["layout"])
+    data = EncodedData.from_dataset(train_dataset, tok, config.max_length)
+    orders = [[tuple(o) for o in shard] for shard in info["orders"]]
+    for job in initial_jobs(assignment, orders)[rank::world]:
+        train_unit(base, data, job, layout, config, scheme, root, on_stage=on_stage)
+    state.wait_for_everyone()
+
+    system = None
+    if rank == 0:
+        rows = [read_checkpoint_meta(p) for p in list_checkpoint_files(root)]
+        expected = config.num_shards * config.budget * config.num_slices
+        if len(rows) != expected:
+            raise RuntimeError(f"expected {expected} stage checkpoints after training, found {len(rows)}")
+        Ledger.create(
+            root / LEDGER_FILE, SystemState.initial(config.num_shards, config.budget, config.num_slices), rows,
+            meta={"method": system_cls.method, "created_at": info["created_at"]},
+        ).close()
+        report = initial_report(info, config)
+        report["train_seconds"] = round(time.perf_counter() - start, 3)
+        save_report(root, report)
+        system = system_cls.from_pretrained(root, train_dataset=train_dataset)
+        if eval_dataset is not None:
+            system.evaluate(eval_dataset)
+        assert (root / ASSIGNMENT_FILE).is_file()
+    state.wait_for_everyone()
+    return system
