@@ -245,7 +245,7 @@ def test_s3t_system_folder_keeps_structure_and_drops_assignment_and_ledger(run, 
     (sysdir / "assignment.json").write_text(json.dumps({run["ids"][0]: [0, 1]}))
     (sysdir / "ledger.sqlite").write_bytes(b"SQLite format 3\x00" + run["ids"][0].encode())
     (sysdir / "forget_ids.txt").write_text("\n".join(run["ids"]))
-    report = dict(run["report"], method="s3t", guarantee="exact", method_args={"shards": 2, "slices": 3})
+    report = dict(run["report"], method="s3t", guarantee="exact", method_args={"shards": 2, "slices": 3}, training={})
     (sysdir / "report.json").write_text(json.dumps(report))
     folder = build_upload_folder(sysdir, tmp_path / "up", repo_id=REPO)
     assert folder.system and folder.files == [
@@ -254,7 +254,7 @@ def test_s3t_system_folder_keeps_structure_and_drops_assignment_and_ledger(run, 
         "base/tokenizer.json", "heads/shard0_order0_stage1.safetensors", "report.json", "s3t_config.json"]
     assert {"assignment.json", "ledger.sqlite", "checkpoint-3/", "forget_ids.txt"} <= set(folder.left_behind)
     card = (folder.path / "README.md").read_text()
-    assert "## Guarantee: exact unlearning" in card and "`adapters/`: 2 files" in card and "exact-unlearning" in card
+    assert "## Guarantee: exact unlearning" in card and "the shard assignment (which slice" in card and "`adapters/`: 2 files" in card and "exact-unlearning" in card
     assert _scan(folder.path, run["ids"] + run["texts"]) == []
     (sysdir / "active.json").write_text(json.dumps({"shard0": [[0, 1]], "forget_ids": ["x"]}))
     with pytest.raises(LeakError, match="active.json"):

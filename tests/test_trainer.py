@@ -202,3 +202,24 @@ def test_log_errors_are_clear(tiny, tmp_path, synthetic):
     with pytest.raises(ValueError, match="no 'label' column"):
         UnlearnableTrainer(model=fresh(), args=make_args(tmp_path / "x"),
                            train_dataset=tokenized["train"].remove_columns("label"), processing_class=tokenizer)
+
+
+def test_card_is_ours_and_push_uploads_no_log(tiny, tmp_path, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.utils import filter_repo_objects
+
+    model, trainer = train_run(tiny, tmp_path, record_deltas=True, num_train_epochs=1, save_strategy="epoch")
+    trainer.save_model()
+    tiny[0].save_pretrained(tmp_path)
+    trainer.create_model_card()
+    card = (tmp_path / "README.md").read_text()
+    assert "hf-unlearn" in card and "canary-0000" not in card
+    calls = []
+    monkeypatch.setattr(huggingface_hub, "upload_folder", lambda **kw: calls.append(kw))
+    trainer.hub_model_id = "someone/model"
+    trainer.push_to_hub()
+    files = [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(f.startswith("unlearning_log/") for f in files) and any(f.startswith("checkpoint-") for f in files)
+    sent = set(filter_repo_objects(files, allow_patterns=calls[0]["allow_patterns"], ignore_patterns=calls[0]["ignore_patterns"]))
+    assert {"model.safetensors", "config.json", "README.md", "tokenizer.json"} <= sent
+    assert not [f for f in sent if "/" in f or f.endswith((".json",)) and f.startswith(("trainer_state", "training_args"))]

@@ -7,6 +7,7 @@ are forgotten at once and their adapters removed from the model before the next 
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import torch
@@ -45,6 +46,7 @@ class Ensemble:
                 inject_lora(self.model, key.adapter_name, modules, c.lora_r, c.lora_alpha, c.lora_dropout)
                 load_adapter_state(self.model, key.adapter_name, ckpt.adapter)
                 self._injected.add(key)
+        self.model.eval()  # peft creates the new LoRA dropout modules in training mode
 
     def forget(self, keys) -> None:
         """Drop checkpoints (cut by a deletion) from memory now, their adapters at the next forward."""
@@ -55,7 +57,9 @@ class Ensemble:
 
     def _flush_stale(self) -> None:
         for key in sorted(self._stale):
-            delete_adapter(self.model, key.adapter_name, prefix="lora_")
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*was active which is now deleted.*")
+                delete_adapter(self.model, key.adapter_name, prefix="lora_")
             self._injected.discard(key)
         self._stale.clear()
 

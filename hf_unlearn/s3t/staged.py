@@ -143,7 +143,7 @@ def fit(model: nn.Module, data: EncodedData, rows: list[int], config, seed: int)
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
-            loss_sum += float(out.loss)
+            loss_sum += out.loss.detach().item()
     model.eval()
     stats["loss"] = loss_sum / total
     return stats

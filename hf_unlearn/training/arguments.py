@@ -58,6 +58,10 @@ class UnlearnableTrainingArguments(TrainingArguments):
             if int(os.environ.get("WORLD_SIZE", "1")) > 1:
                 # CPU ranks (accelerate launch --multi_gpu on a CPU machine): gloo DDP needs use_cpu.
                 self.use_cpu = True
+        if self.push_to_hub:
+            # Trainer's intermediate pushes upload the whole output_dir (the private log included):
+            # push once at the end, through UnlearnableTrainer.push_to_hub's allow-list.
+            self.hub_strategy = "end"
         # Ids travel with every batch: the trainer strips them itself, so keep the column.
         self.remove_unused_columns = False
         super().__post_init__()

@@ -266,6 +266,49 @@ class UnlearnableTrainer(Trainer):
             atomic_write_json(out / "training_args.json", json.loads(self.args.to_json_string()))
 
 
+    # ---- Hub: our card, and an allow-listed upload that never includes the log ---------------------
+    def training_summary(self) -> dict:
+        """What the training card says: penalties, recorders, seeds, versions, data fingerprint."""
+        args = self.args
+        metrics = {k: v for h in self.state.log_history for k, v in h.items() if k.startswith("eval_")}
+        return {"base_model": getattr(self.model.config, "_name_or_path", None) or type(self.model).__name__,
+                "dataset": {"source": None, "fingerprints": {"train": fingerprint_dataset(self.train_dataset)}
+                            if self.train_dataset is not None else {}},
+                "penalties": {"sd_lambda": args.sd_lambda, "sd_lambda_decay": args.sd_lambda_decay, "l2_init_mu": args.l2_init_mu},
+                "recorders": args.recorders, "delta_dtype": args.delta_dtype,
+                "per_sample_fraction": args.per_sample_fraction if args.record_per_sample else None,
+                "seeds": {"seed": args.seed, "data_seed": args.data_seed}, "versions": library_versions(),
+                "metrics": metrics, "num_train_examples": len(self.train_dataset) if self.train_dataset is not None else None,
+                "epochs": args.num_train_epochs, "repo_id": args.hub_model_id}
+
+    def create_model_card(self, *args, **kwargs):
+        """Write hf_unlearn's training card (not the generic Trainer card) to ``output_dir/README.md``."""
+        if not self.is_world_process_zero():
+            return
+        from ..hub import render_training_card
+
+        render_training_card(self.training_summary(), self.args.output_dir)
+
+    def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True, token=None,
+                    revision=None, **kwargs):
+        """Upload the model, tokenizer and card only (allow-list): the unlearning log, checkpoints and
+        trainer state stay on disk. Intermediate pushes are off (``hub_strategy="end"``) for the same reason."""
+        if not self.is_world_process_zero():
+            return None
+        from huggingface_hub import upload_folder
+
+        from ..hub.privacy import CONFIG_FILES, TOKENIZER_FILES, WEIGHT_PATTERNS
+
+        if self.hub_model_id is None:
+            self.init_hf_repo(token=token)
+        self.create_model_card()
+        return upload_folder(repo_id=self.hub_model_id, folder_path=self.args.output_dir, commit_message=commit_message,
+                             token=token or self.args.hub_token, revision=revision or self.args.hub_revision,
+                             run_as_future=not blocking,
+                             allow_patterns=[*WEIGHT_PATTERNS, *CONFIG_FILES, *TOKENIZER_FILES, "README.md"],
+                             ignore_patterns=["*/*"])  # top-level files only: never the log or checkpoints
+
+
 class _LogSetup(TrainerCallback):
     """Writes the log header on a fresh run; records the learning rate of each step."""
 

@@ -1,0 +1,126 @@
+"""The forgetting report: every figure for original / unlearned / retrain twin, as JSON + PNG plots.
+
+``report.json`` records the method and its arguments, the guarantee, the data set
+fingerprints, the sha256 and count of the sorted forget ids (never the ids or texts),
+seeds, timings, library versions and, per model, accuracy on forget / retain / test,
+SVC MIA-efficacy, loss-threshold MIA AUC and canary score; against the twin, ToW, ToW-MIA
+and the verification error ``||w_u - w_r||_2``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from ..data.forget import forget_ids_sha256
+from ..data.loading import balanced_subset, fingerprint_dataset
+from ..training.log_store import atomic_write_json
+from .metrics import verification_error
+from .predict import compare, evaluate_model
+
+REPORT_FILE = "report.json"
+
+
+def split_for_evaluation(tokenized_train, tokenized_test, forget_ids: Iterable[str], retain_max: int | None = 2000, seed: int = 0) -> dict:
+    """forget / retain / test splits; the retain split is a balanced subset of at most ``retain_max`` rows."""
+    forget = set(forget_ids)
+    is_forget = [i in forget for i in tokenized_train["id"]]
+    forget_ds = tokenized_train.select([k for k, f in enumerate(is_forget) if f])
+    retain_ds = tokenized_train.select([k for k, f in enumerate(is_forget) if not f])
+    return {"forget": forget_ds, "retain": balanced_subset(retain_ds, retain_max, seed) if retain_max else retain_ds,
+            "test": tokenized_test, "retain_full": retain_ds}
+
+
+def build_report(
+    *,
+    models: Mapping[str, object],
+    tokenizer,
+    splits: Mapping[str, object],
+    forget_ids: Iterable[str],
+    method: str,
+    method_args: Mapping | None = None,
+    guarantee: str = "approximate",
+    stats: Mapping | None = None,
+    base_model: str | None = None,
+    dataset_source: str | None = None,
+    train_fingerprint: str | None = None,
+    canary_ids: Iterable[str] | None = None,
+    log=None,
+    seeds: Mapping | None = None,
+    timings: Mapping | None = None,
+    config: Mapping | None = None,
+) -> dict:
+    """Evaluate ``models`` (keys among ``original``, ``unlearned``, ``retrain_twin``) and assemble the report."""
+    from ..training.trainer import library_versions
+
+    forget_ids = sorted(set(forget_ids))
+    eval_splits = {k: splits[k] for k in ("forget", "retain", "test")}
+    metrics = {name: evaluate_model(m, tokenizer, eval_splits, canary_ids=canary_ids) for name, m in models.items()}
+    comparison = {}
+    twin = models.get("retrain_twin")
+    if twin is not None and "unlearned" in models:
+        comparison = compare(metrics["unlearned"], metrics["retrain_twin"])
+        comparison["verification_error"] = verification_error(models["unlearned"], twin)
+        if "original" in models:
+            comparison["verification_error_original"] = verification_error(models["original"], twin)
+    training = {}
+    if log is not None:
+        args = log.meta.get("training_args", {})
+        training = {"penalties": {k: args.get(k) for k in ("sd_lambda", "sd_lambda_decay", "l2_init_mu")},
+                    "recorders": log.meta.get("recorders"), "delta_dtype": log.meta.get("delta_dtype"),
+                    "per_sample_fraction": log.meta.get("per_sample_fraction"),
+                    "steps": len(log.steps()), "error_proxy": (log.error_proxy() or [None])[-1]}
+    return {
+        "hf_unlearn_version": library_versions()["hf_unlearn"],
+        "method": method,
+        "method_args": dict(method_args or {}),
+        "guarantee": guarantee,
+        "base_model": base_model,
+        "task": "text-classification",
+        "dataset": {"source": dataset_source,
+                    "fingerprints": {"train": train_fingerprint, "test": fingerprint_dataset(splits["test"])},
+                    "evaluated_retain_examples": len(splits["retain"])},
+        "forget": {"count": len(forget_ids), "sha256": forget_ids_sha256(forget_ids),
+                   "request_date": _dt.date.today().isoformat()},
+        "seeds": dict(seeds or {}),
+        "metrics": metrics,
+        "comparison": comparison,
+        "stats": {k: v for k, v in (stats or {}).items() if isinstance(v, (int, float, str, bool)) or v is None},
+        "training": training,
+        "timings": dict(timings or {}),
+        "config": dict(config or {}),
+        "versions": library_versions(),
+    }
+
+
+def write_report(report: dict, out_dir: str | Path, plots: bool = True) -> Path:
+    """Write ``report.json`` and (with ``plots``) ``plots/accuracy.png``, ``mia.png``, ``verification_error.png``."""
+    out = Path(out_dir)
+    atomic_write_json(out / REPORT_FILE, report)
+    if plots and report.get("metrics"):
+        from .plots import plot_accuracies, plot_mia, plot_verification_error
+
+        plot_accuracies(report["metrics"], out / "plots" / "accuracy.png")
+        plot_mia(report["metrics"], out / "plots" / "mia.png")
+        comp = report.get("comparison", {})
+        labels = {"verification_error": "unlearned vs twin", "verification_error_original": "original vs twin"}
+        ve = {label: comp[key] for key, label in labels.items() if comp.get(key) is not None}
+        if ve:
+            plot_verification_error(ve, out / "plots" / "verification_error.png")
+    return out / REPORT_FILE
+
+
+def summary_table(report: dict) -> str:
+    """A short plain-text table of the report for the terminal."""
+    rows = [("model", "forget %", "retain %", "test %", "MIA eff.", "canary p")]
+    for name, m in report["metrics"].items():
+        fmt = lambda v, p=1: "n/a" if v is None else f"{v:.{p}f}"  # noqa: E731
+        rows.append((name, fmt(m["forget_acc"]), fmt(m["retain_acc"]), fmt(m["test_acc"]), fmt(m["mia_efficacy"], 3),
+                     fmt(m.get("canary_score"), 3)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    comp = report.get("comparison") or {}
+    if comp:
+        lines.append("ToW {tow:.4f}  ToW-MIA {tow_mia:.4f}  VE {verification_error:.4g}".format(**comp))
+    return "\n".join(lines)
