@@ -55,6 +55,7 @@ for _p in (str(_HERE.parent), str(_HERE)):
 
 from _common import (  # noqa: E402
     collected,
+    current_rss_mb,
     dir_bytes,
     emit,
     machine_info,
@@ -149,6 +150,14 @@ def common_args(a, out_dir: str, max_steps: int | None) -> dict:
 
 def build_trainer(variant: str, s: Setup, a, out_dir: str, max_steps: int | None):
     """A trainer for ``variant`` on a fresh copy of the initial model (not timed)."""
+    trainer = _build_trainer(variant, s, a, out_dir, max_steps)
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # keep stdout to the JSON lines
+    return trainer
+
+
+def _build_trainer(variant: str, s: Setup, a, out_dir: str, max_steps: int | None):
     model = s.fresh_model()
     if variant in ("plain", "opacus"):
         from transformers import Trainer, TrainingArguments
@@ -195,10 +204,12 @@ def run_once(variant: str, s: Setup, a, tmp_root: str, max_steps: int | None = N
         seen = opacus_check(trainer) if (check and variant == "opacus") else None
         gc.collect()
         reset_peak_rss()
-        t0 = time.perf_counter()
+        rss_before = current_rss_mb()
+        c0, t0 = time.process_time(), time.perf_counter()
         trainer.train()
-        seconds = time.perf_counter() - t0
-        rec = {"variant": variant, "seconds": seconds, "peak_rss_mb": peak_rss_mb(), "steps": trainer.state.global_step}
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        rec = {"variant": variant, "seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak_rss_mb(),
+               "rss_before_mb": rss_before, "steps": trainer.state.global_step}
         log = Path(out_dir) / "unlearning_log"
         if log.is_dir():
             rec["log_bytes"] = dir_bytes(log)
@@ -267,6 +278,7 @@ def main(argv=None) -> int:
     by = {v: [r for r in runs if r["variant"] == v] for v in a.variants}
     times = {v: [r["seconds"] for r in by[v]] for v in a.variants}
     med = {v: median(times[v]) for v in a.variants}
+    cpu = {v: median([r["cpu_seconds"] for r in by[v]]) for v in a.variants}
     plain_rounds = {r["round"]: r["seconds"] for r in by["plain"]}
     steps = by["plain"][0]["steps"]
     cfg = dict(config, steps=steps)
@@ -278,6 +290,7 @@ def main(argv=None) -> int:
         overhead[v] = med[v] / med["plain"]
         extra = {"median_seconds": round(med[v], 3), "plain_median_seconds": round(med["plain"], 3),
                  "median_paired_ratio": round(median(paired), 4), "min_ratio": round(min(times[v]) / min(times["plain"]), 4),
+                 "cpu_time_ratio": round(cpu[v] / cpu["plain"], 4),
                  "seconds": [round(t, 3) for t in times[v]], "plain_seconds": [round(t, 3) for t in times["plain"]]}
         if v in TARGETS:
             extra["target"] = TARGETS[v]
@@ -310,8 +323,11 @@ def main(argv=None) -> int:
                   k_over_d=round(r0["per_sample_k"] / s.d, 5), index_bytes=r0["per_sample_index_bytes"],
                   skipped_params=r0.get("per_sample_skipped", [])))
     for v in a.variants:
-        emit(BENCH, f"peak_rss_{v}", round(median([r["peak_rss_mb"] for r in by[v]]), 1), "MB (peak during train())",
-             dict(cfg, max_mb=round(max(r["peak_rss_mb"] for r in by[v]), 1)))
+        peak = median([r["peak_rss_mb"] for r in by[v]])
+        before = median([r["rss_before_mb"] for r in by[v]])
+        emit(BENCH, f"peak_rss_{v}", round(peak, 1), "MB (process peak during train())",
+             dict(cfg, max_mb=round(max(r["peak_rss_mb"] for r in by[v]), 1), rss_before_train_mb=round(before, 1),
+                  increase_during_train_mb=round(peak - before, 1)))
     emit(BENCH, "plain_time", round(med["plain"], 3), "s (context only: absolute, machine-dependent)",
          dict(cfg, examples_per_s=round(s.n_train * a.epochs / med["plain"], 1)))
     machine = machine_info()

@@ -29,8 +29,8 @@ FORGETTING = {"neggrad", "neggrad_plus", "random_label", "salun", "scrub"}
 FORGET_ARGS = {
     "neggrad": dict(learning_rate=3e-4, epochs=10),
     "neggrad_plus": dict(learning_rate=3e-4, epochs=3),
-    "random_label": dict(learning_rate=3e-4, epochs=3),
-    "salun": dict(learning_rate=3e-4, epochs=3),
+    "random_label": dict(learning_rate=1e-3, epochs=3),
+    "salun": dict(learning_rate=1e-3, epochs=3),
     "scrub": dict(learning_rate=3e-4, epochs=3, msteps=3),
     "l1_sparse": dict(learning_rate=3e-4, epochs=2, alpha=1e-4),
 }

@@ -147,7 +147,8 @@ def _private_loader(system):
 
 
 # -- sub-commands -----------------------------------------------------------------------------------
-def _train(argv: list[str]) -> int:
+def parse_train_args(argv: list[str]):
+    """(data args, model args, S3TConfig | SISAConfig) from ``--config`` YAML keys and flags (flags win)."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--config", default=None)
     pre.add_argument("--method", default=None)
@@ -160,6 +161,11 @@ def _train(argv: list[str]) -> int:
         raise ValueError(f"{known.config}: unknown option(s) {unknown}")
     parser.set_defaults(**recipe)
     data_args, model_args, config, _ = parser.parse_args_into_dataclasses(args=argv)
+    return data_args, model_args, config
+
+
+def _train(argv: list[str]) -> int:
+    data_args, model_args, config = parse_train_args(argv)
 
     from ..models import TINY_BERT, TinyBertSpec, build_tiny_bert, load_model_and_tokenizer
     from ..s3t import S3TModel, SISAModel, finetune_base

@@ -6,9 +6,10 @@ Jia, Liu, Ram, Yao, Liu, Liu, Sharma and Liu, "Model Sparsity Can Simplify Machi
     min_w  CE(f_w(x_r), y_r) + alpha_t * ||w||_1,      alpha_t = alpha * (1 - t / (n - 1))
 
 over the trainable weights, for steps t = 0 .. n-1 (the coefficient decays linearly from
-``alpha`` at the first step to 0 at the last; the paper decays it per epoch). Under AdamW the
-penalty acts per weight against its CE gradient, so ``alpha`` is on the scale of per-weight
-gradients (1e-5..1e-4), far below the SGD values of the paper.
+``alpha`` at the first step to 0 at the last; the paper's code decays it per epoch). The default
+``alpha`` is that of the paper's scripts (1e-4); they use SGD, here AdamW, under which the
+penalty shrinks every weight whose CE gradient is small against ``alpha`` by about
+``learning_rate`` per step.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .registry import register_method
 class L1SparseConfig(MethodConfig):
     """L1-sparse: ``min CE(retain) + alpha_t ||w||_1``, alpha_t decaying linearly from ``alpha`` to 0."""
 
-    alpha: float = field(default=1e-5, metadata={"help": "L1 coefficient at the first step; it decays linearly to 0 at the last step."})
+    alpha: float = field(default=1e-4, metadata={"help": "L1 coefficient at the first step; it decays linearly to 0 at the last step."})
 
     def __post_init__(self):
         if self.alpha < 0:

@@ -46,9 +46,9 @@ def saliency_mask(model, forget, ctx: MethodContext, ratio: float, batch_size: i
         F.cross_entropy(forward_logits(model, batch), batch["labels"], reduction="sum").backward()
     grads = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).abs().flatten() for _, p in named])
     model.zero_grad(set_to_none=True)
-    flat = torch.zeros_like(grads, dtype=torch.bool)
-    flat[torch.topk(grads, max(1, int(ratio * grads.numel())), sorted=False).indices] = True
-    flat &= grads > 0
+    keep = max(1, int(ratio * grads.numel()))
+    threshold = torch.kthvalue(grads, grads.numel() - keep + 1).values  # the keep-th largest
+    flat = (grads >= threshold) & (grads > 0)
     return dict(zip([n for n, _ in named], flat.split([p.numel() for _, p in named])))
 
 

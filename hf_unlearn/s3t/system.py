@@ -113,8 +113,13 @@ class S3TModel:
         ledger = Ledger(root / LEDGER_FILE) if private else None
         state = ledger.read_state() if ledger else SystemState.from_dict(read_json(root / SERVED_FILE)["state"])
         system = klass._build(root, info, state, ledger, Assignment.load(root) if private else None)
-        if ledger is not None:
-            system._export_served()  # repairs served.json after a crash between commit and export
+        if ledger is not None:  # finish what a crash between commit and clean-up left undone
+            system._export_served()
+            for key, rec in ledger.checkpoint_records().items():
+                if rec["purged_at"]:
+                    (root / key.relpath).unlink(missing_ok=True)
+            if ((load_report(root).get("forget") or {}).get("count") or 0) != len(ledger.deleted()):
+                system._update_report()
         keys = state.active_keys() if klass.preload_all else [k for c in system._chains().values() for k in c]
         system.ensemble.ensure(keys)
         if train_dataset is not None:
