@@ -43,6 +43,8 @@ COMPARISONS = (
     ("tow_mia", "ToW-MIA", "unit", "ToW with the forget-accuracy factor replaced by the MIA-efficacy gap"),
     ("verification_error", "Verification error", "sci",
      "L2 distance between the weights of this model and of the retrain twin (0 = identical)"),
+    ("verification_error_original", "Verification error of the original model", "sci",
+     "L2 distance between the weights of the original model and of the retrain twin: the distance unlearning started from"),
 )
 VARIANTS = (
     ("original", "Original", "original model before unlearning"),
@@ -210,7 +212,8 @@ def eval_results(report: dict, model_name: str) -> list[EvalResult]:
             out.append(EvalResult(
                 task_type=task, dataset_type=dataset_type, dataset_name=dataset_type,
                 metric_type=key, metric_value=value,
-                metric_name=f"{labels.get(key, key)} (this model vs retrain twin)", metric_config="comparison",
+                metric_name=labels.get(key, key) + ("" if key.endswith("_original") else " (this model vs retrain twin)"),
+                metric_config="comparison",
             ))
     return out
 
