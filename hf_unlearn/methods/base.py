@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch
 from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
 from ..training.data_order import IdCarryingCollator
 
@@ -92,7 +93,7 @@ def run_steps(
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     model.train()
     torch.manual_seed(config.seed)
-    for step in range(total):
+    for step in tqdm(range(total), desc="unlearning steps", disable=None, leave=False):
         optimizer.zero_grad(set_to_none=True)
         loss = step_loss(step)
         if not torch.isfinite(loss):
