@@ -303,3 +303,67 @@ def test_demo_runs_offline(tmp_path):
     assert out["audit"]["all_clean"] and out["audit"]["records_consistent"]
     assert out["test_acc_before"] >= out["base_test_acc"] - 5 and out["test_acc_after"] > 80
     assert out["seconds"] < 60
+
+
+def test_distilbert_style_model_from_a_local_folder(data, tmp_path):
+    """The Hub path (a saved DistilBERT: q_lin/v_lin, pre_classifier + classifier) works offline."""
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification
+
+    _, tok = build_tiny_bert(data["train"]["text"], spec=SPEC)
+    cfg = DistilBertConfig(vocab_size=len(tok), dim=32, n_layers=6, n_heads=2, hidden_dim=64, max_position_embeddings=64,
+                           num_labels=2, pad_token_id=tok.pad_token_id)
+    DistilBertForSequenceClassification(cfg).save_pretrained(tmp_path / "distil")
+    tok.save_pretrained(tmp_path / "distil")
+    from hf_unlearn.models import load_model_and_tokenizer
+
+    model, tok2 = load_model_and_tokenizer(str(tmp_path / "distil"), num_labels=2)
+    system = S3TModel.train(tiny_config(tmp_path / "sys", num_slices=3, budget=1), model, tok2, data["train"])
+    layout = system.layout
+    assert layout.blocks == [[5, 4], [3, 2], [1, 0]]
+    assert all(n.endswith(("q_lin", "v_lin")) for mods in layout.stage_modules for n in mods)
+    assert set(layout.head_params) == {"pre_classifier.weight", "pre_classifier.bias", "classifier.weight", "classifier.bias"}
+    x = id_in(system, 0, system.orders[0][0][1])  # second slice of the only order: keeps one stage
+    system.delete([x])
+    assert system.served[0] == {"order": 0, "prefix_len": 1} and system.audit([x])["all_clean"]
+
+
+def test_on_cut_retrain_resumes_from_the_clean_prefix(trained, data, tmp_path):
+    """S3T with on_cut='retrain': the cut stages are retrained on top of the surviving ones and
+    equal, bit for bit, the same stages trained from scratch without the deleted id."""
+    system = fresh(trained, tmp_path, data)
+    system.config.on_cut = "retrain"
+    x = id_in(system, 1, 1)  # order 0 = (0, 1): position 1 -> keep stage 0, retrain stage 1
+    result = system.delete([x])
+    assert {(r["order"], r["from_stage"]) for r in result.retrained} == {(0, 1), (1, 0)}
+    assert system.state.generations[1] == [[0, 1], [1, 1]] and system.state.prefix[1] == [2, 2]
+    from hf_unlearn.s3t.persistence import load_base
+
+    order = system.orders[1][0]
+    stage_ids = [[i for i in system.assignment.members(1, order[: k + 1]) if i != x] for k in range(2)]
+    twin_base, _ = load_base(system.system_dir / "base")
+    twin = train_unit(twin_base, system._training_data(), UnitJob(1, 0, order, 0, stage_ids), system.layout,
+                      system.config, system.scheme, root=None)
+    live = system.ensemble.checkpoints[system.state.keys(1, 0, [1])[0]]
+    assert all(torch.equal(twin[1].adapter[n], live.adapter[n]) for n in live.adapter)
+    assert all(torch.equal(twin[1].params[n], live.params[n]) for n in live.params)
+    assert system.audit([x])["all_clean"]
+
+
+def test_hub_upload_folder_of_a_system_loads_read_only(trained, data, tmp_path):
+    """What the publisher uploads (its allow-list) is enough for inference, and holds no private file."""
+    folder = pytest.importorskip("hf_unlearn.hub.folder")
+    system = fresh(trained, tmp_path, data)
+    x = id_in(system, 0, 0)
+    system.delete([x])
+    system.evaluate(data["test"])
+    upload = folder.build_upload_folder(system.system_dir, tmp_path / "upload")
+    assert not any(("assignment" in f or "ledger" in f) for f in upload.files)
+    assert "s3t_config.json" in upload.files and "active_prefixes.json" in upload.files
+    assert not any(x in (tmp_path / "upload" / f).read_text(errors="ignore") for f in upload.files
+                   if f.endswith((".json", ".md")))
+    published = S3TModel.from_pretrained(tmp_path / "upload")
+    assert published.read_only and published.served == system.served
+    assert torch.equal(published.logits(data["test"]), system.logits(data["test"]))
+    report = json.loads((tmp_path / "upload" / "report.json").read_text())
+    assert report["guarantee"] == "exact" and report["forget"]["count"] == 1
+    assert report["metrics"]["unlearned"]["test_acc"] >= 0 and report["system"]["served"]

@@ -57,4 +57,4 @@ def test_two_process_accelerate_equals_single_process(tmp_path):
         for key in a:
             assert torch.equal(a[key], b[key]), f"{rel}:{key} differs"
     assert (one / "assignment.json").read_text() == (two / "assignment.json").read_text()
-    assert json.loads((two / "system.json").read_text())["world_size"] == 2
+    assert json.loads((two / "s3t_config.json").read_text())["system"]["world_size"] == 2

@@ -78,7 +78,7 @@ def test_sigkill_mid_delete_leaves_before_or_after(pristine, tmp_path, point):
     reopened = S3TModel.from_pretrained(tmp_path / "copy")
     state, deleted, requests = reopened.ledger.read_state(), reopened.ledger.deleted(), reopened.requests()
     assert reopened.ledger.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    served_json = json.loads((tmp_path / "copy" / "served.json").read_text())["state"]
+    served_json = json.loads((tmp_path / "copy" / "active_prefixes.json").read_text())["state"]
     assert served_json == state.to_dict()  # the exported copy agrees with the ledger after reopening
     if point == "in_transaction":
         assert state == before and deleted == {} and requests == []

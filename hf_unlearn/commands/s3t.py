@@ -1,4 +1,4 @@
-"""``hf-unlearn s3t train|delete|predict|audit``: S3T (or SISA) exact unlearning.
+"""S3T (or SISA) exact unlearning: hf-unlearn s3t train | delete | predict | audit.
 
     hf-unlearn s3t train --config recipes/s3t_imdb.yaml [--flag value ...]
     hf-unlearn s3t delete --system_dir DIR --ids ID [ID ...] | --ids_file F | --random N
@@ -189,8 +189,7 @@ def _train(argv: list[str]) -> int:
             finetune_base(model, tokenizer, public, epochs=model_args.pretrain_epochs,
                           learning_rate=model_args.pretrain_learning_rate, batch_size=model_args.pretrain_batch_size,
                           max_length=config.max_length, seed=config.seed)
-        base_metrics = {"test_acc": round(100 * model_accuracy(model, tokenizer, test, max_length=config.max_length), 4),
-                        "n_public": len(public)}
+        base_metrics = {"test_acc": round(100 * model_accuracy(model, tokenizer, test, max_length=config.max_length), 4)}
     data_info = asdict(data_args)
     if os.path.exists(data_info["dataset"]):
         data_info["dataset"] = str(Path(data_info["dataset"]).resolve())
@@ -202,7 +201,7 @@ def _train(argv: list[str]) -> int:
         report = json.loads((system.system_dir / "report.json").read_text())
         print(json.dumps({"system_dir": str(system.system_dir), "method": system.method,
                           "world_size": state.num_processes, "metrics": report["metrics"],
-                          "train_seconds": report.get("train_seconds")}))
+                          "train_s": report.get("timings", {}).get("train_s")}))
     return 0
 
 

@@ -35,8 +35,8 @@ def run_s3t_demo(output_dir, seed: int = 0) -> dict:
         overwrite_output_dir=True,
     )
     system = S3TModel.train(
-        config, model, tokenizer, private, eval_dataset=data["test"], base_model_name="tiny-bert (public split)",
-        base_metrics={"test_acc": round(base_acc, 4), "n_public": len(public)},
+        config, model, tokenizer, private, eval_dataset=data["test"], base_model_name="tiny-bert",
+        base_metrics={"test_acc": round(base_acc, 4)},
         data_info={"source": "synthetic", "n_train": 800, "seed": seed}, public_ids=list(public["id"]),
     )
     before = 100 * system.evaluate(data["test"])["accuracy"]

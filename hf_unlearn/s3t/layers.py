@@ -57,12 +57,21 @@ def make_blocks(n_layers: int, num_slices: int, block_order: str = "top_down", b
     return [sorted(b, reverse=True) for b in reversed(bottom_up)]
 
 
+EXTRA_TARGETS = {"distilbert": ["q_lin", "v_lin"]}  # not in peft's table
+COMMON_QV = (("query", "value"), ("q_proj", "v_proj"), ("q_lin", "v_lin"), ("q", "v"))
+
+
 def default_target_modules(model: nn.Module) -> list[str]:
+    """Attention query/value projections: peft's table by model type, else common names found in the model."""
     model_type = getattr(getattr(model, "config", None), "model_type", None)
-    targets = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model_type)
-    if not targets:
-        raise ValueError(f"no default LoRA target modules for model type {model_type!r}: set lora_target_modules")
-    return list(targets)
+    targets = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model_type) or EXTRA_TARGETS.get(model_type)
+    if targets:
+        return list(targets)
+    short = {n.rsplit(".", 1)[-1] for n in linear_module_names(model) if layer_index(n) is not None}
+    for pair in COMMON_QV:
+        if set(pair) <= short:
+            return list(pair)
+    raise ValueError(f"no default LoRA target modules for model type {model_type!r}: set lora_target_modules")
 
 
 def target_module_names(module_names: Iterable[str], layers: Iterable[int], targets: Iterable[str]) -> list[str]:

@@ -1,16 +1,17 @@
 """Files of a system folder, the base model, and copying a system.
 
-    system.json        structure: method, layer blocks, adapted modules, head, slice orders, data
-    s3t_config.json    the S3TConfig / SISAConfig
-    served.json        active prefixes and shard status (a copy of the ledger's, without ids)
+    s3t_config.json      {"method", "config": the S3TConfig / SISAConfig, "system": the structure
+                         (layer blocks, adapted modules, head, slice orders, data source, fingerprints)}
+    active_prefixes.json active prefixes and shard status (a copy of the ledger's, without ids)
     report.json        method, guarantee, forget count + sha256, metrics, config, versions
     base/              base model + tokenizer (save_pretrained, safetensors)
     checkpoints/       one safetensors file per active stage checkpoint
     assignment.json    PRIVATE: id -> (shard, slice)
     ledger.sqlite      PRIVATE: requests, deleted ids, checkpoint records, active prefixes
 
-The publisher uploads everything but the private files (see ``publishable_files``); such a copy
-loads read-only for inference.
+The publisher (``hf_unlearn.hub``) uploads the allowed files only: ``*.safetensors``, configs and
+tokenizer files at any depth, ``s3t_config.json`` and ``active*.json`` (the names above are chosen
+to match); never the private files (see ``publishable_files``). Such a copy loads read-only.
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ from pathlib import Path
 from .assignment import ASSIGNMENT_FILE
 from .ledger import LEDGER_FILE
 
-SYSTEM_FILE = "system.json"
 CONFIG_FILE = "s3t_config.json"
-SERVED_FILE = "served.json"
+SERVED_FILE = "active_prefixes.json"
 REPORT_FILE = "report.json"
 BASE_DIR = "base"
 PRIVATE_FILES = (ASSIGNMENT_FILE, LEDGER_FILE, LEDGER_FILE + "-journal", LEDGER_FILE + ".new", "assignment.tmp")
@@ -54,6 +54,20 @@ def publishable_files(system_dir: str | Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and not is_private(p) and not p.name.endswith(".tmp"))
 
 
+def write_system_config(root: str | Path, config, info: dict) -> None:
+    write_json(Path(root) / CONFIG_FILE, {"format": 1, "method": info["method"], "config": config.to_dict(),
+                                          "system": info})
+
+
+def read_system_config(root: str | Path) -> tuple[dict, dict]:
+    """(config fields, system structure) of the system in ``root``."""
+    path = Path(root) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{root} holds no S3T system ({CONFIG_FILE} missing)")
+    data = read_json(path)
+    return data["config"], data["system"]
+
+
 def save_base(model, tokenizer, folder: str | Path) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -77,7 +91,7 @@ def copy_system(src: str | Path, dst: str | Path, checkpoint_relpaths, include_p
         raise FileExistsError(f"{dst} is not empty")
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copytree(src / BASE_DIR, dst / BASE_DIR)
-    for name in (SYSTEM_FILE, CONFIG_FILE, SERVED_FILE, REPORT_FILE):
+    for name in (CONFIG_FILE, SERVED_FILE, REPORT_FILE):
         if (src / name).is_file():
             shutil.copy2(src / name, dst / name)
     for rel in checkpoint_relpaths:

@@ -2,8 +2,10 @@
 
 Schema (subset shared with the other methods): ``method`` ("s3t" | "sisa"), ``guarantee``
 ("exact"), ``base_model``, ``dataset`` {source, fingerprints}, ``forget`` {count, sha256,
-request_date} or null, ``metrics`` {base, original, unlearned: {test_acc (0-100), ...}},
-``config``, ``versions``; plus ``system`` (served shards) for S3T. No id ever appears in it.
+request_date} or null, ``metrics`` {base, original, unlearned: {test_acc (0-100)}}, ``config``,
+``versions``, ``timings`` {train_s, unlearn_s}; plus ``evaluation`` (split, size, whether the
+unlearned figure predates the last request) and ``system`` (served shards). No id appears in it,
+and no dict is keyed by numbers (the publisher's scrubber would drop it).
 """
 
 from __future__ import annotations
@@ -15,6 +17,10 @@ from ..data import forget_ids_sha256
 from .persistence import REPORT_FILE, read_json, versions, write_json
 
 
+METHOD_ARGS = ("num_shards", "num_slices", "budget", "order_selection", "block_order", "lora_r", "lora_alpha",
+               "lora_target_modules", "learning_rate", "num_train_epochs", "on_cut", "on_empty_shard", "finetune", "seed")
+
+
 def initial_report(info: dict, config) -> dict:
     return {
         "method": info["method"],
@@ -23,8 +29,11 @@ def initial_report(info: dict, config) -> dict:
         "dataset": {"source": (info.get("data") or {}).get("source"), "fingerprints": info.get("fingerprints", {})},
         "forget": None,
         "metrics": {"base": info.get("base_metrics"), "original": None, "unlearned": None},
+        "evaluation": None,
         "config": config.to_dict(),
+        "method_args": {k: v for k, v in config.to_dict().items() if k in METHOD_ARGS and v is not None},
         "system": None,
+        "timings": {},
         "versions": versions(),
         "updated_at": None,
     }
@@ -51,5 +60,12 @@ def forget_section(deleted_ids, last_request_at: str | None) -> dict | None:
     }
 
 
-def metrics_entry(accuracy: float, n: int, split: str) -> dict:
-    return {"test_acc": round(100.0 * accuracy, 4), "n": n, "split": split}
+def record_evaluation(report: dict, accuracy: float, n: int, split: str) -> dict:
+    """Put a test accuracy into ``metrics.original`` (no deletion yet) or ``metrics.unlearned``."""
+    stage = "unlearned" if report.get("forget") else "original"
+    metrics = report.setdefault("metrics", {})
+    metrics[stage] = {"test_acc": round(100.0 * accuracy, 4)}
+    if stage == "original":
+        metrics["unlearned"] = None
+    report["evaluation"] = {"split": split, "n": n, "unlearned_is_stale": False}
+    return report

@@ -46,7 +46,7 @@ from .layers import (
 
 @dataclass
 class Layout:
-    """Where the adapters and heads live in the model (saved in ``system.json``)."""
+    """Where the adapters and heads live in the model (saved in ``s3t_config.json``)."""
 
     n_layers: int
     blocks: list[list[int]]

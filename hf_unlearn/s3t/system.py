@@ -30,9 +30,9 @@ from .encoding import EncodedData
 from .engine import Ensemble
 from .ledger import LEDGER_FILE, Ledger, debug_pause
 from .persistence import (
-    BASE_DIR, CONFIG_FILE, SERVED_FILE, SYSTEM_FILE, copy_system, load_base, read_json, write_json,
+    BASE_DIR, SERVED_FILE, copy_system, load_base, read_json, read_system_config, write_json,
 )
-from .report import forget_section, load_report, metrics_entry, save_report
+from .report import forget_section, load_report, record_evaluation, save_report
 from .staged import Layout, S3TScheme, UnitJob, train_unit
 
 SYSTEMS: dict[str, type] = {}
@@ -105,9 +105,7 @@ class S3TModel:
     def from_pretrained(cls, system_dir, *, train_dataset=None) -> "S3TModel":
         """Load a system. Without ``assignment.json`` and ``ledger.sqlite`` it is read-only (inference)."""
         root = Path(system_dir)
-        if not (root / SYSTEM_FILE).is_file():
-            raise FileNotFoundError(f"{root} holds no S3T system ({SYSTEM_FILE} missing)")
-        info = read_json(root / SYSTEM_FILE)
+        _, info = read_system_config(root)
         klass = SYSTEMS.get(info["method"], cls) if cls is S3TModel else cls
         private = (root / LEDGER_FILE).is_file() and (root / ASSIGNMENT_FILE).is_file()
         ledger = Ledger(root / LEDGER_FILE) if private else None
@@ -131,7 +129,7 @@ class S3TModel:
         """A read-only system made ONLY of the checkpoints ``{shard: (order, prefix_len)}`` select
         (generations as recorded in ``system_dir``); shards not listed are left out."""
         root = Path(system_dir)
-        info = read_json(root / SYSTEM_FILE)
+        _, info = read_system_config(root)
         klass = SYSTEMS.get(info["method"], cls) if cls is S3TModel else cls
         source = Ledger(root / LEDGER_FILE).read_state() if (root / LEDGER_FILE).is_file() else \
             SystemState.from_dict(read_json(root / SERVED_FILE)["state"])
@@ -148,7 +146,7 @@ class S3TModel:
 
     @classmethod
     def _build(cls, root: Path, info, state, ledger, assignment) -> "S3TModel":
-        config = cls.config_class.from_dict(read_json(root / CONFIG_FILE))
+        config = cls.config_class.from_dict(read_system_config(root)[0])
         scheme = cls.scheme_class()
         base, tokenizer = load_base(root / BASE_DIR)
         layout = Layout(**info["layout"])
@@ -168,6 +166,10 @@ class S3TModel:
             s = self.state.served(j)
             out[j] = {"order": s[0], "prefix_len": s[1]} if s else {"status": self.state.status[j]}
         return out
+
+    def served_records(self) -> list[dict]:
+        """``served`` as a list (JSON files: no dict keyed by numbers)."""
+        return [{"shard": j, **entry} for j, entry in self.served.items()]
 
     def _chains(self) -> dict[int, list[CheckpointKey]]:
         chains = {}
@@ -203,11 +205,7 @@ class S3TModel:
             raise ValueError("evaluate needs a 'label' column")
         acc = float((out.predictions == out.label_ids).mean())
         if record and not self.read_only:
-            report = load_report(self.system_dir)
-            stage = "unlearned" if report.get("forget") else "original"
-            report.setdefault("metrics", {})[stage] = metrics_entry(acc, len(out.predictions), split)
-            if stage == "original":
-                report["metrics"]["unlearned"] = None
+            report = record_evaluation(load_report(self.system_dir), acc, len(out.predictions), split)
             report["system"] = self._system_summary()
             save_report(self.system_dir, report)
         return {"accuracy": acc, "n": int(len(out.predictions))}
@@ -259,7 +257,7 @@ class S3TModel:
         for key in plan.purge:
             (self.system_dir / key.relpath).unlink(missing_ok=True)
         self._export_served()
-        self._update_report()
+        self._update_report(time.perf_counter() - start)
         result = DeletionResult(rid, seq, plan.action, plan.new_ids, plan.already_deleted, plan.affected, self.served)
         if plan.jobs:
             if retrain and (train_dataset is not None or self._train_source is not None or self._train_data):
@@ -353,18 +351,19 @@ class S3TModel:
     # -- persistence ----------------------------------------------------------------------------
     def _system_summary(self) -> dict:
         active = [j for j in range(self.config.num_shards) if self.state.served(j)]
-        return {"served": self.served, "active_shards": len(active), "num_shards": self.config.num_shards}
+        return {"served": self.served_records(), "active_shards": len(active), "num_shards": self.config.num_shards}
 
     def _export_served(self) -> None:
-        write_json(self.system_dir / SERVED_FILE, {"state": self.state.to_dict(), "served": self.served})
+        write_json(self.system_dir / SERVED_FILE, {"state": self.state.to_dict(), "served": self.served_records()})
 
-    def _update_report(self) -> None:
+    def _update_report(self, unlearn_s: float | None = None) -> None:
         report = load_report(self.system_dir)
         report["forget"] = forget_section(self.ledger.deleted(), self.ledger.last_request_date())
         report["system"] = self._system_summary()
-        metrics = report.setdefault("metrics", {})
-        if report["forget"] and metrics.get("unlearned") is not None:
-            metrics["unlearned"]["stale"] = True  # re-run evaluate() to refresh after this request
+        if unlearn_s is not None:
+            report.setdefault("timings", {})["unlearn_s"] = round(unlearn_s, 4)
+        if report["forget"] and report.get("evaluation"):
+            report["evaluation"]["unlearned_is_stale"] = True  # evaluate() again to refresh it
         save_report(self.system_dir, report)
 
     def save_pretrained(self, save_dir, *, include_private: bool = True) -> Path:

@@ -31,13 +31,13 @@ from .encoding import EncodedData
 from .ledger import LEDGER_FILE, Ledger
 from .orders import check_orders, select_orders
 from .persistence import (
-    BASE_DIR, CONFIG_FILE, PRIVATE_FILES, REPORT_FILE, SERVED_FILE, SYSTEM_FILE, load_base, read_json, save_base,
-    write_json,
+    BASE_DIR, CONFIG_FILE, PRIVATE_FILES, REPORT_FILE, SERVED_FILE, load_base, read_system_config, save_base,
+    write_system_config,
 )
 from .report import initial_report, save_report
 from .staged import Layout, UnitJob, train_unit
 
-MANAGED = (BASE_DIR, CHECKPOINT_DIR, SYSTEM_FILE, CONFIG_FILE, SERVED_FILE, REPORT_FILE, *PRIVATE_FILES)
+MANAGED = (BASE_DIR, CHECKPOINT_DIR, CONFIG_FILE, SERVED_FILE, REPORT_FILE, *PRIVATE_FILES)
 
 
 def distributed_state() -> PartialState:
@@ -85,7 +85,7 @@ def train_system(
 
     ``model``/``tokenizer`` are only read on rank 0 (pass None elsewhere). ``base_metrics`` (e.g.
     the base model's own test accuracy) and ``data_info`` (how to reload the private split, used by
-    the CLI's retrains) go into the report and ``system.json``. ``public_ids`` are the examples that
+    the CLI's retrains) go into the report and ``s3t_config.json``. ``public_ids`` are the examples that
     pretrained the base: recorded so that a deletion request for them gets a precise error.
     """
     state = distributed_state()
@@ -120,11 +120,10 @@ def train_system(
             "world_size": world,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        write_json(root / SYSTEM_FILE, info)
-        write_json(root / CONFIG_FILE, config.to_dict())
+        write_system_config(root, config, info)
     state.wait_for_everyone()
 
-    info = read_json(root / SYSTEM_FILE)
+    _, info = read_system_config(root)
     assignment = Assignment.load(root)
     base, tok = load_base(root / BASE_DIR)
     layout = Layout(**info["layout"])
@@ -145,7 +144,7 @@ def train_system(
             meta={"method": system_cls.method, "created_at": info["created_at"]},
         ).close()
         report = initial_report(info, config)
-        report["train_seconds"] = round(time.perf_counter() - start, 3)
+        report["timings"]["train_s"] = round(time.perf_counter() - start, 3)
         save_report(root, report)
         system = system_cls.from_pretrained(root, train_dataset=train_dataset)
         if eval_dataset is not None:
