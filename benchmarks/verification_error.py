@@ -1,7 +1,8 @@
 """P6: verification error with and without the penalties of Thudi et al. ("Unrolling SGD", EuroS&P 2022).
 
-The run of ``unlearning_speed.py`` at a smaller size (default 2,000 train x 2 epochs: every
-setting trains one model AND one retrain twin), tiny BERT from config (hidden 128, 4 layers,
+The run of ``unlearning_speed.py`` at a smaller size (default 4,000 train x 2 epochs, 6 settings:
+every setting trains one model AND one retrain twin; 2,000 x 2 left the model at the edge of
+learning, see SIZES), tiny BERT from config (hidden 128, 4 layers,
 4 heads, intermediate 512, vocab 8,000, eager attention), batch 32, AdamW lr 5e-4 linear decay,
 ``adam_beta1 = 0`` (momentum-free Adam, so that amnesiac rollback is meaningful; ``--beta1``).
 Settings (``--settings``): no penalty, the SD-of-logits penalty ``sd_lambda`` at several lambdas,
@@ -55,8 +56,10 @@ from _common import RESULTS_DIR, collected, emit, machine_info, peak_rss_mb, req
 BENCH = "verification_error"
 SIZES = {
     "quick": dict(train=256, test=128, epochs=1.0, seq_len=64, settings="none,sd:0.1,l2:0.01"),
-    "full": dict(train=2000, test=2000, epochs=2.0, seq_len=128,
-                 settings="none,sd:0.01,sd:0.1,sd:0.3,sd:1,l2:0.001,l2:0.01,l2:0.1"),
+    # 4,000 x 2 (250 steps), not 2,000 x 2: at 2,000 x 2 the tiny BERT is still at the edge of learning
+    # (pilot: original 64.0% test, its twin without 20 ids 53.5%), so accuracy drops and VE were noise.
+    "full": dict(train=4000, test=2000, epochs=2.0, seq_len=128,
+                 settings="none,sd:0.01,sd:0.1,sd:0.3,l2:0.001,l2:0.01"),
 }
 METHODS = ("single_gradient", "amnesiac")
 TARGET_VE_RATIO, TARGET_ACC_DROP = 0.6, 1.0
@@ -65,7 +68,7 @@ TARGET_VE_RATIO, TARGET_ACC_DROP = 0.6, 1.0
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="small sizes for checks (~1 minute)")
-    p.add_argument("--train", type=int, help="training examples (full 2000, quick 256)")
+    p.add_argument("--train", type=int, help="training examples (full 4000, quick 256)")
     p.add_argument("--test", type=int, help="test examples (full 2000, quick 128)")
     p.add_argument("--epochs", type=float, help="training epochs (full 2, quick 1)")
     p.add_argument("--seq-len", type=int, help="max tokens (full 128, quick 64)")

@@ -48,11 +48,15 @@ def unlearn_run(
     retain_eval_max: int | None = 2000,
     run=None,
     twin=None,
+    compare_vanilla: bool = False,
 ) -> dict:
     """Forget ``request`` from the run in ``run_dir`` with ``method``; returns the report.
 
     ``run`` (from :func:`load_run`) and ``twin`` (an already built twin model for the same
-    forget set) may be passed to share work between several methods.
+    forget set) may be passed to share work between several methods. With ``method="rum"`` the
+    report gains a ``rum`` section (per memorization group: counts, methods, figures of every
+    model, ToW / ToW-MIA against the twin) and ``plots/rum_*.png``; ``compare_vanilla`` also runs
+    the highest group's method on the whole forget set and compares it group by group.
     """
     from .evaluation.retrain import retrain_twin
 
@@ -63,9 +67,13 @@ def unlearn_run(
     forget_ids = request.resolve(run["data"]["train"])  # validation: nothing written on failure
     splits = split_for_evaluation(train, run["tokenized"]["test"], forget_ids, retain_eval_max)
     timings = {}
+    run_args = dict(method_args)
+    if method == "rum" and _wants_holdout(method_args) and "holdout" not in method_args:
+        run_args["holdout"] = run["tokenized"]["test"]  # held-out data the model never trained on
+        method_args["holdout"] = "test split"  # what the report records (not the data set)
     start = time.perf_counter()
     result = unlearn(run["model"], splits["forget"], splits["retain_full"], method=method, log=run["log"],
-                     tokenizer=run["tokenizer"], **method_args)
+                     tokenizer=run["tokenizer"], **run_args)
     timings["unlearn_s"] = time.perf_counter() - start
     models = {"original": run["model"], "unlearned": result.model}
     if with_twin and twin is None:
@@ -85,10 +93,48 @@ def unlearn_run(
         canary_ids=canaries or None, log=run["log"], seeds={"train": meta.get("seed")}, timings=timings,
         config={"data": vars(run["data_args"]), "model": vars(run["model_args"])},
     )
+    vanilla_comparison = None
+    if method == "rum" and result.stats.get("groups"):
+        report["rum"], vanilla_comparison = _rum_section(run, splits, models, result, spec, run_args, canaries,
+                                                         compare_vanilla, timings)
+        report["timings"].update(timings)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     result.model.save_pretrained(out)
     run["tokenizer"].save_pretrained(out)
     write_report(report, out)
+    if "rum" in report:
+        from .memorization.evaluation import plot_rum_groups
+
+        plot_rum_groups(report["rum"], out, model="unlearned", others=vanilla_comparison)
     report["_twin"] = twin  # for callers that reuse it; never serialised
     return report
+
+
+def _wants_holdout(method_args: dict) -> bool:
+    from .memorization.proxies import get_proxy
+
+    return get_proxy(method_args.get("proxy", "confidence")).needs == "holdout"
+
+
+def _rum_section(run, splits, models, result, spec, run_args, canaries, compare_vanilla, timings):
+    """RUM's per-group report section (no ids), optionally with the vanilla run of the same method."""
+    from .memorization.evaluation import group_summary, rum_section
+    from .methods.registry import make_config
+    from .methods.rum import vanilla
+
+    models = dict(models)
+    vanilla_name = None
+    if compare_vanilla:
+        v_method, v_args = vanilla(make_config(spec, run_args))
+        start = time.perf_counter()
+        v = unlearn(run["model"], splits["forget"], splits["retain_full"], method=v_method, log=run["log"],
+                    tokenizer=run["tokenizer"], **v_args)
+        timings["vanilla_s"] = time.perf_counter() - start
+        vanilla_name = f"vanilla_{v_method}"
+        models[vanilla_name] = v.model
+    section = rum_section(models, run["tokenizer"], splits, result.stats["groups"], summary=group_summary(result.stats),
+                          canary_ids=canaries or None)
+    section = {"proxy": result.stats.get("proxy"), "proxy_source": result.stats.get("proxy_source"), **section}
+    others = {vanilla_name: section["comparison"][vanilla_name]} if vanilla_name and section["comparison"] else None
+    return section, others
