@@ -86,6 +86,7 @@ def write_results(name: str, records: list[dict], machine: dict | None = None, *
         with os.fdopen(fd, "w") as f:
             json.dump(payload, f, indent=1, default=str)
             f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

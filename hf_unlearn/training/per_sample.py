@@ -281,9 +281,11 @@ class PerSampleSubsetGradients:
             for attr, spec, _ in plan:
                 xhat = None
                 if attr == "weight":  # x_hat recomputed on the selected entries only
-                    xf = x.reshape(batch, -1, math.prod(module.normalized_shape)).float()
-                    var, mean = torch.var_mean(xf, dim=-1, unbiased=False, keepdim=True)
-                    xhat = (xf[..., spec.rows] - mean) * torch.rsqrt(var + module.eps)
+                    width = math.prod(module.normalized_shape)
+                    xf = x.reshape(batch, -1, width).float()
+                    # mean and 1/std from the fused LayerNorm kernel (torch.var_mean is ~5x slower on CPU)
+                    _, mean, rstd = torch.native_layer_norm(xf, (width,), None, None, module.eps)
+                    xhat = (xf[..., spec.rows] - mean) * rstd
                 kept.append((spec, xhat))
         else:  # nn.Linear
             for attr, spec, _ in plan:
