@@ -86,6 +86,8 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per variant (>= 3; default 5; quick 3)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps of each unlearning run / RUM group (default 25; quick 1)")
     p.add_argument("--unlearn-lr", type=float, default=None, help="learning rate of every unlearning run / RUM group (default 3e-4)")
+    p.add_argument("--salun-shares", default="none,0.05,0.2,0.3",
+                   help="forget_share values of the SalUn step of RUM's salun preset to sweep ('none' = each forget row once)")
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=16, help="training batch size")
     p.add_argument("--lr", type=float, default=5e-4, help="training learning rate (AdamW, linear decay, warm-up 30 steps)")
@@ -107,6 +109,12 @@ def parse_args(argv=None):
         p.error("--forget must be a multiple of 3")
     a.name = a.name or (BENCH + ("_quick" if q else ""))
     return a
+
+
+def preset_share():
+    from hf_unlearn.methods.rum import PRESETS
+
+    return PRESETS["salun"][2][1].get("forget_share")
 
 
 def quiet_libraries() -> None:
@@ -347,6 +355,14 @@ def main(argv=None) -> int:
                                    "groups": {g["name"]: {k: g.get(k) for k in ("method", "count", "retain_count", "optimizer_steps")}
                                               for g in stats.get("groups", [])} or None}
                 log(f"{name}: {secs:.1f}s, {stats.get('optimizer_steps')} steps")
+        # the SalUn step's forget share (the preset's default is one point of this curve)
+        sweep_names = {}
+        for share in [x.strip() for x in a.salun_shares.split(",") if x.strip()]:
+            value = None if share == "none" else float(share)
+            name = f"salun_rum_share_{share}"
+            args = dict(shared, proxy="confidence", preset="salun", group_args={"high": {"forget_share": value}})
+            models[name], _, secs = unlearn_variant(s, original, splits, run_log, "rum", args)
+            sweep_names[name] = (value, round(secs, 2))
         groups = ref_conf.as_mapping()
         section = rum_section(models, s.tokenizer, splits, groups)
         comp = section["comparison"]
@@ -376,6 +392,14 @@ def main(argv=None) -> int:
                 plot_rum_groups({"comparison": {f"RUM {family}": comp[f"{family}_rum"]},
                                  "metrics": {k: section["metrics"][k] for k in ("original", "retrain_twin", f"{family}_rum", f"{family}_vanilla")}},
                                 Path(a.plots_dir) / family, model=f"RUM {family}", others=others)
+        if sweep_names:
+            sweep = [{"forget_share": v, "seconds": secs, "tow": round(comp[n]["all"]["tow"], 4),
+                      "tow_mia": round(comp[n]["all"]["tow_mia"], 4), "forget_acc_by_group": accs[n]}
+                     for n, (v, secs) in sweep_names.items()]
+            best = max(sweep, key=lambda r: r["tow"])
+            emit(BENCH, "salun_share_sweep_best_tow", best["tow"], "ToW of RUM-SalUn at the best forget_share of the sweep",
+                 dict(base_cfg, sweep=sweep, best_forget_share=best["forget_share"],
+                      preset_forget_share=preset_share(), tow_vanilla_salun=round(comp["salun_vanilla"]["all"]["tow"], 4)))
         emit(BENCH, "peak_rss", round(peak_rss_mb(), 1), "MB (process peak)", dict(base_cfg))
         emit(BENCH, "events_bytes_per_example_epoch", round(timing["events_bytes"] / (timing["examples"]), 1),
              "bytes of events/*.parquet per example per epoch", dict(base_cfg, events_bytes=timing["events_bytes"]))

@@ -10,6 +10,7 @@ forget example is pushed away from its label. Draws are seeded by ``seed``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,15 +38,32 @@ def random_other_labels(labels, num_labels: int, seed: int) -> list[int]:
     return ((labels + shift) % num_labels).tolist()
 
 
-def relabelled_union(forget, retain, num_labels: int, seed: int):
-    """The forget set with random wrong labels followed by the retain set (common columns only)."""
+def forget_repeats(n_forget: int, n_retain: int, share: float | None) -> int:
+    """How many copies of the forget set make it at least ``share`` of the union (1 when ``share`` is None).
+
+    ``r`` is the least integer with ``r * n_f / (r * n_f + n_r) >= share``.
+    """
+    if share is None or n_forget == 0:
+        return 1
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"forget_share must be in (0, 1), got {share}")
+    return max(1, math.ceil(share * n_retain / ((1.0 - share) * n_forget) - 1e-9))
+
+
+def relabelled_union(forget, retain, num_labels: int, seed: int, forget_share: float | None = None):
+    """The forget set with random wrong labels followed by the retain set (common columns only).
+
+    With ``forget_share`` the relabelled forget rows are repeated (same new labels) until they
+    make up at least that share of the union; by default each appears once.
+    """
     cols = [c for c in retain.column_names if c in forget.column_names]
-    new = random_other_labels(forget["label"], num_labels, seed)
+    new = random_other_labels(list(forget["label"]), num_labels, seed)
     relabelled = forget.remove_columns("label").add_column("label", new).select_columns(cols)
     retain = retain.select_columns(cols)
     if relabelled.features != retain.features:
         relabelled = relabelled.cast(retain.features)
-    return concatenate_datasets([relabelled, retain])
+    copies = forget_repeats(len(relabelled), len(retain), forget_share)
+    return concatenate_datasets([relabelled] * copies + [retain])
 
 
 @dataclass

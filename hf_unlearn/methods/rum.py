@@ -10,7 +10,10 @@ original retain set plus the groups NOT yet processed: it excludes every group p
 far, so it shrinks from step to step.
 
 Presets (from the papers): ``salun`` = nothing -> finetune -> SalUn; ``neggrad_plus`` =
-NegGrad+ x3 with alpha 0.99 / 0.97 / 0.97. Any other registered method name runs that method
+NegGrad+ x3 with alpha 0.99 / 0.97 / 0.97. In the ``salun`` preset the SalUn step repeats its
+relabelled forget rows to at least 10% of the union (``forget_share=0.1``): the high group is a
+third of the forget set and, left at one copy each, too small a share of the batches to move
+(measured on IMDB, see ``benchmarks/rum.py``'s ``salun_share_sweep``). Any other registered method name runs that method
 on every group (sequential per-group unlearning). Per-group hyperparameters come from, in
 increasing priority: the method's defaults, the preset, the shared fields of this config
 (``learning_rate``, ``epochs`` ... when set) and ``group_args``.
@@ -29,7 +32,7 @@ from .registry import get_method, make_config, register_method
 
 NONE = "none"
 PRESETS: dict[str, tuple[tuple[str, dict], ...]] = {
-    "salun": ((NONE, {}), ("finetune", {}), ("salun", {})),
+    "salun": ((NONE, {}), ("finetune", {}), ("salun", {"forget_share": 0.1})),
     "neggrad_plus": (("neggrad_plus", {"alpha": 0.99}), ("neggrad_plus", {"alpha": 0.97}), ("neggrad_plus", {"alpha": 0.97})),
 }
 SHARED = ("learning_rate", "epochs", "batch_size", "max_steps", "weight_decay", "seed")

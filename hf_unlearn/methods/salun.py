@@ -9,6 +9,10 @@ Weight Saliency" (ICLR 2024). Once, on the original model (eval mode), over the 
 with an exactly zero gradient are never salient). Then random-label training (forget set with
 random wrong labels + retain set) where every gradient is multiplied by ``m`` before the
 optimizer step, so the weights outside the mask keep their values (up to weight decay).
+
+In the union each forget row appears once (SalUn's ``ConcatDataset``), so a small forget set is
+a small share of every batch: ``forget_share`` repeats the relabelled forget rows until they
+make up at least that share (used by the RUM ``salun`` preset for its small high group).
 """
 
 from __future__ import annotations
@@ -29,8 +33,11 @@ class SalUnConfig(MethodConfig):
     """SalUn: random-label training with gradients masked to the top ``mask_ratio`` of |grad CE(forget)|."""
 
     mask_ratio: float = field(default=0.5, metadata={"help": "Fraction of all trainable weights (largest forget-gradient magnitude) that may change."})
+    forget_share: float | None = field(default=None, metadata={"help": "Repeat the relabelled forget rows until they are at least this share of the union (default: each once)."})
 
     def __post_init__(self):
+        if self.forget_share is not None and not 0.0 < self.forget_share < 1.0:
+            raise ValueError(f"SalUnConfig: forget_share must be in (0, 1), got {self.forget_share}")
         if not 0.0 < self.mask_ratio <= 1.0:
             raise ValueError(f"SalUnConfig: mask_ratio must be in (0, 1], got {self.mask_ratio}")
         super().__post_init__()
@@ -59,7 +66,7 @@ def salun(model, forget, retain, config: SalUnConfig, log, ctx: MethodContext) -
     require_rows(retain, "salun", "retain")
     masks = saliency_mask(model, forget, ctx, config.mask_ratio, config.batch_size)
     masked = [(p, masks[n].view_as(p).to(p.dtype)) for n, p in model.named_parameters() if p.requires_grad]
-    loader = ctx.loader(relabelled_union(forget, retain, num_labels_of(model), config.seed),
+    loader = ctx.loader(relabelled_union(forget, retain, num_labels_of(model), config.seed, config.forget_share),
                         config.batch_size, shuffle=True, seed=config.seed)
     batches = cycle(loader)
 
