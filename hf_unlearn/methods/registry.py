@@ -19,7 +19,7 @@ from ..training.unlearning_log import UnlearningLog
 from .base import MethodConfig, MethodContext, UnlearnResult
 
 METHOD_MODULES = (
-    "amnesiac", "amnesiac_per_sample", "single_gradient", "finetune", "neggrad", "neggrad_plus",
+    "amnesiac", "amnesiac_per_sample", "per_sample_replay", "single_gradient", "finetune", "neggrad", "neggrad_plus",
     "random_label", "salun", "scrub", "l1_sparse", "rum",
 )
 

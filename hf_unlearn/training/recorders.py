@@ -52,6 +52,7 @@ class LogRecorder(TrainerCallback):
         self.micro_batches: list[dict] = []
         self.per_sample_rows: list[torch.Tensor] = []
         self.reference: dict[str, torch.Tensor] | None = None
+        self.grad_norm: float | None = None  # set by the trainer before clipping
         self.bytes_written = 0
 
     # ---- what the trainer reports for each micro-batch -------------------------------------
@@ -102,6 +103,9 @@ class LogRecorder(TrainerCallback):
         epochs = {mb["epoch"] for mb in self.micro_batches}
         record = {"step": step, "epoch": min(epochs) if epochs else None, "lr": lr, "rank": self.rank,
                   "micro_batches": self.micro_batches}
+        if self.grad_norm is not None:
+            record["grad_norm"] = self.grad_norm
+            self.grad_norm = None
         if args.record_transcript:
             self.transcript.append(record)
         if args.record_deltas and self.is_main:

@@ -35,6 +35,7 @@ from .log_store import (
     trainable_named,
     weights_fingerprint,
 )
+from .optimizer_record import FINAL_STATE, describe_optimizer, grad_norm, save_final_state
 from .penalties import unlearnable_loss
 from .recorders import LogRecorder
 
@@ -138,6 +139,9 @@ class UnlearnableTrainer(Trainer):
         if self.per_sample is not None:
             self.per_sample.begin(scale=len(order["ids"]) * ga)
         loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.args.record_deltas and self.args.max_grad_norm and self.accelerator.sync_gradients:
+            # the norm clipping will see (step replay recomputes the clip without the forget examples)
+            self.recorder.grad_norm = grad_norm(p for _, p in self.trainable_parameters())
         if self.per_sample is not None:
             self.recorder.add_per_sample(self.per_sample.collect())
         self.recorder.add_micro_batch(order["ids"], order["epoch"], order["pos"], len(order["ids"]) * ga * self.args.world_size)
@@ -253,6 +257,10 @@ class UnlearnableTrainer(Trainer):
             return
         meta = json.loads((self.log_root / "meta.json").read_text())
         meta["final_fingerprint"] = weights_fingerprint(self.trainable_parameters())
+        if self.args.record_deltas and self.optimizer is not None:
+            named = self.trainable_parameters()
+            meta["optimizer"] = describe_optimizer(self.optimizer, named, self.args.max_grad_norm)
+            meta["optimizer"]["final_state"] = save_final_state(self.log_root / FINAL_STATE, self.optimizer, named)
         meta["global_step"] = self.state.global_step
         meta["completed"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
         atomic_write_json(self.log_root / "meta.json", meta)

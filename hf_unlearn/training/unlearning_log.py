@@ -31,6 +31,7 @@ class StepRecord:
     epoch: int
     lr: float
     micro_batches: list[dict] = field(default_factory=list)
+    grad_norm: float | None = None  # before clipping; recorded with deltas when clipping is on
 
     @property
     def ids(self) -> list[str]:
@@ -99,7 +100,7 @@ class UnlearningLog:
             for part in sorted_parts(self.root / "transcript", "jsonl"):
                 for line in part.read_text().splitlines():
                     r = json.loads(line)
-                    rec = merged.setdefault(r["step"], StepRecord(r["step"], r["epoch"], r["lr"]))
+                    rec = merged.setdefault(r["step"], StepRecord(r["step"], r["epoch"], r["lr"], grad_norm=r.get("grad_norm")))
                     rec.micro_batches.extend({**mb, "rank": r["rank"]} for mb in r["micro_batches"])
             self._steps = [merged[s] for s in sorted(merged)]
             expected = list(range(1, len(self._steps) + 1))
@@ -139,6 +140,17 @@ class UnlearningLog:
         if not files:
             raise LogError(f"no delta recorded for step {step} (record_deltas off, or deletable-only logging)")
         return self._load(files[0])
+
+    def optimizer_final_state(self) -> tuple[dict[str, torch.Tensor], int]:
+        """Adam's ``exp_avg_sq`` per trainable parameter after the last step, and the step count."""
+        from .optimizer_record import FINAL_STATE
+
+        path = self.root / FINAL_STATE
+        if not path.is_file():
+            raise LogError(f"no final optimizer state in {self.root} (recorded with record_deltas for Adam-type optimizers)")
+        with safe_open(str(path), "pt") as handle:
+            step = int(handle.metadata()["step"])
+        return self._load(path), step
 
     def per_sample_index(self) -> dict[str, torch.Tensor]:
         """Parameter name -> flat indices of the subset, in the column order of the per-sample gradients."""
