@@ -18,6 +18,8 @@ then each method side by side:
 * ``none``                      the original model (no unlearning; the reference row)
 * ``amnesiac``                  rollback of every step that saw a forget id (no repair)
 * ``amnesiac_repair``           rollback + ``repair_steps`` steps of fine-tuning on retain
+* ``per_sample_replay``         every step that saw a forget id recomputed without it, from the
+                                logged state (beta1 = 0 arm only: it needs a momentum-free optimizer)
 * ``amnesiac_per_sample``       per-sample rollback on the 1% subset (no repair)
 * ``amnesiac_per_sample_repair`` the same + repair
 * ``single_gradient``           w_T + k * eta * grad L(w_0; forget) (Thudi et al.)
@@ -145,13 +147,16 @@ def say(msg: str) -> None:
     print(f"# [{time.strftime('%H:%M:%S')}] {msg} (load {load_avg()})", file=sys.stderr, flush=True)
 
 
-def methods_table(a) -> list[tuple[str, str, dict]]:
+def methods_table(a, beta1: float = 0.0) -> list[tuple[str, str, dict]]:
     """(label, registered method, arguments). The loop methods are capped to a few steps, the
     budget the cost-fraction target allows (<= 5% of a retrain: ~15 batches of 32 at 314 steps).
-    Hyperparameters were picked once on a pilot run (beta1 = 0, 1% forget set), not per cell."""
+    Hyperparameters were picked once on a pilot run (beta1 = 0, 1% forget set), not per cell.
+    ``per_sample_replay`` needs a momentum-free optimizer: only in the beta1 = 0 arm."""
     repair = dict(repair_steps=a.repair_steps, learning_rate=a.repair_lr, seed=a.seed)
+    replay = [("per_sample_replay", "per_sample_replay", {})] if beta1 == 0 else []
     return [
         ("amnesiac", "amnesiac", {}),
+        *replay,
         ("amnesiac_repair", "amnesiac", repair),
         ("amnesiac_per_sample", "amnesiac_per_sample", {}),
         ("amnesiac_per_sample_repair", "amnesiac_per_sample", repair),
@@ -278,7 +283,7 @@ def run_arm(s: Data, a, beta1: float, tmp_root: str, cfg: dict, arm_runs: list) 
         ve_orig = verification_error(model, twin)
 
         # ---- methods, interleaved repeats ----
-        table = methods_table(a)
+        table = methods_table(a, beta1)
         timings = {label: [] for label, _, _ in table}
         results = {}
         for r in range(a.repeats):
@@ -327,7 +332,8 @@ def run_arm(s: Data, a, beta1: float, tmp_root: str, cfg: dict, arm_runs: list) 
             emit(BENCH, f"{arm}/{fname}/{label}/tow", round(comp["tow"], 4), "ToW vs retrain twin (1 = same accuracies)", mcfg)
             emit(BENCH, f"{arm}/{fname}/{label}/tow_mia", round(comp["tow_mia"], 4), "ToW-MIA vs retrain twin", mcfg)
             emit(BENCH, f"{arm}/{fname}/{label}/ve", round(row["ve"], 5), "L2 norm ||w_u - w_twin||", mcfg)
-            emit(BENCH, f"{arm}/{fname}/{label}/steps_rolled_back", row["stats"].get("steps_rolled_back", 0), "steps",
+            emit(BENCH, f"{arm}/{fname}/{label}/steps_rolled_back",
+                 row["stats"].get("steps_rolled_back", row["stats"].get("steps_replayed", 0)), "steps",
                  dict(fcfg, method=label, total_steps=steps))
             arm_runs.append({"arm": arm, "forget_set": fname, "method": label, "tow": comp["tow"], "tow_mia": comp["tow_mia"],
                              "ve": row["ve"], "metrics": row["metrics"], "timing": row["timing"],

@@ -58,7 +58,7 @@ ADAM = ("Adam", "AdamW")
 class PerSampleReplayConfig(AmnesiacConfig):
     """Replay every step that saw a forget example without it; then optional repair."""
 
-    dtype: str = field(default="float64", metadata={"help": "Precision of the backward walk (float64 or float32)."})
+    dtype: str = field(default="float32", metadata={"help": "Precision of the backward walk (float32 or float64)."})
 
     def __post_init__(self):
         if self.dtype not in ("float64", "float32"):
@@ -143,72 +143,86 @@ def per_sample_replay(model, forget, retain, config: PerSampleReplayConfig, log,
     total = len(steps)
     if log.delta_steps() != list(range(1, total + 1)):
         raise LogError("per_sample_replay needs a delta for every step of the transcript (the log is incomplete)")
-    forget_ids = [str(i) for i in forget["id"]]
-    wanted = set(forget_ids)
+    wanted = {str(i) for i in forget["id"]}
     touched = {s.step: s for s in steps if wanted.intersection(s.ids)}
     if not touched:
         return {"steps_replayed": 0, "optimizer_steps": repair(model, retain, config, ctx)}
     targs = log.meta.get("training_args", {})
     sd_lambda, sd_decay = float(targs.get("sd_lambda") or 0.0), float(targs.get("sd_lambda_decay") or 1.0)
     mu = float(targs.get("l2_init_mu") or 0.0)
-    dtype = torch.float64 if config.dtype == "float64" else torch.float32
-
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    names = [n for n, _ in named]
-    w = [p.detach().to(dtype).clone() for _, p in named]
-    w_final = [t.clone() for t in w]
-    wd = [rule.weight_decay.get(n, 0.0) for n in names]
-    w0 = None
-    if mu:
-        init = log.initial_state_dict()
-        w0 = [init[n].to(dtype) for n in names]
+    flat = _Flat([(n, p) for n, p in model.named_parameters() if p.requires_grad],
+                 torch.float64 if config.dtype == "float64" else torch.float32)
+    w = flat.of_params()
+    w_final = w.clone()
+    wd = flat.per_entry({n: rule.weight_decay.get(n, 0.0) for n in flat.names})
+    w0 = flat.of(log.initial_state_dict()) if mu else None
     v = None
     if rule.kind == "adam":
         state, last = log.optimizer_final_state()
         if last != total:
             raise LogError(f"the optimizer state is at step {last} but the transcript has {total} steps")
-        v = [state[n].to(dtype) for n in names]
+        v = flat.of(state)
     rows = _forget_rows(forget, ctx)
-    correction = [torch.zeros_like(t) for t in w]
+    correction = torch.zeros_like(w)
     first = min(touched)
     grad_examples = 0
     for t in tqdm(range(total, first - 1, -1), desc="replaying steps", disable=not ctx.progress):
         rec = steps[t - 1]
-        delta = log.delta(t)
-        d = [delta[n].to(dtype) for n in names]
-        w_prev = [a - b for a, b in zip(w, d)]
+        d = flat.of(log.delta(t))
+        w_prev = w - d
         lr = rec.lr
         if lr <= 0:
             if t in touched or rule.kind == "adam":
                 raise LogError(f"step {t} ran at learning rate {lr}: its gradient cannot be recovered from its delta")
             w = w_prev
             continue
+        v_prev = None
         if rule.kind == "adam":
             bc2 = 1.0 - rule.beta2 ** t
-            decay = [(lam * wp if rule.decoupled else 0.0) for lam, wp in zip(wd, w_prev)]
-            u = [-(di / lr + dc) for di, dc in zip(d, decay)]
-            g = [ui * ((vi / bc2).sqrt() + rule.eps) for ui, vi in zip(u, v)]  # what the optimizer saw
-            if not rule.decoupled:  # Adam's L2 decay was added to the gradient
-                g = [gi - lam * wp for gi, lam, wp in zip(g, wd, w_prev)]
-            v_prev = [((vi - (1.0 - rule.beta2) * (gi + (0.0 if rule.decoupled else lam * wp)) ** 2) / rule.beta2).clamp_min_(0.0)
-                      for vi, gi, lam, wp in zip(v, g, wd, w_prev)]
+            u = d / -lr
+            if rule.decoupled:
+                u -= wd * w_prev
+            seen = u * ((v / bc2).sqrt_() + rule.eps)  # the gradient Adam saw (with L2 decay for Adam)
+            v_prev = (v - (1.0 - rule.beta2) * seen.square()).div_(rule.beta2).clamp_min_(0.0)
+            g = seen if rule.decoupled else seen - wd * w_prev
         else:
-            g = [-di / lr - lam * wp for di, lam, wp in zip(d, wd, w_prev)]
-            v_prev = None
+            g = d / -lr - wd * w_prev
         if t in touched:
-            grad_examples += _replay_step(model, named, names, rows, rec, wanted, w_prev, g, v_prev, d, lr, t, rule,
-                                          wd, sd_lambda / (sd_decay ** (rec.epoch or 0)), mu, w0, correction)
+            new_d = _replayed_delta(model, flat, rows, rec, wanted, w_prev, g, v_prev, lr, t, rule, wd,
+                                    sd_lambda / (sd_decay ** (rec.epoch or 0)), mu, w0)
+            correction += new_d - d
+            grad_examples += sum(1 for i in rec.ids if i in wanted)
         w, v = w_prev, v_prev
-    with torch.no_grad():
-        for (n, p), wf, c in zip(named, w_final, correction):
-            p.copy_((wf + c).to(p.dtype))
+    flat.load(w_final + correction)
     repair_steps = repair(model, retain, config, ctx)
     return {"steps_replayed": len(touched), "steps_walked": total - first + 1, "total_steps": total,
             "gradient_examples": grad_examples, "optimizer_steps": repair_steps, "rule": rule.kind}
 
 
-def _replay_step(model, named, names, rows, rec, wanted, w_prev, g, v_prev, d, lr, t, rule, wd, sd_lambda, mu, w0, correction) -> int:
-    """Add ``delta'_t - delta_t`` of one step to ``correction``; returns the forget examples used."""
+class _Flat:
+    """The trainable parameters as one flat vector (fewer, larger tensor operations)."""
+
+    def __init__(self, named, dtype):
+        self.named, self.dtype = named, dtype
+        self.names = [n for n, _ in named]
+
+    def of(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([tensors[n].reshape(-1).to(self.dtype) for n in self.names])
+
+    def of_params(self) -> torch.Tensor:
+        return torch.cat([p.detach().reshape(-1).to(self.dtype) for _, p in self.named])
+
+    def per_entry(self, values: dict[str, float]) -> torch.Tensor:
+        return torch.cat([torch.full((p.numel(),), values[n], dtype=self.dtype) for n, p in self.named])
+
+    def load(self, vector: torch.Tensor) -> None:
+        with torch.no_grad():
+            for (_, p), part in zip(self.named, vector.split([p.numel() for _, p in self.named])):
+                p.copy_(part.view_as(p).to(p.dtype))
+
+
+def _replayed_delta(model, flat, rows, rec, wanted, w_prev, g, v_prev, lr, t, rule, wd, sd_lambda, mu, w0) -> torch.Tensor:
+    """The update step ``t`` would have made at ``w_{t-1}`` without the forget examples."""
     weights = {}
     for mb in rec.micro_batches:
         for i in mb["ids"]:
@@ -216,36 +230,23 @@ def _replay_step(model, named, names, rows, rec, wanted, w_prev, g, v_prev, d, l
                 weights[i] = weights.get(i, 0.0) + mb["weight"]
     n_all = sum(len(mb["ids"]) for mb in rec.micro_batches)
     n_keep = sum(1 for mb in rec.micro_batches for i in mb["ids"] if i not in wanted)
-    if n_keep == 0:  # the twin skips this step: no update at all
-        for c, di in zip(correction, d):
-            c.sub_(di)
-        return len(weights)
-    with torch.no_grad():
-        for (_, p), wp in zip(named, w_prev):
-            p.copy_(wp.to(p.dtype))
-    gf = forget_gradient(model, names, rows, weights, sd_lambda)
+    if n_keep == 0:  # the retrained run skips this step: no update at all
+        return torch.zeros_like(w_prev)
+    flat.load(w_prev)
+    gf = forget_gradient(model, flat.names, rows, weights, sd_lambda)
+    gf = torch.cat([x.reshape(-1).to(flat.dtype) for x in gf])
     coef = 1.0
     if rule.max_grad_norm > 0:
         if rec.grad_norm is None:
             raise LogError(f"step {t} has no recorded pre-clip gradient norm (clipping was on): retrain with this version")
         coef = _clip_coef(rec.grad_norm, rule.max_grad_norm)
-    l2 = [2.0 * mu * (wp - a) for wp, a in zip(w_prev, w0)] if mu else [0.0] * len(g)
-    scale = n_all / n_keep
-    new = [((gi / coef - li - gfi.to(gi.dtype)) * scale + li) for gi, li, gfi in zip(g, l2, gf)]
+    l2 = 2.0 * mu * (w_prev - w0) if mu else 0.0
+    new = (g / coef - l2 - gf) * (n_all / n_keep) + l2
     if rule.max_grad_norm > 0:
-        norm = float(torch.linalg.vector_norm(torch.stack([x.norm() for x in new])))
-        c2 = _clip_coef(norm, rule.max_grad_norm)
-        new = [x * c2 for x in new]
+        new = new * _clip_coef(float(new.norm()), rule.max_grad_norm)
     if rule.kind == "adam":
-        bc2 = 1.0 - rule.beta2 ** t
-        for i, (x, vp, wp, lam) in enumerate(zip(new, v_prev, w_prev, wd)):
-            grad = x if rule.decoupled else x + lam * wp
-            v_new = rule.beta2 * vp + (1.0 - rule.beta2) * grad ** 2
-            step = -lr * grad / ((v_new / bc2).sqrt() + rule.eps)
-            if rule.decoupled:
-                step = step - lr * lam * wp
-            correction[i].add_(step - d[i])
-    else:
-        for i, (x, wp, lam) in enumerate(zip(new, w_prev, wd)):
-            correction[i].add_(-lr * (x + lam * wp) - d[i])
-    return len(weights)
+        grad = new if rule.decoupled else new + wd * w_prev
+        v_new = rule.beta2 * v_prev + (1.0 - rule.beta2) * grad.square()
+        step = -lr * grad / ((v_new / (1.0 - rule.beta2 ** t)).sqrt_() + rule.eps)
+        return step - lr * wd * w_prev if rule.decoupled else step
+    return -lr * (new + wd * w_prev)
