@@ -196,6 +196,19 @@ def test_random_label_union_relabels_only_the_forget_set(setup):
         assert (y != true[i]) if i in forget_ids else (y == true[i])
 
 
+def test_forget_share_repeats_the_relabelled_rows_to_the_share(setup):
+    nf, nr = len(setup.forget), len(setup.retain)
+    union = relabelled_union(setup.forget, setup.retain, 2, seed=0, forget_share=0.25)
+    forget_ids = set(setup.forget["id"])
+    rows = [(i, y) for i, y in zip(union["id"], union["label"]) if i in forget_ids]
+    copies = len(rows) // nf
+    assert len(rows) == copies * nf and len(union) == len(rows) + nr
+    assert len(rows) / len(union) >= 0.25 > (copies - 1) * nf / ((copies - 1) * nf + nr)  # the least such count
+    assert len({(i, y) for i, y in rows}) == nf  # every copy keeps the same random label
+    with pytest.raises(ValueError, match="forget_share"):
+        salun_module.SalUnConfig(forget_share=1.0)
+
+
 def test_neggrad_plus_alpha_one_is_finetune_on_retain(setup):
     args = dict(learning_rate=3e-4, epochs=2, seed=3)
     finetuned = run(setup, "finetune", **args).model
