@@ -240,7 +240,9 @@ def test_s3t_system_folder_keeps_structure_and_drops_assignment_and_ledger(run, 
         save_file(w, str(sysdir / rel))
     for rel in ("base/config.json", "base/tokenizer.json", "adapters/shard0/order0/stage1/adapter_config.json"):
         (sysdir / rel).write_bytes((run["dir"] / Path(rel).name).read_bytes() if "adapter" not in rel else b"{}")
-    (sysdir / "s3t_config.json").write_text(json.dumps({"shards": 2, "slices": 3, "budget": 2}))
+    local = str(tmp_path / "private_data" / "imdb")
+    (sysdir / "s3t_config.json").write_text(json.dumps({"shards": 2, "slices": 3, "budget": 2, "base_model": "tiny-bert",
+                                                       "data": {"dataset": local, "other": "../data/x.parquet"}}))
     (sysdir / "active.json").write_text(json.dumps({"shard0": [[0, 1, 2], [1, 2, 0]], "shard1": [[0], [1]]}))
     (sysdir / "assignment.json").write_text(json.dumps({run["ids"][0]: [0, 1]}))
     (sysdir / "ledger.sqlite").write_bytes(b"SQLite format 3\x00" + run["ids"][0].encode())
@@ -256,6 +258,9 @@ def test_s3t_system_folder_keeps_structure_and_drops_assignment_and_ledger(run, 
     card = (folder.path / "README.md").read_text()
     assert "## Guarantee: exact unlearning" in card and "the shard assignment (which slice" in card and "`adapters/`: 2 files" in card and "exact-unlearning" in card
     assert _scan(folder.path, run["ids"] + run["texts"]) == []
+    published = json.loads((folder.path / "s3t_config.json").read_text())
+    assert published["data"] == {"dataset": "<local>/imdb", "other": "<local>/x.parquet"} and published["base_model"] == "tiny-bert"
+    assert all(str(tmp_path) not in p.read_text(errors="ignore") for p in folder.path.rglob("*") if p.suffix in (".json", ".md"))
     (sysdir / "active.json").write_text(json.dumps({"shard0": [[0, 1]], "forget_ids": ["x"]}))
     with pytest.raises(LeakError, match="active.json"):
         build_upload_folder(sysdir, tmp_path / "up")

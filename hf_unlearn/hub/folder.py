@@ -9,7 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .card import render_card
-from .privacy import CONFIG_FILES, SYSTEM_METHODS, TOKENIZER_FILES, is_allowed_path, is_private_path, private_keys, strip_private
+from .privacy import (
+    CONFIG_FILES,
+    SYSTEM_CONFIGS,
+    SYSTEM_METHODS,
+    TOKENIZER_FILES,
+    is_allowed_path,
+    is_private_path,
+    private_keys,
+    redact_local_paths,
+    strip_private,
+)
 
 DEFAULT_FOLDER_NAME = "hub_upload"
 GENERATED = ("README.md", "report.json")
@@ -189,9 +199,14 @@ def build_upload_folder(
         tmp.mkdir(parents=True)
         for rel in chosen:
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(run_dir / rel, tmp / rel)
+            if Path(rel).name in SYSTEM_CONFIGS:  # local data / output paths stay on this machine
+                config, _ = redact_local_paths(json.loads((run_dir / rel).read_text(encoding="utf-8")))
+                (tmp / rel).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+            else:
+                shutil.copyfile(run_dir / rel, tmp / rel)
+        clean_report, _ = redact_local_paths(clean_report)
         (tmp / "report.json").write_text(json.dumps(clean_report, indent=2, default=str) + "\n", encoding="utf-8")
-        card = render_card(report, repo_id=repo_id, license=license, layout=_layout(chosen) if system else None)
+        card = render_card(redact_local_paths(report)[0], repo_id=repo_id, license=license, layout=_layout(chosen) if system else None)
         card.save(tmp / "README.md")
         files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
         _assert_no_leak(tmp, files, _known_forget_ids(run_dir))

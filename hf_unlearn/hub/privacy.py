@@ -34,7 +34,8 @@ TOKENIZER_FILES = (
     "tokenizer.model",
 )
 # Extra non-private files of an S3T / SISA system directory (kept with their subfolders).
-SYSTEM_FILES = ("s3t_config.json", "sisa_config.json", "active*.json")
+SYSTEM_CONFIGS = ("s3t_config.json", "sisa_config.json")
+SYSTEM_FILES = (*SYSTEM_CONFIGS, "active*.json")
 PLOT_PATTERN = "plots/*.png"
 SYSTEM_METHODS = ("s3t", "sisa")
 
@@ -200,3 +201,26 @@ def private_keys(obj: Any) -> list[str]:
 
     walk(obj, "")
     return found
+
+
+_LOCAL_PATH = re.compile(r"^(/|~|\.{1,2}/|[A-Za-z]:[\\/])")
+
+
+def redact_local_paths(obj: Any) -> tuple[Any, int]:
+    """Replace every string that is a local file-system path (absolute, ``~``, ``./`` or ``../``)
+    by ``<local>/<last component>``: a published config must not reveal the machine's folders.
+    Hub names (``imdb``, ``distilbert-base-uncased``) are left alone. Returns the copy and the count."""
+    if isinstance(obj, str):
+        if _LOCAL_PATH.match(obj):
+            return "<local>/" + obj.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1], 1
+        return obj, 0
+    if isinstance(obj, dict):
+        out, n = {}, 0
+        for k, v in obj.items():
+            out[k], c = redact_local_paths(v)
+            n += c
+        return out, n
+    if isinstance(obj, list):
+        items = [redact_local_paths(v) for v in obj]
+        return [v for v, _ in items], sum(c for _, c in items)
+    return obj, 0
