@@ -184,6 +184,12 @@ def run(args, work: Path) -> int:
          ratio_to_theory=round(sim["mean"] / theory, 4), trials=sim["trials"], theory=round(theory, 2),
          target=">= theory", note="uniform deletions without replacement on the real assignment, until every "
          "shard must be retrained; the formula is the with-replacement expectation")
+    rep = simulate_deletions_served(a.shard, a.slice, system.orders, trials=size["trials"], seed=args.seed + 1, replace=True)
+    emit(figures, "deletions_served_with_replacement", round(rep["mean"], 2), "deletions", **common,
+         stderr=round(rep["stderr"], 2), ci95=[round(rep["mean"] - 1.96 * rep["stderr"], 2), round(rep["mean"] + 1.96 * rep["stderr"], 2)],
+         ratio_to_theory=round(rep["mean"] / theory, 4), trials=rep["trials"], theory=round(theory, 2),
+         theory_in_ci95=abs(rep["mean"] - theory) <= 1.96 * rep["stderr"],
+         note="requests drawn uniformly from all training ids, repeats served as no-ops: the formula's own model")
     emit(figures, "deletions_theory", round(theory, 2), "deletions", **common, formula="m*L*H(m*min(B,L))")
     sisa_orders = [[tuple(range(config.num_slices))] for _ in range(config.num_shards)]
     sisa = simulate_deletions_served(a.shard, a.slice, sisa_orders, trials=size["trials"], seed=args.seed)

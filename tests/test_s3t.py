@@ -294,6 +294,10 @@ def test_capacity_theory_and_simulation():
     assert abs(sim["mean"] - deletion_capacity_theory(5, 6, 1)) < 4 * sim["stderr"] + 1
     sim3 = simulate_deletions_served(a.shard, a.slice, [cyclic_orders(6, 3)] * 5, trials=400, seed=0)
     assert sim3["mean"] > sim["mean"] + 20  # more orders, more deletions served
+    # with replacement the simulation estimates the formula's own expectation without bias
+    theory3 = deletion_capacity_theory(5, 6, 3)
+    rep = simulate_deletions_served(a.shard, a.slice, [cyclic_orders(6, 3)] * 5, trials=3000, seed=1, replace=True)
+    assert abs(rep["mean"] - theory3) < 3 * rep["stderr"]
 
 
 def test_demo_runs_offline(tmp_path):

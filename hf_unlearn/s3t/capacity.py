@@ -17,10 +17,15 @@ def deletion_capacity_theory(num_shards: int, num_slices: int, budget: int) -> f
     return num_shards * num_slices * harmonic(num_shards * min(budget, num_slices))
 
 
-def simulate_deletions_served(shard, slc, orders, *, trials: int = 2000, seed: int = 0) -> dict:
-    """Delete random examples (uniformly, without replacement) of the real assignment
-    (``shard[i]``, ``slc[i]``) until every shard has lost all its orders' prefixes; count them.
+def simulate_deletions_served(shard, slc, orders, *, trials: int = 2000, seed: int = 0, replace: bool = False) -> dict:
+    """Delete random examples of the real assignment (``shard[i]``, ``slc[i]``) until every
+    shard has lost all its orders' prefixes; count the requests.
 
+    ``replace=False`` (default): distinct ids, as real deletion requests are. ``replace=True``:
+    each request draws an example uniformly from the whole training set, already-deleted ones
+    included (a repeated request is served as a no-op): the model behind ``m*L*H(m*B')``, whose
+    expectation this simulation then estimates without bias. Without replacement a hit slice
+    has fewer ids left, so slices are exhausted slightly sooner and the mean is slightly lower.
     ``orders[j]`` lists shard j's slice orders. Returns mean, std, standard error and trials.
     """
     shard, slc = np.asarray(shard), np.asarray(slc)
@@ -30,8 +35,9 @@ def simulate_deletions_served(shard, slc, orders, *, trials: int = 2000, seed: i
     counts = np.empty(trials, dtype=np.int64)
     for t in range(trials):
         prefix = [np.full(len(orders[j]), len(orders[j][0])) for j in range(m)]
-        alive, served = m, len(shard)
-        for step, row in enumerate(rng.permutation(len(shard))):
+        draws = rng.integers(0, len(shard), size=len(shard) * 4) if replace else rng.permutation(len(shard))
+        alive, served = m, len(draws)
+        for step, row in enumerate(draws):
             j = shard[row]
             if not prefix[j].any():
                 continue
