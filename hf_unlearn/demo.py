@@ -1,5 +1,5 @@
 """The offline demo: synthetic reviews with canaries, a tiny BERT, every recorder on; then a
-deletion request served by amnesiac rollback (+ repair) and NegGrad+, judged against the
+deletion request served by amnesiac rollback (+ repair), NegGrad+ and per-sample step replay, judged against the
 retrain twin, a dry-run Hub upload folder, and an S3T exact-unlearning system.
 
 Everything is generated here: no download. ``hf-unlearn demo --output_dir DIR``.
@@ -72,6 +72,10 @@ def run_demo(output_dir: str | Path, seed: int = 0, with_s3t: bool = True) -> di
     reports["neggrad_plus"] = unlearn_run(out / "run", request, "neggrad_plus", out / "unlearned" / "neggrad_plus",
                                           run=run, twin=twin, method_args={"learning_rate": 5e-4})
     reports["neggrad_plus"].pop("_twin", None)
+    _stage("4b/5 per-sample step replay on the same request")
+    reports["per_sample_replay"] = unlearn_run(out / "run", request, "per_sample_replay", out / "unlearned" / "per_sample_replay",
+                                               run=run, twin=twin)
+    reports["per_sample_replay"].pop("_twin", None)
     timings["unlearn_and_evaluate_s"] = time.perf_counter() - start
     summary["unlearning"] = {m: {"tow": r["comparison"].get("tow"), "tow_mia": r["comparison"].get("tow_mia"),
                                  "verification_error": r["comparison"].get("verification_error"),
