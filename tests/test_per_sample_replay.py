@@ -16,13 +16,29 @@ def _no_dropout(model):
     return model
 
 
-def _train(tiny, out, **overrides):
+def _train(tiny, out, optimizer=None, **overrides):
     tokenizer, tokenized, fresh = tiny
     model = _no_dropout(fresh())
     args = make_args(out, num_train_epochs=1, record_deltas=True, **overrides)
-    trainer = UnlearnableTrainer(model=model, args=args, train_dataset=tokenized["train"], processing_class=tokenizer)
+    optimizers = (optimizer(model.parameters()), None) if optimizer else (None, None)
+    trainer = UnlearnableTrainer(model=model, args=args, train_dataset=tokenized["train"], processing_class=tokenizer,
+                                 optimizers=optimizers)
     trainer.train()
     return model, UnlearningLog(out)
+
+
+def _twin(tiny, model, log, forget_ids, out, optimizer=None, **overrides):
+    """The retrained run: w_0, the recorded order without ``forget_ids``, the same optimizer."""
+    if optimizer is None:
+        return retrain_twin(model, tiny[1]["train"], log, forget_ids, tokenizer=tiny[0], output_dir=out)[0]
+    tokenizer, tokenized, fresh = tiny
+    twin = _no_dropout(fresh())
+    twin.load_state_dict(log.initial_state_dict(), strict=False)
+    args = make_args(out, num_train_epochs=1, **overrides)
+    UnlearnableTrainer(model=twin, args=args, train_dataset=tokenized["train"], processing_class=tokenizer,
+                       replay_order=log.recorded_order(), drop_ids=forget_ids,
+                       optimizers=(optimizer(twin.parameters()), None)).train()
+    return twin
 
 
 def _max_diff(a, b):
@@ -39,6 +55,8 @@ CASES = {
     "adamw_beta1_0_clipped": dict(adam_beta1=0.0, weight_decay=0.01, max_grad_norm=0.05),
     "adamw_beta1_0_unclipped": dict(adam_beta1=0.0, weight_decay=0.01, max_grad_norm=0.0),
     "sgd": dict(optim="sgd", learning_rate=3.0, weight_decay=0.01, max_grad_norm=1.0),
+    "adam_l2_decay": dict(optimizer=lambda ps: torch.optim.Adam(ps, lr=1e-3, betas=(0.0, 0.999), weight_decay=0.05),
+                          max_grad_norm=1.0),
 }
 
 
@@ -54,7 +72,7 @@ def test_replaying_the_last_step_gives_the_retrained_model(tiny, tmp_path, case)
     forget = train.filter(lambda r: r["id"] in set(last_only))
     retain = train.filter(lambda r: r["id"] not in set(last_only))
     result = unlearn(model, forget, retain, method="per_sample_replay", log=log, tokenizer=tokenizer)
-    twin, _ = retrain_twin(model, train, log, last_only, tokenizer=tokenizer, output_dir=tmp_path / "twin")
+    twin = _twin(tiny, model, log, last_only, tmp_path / "twin", **CASES[case])
     assert result.stats["steps_replayed"] == 1
     error, change = _max_diff(result.model, twin), _max_diff(model, twin)
     assert change > 1e-5  # removing the examples really changed the step

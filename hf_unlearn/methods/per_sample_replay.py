@@ -59,8 +59,12 @@ class PerSampleReplayConfig(AmnesiacConfig):
     """Replay every step that saw a forget example without it; then optional repair."""
 
     dtype: str = field(default="float32", metadata={"help": "Precision of the backward walk (float32 or float64)."})
+    correction_scale: float = field(default=1.0, metadata={"help": "Multiply the summed correction (1 = each step exactly replayed; > 1 also offsets part of what later steps built on the removed updates)."})
+    dropout: bool = field(default=False, metadata={"help": "Compute the forget examples' gradients in train mode (with fresh dropout masks) instead of eval mode."})
 
     def __post_init__(self):
+        if not 0.0 < self.correction_scale <= 10.0:
+            raise ValueError(f"PerSampleReplayConfig: correction_scale must be in (0, 10], got {self.correction_scale}")
         if self.dtype not in ("float64", "float32"):
             raise ValueError(f"PerSampleReplayConfig: dtype must be float64 or float32, got {self.dtype!r}")
         super().__post_init__()
@@ -114,10 +118,11 @@ def _clip_coef(norm: float, max_norm: float) -> float:
     return min(1.0, max_norm / (norm + 1e-6)) if max_norm > 0 else 1.0
 
 
-def forget_gradient(model, names, rows: dict[str, dict], weights: dict[str, float], sd_lambda: float) -> list[torch.Tensor]:
-    """``sum_i c_i * grad l_i`` at the model's current weights (eval mode), per trainable tensor."""
+def forget_gradient(model, names, rows: dict[str, dict], weights: dict[str, float], sd_lambda: float,
+                    train_mode: bool = False) -> list[torch.Tensor]:
+    """``sum_i c_i * grad l_i`` at the model's current weights (eval mode by default), per trainable tensor."""
     params = dict(model.named_parameters())
-    model.eval()
+    model.train(train_mode)
     model.zero_grad(set_to_none=True)
     for i, c in weights.items():
         batch = rows[i]
@@ -166,34 +171,33 @@ def per_sample_replay(model, forget, retain, config: PerSampleReplayConfig, log,
     correction = torch.zeros_like(w)
     first = min(touched)
     grad_examples = 0
+    has_wd = bool(wd.any())
+    d, g, scale_buf = torch.empty_like(w), torch.empty_like(w), torch.empty_like(w)  # reused every step
     for t in tqdm(range(total, first - 1, -1), desc="replaying steps", disable=not ctx.progress):
         rec = steps[t - 1]
-        d = flat.of(log.delta(t))
-        w_prev = w - d
+        flat.fill(d, log.delta(t))
+        w.sub_(d)  # now w_{t-1}
         lr = rec.lr
         if lr <= 0:
             if t in touched or rule.kind == "adam":
                 raise LogError(f"step {t} ran at learning rate {lr}: its gradient cannot be recovered from its delta")
-            w = w_prev
             continue
-        v_prev = None
+        torch.div(d, -lr, out=g)  # u_t (+ the decoupled decay term below)
+        if has_wd and (rule.kind == "sgd" or rule.decoupled):  # (coupled Adam's L2 term is inside what it saw)
+            g.addcmul_(wd, w, value=-1.0)
         if rule.kind == "adam":
             bc2 = 1.0 - rule.beta2 ** t
-            u = d / -lr
-            if rule.decoupled:
-                u -= wd * w_prev
-            seen = u * ((v / bc2).sqrt_() + rule.eps)  # the gradient Adam saw (with L2 decay for Adam)
-            v_prev = (v - (1.0 - rule.beta2) * seen.square()).div_(rule.beta2).clamp_min_(0.0)
-            g = seen if rule.decoupled else seen - wd * w_prev
-        else:
-            g = d / -lr - wd * w_prev
+            torch.sqrt(v, out=scale_buf).mul_(bc2 ** -0.5).add_(rule.eps)
+            g.mul_(scale_buf)  # the gradient Adam saw (with its L2 term for coupled Adam)
+            v.addcmul_(g, g, value=-(1.0 - rule.beta2)).div_(rule.beta2).clamp_min_(0.0)  # now v_{t-1}
+            if has_wd and not rule.decoupled:
+                g.addcmul_(wd, w, value=-1.0)
         if t in touched:
-            new_d = _replayed_delta(model, flat, rows, rec, wanted, w_prev, g, v_prev, lr, t, rule, wd,
-                                    sd_lambda / (sd_decay ** (rec.epoch or 0)), mu, w0)
-            correction += new_d - d
+            new_d = _replayed_delta(model, flat, rows, rec, wanted, w, g, v, lr, t, rule, wd,
+                                    sd_lambda / (sd_decay ** (rec.epoch or 0)), mu, w0, config.dropout)
+            correction.add_(new_d).sub_(d)
             grad_examples += sum(1 for i in rec.ids if i in wanted)
-        w, v = w_prev, v_prev
-    flat.load(w_final + correction)
+    flat.load(w_final + config.correction_scale * correction)
     repair_steps = repair(model, retain, config, ctx)
     return {"steps_replayed": len(touched), "steps_walked": total - first + 1, "total_steps": total,
             "gradient_examples": grad_examples, "optimizer_steps": repair_steps, "rule": rule.kind}
@@ -209,6 +213,15 @@ class _Flat:
     def of(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         return torch.cat([tensors[n].reshape(-1).to(self.dtype) for n in self.names])
 
+    def fill(self, out: torch.Tensor, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Copy ``tensors`` (by name) into the flat buffer ``out``."""
+        offset = 0
+        for name, p in self.named:
+            n = p.numel()
+            out[offset:offset + n].copy_(tensors[name].reshape(-1))
+            offset += n
+        return out
+
     def of_params(self) -> torch.Tensor:
         return torch.cat([p.detach().reshape(-1).to(self.dtype) for _, p in self.named])
 
@@ -221,7 +234,7 @@ class _Flat:
                 p.copy_(part.view_as(p).to(p.dtype))
 
 
-def _replayed_delta(model, flat, rows, rec, wanted, w_prev, g, v_prev, lr, t, rule, wd, sd_lambda, mu, w0) -> torch.Tensor:
+def _replayed_delta(model, flat, rows, rec, wanted, w_prev, g, v_prev, lr, t, rule, wd, sd_lambda, mu, w0, dropout) -> torch.Tensor:
     """The update step ``t`` would have made at ``w_{t-1}`` without the forget examples."""
     weights = {}
     for mb in rec.micro_batches:
@@ -233,7 +246,9 @@ def _replayed_delta(model, flat, rows, rec, wanted, w_prev, g, v_prev, lr, t, ru
     if n_keep == 0:  # the retrained run skips this step: no update at all
         return torch.zeros_like(w_prev)
     flat.load(w_prev)
-    gf = forget_gradient(model, flat.names, rows, weights, sd_lambda)
+    if dropout:
+        torch.manual_seed(t)
+    gf = forget_gradient(model, flat.names, rows, weights, sd_lambda, train_mode=dropout)
     gf = torch.cat([x.reshape(-1).to(flat.dtype) for x in gf])
     coef = 1.0
     if rule.max_grad_norm > 0:

@@ -61,6 +61,7 @@ class UnlearningLog:
             raise LogError(f"damaged {path / 'meta.json'}: {exc}") from exc
         self.bytes_read = 0
         self._steps: list[StepRecord] | None = None
+        self._deltas: dict[int, list[Path]] | None = None
 
     # ---- belonging ---------------------------------------------------------------------------
     def check_model(self, model: torch.nn.Module, state: str = "final") -> None:
@@ -132,11 +133,16 @@ class UnlearningLog:
     def initial_state_dict(self) -> dict[str, torch.Tensor]:
         return self._load(self.root / "initial_weights.safetensors")
 
+    def _delta_files(self) -> dict[int, list[Path]]:
+        if self._deltas is None:
+            self._deltas = step_files(self.root / "deltas")
+        return self._deltas
+
     def delta_steps(self) -> list[int]:
-        return sorted(step_files(self.root / "deltas"))
+        return sorted(self._delta_files())
 
     def delta(self, step: int) -> dict[str, torch.Tensor]:
-        files = step_files(self.root / "deltas").get(step)
+        files = self._delta_files().get(step)
         if not files:
             raise LogError(f"no delta recorded for step {step} (record_deltas off, or deletable-only logging)")
         return self._load(files[0])
