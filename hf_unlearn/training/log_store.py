@@ -2,10 +2,13 @@
 
 Layout under ``output_dir/unlearning_log/`` (safetensors for tensors, JSON/parquet indexes)::
 
-    meta.json                      model fingerprint, recorders, dtype, p, seeds, versions
+    meta.json                      model fingerprint, recorders, dtype, p, seeds, versions; with
+                                   deltas, the optimizer's class, groups and max_grad_norm
+    optimizer_final.safetensors    with deltas and an Adam-type optimizer: exp_avg_sq after the last step
     initial_weights.safetensors    w_0 (every parameter), for rollback, the twin and single-gradient
     order/epoch_00000.json         the global micro-batches of each epoch, by id
     transcript/rank0-00000040.jsonl   one line per optimizer step: step, epoch, lr, micro-batches
+                                   (and, with deltas and clipping, the pre-clip gradient norm)
     deltas/step_00000040.safetensors  w_after - w_before of the trainable parameters
     per_sample/index.safetensors   the parameter subset (flat indices per parameter)
     per_sample/step_00000040.rank0.safetensors   [examples in step, k] per-sample gradients
