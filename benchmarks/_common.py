@@ -23,6 +23,32 @@ RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 _RECORDS: list[dict] = []
 
 
+def load_avg() -> list[float]:
+    """The 1/5/15-minute load averages (empty where the platform has none)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def quiet_libraries(*loggers: str) -> None:
+    """Silence warnings, progress bars and library logs (stdout carries the JSON lines only)."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    transformers.logging.set_verbosity_error()
+    for name in loggers:
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def emit(bench: str, figure: str, value, unit: str, config: dict | None = None) -> dict:
     """Print one JSON line ``{"bench", "figure", "value", "unit", "config"}`` and collect it."""
     record = {"bench": bench, "figure": figure, "value": value, "unit": unit, "config": dict(config or {})}

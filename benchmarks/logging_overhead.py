@@ -38,13 +38,11 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
-import logging
 import os
 import shutil
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 # Import the helpers by file location: a site-packages module named ``benchmarks`` may shadow this folder.
@@ -54,6 +52,8 @@ for _p in (str(_HERE.parent), str(_HERE)):
         sys.path.insert(0, _p)
 
 from _common import (  # noqa: E402
+    load_avg,
+    quiet_libraries,
     collected,
     current_rss_mb,
     dir_bytes,
@@ -100,17 +100,6 @@ def parse_args(argv=None):
     return a
 
 
-def quiet_libraries() -> None:
-    warnings.filterwarnings("ignore")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
-    transformers.logging.set_verbosity_error()
-    logging.getLogger("opacus").setLevel(logging.ERROR)
 
 
 class Setup:
@@ -235,11 +224,6 @@ def run_once(variant: str, s: Setup, a, tmp_root: str, max_steps: int | None = N
         gc.collect()
 
 
-def load_avg() -> list[float]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return []
 
 
 def main(argv=None) -> int:
@@ -250,7 +234,7 @@ def main(argv=None) -> int:
         print("# warning: torch already imported, --omp-wait-policy has no effect", file=sys.stderr)
     if a.omp_wait_policy != "inherit":
         os.environ["OMP_WAIT_POLICY"] = a.omp_wait_policy  # read once, when OpenMP starts
-    quiet_libraries()
+    quiet_libraries("opacus")
     import torch
 
     torch.set_num_threads(a.threads)

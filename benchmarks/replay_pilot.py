@@ -30,7 +30,7 @@ for _p in (str(_HERE.parent), str(_HERE)):
         sys.path.insert(0, _p)
 
 import unlearning_speed as speed  # noqa: E402
-from _common import collected, emit, machine_info, write_results  # noqa: E402
+from _common import collected, emit, machine_info, quiet_libraries, write_results  # noqa: E402
 
 BENCH = "replay_pilot"
 SETTINGS = {
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     from hf_unlearn.training import UnlearningLog
 
     sa = speed.parse_args(["--betas", "0.0", "--seed", str(a.seed), "--threads", "1"] + (["--quick"] if a.quick else []))
-    speed.quiet_libraries()
+    quiet_libraries("hf_unlearn")
     torch.set_num_threads(1)
     start = time.perf_counter()
     s = speed.Data(sa)

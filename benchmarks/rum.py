@@ -43,12 +43,10 @@ import argparse
 import contextlib
 import copy
 import gc
-import os
 import shutil
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 # Import the helpers by file location: a site-packages module named ``benchmarks`` may shadow this folder.
@@ -58,6 +56,8 @@ for _p in (str(_HERE.parent), str(_HERE)):
         sys.path.insert(0, _p)
 
 from _common import (  # noqa: E402
+    load_avg,
+    quiet_libraries,
     collected,
     dir_bytes,
     emit,
@@ -117,16 +117,6 @@ def preset_share():
     return PRESETS["salun"][2][1].get("forget_share")
 
 
-def quiet_libraries() -> None:
-    warnings.filterwarnings("ignore")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
-    transformers.logging.set_verbosity_error()
 
 
 def log(msg: str) -> None:
@@ -203,7 +193,7 @@ def time_proxy_cost(s: Setup, a, tmp_root: str) -> dict:
                 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
                 runs.append({"round": r, "events": events, "seconds": wall, "cpu_seconds": cpu,
                              "events_bytes": dir_bytes(Path(out) / "unlearning_log" / "events"),
-                             "steps": trainer.state.global_step, "load_avg": _load()})
+                             "steps": trainer.state.global_step, "load_avg": load_avg()})
                 log(f"timing round {r} events={events}: {wall:.2f}s (cpu {cpu:.2f}s)")
                 del trainer
                 shutil.rmtree(out, ignore_errors=True)
@@ -223,11 +213,6 @@ def time_proxy_cost(s: Setup, a, tmp_root: str) -> dict:
     }
 
 
-def _load() -> list[float]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return []
 
 
 # ---- forget set, twin, runs ----------------------------------------------------------------------
@@ -269,7 +254,7 @@ def main(argv=None) -> int:
 
     t_all = time.perf_counter()
     s = Setup(a)
-    log(f"setup {time.perf_counter() - t_all:.1f}s: train {len(s.train)}, holdout {len(s.holdout)}, test {len(s.test)}, d={s.d}, load {_load()}")
+    log(f"setup {time.perf_counter() - t_all:.1f}s: train {len(s.train)}, holdout {len(s.holdout)}, test {len(s.test)}, d={s.d}, load {load_avg()}")
     tmp_root = tempfile.mkdtemp(prefix="hfu-bench-rum-", dir=a.tmp)
     base_cfg = {"train_examples": len(s.train), "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "seq_len": a.seq_len,
                 "model": {"hidden": 128, "layers": 4, "heads": 4, "intermediate": 512, "vocab": 8000, "attn": "eager", "params": s.d},

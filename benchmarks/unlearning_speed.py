@@ -57,13 +57,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import logging
-import os
 import shutil
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 # Import the helpers by file location: a site-packages module named ``benchmarks`` may shadow this folder.
@@ -73,6 +70,8 @@ for _p in (str(_HERE.parent), str(_HERE)):
         sys.path.insert(0, _p)
 
 from _common import (  # noqa: E402
+    load_avg,
+    quiet_libraries,
     collected,
     dir_bytes,
     emit,
@@ -128,24 +127,8 @@ def parse_args(argv=None):
     return a
 
 
-def quiet_libraries() -> None:
-    warnings.filterwarnings("ignore")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
-    transformers.logging.set_verbosity_error()
-    logging.getLogger("hf_unlearn").setLevel(logging.ERROR)
 
 
-def load_avg() -> list[float]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return []
 
 
 def say(msg: str) -> None:
@@ -376,7 +359,7 @@ def check_targets(records: list[dict], betas, note: str | None = None) -> None:
 def main(argv=None) -> int:
     a = parse_args(argv)
     require_imdb()
-    quiet_libraries()
+    quiet_libraries("hf_unlearn")
     import torch
 
     torch.set_num_threads(a.threads)

@@ -36,14 +36,11 @@ import argparse
 import contextlib
 import copy
 import gc
-import logging
 import math
-import os
 import shutil
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
@@ -106,23 +103,8 @@ def parse_setting(text: str) -> dict:
     return out
 
 
-def quiet_libraries() -> None:
-    warnings.filterwarnings("ignore")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
-    transformers.logging.set_verbosity_error()
-    logging.getLogger("hf_unlearn").setLevel(logging.ERROR)
 
 
-def load_avg() -> list[float]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return []
 
 
 def say(msg: str) -> None:
@@ -281,7 +263,7 @@ def plot(rows: list[dict], path: Path, cfg: dict) -> None:
 def main(argv=None) -> int:
     a = parse_args(argv)
     require_imdb()
-    quiet_libraries()
+    quiet_libraries("hf_unlearn")
     import numpy as np
     import torch
 
