@@ -48,7 +48,17 @@ for _p in (str(_HERE.parent), str(_HERE)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from _common import RESULTS_DIR, collected, emit, machine_info, peak_rss_mb, require_imdb, write_results  # noqa: E402
+from _common import (  # noqa: E402
+    RESULTS_DIR,
+    collected,
+    emit,
+    load_avg,
+    machine_info,
+    peak_rss_mb,
+    quiet_libraries,
+    require_imdb,
+    write_results,
+)
 
 BENCH = "verification_error"
 SIZES = {
