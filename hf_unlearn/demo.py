@@ -97,5 +97,13 @@ def run_demo(output_dir: str | Path, seed: int = 0, with_s3t: bool = True) -> di
     atomic_write_json(out / "summary.json", summary)
     for method, report in reports.items():
         print(f"\n== {method} ==\n{summary_table(report)}")
+    if with_s3t:
+        s3t = summary["s3t"]
+        audit, deletion = s3t["audit"], s3t["deletion"]
+        print(f"\n== S3T exact unlearning ==\n{len(s3t['deleted_ids'])} ids deleted ({deletion['action']}, "
+              f"{deletion['seconds']:.2f} s); test accuracy {s3t['test_acc_before']:.1f}% -> {s3t['test_acc_after']:.1f}% "
+              f"(the public base alone: {s3t['base_test_acc']:.1f}%)\naudit: {audit['n_clean']}/{audit['n_ids']} ids proven absent "
+              f"from every served checkpoint ({audit['checkpoints_verified']} checked), ledger consistent: "
+              f"{audit['records_consistent']}")
     print(f"\nwrote {out / 'summary.json'}; reports in {out / 'unlearned'}; upload folder in {out / 'hub'}")
     return summary
