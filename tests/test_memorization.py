@@ -233,7 +233,7 @@ def test_rum_group_with_no_method_still_leaves_the_retain_set(mem_run, recorder)
 
 def test_presets_and_vanilla_counterparts():
     assert [(s.name, s.method, s.args) for s in plan(RUMConfig(preset="salun"))] == [
-        ("low", "none", {}), ("mid", "finetune", {}), ("high", "salun", {})]
+        ("low", "none", {}), ("mid", "finetune", {}), ("high", "salun", {"forget_share": 0.1})]
     assert [(s.method, s.args["alpha"]) for s in plan(RUMConfig(preset="neggrad_plus", learning_rate=1e-4))] == [
         ("neggrad_plus", 0.99), ("neggrad_plus", 0.97), ("neggrad_plus", 0.97)]
     assert all(s.args["learning_rate"] == 1e-4 for s in plan(RUMConfig(preset="neggrad_plus", learning_rate=1e-4)))
