@@ -138,11 +138,12 @@ def _group_args(group_args, names) -> list[dict]:
 
 
 def vanilla(config: RUMConfig) -> tuple[str, dict]:
-    """The "vanilla" counterpart of a RUM config: the highest group's method and arguments on the whole forget set."""
+    """The "vanilla" counterpart of a RUM config: the highest group's method and arguments on the whole
+    forget set, without ``forget_share`` (it compensates for a group being a small part of the data)."""
     steps = [s for s in plan(config) if s.method != NONE]
     if not steps:
         raise ValueError("this RUM config runs no method at all")
-    return steps[-1].method, dict(steps[-1].args)
+    return steps[-1].method, {k: v for k, v in steps[-1].args.items() if k != "forget_share"}
 
 
 def _union(parts):
