@@ -113,6 +113,7 @@ def parse_args(argv=None):
     p.add_argument("--scrub-steps", type=int, help="scrub max_steps (full 8, quick 2)")
     p.add_argument("--scrub-lr", type=float, default=1e-4, help="scrub learning rate (2e-4 at batch 16 collapsed the model)")
     p.add_argument("--betas", default="0.9,0.0", help="comma-separated Adam beta1 values, one training arm each")
+    p.add_argument("--lr", type=float, default=5e-4, help="learning rate of the original run (and so of the twin)")
     p.add_argument("--per-sample-fraction", type=float, default=0.01)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
@@ -189,7 +190,7 @@ def train_original(s: Data, a, beta1: float, out_dir: str):
     from transformers.trainer_callback import PrinterCallback
 
     args = UnlearnableTrainingArguments(
-        output_dir=out_dir, per_device_train_batch_size=32, learning_rate=5e-4, optim="adamw_torch",
+        output_dir=out_dir, per_device_train_batch_size=32, learning_rate=a.lr, optim="adamw_torch",
         adam_beta1=beta1, lr_scheduler_type="linear", num_train_epochs=a.epochs, seed=a.seed, report_to="none",
         save_strategy="no", logging_strategy="no", eval_strategy="no", disable_tqdm=True, use_cpu=True,
         record_transcript=True, record_deltas=True, delta_dtype="float32", record_per_sample=True,
@@ -370,7 +371,7 @@ def main(argv=None) -> int:
     cfg = {"train_examples": len(s.train), "test_examples": len(s.test), "epochs": a.epochs, "batch_size": 32,
            "seq_len": a.seq_len, "params": s.d, "retain_eval": a.retain_eval, "repeats": a.repeats,
            "model": {"hidden": 128, "layers": 4, "heads": 4, "intermediate": 512, "vocab": 8000, "attn": "eager"},
-           "optimizer": "adamw_torch lr 5e-4 linear", "per_sample_fraction": a.per_sample_fraction,
+           "optimizer": f"adamw_torch lr {a.lr:g} linear", "per_sample_fraction": a.per_sample_fraction,
            "threads": a.threads, "quick": a.quick, "seed": a.seed}
     tmp_root = tempfile.mkdtemp(prefix="hfu-bench-speed-", dir=a.tmp)
     runs: list[dict] = []
