@@ -111,12 +111,6 @@ def parse_args(argv=None):
     return a
 
 
-def preset_share():
-    from hf_unlearn.methods.rum import PRESETS
-
-    return PRESETS["salun"][2][1].get("forget_share")
-
-
 
 
 def log(msg: str) -> None:
@@ -250,6 +244,7 @@ def main(argv=None) -> int:
     from hf_unlearn.evaluation.retrain import retrain_twin
     from hf_unlearn.memorization import HoldoutConfig, compute_proxy, refine
     from hf_unlearn.memorization.evaluation import plot_rum_groups, rum_section
+    from hf_unlearn.methods.rum import PRESETS
     from hf_unlearn.training import UnlearningLog
 
     t_all = time.perf_counter()
@@ -384,7 +379,7 @@ def main(argv=None) -> int:
             best = max(sweep, key=lambda r: r["tow"])
             emit(BENCH, "salun_share_sweep_best_tow", best["tow"], "ToW of RUM-SalUn at the best forget_share of the sweep",
                  dict(base_cfg, sweep=sweep, best_forget_share=best["forget_share"],
-                      preset_forget_share=preset_share(), tow_vanilla_salun=round(comp["salun_vanilla"]["all"]["tow"], 4)))
+                      preset_forget_share=PRESETS["salun"][2][1].get("forget_share"), tow_vanilla_salun=round(comp["salun_vanilla"]["all"]["tow"], 4)))
         emit(BENCH, "peak_rss", round(peak_rss_mb(), 1), "MB (process peak)", dict(base_cfg))
         emit(BENCH, "events_bytes_per_example_epoch", round(timing["events_bytes"] / (timing["examples"]), 1),
              "bytes of events/*.parquet per example per epoch", dict(base_cfg, events_bytes=timing["events_bytes"]))

@@ -223,7 +223,7 @@ class _Flat:
         return out
 
     def of_params(self) -> torch.Tensor:
-        return torch.cat([p.detach().reshape(-1).to(self.dtype) for _, p in self.named])
+        return self.of({n: p.detach() for n, p in self.named})
 
     def per_entry(self, values: dict[str, float]) -> torch.Tensor:
         return torch.cat([torch.full((p.numel(),), values[n], dtype=self.dtype) for n, p in self.named])
