@@ -24,16 +24,8 @@ from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from safetensors.numpy import save_file
 
-from hf_unlearn.hub import (
-    LeakError,
-    RunDirError,
-    build_upload_folder,
-    is_allowed_path,
-    render_card,
-    render_training_card,
-    strip_private,
-    write_dry_run_folder,
-)
+from hf_unlearn.cards import is_allowed_path, render_card, render_training_card, strip_private
+from hf_unlearn.hub import LeakError, RunDirError, build_upload_folder, write_dry_run_folder
 from hub_server import FakeHub
 
 TOKEN = "hf_TestSecretToken_9f8e7d6c5b4a"

@@ -8,8 +8,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .card import render_card
-from .privacy import (
+from ..cards.card import render_card
+from ..cards.privacy import (
     CONFIG_FILES,
     SYSTEM_CONFIGS,
     SYSTEM_METHODS,

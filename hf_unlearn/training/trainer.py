@@ -293,7 +293,7 @@ class UnlearnableTrainer(Trainer):
         """Write hf_unlearn's training card (not the generic Trainer card) to ``output_dir/README.md``."""
         if not self.is_world_process_zero():
             return
-        from ..hub import render_training_card
+        from ..cards import render_training_card
 
         render_training_card(self.training_summary(), self.args.output_dir)
 
@@ -305,7 +305,7 @@ class UnlearnableTrainer(Trainer):
             return None
         from huggingface_hub import upload_folder
 
-        from ..hub.privacy import CONFIG_FILES, TOKENIZER_FILES, WEIGHT_PATTERNS
+        from ..cards.privacy import CONFIG_FILES, TOKENIZER_FILES, WEIGHT_PATTERNS
 
         if self.hub_model_id is None:
             self.init_hf_repo(token=token)

@@ -1,7 +1,7 @@
 """Model cards for unlearned models and for models trained to be unlearnable.
 
 Cards are rendered with ``huggingface_hub.ModelCard.from_template`` from the Jinja templates in
-``hf_unlearn/templates/``; the evaluation figures also go into the card's ``model-index``
+``hf_unlearn/cards/templates/``; the evaluation figures also go into the card's ``model-index``
 metadata (``ModelCardData(eval_results=[EvalResult(...)])``). Tables are built here, padded so
 that they read well as plain text too. Inputs are scrubbed with :func:`strip_private` first, so
 a card can never show an example id or text even if the caller passed one.
@@ -21,7 +21,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .privacy import SYSTEM_METHODS, strip_private
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 UNLEARNED_TEMPLATE = TEMPLATE_DIR / "unlearned_model_card.md"
 TRAINING_TEMPLATE = TEMPLATE_DIR / "trained_model_card.md"
 NA = "n/a"
