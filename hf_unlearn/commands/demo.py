@@ -16,7 +16,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    from ..demo import run_demo
+    from ..runs.demo import run_demo
 
     run_demo(args.output_dir, seed=args.seed, with_s3t=not args.no_s3t)
     return 0

@@ -2,76 +2,117 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass, field
+from typing import Optional
 
-import yaml
+from ..runs.recipe import RecipeParser
 
-
-def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hf-unlearn unlearn", description="Forget training examples from a run trained with `hf-unlearn train`.")
-    p.add_argument("--run", required=True, help="training run folder (model, tokenizer, unlearning_log/, hf_unlearn_run.json)")
-    what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--forget", help="file with one example id per line (# comments allowed)")
-    what.add_argument("--forget-label", type=int, help="forget every training example with this label")
-    p.add_argument("--method", default="amnesiac", help="registered method (see --list-methods)")
-    p.add_argument("--output_dir", "--output-dir", required=True, help="where the unlearned model, report.json and plots go")
-    p.add_argument("--retrain-twin", action="store_true", help="also build the deterministic retrain twin and compare against it")
-    p.add_argument("--repair-epochs", type=float, default=None, help="repair fine-tuning epochs after rollback (amnesiac methods)")
-    p.add_argument("--proxy", default=None, help="rum only: memorization proxy (confidence, max_confidence, entropy, binary_accuracy, holdout)")
-    p.add_argument("--preset", default=None, help="rum only: per-group methods, salun (none -> finetune -> salun), neggrad_plus (alpha .99/.97/.97) or a method name")
-    p.add_argument("--compare-vanilla", action="store_true", help="rum only: also run the highest group's method on the whole forget set and compare per group")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="method option, e.g. --set learning_rate=1e-4 (repeatable)")
-    p.add_argument("--retain-eval-max", type=int, default=2000, help="retain examples used for the evaluation (balanced subset)")
-    p.add_argument("--list-methods", action="store_true", help="print the registered methods and exit")
-    return p
+PROG = "hf-unlearn unlearn"
 
 
-def parse_options(pairs: list[str]) -> dict:
+@dataclass
+class UnlearnArguments:
+    run: Optional[str] = field(default=None, metadata={"help": "Training run folder (model, tokenizer, unlearning_log/, hf_unlearn_run.json). Required."})
+    forget: Optional[str] = field(default=None, metadata={"help": "File with one example id per line (# comments allowed)."})
+    forget_label: Optional[int] = field(default=None, metadata={"help": "Forget every training example with this label (instead of --forget)."})
+    method: str = field(default="amnesiac", metadata={"help": "Registered method (see --list-methods)."})
+    output_dir: Optional[str] = field(default=None, metadata={"help": "Where the unlearned model, report.json and plots go. Required."})
+    retrain_twin: bool = field(default=False, metadata={"help": "Also build the deterministic retrain twin and compare against it."})
+    repair_epochs: Optional[float] = field(default=None, metadata={"help": "Repair fine-tuning epochs after rollback (amnesiac methods)."})
+    proxy: Optional[str] = field(default=None, metadata={"help": "rum only: memorization proxy (confidence, max_confidence, entropy, binary_accuracy, holdout)."})
+    preset: Optional[str] = field(default=None, metadata={"help": "rum only: per-group methods, salun (none -> finetune -> salun), neggrad_plus (alpha .99/.97/.97) or a method name."})
+    compare_vanilla: bool = field(default=False, metadata={"help": "rum only: also run the highest group's method on the whole forget set and compare per group."})
+    retain_eval_max: int = field(default=2000, metadata={"help": "Retain examples used for the evaluation (balanced subset)."})
+    list_methods: bool = field(default=False, metadata={"help": "Print the registered methods and exit."})
+
+
+def _options_help() -> str:
+    from ..methods import available_methods
+    from ..methods.registry import describe_options
+
+    lines = ["method options (--set KEY=VALUE, values converted to the option's type):"]
+    for name, spec in available_methods().items():
+        shown = ", ".join(f"{opt}: {kind} = {default!r}" for opt, kind, default, _ in describe_options(spec))
+        lines.append(f"  {name}: {shown or '(none)'}")
+    return "\n".join(lines)
+
+
+def make_parser(with_options_help: bool = False) -> RecipeParser:
+    import argparse
+
+    parser = RecipeParser(UnlearnArguments, prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                          description="Forget training examples from a run trained with `hf-unlearn train`.",
+                          epilog=_options_help() if with_options_help else None)
+    parser.add_extra_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                              help="method option, e.g. --set learning_rate=1e-4 (repeatable; see the list below)")
+    return parser
+
+
+def parse_options(pairs: list[str]) -> dict[str, str]:
+    """``["learning_rate=1e-4"]`` -> ``{"learning_rate": "1e-4"}`` (the registry converts the values)."""
     out = {}
     for pair in pairs:
         if "=" not in pair:
-            raise SystemExit(f"hf-unlearn unlearn: --set expects KEY=VALUE, got {pair!r}")
+            raise SystemExit(f"{PROG}: --set expects KEY=VALUE, got {pair!r}")
         key, value = pair.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        out[key.strip()] = value.strip()
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if "--list-methods" in argv:
-        from ..methods import available_methods
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 2
 
-        for name, spec in available_methods().items():
-            print(f"{name:22s} {spec.guarantee:12s} {spec.summary}")
-        return 0
-    args = make_parser().parse_args(argv)
-    from ..data.forget import ForgetRequest, ForgetRequestError
-    from ..evaluation.report import summary_table
-    from ..pipeline import unlearn_run
-    from ..training.log_store import LogError
 
-    options = parse_options(args.set)
+def _method_options(args, pairs: list[str]) -> dict:
+    options = parse_options(pairs)
     if args.repair_epochs is not None:
         options["repair_epochs"] = args.repair_epochs
     for flag in ("proxy", "preset"):
-        value = getattr(args, flag)
-        if value is not None:
+        if getattr(args, flag) is not None:
             if args.method != "rum":
-                print(f"hf-unlearn unlearn: error: --{flag} only applies to --method rum", file=sys.stderr)
-                return 2
-            options[flag] = value
+                raise ValueError(f"--{flag} only applies to --method rum")
+            options[flag] = getattr(args, flag)
     if args.compare_vanilla and args.method != "rum":
-        print("hf-unlearn unlearn: error: --compare-vanilla only applies to --method rum", file=sys.stderr)
-        return 2
-    request = ForgetRequest.from_file(args.forget) if args.forget else ForgetRequest.from_label(args.forget_label)
+        raise ValueError("--compare-vanilla only applies to --method rum")
+    if not args.run or not args.output_dir:
+        raise ValueError("--run and --output_dir are required")
+    if (args.forget is None) == (args.forget_label is None):
+        raise ValueError("give exactly one of --forget FILE or --forget-label N")
+    return options
+
+
+def _list_methods() -> int:
+    from ..methods import available_methods
+
+    for name, spec in available_methods().items():
+        print(f"{name:22s} {spec.guarantee:12s} {spec.description.splitlines()[0] if spec.description else ''}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--list-methods" in argv or "--list_methods" in argv:
+        return _list_methods()
+    args, extra = make_parser(with_options_help="-h" in argv or "--help" in argv).parse(argv)
+    from ..data.forget import ForgetRequest, ForgetRequestError
+    from ..evaluation.report import summary_table
+    from ..methods.registry import MethodOptionError, UnknownMethodError
+    from ..runs.recipe import RecipeError
+    from ..runs.unlearn import unlearn_run
+    from ..training.log_store import LogError
+
     try:
+        options = _method_options(args, extra.set)
+        request = ForgetRequest.from_file(args.forget) if args.forget else ForgetRequest.from_label(args.forget_label)
         report = unlearn_run(args.run, request, args.method, args.output_dir, method_args=options,
                              with_twin=args.retrain_twin, retain_eval_max=args.retain_eval_max,
                              compare_vanilla=args.compare_vanilla)
-    except (ForgetRequestError, LogError, KeyError, TypeError, ValueError, FileNotFoundError) as exc:
-        print(f"hf-unlearn unlearn: error: {exc}", file=sys.stderr)
-        return 2
+    except UnknownMethodError as exc:
+        return _fail(exc.args[0] if exc.args else str(exc))
+    except (ForgetRequestError, MethodOptionError, LogError, RecipeError, ValueError, FileNotFoundError) as exc:
+        return _fail(str(exc))
     print(summary_table(report))
     print(f"wrote {args.output_dir}/report.json and plots/")
     return 0

@@ -1,0 +1,42 @@
+"""Train a classifier with ``UnlearnableTrainer`` into a run folder (the engine of ``hf-unlearn train``).
+
+The run folder receives the model + tokenizer, ``unlearning_log/`` and the run file
+(``hf_unlearn_run.json``: the data and model arguments, the final metrics and the fingerprints of
+the train and test splits, which ``unlearn`` and ``evaluate`` check before they use the data).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..data import fingerprint_dataset
+from ..training import UnlearnableTrainingArguments
+from .config import TINY_NUM_LAYERS_DEFAULT, DataArguments, ModelArguments, write_run_file
+
+
+def train(data_args: DataArguments, model_args: ModelArguments, args: UnlearnableTrainingArguments) -> dict:
+    """Fine-tune, evaluate on the test split, save; returns the evaluation metrics."""
+    from ..models import tokenize_dataset
+    from ..training import UnlearnableTrainer
+
+    if model_args.tiny_num_layers is None:
+        model_args = dataclasses.replace(model_args, tiny_num_layers=TINY_NUM_LAYERS_DEFAULT["train"])
+    data = data_args.load()
+    model, tokenizer = model_args.load(data["train"]["text"], data_args.max_length, args.seed)
+    tokenized = tokenize_dataset(data, tokenizer, data_args.max_length)
+    trainer = UnlearnableTrainer(model=model, args=args, train_dataset=tokenized["train"], eval_dataset=tokenized["test"],
+                                 processing_class=tokenizer, compute_metrics=accuracy)
+    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    metrics = trainer.evaluate()
+    trainer.save_model(args.output_dir)
+    if args.should_save:
+        tokenizer.save_pretrained(args.output_dir)
+        fingerprints = {split: fingerprint_dataset(data[split]) for split in ("train", "test")}
+        write_run_file(args.output_dir, data_args, model_args, {"metrics": metrics, "fingerprints": fingerprints})
+    return metrics
+
+
+def accuracy(pred) -> dict:
+    import numpy as np
+
+    return {"accuracy": float((np.argmax(pred.predictions, axis=-1) == pred.label_ids).mean())}

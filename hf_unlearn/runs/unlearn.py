@@ -1,0 +1,197 @@
+"""Unlearning a training run: the engine behind ``hf-unlearn unlearn`` and the demo.
+
+``load_run`` opens a run folder and checks, before anything runs, that the data rebuilt from the
+run file is the data the run was trained on (the fingerprints recorded in the log and the run
+file) and that the model is the one the log recorded (its weights fingerprint, once).
+``unlearn_run`` then resolves the deletion request once, against the log's transcript (the ids
+the run really trained on), unlearns with a registered method, optionally builds the retrain
+twin, and writes the unlearned model, ``report.json`` and plots to the output folder.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..artifacts import LOG_DIRNAME
+from ..data import fingerprint_dataset
+from ..data.forget import ForgetRequest
+from ..data.synthetic import CANARY_PREFIX
+from ..evaluation.report import build_report, split_for_evaluation, write_report
+from ..methods import get_method, unlearn
+from ..methods.registry import method_config
+from ..training.unlearning_log import UnlearningLog
+from .config import DataArguments, ModelArguments, read_run_file
+
+
+class DatasetChangedError(ValueError):
+    """The data rebuilt from a run file is not the data the run was trained on."""
+
+
+@dataclass
+class TrainedRun:
+    """A training run folder, opened and checked: model, tokenizer, data (raw and tokenized), log."""
+
+    run_dir: Path
+    model: object
+    tokenizer: object
+    data: object
+    tokenized: object
+    log: UnlearningLog | None
+    data_args: DataArguments
+    model_args: ModelArguments
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def meta(self) -> dict:
+        return self.log.meta if self.log is not None else {}
+
+    def trained_split(self):
+        """The raw training split restricted to the ids of the log's transcript (all of it without a log)."""
+        train = self.data["train"]
+        if self.log is None:
+            return train
+        trained = self.log.train_ids()
+        if len(trained) == len(train):
+            return train
+        return train.select([k for k, i in enumerate(train["id"]) if i in trained])
+
+
+def load_run(run_dir: str | Path) -> TrainedRun:
+    """Open ``run_dir``; raises ``DatasetChangedError`` if a split changed and ``LogError`` for another model."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from ..models import tokenize_dataset
+
+    run_dir = Path(run_dir)
+    data_args, model_args, extra = read_run_file(run_dir)
+    log = UnlearningLog(run_dir) if (run_dir / LOG_DIRNAME).is_dir() else None
+    data = data_args.load()
+    check_fingerprints(data, data_args, log, extra.get("fingerprints") or {})
+    tokenizer = AutoTokenizer.from_pretrained(run_dir, trust_remote_code=False)
+    kwargs = {"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}
+    model = AutoModelForSequenceClassification.from_pretrained(run_dir, trust_remote_code=False, **kwargs)
+    model.eval()
+    if log is not None:
+        log.check_model(model, state="final")  # the one weights fingerprint of this run's model
+    tokenized = tokenize_dataset(data, tokenizer, data_args.max_length)
+    return TrainedRun(run_dir, model, tokenizer, data, tokenized, log, data_args, model_args, extra)
+
+
+def check_fingerprints(data, data_args: DataArguments, log: UnlearningLog | None, recorded: dict) -> None:
+    """Each split must hash (ids and labels in row order) to the fingerprint recorded at training time."""
+    expected = dict(recorded)
+    if log is not None and log.meta.get("train_fingerprint"):
+        expected["train"] = log.meta["train_fingerprint"]  # the log's record is the one training wrote
+    for split, fingerprint in sorted(expected.items()):
+        if split in data and fingerprint and fingerprint_dataset(data[split]) != fingerprint:
+            raise DatasetChangedError(
+                f"the {split} split of {data_args.dataset_name!r} is not the one this run was trained on "
+                f"(its ids, labels or their order changed: fingerprint {fingerprint[:12]}... recorded, "
+                f"{fingerprint_dataset(data[split])[:12]}... now). Restore the data the run was trained on "
+                f"(the run file's dataset_name, max_*_samples and dataset_seed) or train the run again."
+            )
+
+
+def unlearn_run(
+    run_dir: str | Path,
+    request: ForgetRequest,
+    method: str,
+    output_dir: str | Path,
+    *,
+    method_args: dict | None = None,
+    with_twin: bool = True,
+    retain_eval_max: int | None = 2000,
+    run: TrainedRun | None = None,
+    twin=None,
+    compare_vanilla: bool = False,
+) -> dict:
+    """Forget ``request`` from the run in ``run_dir`` with ``method``; returns the report.
+
+    ``method_args`` are the method's options (typed values or strings from the command line).
+    ``run`` (from :func:`load_run`) and ``twin`` (an already built twin model for the same
+    forget set) may be passed to share work between several methods. With ``method="rum"`` the
+    report gains a ``rum`` section (per memorization group: counts, methods, figures of every
+    model, ToW / ToW-MIA against the twin) and ``plots/rum_*.png``; ``compare_vanilla`` also runs
+    the highest group's method on the whole forget set and compares it group by group.
+    """
+    spec = get_method(method)  # unknown method or option: an error before any work
+    options = typed_options(spec, method_args or {})
+    run = run or load_run(run_dir)
+    forget_ids = request.resolve(run.trained_split())  # the one validation: nothing written on failure
+    splits = split_for_evaluation(run.tokenized["train"], run.tokenized["test"], forget_ids, retain_eval_max)
+    inputs = rum_inputs(run, method, options)
+    timings = {}
+    start = time.perf_counter()
+    result = unlearn(run.model, splits["forget"], splits["retain_full"], method=method, log=run.log,
+                     tokenizer=run.tokenizer, **inputs, **options)
+    timings["unlearn_s"] = time.perf_counter() - start
+    models = {"original": run.model, "unlearned": result.model}
+    if with_twin and twin is None:
+        twin, timings["retrain_s"] = build_twin(run, forget_ids)
+    if twin is not None:
+        models["retrain_twin"] = twin
+    recorded = {**options, **({"holdout": "test split"} if "holdout" in inputs else {})}
+    report = run_report(run, models, splits, forget_ids, spec, recorded, result.stats, timings)
+    others = None
+    if method == "rum" and result.stats.get("groups"):
+        from .rum import rum_section_of
+
+        report["rum"], others = rum_section_of(run, splits, models, result, spec, {**inputs, **options},
+                                               compare_vanilla, timings)
+        report["timings"].update(timings)
+    write_outputs(Path(output_dir), result.model, run.tokenizer, report, others)
+    report["_twin"] = twin  # for callers that reuse it; never serialised
+    return report
+
+
+def typed_options(spec, options: dict) -> dict:
+    """The given options converted by the method's config types (``"1e-4"`` -> ``0.0001``); unknown ones raise."""
+    config = method_config(spec, dict(options))
+    return {key: getattr(config, key) for key in options}
+
+
+def rum_inputs(run: TrainedRun, method: str, options: dict) -> dict:
+    """RUM's held-out data when its proxy needs one: the run's test split, which the model never trained on."""
+    if method != "rum":
+        return {}
+    from ..memorization.proxies import get_proxy
+
+    config = method_config(method, dict(options))
+    return {"holdout": run.tokenized["test"]} if get_proxy(config.proxy).needs == "holdout" else {}
+
+
+def build_twin(run: TrainedRun, forget_ids: list[str]):
+    """(the retrain twin, seconds): the run retrained from w_0 on its recorded order without ``forget_ids``."""
+    from ..training.replay import retrain_twin
+
+    if run.log is None:
+        raise ValueError("the retrain twin needs the run's unlearning log")
+    start = time.perf_counter()
+    twin, _ = retrain_twin(run.model, run.tokenized["train"], run.log, forget_ids, tokenizer=run.tokenizer)
+    return twin, time.perf_counter() - start
+
+
+def run_report(run: TrainedRun, models, splits, forget_ids, spec, method_args, stats, timings) -> dict:
+    canaries = [i for i in forget_ids if i.startswith(CANARY_PREFIX)]
+    report = build_report(
+        models=models, tokenizer=run.tokenizer, splits=splits, forget_ids=forget_ids, method=spec.name,
+        method_args=method_args, guarantee=spec.guarantee, stats=stats, base_model=run.model_args.model_name_or_path,
+        dataset_source=run.data_args.dataset_name, train_fingerprint=run.meta.get("train_fingerprint"),
+        canary_ids=canaries or None, log=run.log, seeds={"train": run.meta.get("seed")}, timings=timings,
+        config={"data": vars(run.data_args), "model": vars(run.model_args)},
+    )
+    report["method_description"] = spec.description
+    return report
+
+
+def write_outputs(out: Path, model, tokenizer, report: dict, others=None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    write_report(report, out)
+    if "rum" in report:
+        from ..evaluation.rum_report import plot_rum_groups
+
+        plot_rum_groups(report["rum"], out, model="unlearned", others=others)
