@@ -24,7 +24,7 @@ from hf_unlearn.memorization import (
     refine,
     symmetric_kl,
 )
-from hf_unlearn.methods import MethodConfig, register_method, unlearn
+from hf_unlearn.methods import MethodConfig, MethodOptionError, register_method, unlearn
 from hf_unlearn.methods.rum import RUMConfig, plan, vanilla
 
 FAKE = "rum_test_recorder"
@@ -193,7 +193,7 @@ def recorder():
                       "learning_rate": config.learning_rate})
         return {"optimizer_steps": 1}
 
-    register_method(FAKE, MethodConfig)(fake)
+    register_method(FAKE, MethodConfig, guarantee="approximate", description="A test double that records its calls.")(fake)
     yield calls
     registry._METHODS.pop(FAKE, None)
 
@@ -209,7 +209,7 @@ def test_rum_runs_groups_low_to_high_with_shrinking_retain_sets(mem_run, recorde
     forget_ids, scores, forget, retain = _forget_with_scores(mem_run)
     low, mid, high = forget_ids[:3], forget_ids[3:6], forget_ids[6:]
     result = unlearn(mem_run.model, forget, retain, method="rum", tokenizer=mem_run.tokenizer, proxy="confidence",
-                     scores=scores, methods=[FAKE] * 3, group_args=[{"learning_rate": 1e-3}, {"learning_rate": 2e-3}, {}],
+                     memorization_scores=scores, methods=[FAKE] * 3, group_args=[{"learning_rate": 1e-3}, {"learning_rate": 2e-3}, {}],
                      learning_rate=5e-4)
     assert [c["forget"] for c in recorder] == [low, mid, high]
     base = set(retain["id"])
@@ -223,7 +223,7 @@ def test_rum_runs_groups_low_to_high_with_shrinking_retain_sets(mem_run, recorde
 
 def test_rum_group_with_no_method_still_leaves_the_retain_set(mem_run, recorder):
     forget_ids, scores, forget, retain = _forget_with_scores(mem_run)
-    result = unlearn(mem_run.model, forget, retain, method="rum", tokenizer=mem_run.tokenizer, scores=scores,
+    result = unlearn(mem_run.model, forget, retain, method="rum", tokenizer=mem_run.tokenizer, memorization_scores=scores,
                      methods=f"none,{FAKE},{FAKE}")
     assert [c["forget"] for c in recorder] == [forget_ids[3:6], forget_ids[6:]]
     assert recorder[0]["retain"] == set(retain["id"]) | set(forget_ids[6:])  # low group processed (by nothing): gone
@@ -241,7 +241,7 @@ def test_presets_and_vanilla_counterparts():
     assert vanilla(RUMConfig(preset="salun")) == ("salun", {})
     with pytest.raises(KeyError, match="unknown unlearning method"):
         plan(RUMConfig(preset="nope"))
-    with pytest.raises(TypeError, match="no option"):
+    with pytest.raises(MethodOptionError, match="no option 'alpha'"):
         plan(RUMConfig(preset="salun", group_args={"high": {"alpha": 0.5}}))
     with pytest.raises(ValueError, match="3 groups"):
         RUMConfig(preset="salun", num_groups=2)

@@ -60,7 +60,14 @@ def repair(model, retain, config: AmnesiacConfig, ctx) -> int:
     return finetune_on(model, retain, steps_cfg, ctx)
 
 
-@register_method("amnesiac", AmnesiacConfig, needs_log=True)
+DESCRIPTION = (
+    "Amnesiac unlearning (Graves, Nagisetty and Ganesh, \"Amnesiac Machine Learning\", AAAI 2021): the "
+    "parameter update of every training step that saw a forgotten example was logged during training and is "
+    "subtracted from the final weights, optionally followed by a short repair fine-tune on the retained data."
+)
+
+
+@register_method("amnesiac", AmnesiacConfig, guarantee="approximate", description=DESCRIPTION, needs_log=True)
 def amnesiac(model, forget, retain, config: AmnesiacConfig, log, ctx) -> dict:
     """Subtract the logged updates of every step that saw a forget example; optional repair."""
     touched = [s.step for s in log.steps_seeing(forget["id"])]

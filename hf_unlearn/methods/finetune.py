@@ -28,7 +28,14 @@ def finetune_on(model, dataset, config: MethodConfig, ctx: MethodContext) -> int
     return run_steps(model, ctx, config, len(loader), step_loss)
 
 
-@register_method("finetune", FinetuneConfig)
+DESCRIPTION = (
+    "Fine-tuning on the retained data only (the \"FT\" baseline of Fan et al., \"SalUn: Empowering "
+    "Machine Unlearning via Gradient-based Weight Saliency\", ICLR 2024): the forgotten examples fade by "
+    "catastrophic forgetting."
+)
+
+
+@register_method("finetune", FinetuneConfig, guarantee="approximate", description=DESCRIPTION)
 def finetune(model, forget, retain, config: FinetuneConfig, log, ctx: MethodContext) -> dict:
     """Fine-tune on the retain set only."""
     if retain is None or len(retain) == 0:

@@ -47,7 +47,13 @@ def l1_coefficient(alpha: float, step: int, total: int) -> float:
     return alpha * (1.0 - step / (total - 1)) if total > 1 else alpha
 
 
-@register_method("l1_sparse", L1SparseConfig)
+DESCRIPTION = (
+    "L1-sparse unlearning (Jia et al., \"Model Sparsity Can Simplify Machine Unlearning\", "
+    "NeurIPS 2023): fine-tuning on the retained data with a decaying L1 penalty on the weights."
+)
+
+
+@register_method("l1_sparse", L1SparseConfig, guarantee="approximate", description=DESCRIPTION)
 def l1_sparse(model, forget, retain, config: L1SparseConfig, log, ctx: MethodContext) -> dict:
     """Fine-tune on the retain set with a linearly decaying L1 penalty on the weights."""
     require_rows(retain, "l1_sparse", "retain")

@@ -33,7 +33,13 @@ class NegGradConfig(MethodConfig):
     epochs: float = field(default=5.0, metadata={"help": "Passes over the forget set."})
 
 
-@register_method("neggrad", NegGradConfig)
+DESCRIPTION = (
+    "NegGrad (the baseline of Golatkar, Achille and Soatto, \"Eternal Sunshine of the Spotless Net: "
+    "Selective Forgetting in Deep Networks\", CVPR 2020): gradient ascent on the forgotten examples."
+)
+
+
+@register_method("neggrad", NegGradConfig, guarantee="approximate", description=DESCRIPTION)
 def neggrad(model, forget, retain, config: NegGradConfig, log, ctx: MethodContext) -> dict:
     """Gradient ascent on the forget-set cross-entropy."""
     require_rows(forget, "neggrad", "forget")

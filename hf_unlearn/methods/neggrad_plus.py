@@ -32,7 +32,14 @@ class NegGradPlusConfig(MethodConfig):
         super().__post_init__()
 
 
-@register_method("neggrad_plus", NegGradPlusConfig)
+DESCRIPTION = (
+    "NegGrad+ (Kurmanji, Triantafillou, Hayes and Triantafillou, \"Towards Unbounded Machine "
+    "Unlearning\", NeurIPS 2023): descent on retained data and ascent on forgotten examples, "
+    "alpha * CE(retain) - (1 - alpha) * CE(forget)."
+)
+
+
+@register_method("neggrad_plus", NegGradPlusConfig, guarantee="approximate", description=DESCRIPTION)
 def neggrad_plus(model, forget, retain, config: NegGradPlusConfig, log, ctx: MethodContext) -> dict:
     """Retain descent plus forget ascent, weighted by alpha."""
     require_rows(forget, "neggrad_plus", "forget")

@@ -140,7 +140,14 @@ def _forget_rows(forget, ctx) -> dict[str, dict]:
             for batch, fid in zip(loader, forget["id"])}
 
 
-@register_method("per_sample_replay", PerSampleReplayConfig, needs_log=True)
+DESCRIPTION = (
+    "Per-sample step replay (a per-example refinement of Graves, Nagisetty and Ganesh, \"Amnesiac "
+    "Machine Learning\", AAAI 2021): every logged training step that saw a forgotten example is recomputed "
+    "without it from the logged updates and optimizer state, and the difference is applied to the final weights."
+)
+
+
+@register_method("per_sample_replay", PerSampleReplayConfig, guarantee="approximate", description=DESCRIPTION, needs_log=True)
 def per_sample_replay(model, forget, retain, config: PerSampleReplayConfig, log, ctx) -> dict:
     """Swap each forget-touched step's logged update for the update without the forget examples."""
     rule = update_rule(log)

@@ -71,7 +71,14 @@ class RandomLabelConfig(MethodConfig):
     """Random label: ``min CE`` on forget (random wrong labels) + retain for ``epochs`` passes."""
 
 
-@register_method("random_label", RandomLabelConfig)
+DESCRIPTION = (
+    "Random-label unlearning (the \"RL\" baseline of Fan et al., \"SalUn: Empowering Machine "
+    "Unlearning via Gradient-based Weight Saliency\", ICLR 2024): the forgotten examples get random wrong labels "
+    "and are trained on with the retained data."
+)
+
+
+@register_method("random_label", RandomLabelConfig, guarantee="approximate", description=DESCRIPTION)
 def random_label(model, forget, retain, config: RandomLabelConfig, log, ctx: MethodContext) -> dict:
     """Train on the forget set relabelled at random (never the true label) plus the retain set."""
     require_rows(forget, "random_label", "forget")

@@ -1,99 +1,198 @@
-"""The registry: the single list of unlearning methods, and ``unlearn`` that runs any of them.
+"""The registry: the only list of unlearning methods, and ``unlearn`` that runs any of them.
 
-Each method file registers itself with ``@register_method(name, config_class, ...)``; the
-modules listed in ``METHOD_MODULES`` are imported on first use.
+A method is one module of this package that registers a function with
+``@register_method(name, ConfigClass, guarantee=..., description=...)``. Every module of the
+package (except ``base``, ``registry`` and private ``_`` modules) is imported the first time the
+registry is read, so adding a file is all it takes to add a method; an error while importing one
+propagates, and a name registered twice is an error. ``description`` is the method's text on the
+model card (it cites the paper by its full title).
+
+Options reach a method only through its typed config dataclass: :func:`method_config` converts
+values given as strings (``"1e-4"``, ``"true"``, ``"none"``) by each field's type. Data a method
+needs besides the forget and retain sets (RUM's held-out set and precomputed memorization scores)
+are inputs of :func:`unlearn`, passed to the method in its context (:class:`MethodInputs`), never
+config fields.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib
+import pkgutil
 import time
-from dataclasses import dataclass, fields
-from typing import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from ..data.forget import ForgetRequestError, check_ids_known
 from ..training.unlearning_log import UnlearningLog
-from .base import MethodConfig, MethodContext, UnlearnResult
+from . import _options
+from .base import MethodContext, UnlearnResult
 
-METHOD_MODULES = (
-    "amnesiac", "amnesiac_per_sample", "per_sample_replay", "single_gradient", "finetune", "neggrad", "neggrad_plus",
-    "random_label", "salun", "scrub", "l1_sparse", "rum",
-)
+GUARANTEES = ("exact", "approximate")
+RUN_INPUTS = ("holdout", "memorization_scores")
+_SKIP = {"base", "registry"}
 
 
-@dataclass
+class UnknownMethodError(KeyError):
+    """No method is registered under this name."""
+
+    def __str__(self) -> str:  # a KeyError would print its message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class MethodOptionError(ValueError):
+    """An option the method does not have, or a value that does not fit the option's type or range."""
+
+
+@dataclass(frozen=True)
 class MethodSpec:
+    """One registered method: ``fn(model, forget, retain, config, log, ctx) -> stats dict``."""
+
     name: str
     fn: Callable
     config_class: type
-    needs_log: bool
     guarantee: str
-    summary: str
+    description: str
+    needs_log: bool = False
+    inputs: tuple[str, ...] = ()
+
+    @property
+    def summary(self) -> str:
+        """One line for listings: the first line of the method function's docstring."""
+        doc = (self.fn.__doc__ or self.description).strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+@dataclass
+class MethodInputs(MethodContext):
+    """The context a registered method receives from :func:`unlearn`: tokenizer and device, plus the
+    run's data inputs (``None`` when not given). Only methods registered with ``inputs=(...)`` naming
+    them may be given these."""
+
+    holdout: Any = None
+    memorization_scores: Mapping | None = None
 
 
 _METHODS: dict[str, MethodSpec] = {}
+_loaded = False
 
 
-def register_method(name: str, config_class: type = MethodConfig, *, needs_log: bool = False,
-                    guarantee: str = "approximate"):
-    """Decorator: ``fn(model, forget, retain, config, log, ctx) -> dict`` becomes method ``name``."""
+def register_method(name: str, config_class: type, *, guarantee: str, description: str, needs_log: bool = False,
+                    inputs: tuple[str, ...] = ()):
+    """Decorator: ``fn(model, forget, retain, config, log, ctx) -> dict`` becomes method ``name``.
+
+    ``config_class`` is the method's options dataclass; ``guarantee`` is ``"exact"`` or
+    ``"approximate"``; ``description`` is the model card's text about the method (with the paper's
+    full title); ``needs_log`` marks methods that read the training run's unlearning log;
+    ``inputs`` names the data inputs of :func:`unlearn` the method reads (from ``RUN_INPUTS``).
+    """
+    if guarantee not in GUARANTEES:
+        raise ValueError(f"register_method({name!r}): guarantee must be one of {GUARANTEES}, got {guarantee!r}")
+    if not dataclasses.is_dataclass(config_class):
+        raise TypeError(f"register_method({name!r}): config_class must be a dataclass, got {config_class!r}")
+    if not description or not description.strip():
+        raise ValueError(f"register_method({name!r}): give the method's description (the model card's text)")
+    unknown = sorted(set(inputs) - set(RUN_INPUTS))
+    if unknown:
+        raise ValueError(f"register_method({name!r}): unknown inputs {unknown}; known: {list(RUN_INPUTS)}")
 
     def wrap(fn):
-        if name in _METHODS and _METHODS[name].fn is not fn:
-            raise ValueError(f"unlearning method {name!r} registered twice")
-        summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        _METHODS[name] = MethodSpec(name, fn, config_class, needs_log, guarantee, summary)
+        if name in _METHODS:
+            raise ValueError(f"unlearning method {name!r} registered twice ({_METHODS[name].fn.__module__} "
+                             f"and {fn.__module__})")
+        _METHODS[name] = MethodSpec(name, fn, config_class, guarantee, " ".join(description.split()), needs_log,
+                                    tuple(inputs))
         return fn
 
     return wrap
 
 
 def _load_all() -> None:
-    for module in METHOD_MODULES:
-        try:
-            importlib.import_module(f"hf_unlearn.methods.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"hf_unlearn.methods.{module}":
-                raise
+    """Import every method module of this package once (errors propagate: no method goes missing silently)."""
+    global _loaded
+    if _loaded:
+        return
+    package = importlib.import_module(__package__)
+    for module in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if module.name not in _SKIP and not module.name.startswith("_"):
+            importlib.import_module(f"{__package__}.{module.name}")
+    _loaded = True
 
 
 def available_methods() -> dict[str, MethodSpec]:
+    """``{name: MethodSpec}`` of every registered method, sorted by name."""
     _load_all()
     return dict(sorted(_METHODS.items()))
 
 
 def get_method(name: str) -> MethodSpec:
+    """The method registered as ``name``; ``UnknownMethodError`` listing the available ones otherwise."""
     methods = available_methods()
     if name not in methods:
-        raise KeyError(f"unknown unlearning method {name!r}; available: {', '.join(methods)}")
+        raise UnknownMethodError(f"unknown unlearning method {name!r}; available: {', '.join(methods)}")
     return methods[name]
 
 
-def make_config(spec: MethodSpec, method_args: dict):
-    known = {f.name for f in fields(spec.config_class)}
-    unknown = sorted(set(method_args) - known)
-    if unknown:
-        raise TypeError(f"method {spec.name!r} has no option(s) {unknown}; its options: {sorted(known)}")
-    return spec.config_class(**method_args)
+def _spec(spec_or_name) -> MethodSpec:
+    return spec_or_name if isinstance(spec_or_name, MethodSpec) else get_method(spec_or_name)
 
 
-def unlearn(model: torch.nn.Module, forget, retain=None, method: str = "amnesiac", log=None, *,
-            tokenizer=None, device: str | torch.device | None = None, inplace: bool = False,
-            **method_args) -> UnlearnResult:
-    """Forget ``forget`` (a tokenized ``Dataset`` with an ``id`` column) from ``model``.
+def method_config(spec_or_name, options: Mapping[str, Any] | None = None):
+    """The method's config dataclass built from ``options``, each value converted by its field's type.
 
-    ``retain`` is the rest of the training data (needed by repair and the approximate
-    methods); ``log`` is an ``UnlearningLog`` (or its run directory) for the log-based
-    methods. The forget set must be non-empty, disjoint from ``retain`` and, with a log, part
-    of the logged training data; a log from another model is refused. The model is copied
-    unless ``inplace=True``. Returns the unlearned model and stats (``wall_time_s``,
-    ``optimizer_steps``, ``log_bytes_read`` ...).
+    Values may be typed (``1e-4``) or strings from a command line (``"1e-4"``, ``"3e-4"``, ``"true"``,
+    ``"none"``, ``"a,b"``). An unknown option, a value that does not fit the field's type, or one
+    the config's own validation refuses is a ``MethodOptionError``.
     """
-    spec = get_method(method)
-    config = make_config(spec, method_args)
+    spec = _spec(spec_or_name)
+    options = dict(options or {})
+    types = _options.field_types(spec.config_class)
+    unknown = sorted(set(options) - set(types))
+    if unknown:
+        raise MethodOptionError(f"method {spec.name!r} has no option {', '.join(map(repr, unknown))}; "
+                                f"its options: {', '.join(types)}")
+    values = {}
+    for key, value in options.items():
+        try:
+            values[key] = _options.convert(value, types[key])
+        except _options._Bad:
+            raise MethodOptionError(f"method {spec.name!r}: option {key!r} got {value!r}, expected "
+                                    f"{_options.type_name(types[key])}") from None
+    try:
+        return spec.config_class(**values)
+    except MethodOptionError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise MethodOptionError(f"method {spec.name!r}: {exc}") from exc
+
+
+make_config = method_config  # the earlier name
+
+
+def describe_options(spec_or_name) -> list[tuple[str, str, Any, str]]:
+    """``[(option, type, default, help)]`` of a method's config, in field order (for ``--set`` help)."""
+    spec = _spec(spec_or_name)
+    types = _options.field_types(spec.config_class)
+    rows = []
+    for f in dataclasses.fields(spec.config_class):
+        if f.name not in types:
+            continue
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
+        rows.append((f.name, _options.type_name(types[f.name]), default, f.metadata.get("help", "")))
+    return rows
+
+
+def _check_request(spec: MethodSpec, forget, retain, log, model):
+    """Refuse an empty forget set, one that overlaps ``retain`` or, with a log, ids the run never trained on."""
     forget_ids = list(forget["id"]) if forget is not None else []
     if not forget_ids:
         raise ForgetRequestError("the forget set is empty: nothing to unlearn")
@@ -104,15 +203,40 @@ def unlearn(model: torch.nn.Module, forget, retain=None, method: str = "amnesiac
     if log is not None and not isinstance(log, UnlearningLog):
         log = UnlearningLog(log)
     if spec.needs_log and log is None:
-        raise ValueError(f"method {method!r} needs the training run's unlearning log (log=run_dir)")
+        raise ValueError(f"method {spec.name!r} needs the training run's unlearning log (log=run_dir)")
     if log is not None:
         check_ids_known(forget_ids, log.train_ids(), what="training data recorded in the log")
         log.check_model(model, state="final")
         log.bytes_read = 0
+    return forget_ids, log
+
+
+def unlearn(model: torch.nn.Module, forget, retain=None, method: str = "amnesiac", log=None, *,
+            tokenizer=None, device: str | torch.device | None = None, inplace: bool = False,
+            holdout=None, memorization_scores: Mapping | None = None, **options) -> UnlearnResult:
+    """Forget ``forget`` (a tokenized ``Dataset`` with an ``id`` column) from ``model``.
+
+    ``retain`` is the rest of the training data (needed by repair and the approximate methods);
+    ``log`` is an ``UnlearningLog`` (or its run directory) for the log-based methods. ``options``
+    are the method's options (see :func:`describe_options`; strings are converted). ``holdout``
+    (a tokenized held-out ``Dataset``) and ``memorization_scores`` (``{id: raw proxy score}``) are
+    data for the methods that read them (RUM). The forget set must be non-empty, disjoint from
+    ``retain`` and, with a log, part of the logged training data; a log from another model is
+    refused. The model is copied unless ``inplace=True``. Returns the unlearned model and stats
+    (``method``, ``guarantee``, ``wall_time_s``, ``optimizer_steps``, ``log_bytes_read`` ...).
+    """
+    spec = get_method(method)
+    config = method_config(spec, options)
+    given = {"holdout": holdout, "memorization_scores": memorization_scores}
+    extra = sorted(k for k, v in given.items() if v is not None and k not in spec.inputs)
+    if extra:
+        raise MethodOptionError(f"method {method!r} does not take {', '.join(extra)}")
+    forget_ids, log = _check_request(spec, forget, retain, log, model)
     if tokenizer is None:
         raise ValueError("unlearn needs tokenizer= (to batch the forget and retain sets)")
     work = model if inplace else copy.deepcopy(model)
-    ctx = MethodContext(tokenizer=tokenizer, device=torch.device(device) if device else next(work.parameters()).device)
+    ctx = MethodInputs(tokenizer=tokenizer, device=torch.device(device) if device else next(work.parameters()).device,
+                       **given)
     start = time.perf_counter()
     stats = spec.fn(work, forget, retain, config, log, ctx) or {}
     stats = {"method": method, "guarantee": spec.guarantee, "forget_count": len(forget_ids), **stats}

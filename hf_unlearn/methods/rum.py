@@ -22,13 +22,13 @@ increasing priority: the method's defaults, the preset, the shared fields of thi
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
 
 from datasets import concatenate_datasets
 
 from .base import MethodContext
-from .registry import get_method, make_config, register_method
+from .registry import get_method, method_config, register_method
 
 NONE = "none"
 PRESETS: dict[str, tuple[tuple[str, dict], ...]] = {
@@ -40,12 +40,20 @@ SHARED = ("learning_rate", "epochs", "batch_size", "max_steps", "weight_decay", 
 
 @dataclass
 class RUMConfig:
-    """RUM: proxy -> K memorization groups -> one method per group, low -> high."""
+    """RUM: proxy -> K memorization groups -> one method per group, low -> high.
 
-    proxy: str = field(default="confidence", metadata={"help": "Memorization proxy: confidence, max_confidence, entropy, binary_accuracy or holdout_retraining (alias holdout)."})
-    preset: str | None = field(default="neggrad_plus", metadata={"help": f"Per-group methods: {', '.join(PRESETS)} or any registered method name (used for every group)."})
-    methods: Any = field(default=None, metadata={"help": "Per-group method names low -> high (list or comma string; 'none' skips a group); overrides preset."})
-    group_args: Any = field(default=None, metadata={"help": "Per-group hyperparameters: a list of dicts (low -> high) or a dict keyed by group name."})
+    Options only: the held-out data of ``proxy=holdout_retraining`` and precomputed scores are
+    inputs of ``unlearn`` (``holdout=``, ``memorization_scores=``), not fields here.
+    """
+
+    proxy: str = field(default="confidence", metadata={"help": "Memorization proxy: confidence, max_confidence, "
+                       "entropy, binary_accuracy or holdout_retraining (alias holdout)."})
+    preset: str | None = field(default="neggrad_plus", metadata={"help": f"Per-group methods: {', '.join(PRESETS)} "
+                               "or any registered method name (used for every group)."})
+    methods: list[str] | None = field(default=None, metadata={"help": "Per-group method names low -> high (a list "
+                                      "or a comma string; 'none' skips a group); overrides preset."})
+    group_args: dict[str, dict] | list[dict] | None = field(default=None, metadata={
+        "help": "Per-group hyperparameters: a list of dicts (low -> high) or a dict keyed by group name."})
     num_groups: int = field(default=3, metadata={"help": "Number of memorization groups K (the named presets need 3)."})
     learning_rate: float | None = field(default=None, metadata={"help": "If set: learning rate of every group's method."})
     epochs: float | None = field(default=None, metadata={"help": "If set: epochs of every group's method."})
@@ -53,15 +61,18 @@ class RUMConfig:
     max_steps: int | None = field(default=None, metadata={"help": "If set: max optimizer steps of every group's method."})
     weight_decay: float | None = field(default=None, metadata={"help": "If set: weight decay of every group's method."})
     seed: int | None = field(default=None, metadata={"help": "If set: seed of every group's method."})
-    proxy_fallback: str | None = field(default=None, metadata={"help": "Without recorded learning events: 'replay' (retrain once with the recorder) or 'final_model' (one forward pass); default: error."})
-    scores: Any = field(default=None, metadata={"help": "Precomputed RAW scores of `proxy` {id: value} (Python API): skips the proxy computation."})
-    holdout: Any = field(default=None, metadata={"help": "Held-out tokenized Dataset for proxy=holdout_retraining (Python API; the CLI passes the test split)."})
-    holdout_args: Any = field(default=None, metadata={"help": "HoldoutConfig options for holdout retraining, e.g. {learning_rate: 1e-4, max_epochs: 20}."})
+    proxy_fallback: str | None = field(default=None, metadata={"help": "Without recorded learning events: 'replay' "
+                                       "(retrain once with the recorder) or 'final_model' (one forward pass); default: error."})
+    holdout_args: dict | None = field(default=None, metadata={"help": "HoldoutConfig options for holdout retraining, "
+                                      "e.g. {learning_rate: 1e-4, max_epochs: 20}."})
 
     def __post_init__(self):
         from ..memorization.proxies import FALLBACKS, HoldoutConfig, get_proxy
 
-        self.proxy = get_proxy(self.proxy).name
+        try:
+            self.proxy = get_proxy(self.proxy).name
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
         if self.proxy_fallback is not None and self.proxy_fallback not in FALLBACKS:
             raise ValueError(f"RUMConfig: proxy_fallback must be one of {FALLBACKS} or None, got {self.proxy_fallback!r}")
         if isinstance(self.methods, str):
@@ -103,7 +114,7 @@ def plan(config: RUMConfig) -> list[GroupStep]:
     elif config.preset in PRESETS:
         base = [(m, dict(a)) for m, a in PRESETS[config.preset]]
     else:
-        get_method(config.preset)  # unknown name: a KeyError listing the methods
+        get_method(config.preset)  # unknown name: UnknownMethodError listing the methods
         base = [(config.preset, {}) for _ in names]
     shared = {k: getattr(config, k) for k in SHARED if getattr(config, k) is not None}
     per_group = _group_args(config.group_args, names)
@@ -119,7 +130,7 @@ def plan(config: RUMConfig) -> list[GroupStep]:
         spec = get_method(method)
         known = {f.name for f in fields(spec.config_class)}
         merged = {**args, **{k: v for k, v in shared.items() if k in known}, **extra}
-        make_config(spec, merged)  # unknown options / bad values fail before any work
+        method_config(spec, merged)  # unknown options / bad values fail before any work
         steps.append(GroupStep(name, method, merged))
     return steps
 
@@ -158,23 +169,35 @@ def _union(parts):
     return concatenate_datasets(parts)
 
 
-def memorization_scores(model, forget, retain, config: RUMConfig, log, ctx: MethodContext):
-    """The proxy scores RUM refines with (given, recorded, fallback or holdout retraining)."""
+def proxy_scores(model, forget, retain, config: RUMConfig, log, ctx: MethodContext):
+    """The proxy scores RUM refines with: given (``ctx.memorization_scores``), recorded, fallback or
+    holdout retraining on ``ctx.holdout``."""
     from ..memorization.proxies import HoldoutConfig, compute_proxy, given_scores
 
-    if config.scores is not None:
-        return given_scores(config.proxy, config.scores)
+    given = getattr(ctx, "memorization_scores", None)
+    if given is not None:
+        return given_scores(config.proxy, given)
     if config.proxy == "holdout_retraining":
-        if config.holdout is None:
-            raise ValueError("proxy=holdout_retraining needs held-out data: holdout=<tokenized Dataset the model never saw>")
-        return compute_proxy(config.proxy, model=model, tokenizer=ctx.tokenizer, holdout=config.holdout, score_on=forget,
+        holdout = getattr(ctx, "holdout", None)
+        if holdout is None:
+            raise ValueError("proxy=holdout_retraining needs held-out data: unlearn(..., holdout=<tokenized Dataset "
+                             "the model never saw>)")
+        return compute_proxy(config.proxy, model=model, tokenizer=ctx.tokenizer, holdout=holdout, score_on=forget,
                              holdout_config=HoldoutConfig(**dict(config.holdout_args or {})))
     train = _union([forget, retain]) if config.proxy_fallback else None
     return compute_proxy(config.proxy, log=log, model=model, tokenizer=ctx.tokenizer, train=train,
                          fallback=config.proxy_fallback)
 
 
-@register_method("rum", RUMConfig)
+DESCRIPTION = (
+    "RUM (Zhao, Triantafillou et al., \"What makes unlearning hard and what to do about it\", "
+    "NeurIPS 2024): the forgotten examples are grouped by memorization level and unlearned group by group, "
+    "lowest first, each group with its own method."
+)
+
+
+@register_method("rum", RUMConfig, guarantee="approximate", description=DESCRIPTION,
+                 inputs=("holdout", "memorization_scores"))
 def rum(model, forget, retain, config: RUMConfig, log, ctx: MethodContext) -> dict:
     """Refine the forget set by a memorization proxy, unlearn the groups low -> high with per-group methods."""
     from ..memorization.refine import refine
@@ -184,7 +207,7 @@ def rum(model, forget, retain, config: RUMConfig, log, ctx: MethodContext) -> di
         if s.method != NONE and get_method(s.method).needs_log and log is None:
             raise ValueError(f"RUM group {s.name!r} runs {s.method!r}, which needs the run's unlearning log (log=run_dir)")
     start = time.perf_counter()
-    scores = memorization_scores(model, forget, retain, config, log, ctx)
+    scores = proxy_scores(model, forget, retain, config, log, ctx)
     proxy_s = time.perf_counter() - start
     refinement = refine(forget["id"], scores, k=config.num_groups)
     row_of = {i: r for r, i in enumerate(forget["id"])}
@@ -204,7 +227,7 @@ def rum(model, forget, retain, config: RUMConfig, log, ctx: MethodContext) -> di
         else:
             spec = get_method(step.method)
             t0 = time.perf_counter()
-            inner = spec.fn(model, subset, retain_k, make_config(spec, step.args), log, ctx) or {}
+            inner = spec.fn(model, subset, retain_k, method_config(spec, step.args), log, ctx) or {}
             record["time_s"] = time.perf_counter() - t0
             record["optimizer_steps"] = int(inner.get("optimizer_steps", 0))
             record["stats"] = {key: v for key, v in inner.items() if isinstance(v, (int, float, str, bool)) or v is None}

@@ -59,7 +59,14 @@ def saliency_mask(model, forget, ctx: MethodContext, ratio: float, batch_size: i
     return dict(zip([n for n, _ in named], flat.split([p.numel() for _, p in named])))
 
 
-@register_method("salun", SalUnConfig)
+DESCRIPTION = (
+    "SalUn (Fan, Liu, Zhang, Wong, Wei and Liu, \"SalUn: Empowering Machine Unlearning via "
+    "Gradient-based Weight Saliency\", ICLR 2024): random-label training restricted to the parameters most "
+    "salient for the loss on the forgotten examples."
+)
+
+
+@register_method("salun", SalUnConfig, guarantee="approximate", description=DESCRIPTION)
 def salun(model, forget, retain, config: SalUnConfig, log, ctx: MethodContext) -> dict:
     """Random-label training with gradients masked to the forget-salient weights."""
     require_rows(forget, "salun", "forget")

@@ -56,7 +56,14 @@ def distill_kl(student_logits, teacher_logits, temperature: float):
     return F.kl_div(F.log_softmax(student_logits / t, -1), F.softmax(teacher_logits / t, -1), reduction="batchmean") * t * t
 
 
-@register_method("scrub", ScrubConfig)
+DESCRIPTION = (
+    "SCRUB (Kurmanji, Triantafillou, Hayes and Triantafillou, \"Towards Unbounded Machine "
+    "Unlearning\", NeurIPS 2023): a student copy of the model moves away from the original on the forgotten "
+    "examples and stays close to it on the retained data."
+)
+
+
+@register_method("scrub", ScrubConfig, guarantee="approximate", description=DESCRIPTION)
 def scrub(model, forget, retain, config: ScrubConfig, log, ctx: MethodContext) -> dict:
     """Teacher-student unlearning: diverge on the forget set, distil and fit on the retain set."""
     require_rows(forget, "scrub", "forget")
