@@ -1,7 +1,10 @@
-"""The hf-unlearn command line: help, recipes, bad input."""
+"""The hf-unlearn command line: help, recipes, the one argument family, deprecated names, bad input."""
 
+import json
+import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,9 @@ from hf_unlearn.cli import COMMANDS, main
 from hf_unlearn.commands.train import parse
 
 TRAIN_RECIPES = ["imdb_train.yaml", "amnesiac_imdb.yaml", "verification_error_imdb.yaml"]
+TINY_RUN = ["--dataset_name", "synthetic", "--synthetic_train", "40", "--synthetic_test", "20", "--synthetic_canaries", "2",
+            "--model_name_or_path", "tiny-bert", "--num_train_epochs", "1", "--record_deltas", "--save_strategy", "no",
+            "--disable_tqdm", "true"]
 
 
 def test_top_level_help_lists_every_command(capsys):
@@ -22,40 +28,190 @@ def test_top_level_help_lists_every_command(capsys):
 
 @pytest.mark.parametrize("recipe", TRAIN_RECIPES)
 def test_train_recipes_parse_and_flags_override(recipe):
-    data, model, args = parse(["--config", str(REPO / "recipes" / recipe), "--output_dir", "/tmp/elsewhere", "--seed", "3"])
-    assert data.dataset == "imdb" and model.model == "distilbert-base-uncased"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # the recipes use the current names only
+        data, model, args = parse(["--config", str(REPO / "recipes" / recipe), "--output_dir", "/tmp/elsewhere", "--seed", "3"])
+    assert data.dataset_name == "imdb" and model.model_name_or_path == "distilbert-base-uncased"
     assert args.output_dir == "/tmp/elsewhere" and args.seed == 3 and args.report_to in ("none", [], ["none"])
     assert args.remove_unused_columns is False
 
 
-def test_unknown_recipe_key_is_an_error(tmp_path):
+def test_recipe_values_are_defaults_and_flags_win(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("dataset_name: synthetic\nlearning_rate: 0.1\nmax_length: 32\ntiny_num_layers: 3\n")
+    data, model, args = parse(["--config", str(recipe), "--learning_rate", "0.2", "--output_dir", str(tmp_path)])
+    assert args.learning_rate == 0.2  # the flag wins
+    assert data.dataset_name == "synthetic" and data.max_length == 32 and model.tiny_num_layers == 3  # the recipe holds
+
+
+def test_unknown_recipe_key_is_an_error(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("dataset: imdb\nlearning_rat: 0.1\n")
+    bad.write_text("dataset_name: imdb\nlearning_rat: 0.1\n")
     with pytest.raises(SystemExit):
         parse(["--config", str(bad)])
+    assert "learning_rat" in capsys.readouterr().err
+
+
+def test_deprecated_flags_warn_and_mean_the_same(tmp_path):
+    new = parse(["--dataset_name", "synthetic", "--model_name_or_path", "tiny-bert", "--tiny_num_layers", "3",
+                 "--tiny_vocab_size", "500", "--max_train_samples", "10", "--dataset_seed", "5", "--output_dir", str(tmp_path)])
+    with pytest.warns(FutureWarning) as caught:
+        old = parse(["--dataset", "synthetic", "--model", "tiny-bert", "--tiny_layers", "3", "--tiny-vocab=500",
+                     "--max_train", "10", "--data_seed_for_split", "5", "--output_dir", str(tmp_path)])
+    messages = " ".join(str(w.message) for w in caught)
+    for name in ("dataset_name", "model_name_or_path", "tiny_num_layers", "tiny_vocab_size", "max_train_samples",
+                 "dataset_seed"):
+        assert f"--{name}" in messages
+    assert old[:2] == new[:2]
+
+
+def test_data_seed_stays_the_shuffle_seed_in_train(tmp_path):
+    data, _, args = parse(["--data_seed", "7", "--output_dir", str(tmp_path)])
+    assert args.data_seed == 7 and data.dataset_seed == 0
+
+
+def test_deprecated_recipe_keys_warn_and_mean_the_same(tmp_path):
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text("dataset: synthetic\nmodel: tiny-bert\ntiny_heads: 4\nmax_test: 8\n")
+    new.write_text("dataset_name: synthetic\nmodel_name_or_path: tiny-bert\ntiny_num_heads: 4\nmax_test_samples: 8\n")
+    with pytest.warns(FutureWarning, match="'model_name_or_path'"):
+        from_old = parse(["--config", str(old), "--output_dir", str(tmp_path)])
+    assert from_old[:2] == parse(["--config", str(new), "--output_dir", str(tmp_path)])[:2]
+
+
+def test_tiny_bert_layers_default_per_command():
+    from hf_unlearn.runs.config import ModelArguments
+
+    assert ModelArguments().tiny_spec(64, "train").num_hidden_layers == 2
+    assert ModelArguments().tiny_spec(64, "s3t").num_hidden_layers == 4
+    assert ModelArguments(tiny_num_layers=6).tiny_spec(64, "s3t").num_hidden_layers == 6
+
+
+def test_run_files_of_old_runs_still_load(tmp_path):
+    from hf_unlearn.artifacts import RUN_FILE
+    from hf_unlearn.runs.config import read_run_file
+
+    (tmp_path / RUN_FILE).write_text(json.dumps({
+        "data": {"dataset": "synthetic", "max_train": 30, "max_test": None, "data_seed_for_split": 4, "synthetic_train": 600,
+                 "text_column": "text"},
+        "model": {"model": "tiny-bert", "tiny_layers": 2, "tiny_heads": 2, "tiny_intermediate": 128, "tiny_vocab": 900},
+        "metrics": {"eval_accuracy": 1.0}}))
+    data, model, extra = read_run_file(tmp_path)
+    assert (data.dataset_name, data.max_train_samples, data.dataset_seed) == ("synthetic", 30, 4)
+    assert (model.model_name_or_path, model.tiny_num_layers, model.tiny_vocab_size) == ("tiny-bert", 2, 900)
+    assert extra == {"metrics": {"eval_accuracy": 1.0}}
 
 
 def test_train_help_runs_as_a_console_script():
     exe = Path(sys.executable).with_name("hf-unlearn")
     done = subprocess.run([str(exe), "train", "--help"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "--record_deltas" in done.stdout and "--sd_lambda" in done.stdout
+    assert "--model_name_or_path" in done.stdout and "--dataset_seed" in done.stdout
 
 
-def test_evaluate_recomputes_a_report(tmp_path):
-    import json
-
-    from hf_unlearn.commands import evaluate as evaluate_cmd
+# ---- commands over a trained run --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
     from hf_unlearn.commands import train as train_cmd
-    from hf_unlearn.commands import unlearn as unlearn_cmd
 
-    run, out, again = tmp_path / "run", tmp_path / "out", tmp_path / "again"
-    train_cmd.main(["--dataset", "synthetic", "--synthetic_train", "40", "--synthetic_test", "20", "--synthetic_canaries", "2",
-                    "--model", "tiny-bert", "--output_dir", str(run), "--num_train_epochs", "1", "--record_deltas",
-                    "--save_strategy", "no", "--disable_tqdm", "true"])
-    ids = tmp_path / "ids.txt"
+    run = tmp_path_factory.mktemp("cli") / "run"
+    assert train_cmd.main([*TINY_RUN, "--output_dir", str(run)]) == 0
+    ids = run.parent / "ids.txt"
     ids.write_text("canary-0000\n")
+    return run, ids
+
+
+def test_evaluate_recomputes_a_report(tiny_run, tmp_path):
+    from hf_unlearn.commands import evaluate as evaluate_cmd
+    from hf_unlearn.commands import unlearn as unlearn_cmd
+    from hf_unlearn.methods import get_method
+
+    run, ids = tiny_run
+    out, again = tmp_path / "out", tmp_path / "again"
     assert unlearn_cmd.main(["--run", str(run), "--forget", str(ids), "--output_dir", str(out), "--retain-eval-max", "20"]) == 0
     assert evaluate_cmd.main(["--run", str(run), "--forget", str(ids), "--unlearned", str(out), "--output_dir", str(again),
                               "--retain-eval-max", "20"]) == 0
     first, second = json.loads((out / "report.json").read_text()), json.loads((again / "report.json").read_text())
     assert second["method"] == "amnesiac" and second["metrics"] == first["metrics"]
+    assert first["method_description"] == get_method("amnesiac").description == second["method_description"]
+    assert first["config"]["model"]["model_name_or_path"] == "tiny-bert"
+
+
+@pytest.mark.parametrize("value, expected", [("1e-4", 1e-4), ("3e-4", 3e-4)])
+def test_set_converts_values_by_the_options_type(tiny_run, tmp_path, value, expected):
+    from hf_unlearn.commands import unlearn as unlearn_cmd
+
+    run, ids = tiny_run
+    out = tmp_path / "out"
+    assert unlearn_cmd.main(["--run", str(run), "--forget", str(ids), "--method", "neggrad_plus", "--set",
+                             f"learning_rate={value}", "--set", "max_steps=2", "--output_dir", str(out),
+                             "--retain-eval-max", "20"]) == 0
+    args = json.loads((out / "report.json").read_text())["method_args"]
+    assert args == {"learning_rate": expected, "max_steps": 2}
+
+
+def test_unlearn_reads_a_recipe_and_flags_win(tiny_run, tmp_path):
+    from hf_unlearn.commands import unlearn as unlearn_cmd
+
+    run, ids = tiny_run
+    recipe = tmp_path / "u.yaml"
+    recipe.write_text(f"run: {run}\nforget: {ids}\nmethod: finetune\nretain_eval_max: 20\noutput_dir: {tmp_path / 'no'}\n")
+    assert unlearn_cmd.main(["--config", str(recipe), "--method", "neggrad", "--set", "max_steps=1",
+                             "--output_dir", str(tmp_path / "yes")]) == 0
+    report = json.loads((tmp_path / "yes" / "report.json").read_text())
+    assert report["method"] == "neggrad" and not (tmp_path / "no").exists()
+
+
+def test_set_help_lists_every_methods_options(capsys):
+    from hf_unlearn.commands import unlearn as unlearn_cmd
+
+    with pytest.raises(SystemExit):
+        unlearn_cmd.main(["--help"])
+    out = capsys.readouterr().out
+    assert "neggrad_plus:" in out and "learning_rate: float" in out and "repair_epochs" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--method", "no_such_method"], "no_such_method"),
+    (["--method", "neggrad", "--set", "learning_rat=1e-4"], "learning_rat"),
+    (["--method", "neggrad", "--set", "learning_rate=fast"], "learning_rate"),
+])
+def test_unknown_method_or_option_is_a_one_line_error(tiny_run, tmp_path, capsys, argv, message):
+    from hf_unlearn.commands import unlearn as unlearn_cmd
+
+    run, ids = tiny_run
+    assert unlearn_cmd.main(["--run", str(run), "--forget", str(ids), "--output_dir", str(tmp_path / "o"), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_unlearn_does_not_hide_bugs(tiny_run, tmp_path, monkeypatch):
+    """A KeyError or TypeError from inside the run is a bug: it propagates, it is not a one-line error."""
+    from hf_unlearn.commands import unlearn as unlearn_cmd
+    from hf_unlearn.runs import unlearn as runs_unlearn
+
+    run, ids = tiny_run
+    for exc in (KeyError("oops"), TypeError("oops")):
+        def broken(*args, exc=exc, **kwargs):
+            raise exc
+
+        monkeypatch.setattr(runs_unlearn, "unlearn_run", broken)
+        with pytest.raises(type(exc)):
+            unlearn_cmd.main(["--run", str(run), "--forget", str(ids), "--output_dir", str(tmp_path / "o")])
+
+
+def test_a_changed_dataset_is_an_error_naming_the_split(tiny_run, tmp_path, capsys):
+    from hf_unlearn.artifacts import RUN_FILE
+    from hf_unlearn.commands import unlearn as unlearn_cmd
+
+    run, ids = tiny_run
+    for split, key, value in (("train", "synthetic_canaries", 3), ("test", "synthetic_test", 22)):
+        changed = tmp_path / f"changed_{split}"
+        shutil.copytree(run, changed)
+        record = json.loads((changed / RUN_FILE).read_text())
+        record["data"][key] = value  # the data rebuilt from the run file is no longer the trained data
+        (changed / RUN_FILE).write_text(json.dumps(record))
+        assert unlearn_cmd.main(["--run", str(changed), "--forget", str(ids), "--output_dir", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert f"the {split} split of 'synthetic'" in err and "train the run again" in err
+        assert not (tmp_path / "o").exists()

@@ -10,7 +10,10 @@ from __future__ import annotations
 import time
 
 from ..data.synthetic import CANARY_PREFIX
-from ..evaluation.rum_report import group_summary, rum_section
+try:
+    from ..evaluation.rum_report import group_summary, plot_rum_groups, rum_section
+except ImportError:  # before the move of memorization/evaluation.py
+    from ..memorization.evaluation import group_summary, plot_rum_groups, rum_section
 from ..methods import unlearn
 from ..methods.registry import method_config
 from ..methods.rum import vanilla
@@ -21,9 +24,7 @@ def rum_section_of(run, splits, models, result, spec, options: dict, compare_van
     models = dict(models)
     vanilla_name = None
     if compare_vanilla:
-        inputs = {k: options[k] for k in ("holdout", "memorization_scores") if k in options}
-        config = method_config(spec, {k: v for k, v in options.items() if k not in inputs})
-        v_method, v_args = vanilla(config)
+        v_method, v_args = vanilla(method_config(spec, options))
         start = time.perf_counter()
         v = unlearn(run.model, splits["forget"], splits["retain_full"], method=v_method, log=run.log,
                     tokenizer=run.tokenizer, **v_args)

@@ -59,7 +59,7 @@ class TrainedRun:
 
 
 def load_run(run_dir: str | Path) -> TrainedRun:
-    """Open ``run_dir``; raises ``DatasetChangedError`` if a split changed and ``LogError`` for another model."""
+    """Open ``run_dir``; raises ``DatasetChangedError`` if a split is not the one the run was trained on."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from ..models import tokenize_dataset
@@ -73,8 +73,6 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     kwargs = {"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}
     model = AutoModelForSequenceClassification.from_pretrained(run_dir, trust_remote_code=False, **kwargs)
     model.eval()
-    if log is not None:
-        log.check_model(model, state="final")  # the one weights fingerprint of this run's model
     tokenized = tokenize_dataset(data, tokenizer, data_args.max_length)
     return TrainedRun(run_dir, model, tokenizer, data, tokenized, log, data_args, model_args, extra)
 
@@ -84,7 +82,7 @@ def check_fingerprints(data, data_args: DataArguments, log: UnlearningLog | None
     expected = dict(recorded)
     if log is not None and log.meta.get("train_fingerprint"):
         expected["train"] = log.meta["train_fingerprint"]  # the log's record is the one training wrote
-    for split, fingerprint in sorted(expected.items()):
+    for split, fingerprint in sorted(expected.items(), key=lambda kv: kv[0] != "train"):  # train first
         if split in data and fingerprint and fingerprint_dataset(data[split]) != fingerprint:
             raise DatasetChangedError(
                 f"the {split} split of {data_args.dataset_name!r} is not the one this run was trained on "
@@ -138,8 +136,7 @@ def unlearn_run(
     if method == "rum" and result.stats.get("groups"):
         from .rum import rum_section_of
 
-        report["rum"], others = rum_section_of(run, splits, models, result, spec, {**inputs, **options},
-                                               compare_vanilla, timings)
+        report["rum"], others = rum_section_of(run, splits, models, result, spec, options, compare_vanilla, timings)
         report["timings"].update(timings)
     write_outputs(Path(output_dir), result.model, run.tokenizer, report, others)
     report["_twin"] = twin  # for callers that reuse it; never serialised
@@ -192,6 +189,6 @@ def write_outputs(out: Path, model, tokenizer, report: dict, others=None) -> Non
     tokenizer.save_pretrained(out)
     write_report(report, out)
     if "rum" in report:
-        from ..evaluation.rum_report import plot_rum_groups
+        from .rum import plot_rum_groups
 
         plot_rum_groups(report["rum"], out, model="unlearned", others=others)
