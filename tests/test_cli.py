@@ -215,3 +215,21 @@ def test_a_changed_dataset_is_an_error_naming_the_split(tiny_run, tmp_path, caps
         err = capsys.readouterr().err
         assert f"the {split} split of 'synthetic'" in err and "train the run again" in err
         assert not (tmp_path / "o").exists()
+
+
+def test_rum_from_the_cli_gets_the_test_split_as_holdout(tiny_run, tmp_path):
+    from hf_unlearn.commands import unlearn as unlearn_cmd
+
+    run, _ = tiny_run
+    ids = tmp_path / "ids.txt"
+    ids.write_text("canary-0000\ncanary-0001\nsynthetic-train-00001\nsynthetic-train-00002\nsynthetic-train-00003\n")
+    out = tmp_path / "out"
+    assert unlearn_cmd.main(["--run", str(run), "--forget", str(ids), "--output_dir", str(out), "--method", "rum",
+                             "--proxy", "holdout", "--preset", "neggrad_plus", "--compare-vanilla", "--set", "max_steps=1",
+                             "--set", "holdout_args={max_epochs: 1}", "--set", "group_args={high: {learning_rate: 5e-4}}",
+                             "--retain-eval-max", "20"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["method_args"]["holdout"] == "test split" and report["method_args"]["proxy"] == "holdout_retraining"
+    assert report["method_args"]["group_args"] == {"high": {"learning_rate": 5e-4}}
+    assert report["rum"]["proxy_source"] == "holdout" and "vanilla_neggrad_plus" in report["rum"]["metrics"]
+    assert (out / "plots").is_dir() and report["timings"]["vanilla_s"] > 0
