@@ -8,15 +8,31 @@ import warnings
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
+
 from hf_unlearn.cli import COMMANDS, main
 from hf_unlearn.commands.train import parse
 
 TRAIN_RECIPES = ["imdb_train.yaml", "amnesiac_imdb.yaml", "verification_error_imdb.yaml"]
-TINY_RUN = ["--dataset_name", "synthetic", "--synthetic_train", "40", "--synthetic_test", "20", "--synthetic_canaries", "2",
-            "--model_name_or_path", "tiny-bert", "--num_train_epochs", "1", "--record_deltas", "--save_strategy", "no",
-            "--disable_tqdm", "true"]
+TINY_RUN = [
+    "--dataset_name",
+    "synthetic",
+    "--synthetic_train",
+    "40",
+    "--synthetic_test",
+    "20",
+    "--synthetic_canaries",
+    "2",
+    "--model_name_or_path",
+    "tiny-bert",
+    "--num_train_epochs",
+    "1",
+    "--record_deltas",
+    "--save_strategy",
+    "no",
+    "--disable_tqdm",
+    "true",
+]
 
 
 def test_top_level_help_lists_every_command(capsys):
@@ -30,7 +46,9 @@ def test_top_level_help_lists_every_command(capsys):
 def test_train_recipes_parse_and_flags_override(recipe):
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)  # the recipes use the current names only
-        data, model, args = parse(["--config", str(REPO / "recipes" / recipe), "--output_dir", "/tmp/elsewhere", "--seed", "3"])
+        data, model, args = parse(
+            ["--config", str(REPO / "recipes" / recipe), "--output_dir", "/tmp/elsewhere", "--seed", "3"]
+        )
     assert data.dataset_name == "imdb" and model.model_name_or_path == "distilbert-base-uncased"
     assert args.output_dir == "/tmp/elsewhere" and args.seed == 3 and args.report_to in ("none", [], ["none"])
     assert args.remove_unused_columns is False
@@ -41,7 +59,9 @@ def test_recipe_values_are_defaults_and_flags_win(tmp_path):
     recipe.write_text("dataset_name: synthetic\nlearning_rate: 0.1\nmax_length: 32\ntiny_num_layers: 3\n")
     data, model, args = parse(["--config", str(recipe), "--learning_rate", "0.2", "--output_dir", str(tmp_path)])
     assert args.learning_rate == 0.2  # the flag wins
-    assert data.dataset_name == "synthetic" and data.max_length == 32 and model.tiny_num_layers == 3  # the recipe holds
+    assert (
+        data.dataset_name == "synthetic" and data.max_length == 32 and model.tiny_num_layers == 3
+    )  # the recipe holds
 
 
 def test_unknown_recipe_key_is_an_error(tmp_path, capsys):
@@ -53,14 +73,51 @@ def test_unknown_recipe_key_is_an_error(tmp_path, capsys):
 
 
 def test_deprecated_flags_warn_and_mean_the_same(tmp_path):
-    new = parse(["--dataset_name", "synthetic", "--model_name_or_path", "tiny-bert", "--tiny_num_layers", "3",
-                 "--tiny_vocab_size", "500", "--max_train_samples", "10", "--dataset_seed", "5", "--output_dir", str(tmp_path)])
+    new = parse(
+        [
+            "--dataset_name",
+            "synthetic",
+            "--model_name_or_path",
+            "tiny-bert",
+            "--tiny_num_layers",
+            "3",
+            "--tiny_vocab_size",
+            "500",
+            "--max_train_samples",
+            "10",
+            "--dataset_seed",
+            "5",
+            "--output_dir",
+            str(tmp_path),
+        ]
+    )
     with pytest.warns(FutureWarning) as caught:
-        old = parse(["--dataset", "synthetic", "--model", "tiny-bert", "--tiny_layers", "3", "--tiny-vocab=500",
-                     "--max_train", "10", "--data_seed_for_split", "5", "--output_dir", str(tmp_path)])
+        old = parse(
+            [
+                "--dataset",
+                "synthetic",
+                "--model",
+                "tiny-bert",
+                "--tiny_layers",
+                "3",
+                "--tiny-vocab=500",
+                "--max_train",
+                "10",
+                "--data_seed_for_split",
+                "5",
+                "--output_dir",
+                str(tmp_path),
+            ]
+        )
     messages = " ".join(str(w.message) for w in caught)
-    for name in ("dataset_name", "model_name_or_path", "tiny_num_layers", "tiny_vocab_size", "max_train_samples",
-                 "dataset_seed"):
+    for name in (
+        "dataset_name",
+        "model_name_or_path",
+        "tiny_num_layers",
+        "tiny_vocab_size",
+        "max_train_samples",
+        "dataset_seed",
+    ):
         assert f"--{name}" in messages
     assert old[:2] == new[:2]
 
@@ -91,11 +148,28 @@ def test_run_files_of_old_runs_still_load(tmp_path):
     from hf_unlearn.artifacts import RUN_FILE
     from hf_unlearn.runs.config import read_run_file
 
-    (tmp_path / RUN_FILE).write_text(json.dumps({
-        "data": {"dataset": "synthetic", "max_train": 30, "max_test": None, "data_seed_for_split": 4, "synthetic_train": 600,
-                 "text_column": "text"},
-        "model": {"model": "tiny-bert", "tiny_layers": 2, "tiny_heads": 2, "tiny_intermediate": 128, "tiny_vocab": 900},
-        "metrics": {"eval_accuracy": 1.0}}))
+    (tmp_path / RUN_FILE).write_text(
+        json.dumps(
+            {
+                "data": {
+                    "dataset": "synthetic",
+                    "max_train": 30,
+                    "max_test": None,
+                    "data_seed_for_split": 4,
+                    "synthetic_train": 600,
+                    "text_column": "text",
+                },
+                "model": {
+                    "model": "tiny-bert",
+                    "tiny_layers": 2,
+                    "tiny_heads": 2,
+                    "tiny_intermediate": 128,
+                    "tiny_vocab": 900,
+                },
+                "metrics": {"eval_accuracy": 1.0},
+            }
+        )
+    )
     data, model, extra = read_run_file(tmp_path)
     assert (data.dataset_name, data.max_train_samples, data.dataset_seed) == ("synthetic", 30, 4)
     assert (model.model_name_or_path, model.tiny_num_layers, model.tiny_vocab_size) == ("tiny-bert", 2, 900)
@@ -104,7 +178,7 @@ def test_run_files_of_old_runs_still_load(tmp_path):
 
 def test_train_help_runs_as_a_console_script():
     exe = Path(sys.executable).with_name("hf-unlearn")
-    done = subprocess.run([str(exe), "train", "--help"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([str(exe), "train", "--help"], check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "--record_deltas" in done.stdout and "--sd_lambda" in done.stdout
     assert "--model_name_or_path" in done.stdout and "--dataset_seed" in done.stdout
 
@@ -128,9 +202,29 @@ def test_evaluate_recomputes_a_report(tiny_run, tmp_path):
 
     run, ids = tiny_run
     out, again = tmp_path / "out", tmp_path / "again"
-    assert unlearn_cmd.main(["--run", str(run), "--forget", str(ids), "--output_dir", str(out), "--retain-eval-max", "20"]) == 0
-    assert evaluate_cmd.main(["--run", str(run), "--forget", str(ids), "--unlearned", str(out), "--output_dir", str(again),
-                              "--retain-eval-max", "20"]) == 0
+    assert (
+        unlearn_cmd.main(
+            ["--run", str(run), "--forget", str(ids), "--output_dir", str(out), "--retain-eval-max", "20"]
+        )
+        == 0
+    )
+    assert (
+        evaluate_cmd.main(
+            [
+                "--run",
+                str(run),
+                "--forget",
+                str(ids),
+                "--unlearned",
+                str(out),
+                "--output_dir",
+                str(again),
+                "--retain-eval-max",
+                "20",
+            ]
+        )
+        == 0
+    )
     first, second = json.loads((out / "report.json").read_text()), json.loads((again / "report.json").read_text())
     assert second["method"] == "amnesiac" and second["metrics"] == first["metrics"]
     assert first["method_description"] == get_method("amnesiac").description == second["method_description"]
@@ -143,9 +237,27 @@ def test_set_converts_values_by_the_options_type(tiny_run, tmp_path, value, expe
 
     run, ids = tiny_run
     out = tmp_path / "out"
-    assert unlearn_cmd.main(["--run", str(run), "--forget", str(ids), "--method", "neggrad_plus", "--set",
-                             f"learning_rate={value}", "--set", "max_steps=2", "--output_dir", str(out),
-                             "--retain-eval-max", "20"]) == 0
+    assert (
+        unlearn_cmd.main(
+            [
+                "--run",
+                str(run),
+                "--forget",
+                str(ids),
+                "--method",
+                "neggrad_plus",
+                "--set",
+                f"learning_rate={value}",
+                "--set",
+                "max_steps=2",
+                "--output_dir",
+                str(out),
+                "--retain-eval-max",
+                "20",
+            ]
+        )
+        == 0
+    )
     args = json.loads((out / "report.json").read_text())["method_args"]
     assert args == {"learning_rate": expected, "max_steps": 2}
 
@@ -155,9 +267,24 @@ def test_unlearn_reads_a_recipe_and_flags_win(tiny_run, tmp_path):
 
     run, ids = tiny_run
     recipe = tmp_path / "u.yaml"
-    recipe.write_text(f"run: {run}\nforget: {ids}\nmethod: finetune\nretain_eval_max: 20\noutput_dir: {tmp_path / 'no'}\n")
-    assert unlearn_cmd.main(["--config", str(recipe), "--method", "neggrad", "--set", "max_steps=1",
-                             "--output_dir", str(tmp_path / "yes")]) == 0
+    recipe.write_text(
+        f"run: {run}\nforget: {ids}\nmethod: finetune\nretain_eval_max: 20\noutput_dir: {tmp_path / 'no'}\n"
+    )
+    assert (
+        unlearn_cmd.main(
+            [
+                "--config",
+                str(recipe),
+                "--method",
+                "neggrad",
+                "--set",
+                "max_steps=1",
+                "--output_dir",
+                str(tmp_path / "yes"),
+            ]
+        )
+        == 0
+    )
     report = json.loads((tmp_path / "yes" / "report.json").read_text())
     assert report["method"] == "neggrad" and not (tmp_path / "no").exists()
 
@@ -171,11 +298,14 @@ def test_set_help_lists_every_methods_options(capsys):
     assert "neggrad_plus:" in out and "learning_rate: float" in out and "repair_epochs" in out
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--method", "no_such_method"], "no_such_method"),
-    (["--method", "neggrad", "--set", "learning_rat=1e-4"], "learning_rat"),
-    (["--method", "neggrad", "--set", "learning_rate=fast"], "learning_rate"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--method", "no_such_method"], "no_such_method"),
+        (["--method", "neggrad", "--set", "learning_rat=1e-4"], "learning_rat"),
+        (["--method", "neggrad", "--set", "learning_rate=fast"], "learning_rate"),
+    ],
+)
 def test_unknown_method_or_option_is_a_one_line_error(tiny_run, tmp_path, capsys, argv, message):
     from hf_unlearn.commands import unlearn as unlearn_cmd
 
@@ -192,6 +322,7 @@ def test_unlearn_does_not_hide_bugs(tiny_run, tmp_path, monkeypatch):
 
     run, ids = tiny_run
     for exc in (KeyError("oops"), TypeError("oops")):
+
         def broken(*args, exc=exc, **kwargs):
             raise exc
 
@@ -211,7 +342,9 @@ def test_a_changed_dataset_is_an_error_naming_the_split(tiny_run, tmp_path, caps
         record = json.loads((changed / RUN_FILE).read_text())
         record["data"][key] = value  # the data rebuilt from the run file is no longer the trained data
         (changed / RUN_FILE).write_text(json.dumps(record))
-        assert unlearn_cmd.main(["--run", str(changed), "--forget", str(ids), "--output_dir", str(tmp_path / "o")]) == 2
+        assert (
+            unlearn_cmd.main(["--run", str(changed), "--forget", str(ids), "--output_dir", str(tmp_path / "o")]) == 2
+        )
         err = capsys.readouterr().err
         assert f"the {split} split of 'synthetic'" in err and "train the run again" in err
         assert not (tmp_path / "o").exists()
@@ -224,10 +357,34 @@ def test_rum_from_the_cli_gets_the_test_split_as_holdout(tiny_run, tmp_path):
     ids = tmp_path / "ids.txt"
     ids.write_text("canary-0000\ncanary-0001\nsynthetic-train-00001\nsynthetic-train-00002\nsynthetic-train-00003\n")
     out = tmp_path / "out"
-    assert unlearn_cmd.main(["--run", str(run), "--forget", str(ids), "--output_dir", str(out), "--method", "rum",
-                             "--proxy", "holdout", "--preset", "neggrad_plus", "--compare-vanilla", "--set", "max_steps=1",
-                             "--set", "holdout_args={max_epochs: 1}", "--set", "group_args={high: {learning_rate: 5e-4}}",
-                             "--retain-eval-max", "20"]) == 0
+    assert (
+        unlearn_cmd.main(
+            [
+                "--run",
+                str(run),
+                "--forget",
+                str(ids),
+                "--output_dir",
+                str(out),
+                "--method",
+                "rum",
+                "--proxy",
+                "holdout",
+                "--preset",
+                "neggrad_plus",
+                "--compare-vanilla",
+                "--set",
+                "max_steps=1",
+                "--set",
+                "holdout_args={max_epochs: 1}",
+                "--set",
+                "group_args={high: {learning_rate: 5e-4}}",
+                "--retain-eval-max",
+                "20",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "report.json").read_text())
     assert report["method_args"]["holdout"] == "test split" and report["method_args"]["proxy"] == "holdout_retraining"
     assert report["method_args"]["group_args"] == {"high": {"learning_rate": 5e-4}}

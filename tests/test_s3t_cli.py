@@ -4,22 +4,46 @@ import json
 import os
 import tempfile
 import warnings
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="hf_home_s3t_"))
 
 
-from hf_unlearn.commands import s3t as cmd  # noqa: E402
+from hf_unlearn.commands import s3t as cmd
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["--dataset_name", "synthetic", "--max_train_samples", "120", "--max_test_samples", "40", "--n_public", "40",
-        "--model_name_or_path", "tiny-bert", "--tiny_hidden_size", "32", "--tiny_vocab_size", "300",
-        "--pretrain_epochs", "1", "--max_length", "24", "--num_shards", "2", "--num_slices", "2", "--budget", "2",
-        "--num_train_epochs", "1"]
+TINY = [
+    "--dataset_name",
+    "synthetic",
+    "--max_train_samples",
+    "120",
+    "--max_test_samples",
+    "40",
+    "--n_public",
+    "40",
+    "--model_name_or_path",
+    "tiny-bert",
+    "--tiny_hidden_size",
+    "32",
+    "--tiny_vocab_size",
+    "300",
+    "--pretrain_epochs",
+    "1",
+    "--max_length",
+    "24",
+    "--num_shards",
+    "2",
+    "--num_slices",
+    "2",
+    "--budget",
+    "2",
+    "--num_train_epochs",
+    "1",
+]
 
 
 def last_json(capsys):
@@ -42,14 +66,40 @@ def test_recipe_parses_with_overrides():
 
 
 def test_deprecated_s3t_names_warn_and_mean_the_same(tmp_path):
-    new = cmd.parse_train_args(["--dataset_name", "synthetic", "--max_train_samples", "50", "--max_test_samples", "9",
-                                "--dataset_seed", "4", "--max_length", "24"])
+    new = cmd.parse_train_args(
+        [
+            "--dataset_name",
+            "synthetic",
+            "--max_train_samples",
+            "50",
+            "--max_test_samples",
+            "9",
+            "--dataset_seed",
+            "4",
+            "--max_length",
+            "24",
+        ]
+    )
     with pytest.warns(FutureWarning, match="--dataset_seed"):
-        old = cmd.parse_train_args(["--dataset", "synthetic", "--max_train", "50", "--max_test", "9", "--data_seed", "4",
-                                    "--max_length", "24"])
+        old = cmd.parse_train_args(
+            [
+                "--dataset",
+                "synthetic",
+                "--max_train",
+                "50",
+                "--max_test",
+                "9",
+                "--data_seed",
+                "4",
+                "--max_length",
+                "24",
+            ]
+        )
     assert old == new
     recipe = tmp_path / "old.yaml"
-    recipe.write_text("dataset: synthetic\nmax_train: 50\nmax_test: 9\ndata_seed: 4\nmax_length: 24\ndelete:\n  random: 1\n")
+    recipe.write_text(
+        "dataset: synthetic\nmax_train: 50\nmax_test: 9\ndata_seed: 4\nmax_length: 24\ndelete:\n  random: 1\n"
+    )
     with pytest.warns(FutureWarning, match="'max_train_samples'"):
         assert cmd.parse_train_args(["--config", str(recipe)]) == new
 
@@ -60,10 +110,26 @@ def test_old_system_records_still_reload():
 
     from hf_unlearn.runs.s3t import data_args_of
 
-    old = SimpleNamespace(info={"data": {"dataset": "synthetic", "max_train": 120, "max_test": 40, "data_seed": 3,
-                                         "n_public": 40, "synthetic_canaries": 8, "source": "synthetic"}})
+    old = SimpleNamespace(
+        info={
+            "data": {
+                "dataset": "synthetic",
+                "max_train": 120,
+                "max_test": 40,
+                "data_seed": 3,
+                "n_public": 40,
+                "synthetic_canaries": 8,
+                "source": "synthetic",
+            }
+        }
+    )
     data_args, n_public = data_args_of(old)
-    assert (data_args.dataset_name, data_args.max_train_samples, data_args.dataset_seed, n_public) == ("synthetic", 120, 3, 40)
+    assert (data_args.dataset_name, data_args.max_train_samples, data_args.dataset_seed, n_public) == (
+        "synthetic",
+        120,
+        3,
+        40,
+    )
 
 
 def test_cli_train_delete_audit_predict(tmp_path, capsys):
@@ -102,8 +168,10 @@ def test_cli_train_delete_audit_predict(tmp_path, capsys):
 
 def test_subcommands_read_the_recipe_section(tmp_path):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(f"output_dir: {tmp_path / 'sys'}\nnum_shards: 2\ndelete:\n  random: 3\n  evaluate: true\n"
-                      "audit:\n  deleted: true\n")
+    recipe.write_text(
+        f"output_dir: {tmp_path / 'sys'}\nnum_shards: 2\ndelete:\n  random: 3\n  evaluate: true\n"
+        "audit:\n  deleted: true\n"
+    )
     args = cmd.parse_subcommand_args("delete", ["--config", str(recipe), "--random", "1"])
     assert args.system_dir == str(tmp_path / "sys") and args.random == 1 and args.evaluate  # the flag wins
     assert cmd.parse_subcommand_args("audit", ["--config", str(recipe)]).deleted

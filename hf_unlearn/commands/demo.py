@@ -7,8 +7,13 @@ import sys
 
 
 def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hf-unlearn demo", description="Train, forget, verify and prepare a Hub upload, offline, in a few minutes.")
-    p.add_argument("--output_dir", "--output-dir", default="demo_out", help="where the run, reports, plots and upload folder go")
+    p = argparse.ArgumentParser(
+        prog="hf-unlearn demo",
+        description="Train, forget, verify and prepare a Hub upload, offline, in a few minutes.",
+    )
+    p.add_argument(
+        "--output_dir", "--output-dir", default="demo_out", help="where the run, reports, plots and upload folder go"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-s3t", action="store_true", help="skip the S3T exact-unlearning part")
     return p

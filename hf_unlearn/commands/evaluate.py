@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Optional
 
 from ..runs.recipe import RecipeParser
 
@@ -13,19 +12,33 @@ PROG = "hf-unlearn evaluate"
 
 @dataclass
 class EvaluateArguments:
-    run: Optional[str] = field(default=None, metadata={"help": "The training run folder (its data set and tokenizer are used). Required."})
-    forget: Optional[str] = field(default=None, metadata={"help": "File with the forgotten ids, one per line. Required."})
-    original: Optional[str] = field(default=None, metadata={"help": "Model folder of the original model (default: the run folder)."})
-    unlearned: Optional[str] = field(default=None, metadata={"help": "Model folder of the unlearned model. Required."})
-    twin: Optional[str] = field(default=None, metadata={"help": "Model folder of the retrain twin (ToW, ToW-MIA and VE need it)."})
-    method: Optional[str] = field(default=None, metadata={"help": "Method name for the report (default: the unlearned folder's report, else 'unknown')."})
-    output_dir: Optional[str] = field(default=None, metadata={"help": "Where report.json and plots/ go. Required."})
-    retain_eval_max: int = field(default=2000, metadata={"help": "Retain examples used for the evaluation (balanced subset)."})
+    run: str | None = field(
+        default=None, metadata={"help": "The training run folder (its data set and tokenizer are used). Required."}
+    )
+    forget: str | None = field(default=None, metadata={"help": "File with the forgotten ids, one per line. Required."})
+    original: str | None = field(
+        default=None, metadata={"help": "Model folder of the original model (default: the run folder)."}
+    )
+    unlearned: str | None = field(default=None, metadata={"help": "Model folder of the unlearned model. Required."})
+    twin: str | None = field(
+        default=None, metadata={"help": "Model folder of the retrain twin (ToW, ToW-MIA and VE need it)."}
+    )
+    method: str | None = field(
+        default=None,
+        metadata={"help": "Method name for the report (default: the unlearned folder's report, else 'unknown')."},
+    )
+    output_dir: str | None = field(default=None, metadata={"help": "Where report.json and plots/ go. Required."})
+    retain_eval_max: int = field(
+        default=2000, metadata={"help": "Retain examples used for the evaluation (balanced subset)."}
+    )
 
 
 def make_parser() -> RecipeParser:
-    return RecipeParser(EvaluateArguments, prog=PROG,
-                        description="Evaluate saved models on the forget / retain / test splits of a training run.")
+    return RecipeParser(
+        EvaluateArguments,
+        prog=PROG,
+        description="Evaluate saved models on the forget / retain / test splits of a training run.",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,9 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     from ..training.log_store import LogError
 
     try:
-        report = evaluate_run(args.run, ForgetRequest.from_file(args.forget), args.unlearned, args.output_dir,
-                              original=args.original, twin=args.twin, method=args.method,
-                              retain_eval_max=args.retain_eval_max)
+        report = evaluate_run(
+            args.run,
+            ForgetRequest.from_file(args.forget),
+            args.unlearned,
+            args.output_dir,
+            original=args.original,
+            twin=args.twin,
+            method=args.method,
+            retain_eval_max=args.retain_eval_max,
+        )
     except (ForgetRequestError, LogError, FileNotFoundError, OSError, ValueError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

@@ -18,7 +18,6 @@ import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from ..runs.config import S3T_RENAMES, DataArguments, ModelArguments, S3TArguments
 from ..runs.recipe import RecipeParser, read_recipe, rename_flags
@@ -28,34 +27,38 @@ SUBCOMMANDS = ("train", "delete", "predict", "audit")
 
 @dataclass
 class SystemArguments:
-    system_dir: Optional[str] = field(default=None, metadata={"help": "Folder of the system (default: the recipe's output_dir)."})
-    output: Optional[str] = field(default=None, metadata={"help": "Write the full JSON result here."})
+    system_dir: str | None = field(
+        default=None, metadata={"help": "Folder of the system (default: the recipe's output_dir)."}
+    )
+    output: str | None = field(default=None, metadata={"help": "Write the full JSON result here."})
 
 
 @dataclass
 class DeleteArguments(SystemArguments):
-    ids: Optional[list[str]] = field(default=None, metadata={"help": "Example ids."})
-    ids_file: Optional[str] = field(default=None, metadata={"help": "File with one id per line."})
-    random: Optional[int] = field(default=None, metadata={"help": "Delete N random private ids (for trying it out)."})
+    ids: list[str] | None = field(default=None, metadata={"help": "Example ids."})
+    ids_file: str | None = field(default=None, metadata={"help": "File with one id per line."})
+    random: int | None = field(default=None, metadata={"help": "Delete N random private ids (for trying it out)."})
     seed: int = field(default=0, metadata={"help": "Seed of --random."})
-    request_id: Optional[str] = field(default=None, metadata={"help": "Request id (default: derived from the ids)."})
+    request_id: str | None = field(default=None, metadata={"help": "Request id (default: derived from the ids)."})
     no_retrain: bool = field(default=False, metadata={"help": "Leave emptied shards pending (retrain later)."})
     evaluate: bool = field(default=False, metadata={"help": "Re-evaluate on the recorded test split afterwards."})
 
 
 @dataclass
 class AuditArguments(SystemArguments):
-    ids: Optional[list[str]] = field(default=None, metadata={"help": "Example ids."})
-    ids_file: Optional[str] = field(default=None, metadata={"help": "File with one id per line."})
+    ids: list[str] | None = field(default=None, metadata={"help": "Example ids."})
+    ids_file: str | None = field(default=None, metadata={"help": "File with one id per line."})
     deleted: bool = field(default=False, metadata={"help": "Audit every deleted id."})
 
 
 @dataclass
 class PredictArguments(SystemArguments):
-    dataset_name: Optional[str] = field(default=None, metadata={"help": "Data source (default: the one the system was trained on)."})
+    dataset_name: str | None = field(
+        default=None, metadata={"help": "Data source (default: the one the system was trained on)."}
+    )
     split: str = field(default="test", metadata={"help": "test or train (the private split)."})
-    max_examples: Optional[int] = field(default=None, metadata={"help": "Predict on the first N examples only."})
-    text: Optional[list[str]] = field(default=None, metadata={"help": "Texts to classify instead of a dataset."})
+    max_examples: int | None = field(default=None, metadata={"help": "Predict on the first N examples only."})
+    text: list[str] | None = field(default=None, metadata={"help": "Texts to classify instead of a dataset."})
 
 
 SUBCOMMAND_ARGUMENTS = {"delete": DeleteArguments, "audit": AuditArguments, "predict": PredictArguments}
@@ -70,8 +73,11 @@ def _config_class(method: str):
 
 
 def make_train_parser(method: str = "s3t") -> RecipeParser:
-    return RecipeParser((DataArguments, ModelArguments, S3TArguments, _config_class(method)), renames=S3T_RENAMES,
-                        prog="hf-unlearn s3t train")
+    return RecipeParser(
+        (DataArguments, ModelArguments, S3TArguments, _config_class(method)),
+        renames=S3T_RENAMES,
+        prog="hf-unlearn s3t train",
+    )
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -96,7 +102,9 @@ def parse_train_args(argv: list[str]):
 
 def parse_subcommand_args(name: str, argv: list[str]):
     """The arguments of ``delete``/``audit``/``predict``: the recipe's ``output_dir`` and ``name:`` section, then flags."""
-    parser = RecipeParser(SUBCOMMAND_ARGUMENTS[name], renames={"dataset": "dataset_name"}, prog=f"hf-unlearn s3t {name}")
+    parser = RecipeParser(
+        SUBCOMMAND_ARGUMENTS[name], renames={"dataset": "dataset_name"}, prog=f"hf-unlearn s3t {name}"
+    )
     recipe = read_recipe(RecipeParser.config_path(argv))
     section = dict(recipe.get(name) or {})
     if recipe.get("output_dir"):
@@ -145,8 +153,13 @@ def _emit(result: dict, output: str | None) -> None:
 def _delete(args, system) -> int:
     from ..runs.s3t import delete
 
-    result = delete(system, _ids("delete", args, system), request_id=args.request_id, retrain=not args.no_retrain,
-                    evaluate=args.evaluate)
+    result = delete(
+        system,
+        _ids("delete", args, system),
+        request_id=args.request_id,
+        retrain=not args.no_retrain,
+        evaluate=args.evaluate,
+    )
     _emit(result, args.output)
     return 0
 
@@ -207,8 +220,15 @@ def main(argv: list[str] | None = None) -> int:
         datasets.disable_progress_bars()
         transformers.utils.logging.disable_progress_bar()
         return _run(argv[0], argv[1:])
-    except (ForgetRequestError, ReadOnlySystemError, MissingTrainingDataError, RecipeError, FileNotFoundError,
-            FileExistsError, ValueError) as err:
+    except (
+        ForgetRequestError,
+        ReadOnlySystemError,
+        MissingTrainingDataError,
+        RecipeError,
+        FileNotFoundError,
+        FileExistsError,
+        ValueError,
+    ) as err:
         print(f"hf-unlearn s3t {argv[0]}: {type(err).__name__}: {err}", file=sys.stderr)
         return 2
 

@@ -15,9 +15,12 @@ from ..training import UnlearnableTrainingArguments
 
 
 def make_parser() -> RecipeParser:
-    return RecipeParser((DataArguments, ModelArguments, UnlearnableTrainingArguments), renames=TRAIN_RENAMES,
-                        prog="hf-unlearn train",
-                        description="Fine-tune a text classifier that is prepared for deletion requests.")
+    return RecipeParser(
+        (DataArguments, ModelArguments, UnlearnableTrainingArguments),
+        renames=TRAIN_RENAMES,
+        prog="hf-unlearn train",
+        description="Fine-tune a text classifier that is prepared for deletion requests.",
+    )
 
 
 def parse(argv: list[str]) -> tuple[DataArguments, ModelArguments, UnlearnableTrainingArguments]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Optional
 
 from ..runs.recipe import RecipeParser
 
@@ -13,17 +12,47 @@ PROG = "hf-unlearn unlearn"
 
 @dataclass
 class UnlearnArguments:
-    run: Optional[str] = field(default=None, metadata={"help": "Training run folder (model, tokenizer, unlearning_log/, hf_unlearn_run.json). Required."})
-    forget: Optional[str] = field(default=None, metadata={"help": "File with one example id per line (# comments allowed)."})
-    forget_label: Optional[int] = field(default=None, metadata={"help": "Forget every training example with this label (instead of --forget)."})
+    run: str | None = field(
+        default=None,
+        metadata={"help": "Training run folder (model, tokenizer, unlearning_log/, hf_unlearn_run.json). Required."},
+    )
+    forget: str | None = field(
+        default=None, metadata={"help": "File with one example id per line (# comments allowed)."}
+    )
+    forget_label: int | None = field(
+        default=None, metadata={"help": "Forget every training example with this label (instead of --forget)."}
+    )
     method: str = field(default="amnesiac", metadata={"help": "Registered method (see --list-methods)."})
-    output_dir: Optional[str] = field(default=None, metadata={"help": "Where the unlearned model, report.json and plots go. Required."})
-    retrain_twin: bool = field(default=False, metadata={"help": "Also build the deterministic retrain twin and compare against it."})
-    repair_epochs: Optional[float] = field(default=None, metadata={"help": "Repair fine-tuning epochs after rollback (amnesiac methods)."})
-    proxy: Optional[str] = field(default=None, metadata={"help": "rum only: memorization proxy (confidence, max_confidence, entropy, binary_accuracy, holdout)."})
-    preset: Optional[str] = field(default=None, metadata={"help": "rum only: per-group methods, salun (none -> finetune -> salun), neggrad_plus (alpha .99/.97/.97) or a method name."})
-    compare_vanilla: bool = field(default=False, metadata={"help": "rum only: also run the highest group's method on the whole forget set and compare per group."})
-    retain_eval_max: int = field(default=2000, metadata={"help": "Retain examples used for the evaluation (balanced subset)."})
+    output_dir: str | None = field(
+        default=None, metadata={"help": "Where the unlearned model, report.json and plots go. Required."}
+    )
+    retrain_twin: bool = field(
+        default=False, metadata={"help": "Also build the deterministic retrain twin and compare against it."}
+    )
+    repair_epochs: float | None = field(
+        default=None, metadata={"help": "Repair fine-tuning epochs after rollback (amnesiac methods)."}
+    )
+    proxy: str | None = field(
+        default=None,
+        metadata={
+            "help": "rum only: memorization proxy (confidence, max_confidence, entropy, binary_accuracy, holdout)."
+        },
+    )
+    preset: str | None = field(
+        default=None,
+        metadata={
+            "help": "rum only: per-group methods, salun (none -> finetune -> salun), neggrad_plus (alpha .99/.97/.97) or a method name."
+        },
+    )
+    compare_vanilla: bool = field(
+        default=False,
+        metadata={
+            "help": "rum only: also run the highest group's method on the whole forget set and compare per group."
+        },
+    )
+    retain_eval_max: int = field(
+        default=2000, metadata={"help": "Retain examples used for the evaluation (balanced subset)."}
+    )
     list_methods: bool = field(default=False, metadata={"help": "Print the registered methods and exit."})
 
 
@@ -41,11 +70,20 @@ def _options_help() -> str:
 def make_parser(with_options_help: bool = False) -> RecipeParser:
     import argparse
 
-    parser = RecipeParser(UnlearnArguments, prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
-                          description="Forget training examples from a run trained with `hf-unlearn train`.",
-                          epilog=_options_help() if with_options_help else None)
-    parser.add_extra_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                              help="method option, e.g. --set learning_rate=1e-4 (repeatable; see the list below)")
+    parser = RecipeParser(
+        UnlearnArguments,
+        prog=PROG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Forget training examples from a run trained with `hf-unlearn train`.",
+        epilog=_options_help() if with_options_help else None,
+    )
+    parser.add_extra_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="method option, e.g. --set learning_rate=1e-4 (repeatable; see the list below)",
+    )
     return parser
 
 
@@ -106,9 +144,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = _method_options(args, extra.set)
         request = ForgetRequest.from_file(args.forget) if args.forget else ForgetRequest.from_label(args.forget_label)
-        report = unlearn_run(args.run, request, args.method, args.output_dir, method_args=options,
-                             with_twin=args.retrain_twin, retain_eval_max=args.retain_eval_max,
-                             compare_vanilla=args.compare_vanilla)
+        report = unlearn_run(
+            args.run,
+            request,
+            args.method,
+            args.output_dir,
+            method_args=options,
+            with_twin=args.retrain_twin,
+            retain_eval_max=args.retain_eval_max,
+            compare_vanilla=args.compare_vanilla,
+        )
     except UnknownMethodError as exc:
         return _fail(exc.args[0] if exc.args else str(exc))
     except (ForgetRequestError, MethodOptionError, LogError, RecipeError, ValueError, FileNotFoundError) as exc:

@@ -17,7 +17,6 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from ..artifacts import RUN_FILE, atomic_write_json
 
@@ -30,40 +29,89 @@ TINY_NUM_LAYERS_DEFAULT = {"train": 2, "s3t": 4}
 class DataArguments:
     """Which sentiment data to use, and how much of it."""
 
-    dataset_name: str = field(default="imdb", metadata={"help": "Hub data set name (imdb), a local parquet/csv/jsonl file or folder, or 'synthetic' (offline)."})
+    dataset_name: str = field(
+        default="imdb",
+        metadata={
+            "help": "Hub data set name (imdb), a local parquet/csv/jsonl file or folder, or 'synthetic' (offline)."
+        },
+    )
     text_column: str = field(default="text", metadata={"help": "Column holding the text."})
     label_column: str = field(default="label", metadata={"help": "Column holding the integer label."})
-    id_column: Optional[str] = field(default=None, metadata={"help": "Column holding a unique example id (default: 'id' if present, else split/row)."})
-    max_train_samples: Optional[int] = field(default=None, metadata={"help": "Keep a label-balanced subset of this many training examples (s3t with synthetic data: the number of reviews generated)."})
-    max_test_samples: Optional[int] = field(default=None, metadata={"help": "Keep a label-balanced subset of this many test examples (s3t with synthetic data: the number generated)."})
+    id_column: str | None = field(
+        default=None,
+        metadata={"help": "Column holding a unique example id (default: 'id' if present, else split/row)."},
+    )
+    max_train_samples: int | None = field(
+        default=None,
+        metadata={
+            "help": "Keep a label-balanced subset of this many training examples (s3t with synthetic data: the number of reviews generated)."
+        },
+    )
+    max_test_samples: int | None = field(
+        default=None,
+        metadata={
+            "help": "Keep a label-balanced subset of this many test examples (s3t with synthetic data: the number generated)."
+        },
+    )
     max_length: int = field(default=128, metadata={"help": "Truncate texts to this many tokens."})
-    synthetic_train: Optional[int] = field(default=None, metadata={"help": "Synthetic data: training reviews (default 600; s3t: max_train_samples or 400)."})
-    synthetic_test: Optional[int] = field(default=None, metadata={"help": "Synthetic data: test reviews (default 200; s3t: max_test_samples or 200)."})
-    synthetic_canaries: int = field(default=8, metadata={"help": "Synthetic data: canaries (random text, random label) in train."})
-    dataset_seed: int = field(default=0, metadata={"help": "Seed of subsets, synthetic data, single-file splits and S3T's public split (not TrainingArguments' data_seed)."})
+    synthetic_train: int | None = field(
+        default=None,
+        metadata={"help": "Synthetic data: training reviews (default 600; s3t: max_train_samples or 400)."},
+    )
+    synthetic_test: int | None = field(
+        default=None, metadata={"help": "Synthetic data: test reviews (default 200; s3t: max_test_samples or 200)."}
+    )
+    synthetic_canaries: int = field(
+        default=8, metadata={"help": "Synthetic data: canaries (random text, random label) in train."}
+    )
+    dataset_seed: int = field(
+        default=0,
+        metadata={
+            "help": "Seed of subsets, synthetic data, single-file splits and S3T's public split (not TrainingArguments' data_seed)."
+        },
+    )
 
     def load(self):
         """``DatasetDict(train, test)`` with ``id``, ``text``, ``label`` (``max_*_samples`` subsets)."""
         from ..data import load_sentiment_dataset
 
         if self.dataset_name == "synthetic":
-            return load_sentiment_dataset("synthetic", n_train=self.synthetic_train or 600, n_test=self.synthetic_test or 200,
-                                          n_canaries=self.synthetic_canaries, seed=self.dataset_seed,
-                                          max_train=self.max_train_samples, max_test=self.max_test_samples)
-        return load_sentiment_dataset(self.dataset_name, text_column=self.text_column, label_column=self.label_column,
-                                      id_column=self.id_column, max_train=self.max_train_samples,
-                                      max_test=self.max_test_samples, seed=self.dataset_seed)
+            return load_sentiment_dataset(
+                "synthetic",
+                n_train=self.synthetic_train or 600,
+                n_test=self.synthetic_test or 200,
+                n_canaries=self.synthetic_canaries,
+                seed=self.dataset_seed,
+                max_train=self.max_train_samples,
+                max_test=self.max_test_samples,
+            )
+        return load_sentiment_dataset(
+            self.dataset_name,
+            text_column=self.text_column,
+            label_column=self.label_column,
+            id_column=self.id_column,
+            max_train=self.max_train_samples,
+            max_test=self.max_test_samples,
+            seed=self.dataset_seed,
+        )
 
 
 @dataclass
 class ModelArguments:
     """Which model to start from (the tiny_* fields size the offline tiny-bert)."""
 
-    model_name_or_path: str = field(default="distilbert-base-uncased", metadata={"help": "Hub name or local path, or 'tiny-bert' (built offline from the training texts)."})
+    model_name_or_path: str = field(
+        default="distilbert-base-uncased",
+        metadata={"help": "Hub name or local path, or 'tiny-bert' (built offline from the training texts)."},
+    )
     num_labels: int = field(default=2, metadata={"help": "Number of classes."})
-    attn_implementation: Optional[str] = field(default=None, metadata={"help": "Attention kernel (eager, sdpa); default: the model's."})
+    attn_implementation: str | None = field(
+        default=None, metadata={"help": "Attention kernel (eager, sdpa); default: the model's."}
+    )
     tiny_hidden_size: int = field(default=64, metadata={"help": "tiny-bert: hidden size."})
-    tiny_num_layers: Optional[int] = field(default=None, metadata={"help": "tiny-bert: transformer layers (default: 2 for train, 4 for s3t)."})
+    tiny_num_layers: int | None = field(
+        default=None, metadata={"help": "tiny-bert: transformer layers (default: 2 for train, 4 for s3t)."}
+    )
     tiny_num_heads: int = field(default=2, metadata={"help": "tiny-bert: attention heads."})
     tiny_intermediate_size: int = field(default=128, metadata={"help": "tiny-bert: feed-forward size."})
     tiny_vocab_size: int = field(default=2000, metadata={"help": "tiny-bert: WordPiece vocabulary size."})
@@ -72,17 +120,27 @@ class ModelArguments:
         from ..models import TinyBertSpec
 
         layers = self.tiny_num_layers or TINY_NUM_LAYERS_DEFAULT[command]
-        return TinyBertSpec(vocab_size=self.tiny_vocab_size, hidden_size=self.tiny_hidden_size, num_hidden_layers=layers,
-                            num_attention_heads=self.tiny_num_heads, intermediate_size=self.tiny_intermediate_size,
-                            max_length=max_length)
+        return TinyBertSpec(
+            vocab_size=self.tiny_vocab_size,
+            hidden_size=self.tiny_hidden_size,
+            num_hidden_layers=layers,
+            num_attention_heads=self.tiny_num_heads,
+            intermediate_size=self.tiny_intermediate_size,
+            max_length=max_length,
+        )
 
     def load(self, train_texts, max_length: int, seed: int, command: str = "train"):
         """(model, tokenizer): from the Hub or a folder, or tiny-bert trained on ``train_texts``."""
         from ..models import load_model_and_tokenizer
 
-        return load_model_and_tokenizer(self.model_name_or_path, num_labels=self.num_labels, train_texts=train_texts,
-                                        spec=self.tiny_spec(max_length, command), seed=seed,
-                                        attn_implementation=self.attn_implementation)
+        return load_model_and_tokenizer(
+            self.model_name_or_path,
+            num_labels=self.num_labels,
+            train_texts=train_texts,
+            spec=self.tiny_spec(max_length, command),
+            seed=seed,
+            attn_implementation=self.attn_implementation,
+        )
 
 
 @dataclass
@@ -92,8 +150,10 @@ class S3TArguments:
     method: str = field(default="s3t", metadata={"help": "s3t or sisa (the baseline)."})
     n_public: int = field(
         default=0,
-        metadata={"help": "Training examples held out as a 'public' split that fully fine-tunes the base before "
-                          "S3T (needed for a randomly initialised base such as tiny-bert); not deletable."},
+        metadata={
+            "help": "Training examples held out as a 'public' split that fully fine-tunes the base before "
+            "S3T (needed for a randomly initialised base such as tiny-bert); not deletable."
+        },
     )
     pretrain_epochs: int = field(default=3, metadata={"help": "Full fine-tuning epochs on the public split."})
     pretrain_learning_rate: float = field(default=5e-4, metadata={"help": "Learning rate on the public split."})
@@ -102,15 +162,29 @@ class S3TArguments:
 
 # ---- deprecated names (one release): old -> new, as flags and as YAML keys --------------------------
 _DATA_RENAMES = {"dataset": "dataset_name", "max_train": "max_train_samples", "max_test": "max_test_samples"}
-_TINY_RENAMES = {"tiny_layers": "tiny_num_layers", "tiny_heads": "tiny_num_heads",
-                 "tiny_intermediate": "tiny_intermediate_size", "tiny_vocab": "tiny_vocab_size"}
+_TINY_RENAMES = {
+    "tiny_layers": "tiny_num_layers",
+    "tiny_heads": "tiny_num_heads",
+    "tiny_intermediate": "tiny_intermediate_size",
+    "tiny_vocab": "tiny_vocab_size",
+}
 # train: --data_seed stays TrainingArguments' shuffle seed, so only data_seed_for_split is renamed.
-TRAIN_RENAMES = {**_DATA_RENAMES, **_TINY_RENAMES, "model": "model_name_or_path", "data_seed_for_split": "dataset_seed"}
+TRAIN_RENAMES = {
+    **_DATA_RENAMES,
+    **_TINY_RENAMES,
+    "model": "model_name_or_path",
+    "data_seed_for_split": "dataset_seed",
+}
 # s3t: its data_seed was the split seed (S3T has no TrainingArguments).
 S3T_RENAMES = {**_DATA_RENAMES, "data_seed": "dataset_seed"}
 # keys of run files / S3T system records written before the renames (read silently: the user cannot edit them)
-RUN_FILE_KEYS = {**_DATA_RENAMES, **_TINY_RENAMES, "model": "model_name_or_path", "data_seed_for_split": "dataset_seed",
-                 "data_seed": "dataset_seed"}
+RUN_FILE_KEYS = {
+    **_DATA_RENAMES,
+    **_TINY_RENAMES,
+    "model": "model_name_or_path",
+    "data_seed_for_split": "dataset_seed",
+    "data_seed": "dataset_seed",
+}
 
 
 def upgrade_keys(values: dict, renames: dict) -> dict:
@@ -135,17 +209,22 @@ def from_record(cls, values: dict):
 
 
 # ---- the run file -----------------------------------------------------------------------------------
-def write_run_file(run_dir: str | Path, data_args: DataArguments, model_args: ModelArguments,
-                   extra: dict | None = None) -> None:
-    atomic_write_json(Path(run_dir) / RUN_FILE, {"data": dataclasses.asdict(data_args),
-                                                 "model": dataclasses.asdict(model_args), **(extra or {})})
+def write_run_file(
+    run_dir: str | Path, data_args: DataArguments, model_args: ModelArguments, extra: dict | None = None
+) -> None:
+    atomic_write_json(
+        Path(run_dir) / RUN_FILE,
+        {"data": dataclasses.asdict(data_args), "model": dataclasses.asdict(model_args), **(extra or {})},
+    )
 
 
 def read_run_file(run_dir: str | Path) -> tuple[DataArguments, ModelArguments, dict]:
     """(data arguments, model arguments, the rest: metrics, fingerprints) of a training run folder."""
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a training run of hf-unlearn (no {RUN_FILE}); train with `hf-unlearn train`")
+        raise FileNotFoundError(
+            f"{run_dir} is not a training run of hf-unlearn (no {RUN_FILE}); train with `hf-unlearn train`"
+        )
     raw = json.loads(path.read_text())
     data_args, model_args = from_record(DataArguments, raw.pop("data")), from_record(ModelArguments, raw.pop("model"))
     if model_args.tiny_num_layers is None:

@@ -16,30 +16,49 @@ from ..evaluation.report import REPORT_FILE, build_report, split_for_evaluation,
 from .unlearn import load_run
 
 
-def evaluate_run(run_dir: str | Path, request: ForgetRequest, unlearned: str | Path, output_dir: str | Path, *,
-                 original: str | Path | None = None, twin: str | Path | None = None, method: str | None = None,
-                 retain_eval_max: int | None = 2000) -> dict:
+def evaluate_run(
+    run_dir: str | Path,
+    request: ForgetRequest,
+    unlearned: str | Path,
+    output_dir: str | Path,
+    *,
+    original: str | Path | None = None,
+    twin: str | Path | None = None,
+    method: str | None = None,
+    retain_eval_max: int | None = 2000,
+) -> dict:
     """Evaluate original / unlearned / twin folders on the run's forget / retain / test splits; returns the report."""
     from transformers import AutoModelForSequenceClassification
 
     run = load_run(run_dir)
     forget_ids = request.resolve(run.trained_split())
     folders = {"original": original, "unlearned": unlearned, "retrain_twin": twin}
-    models = {k: AutoModelForSequenceClassification.from_pretrained(v, trust_remote_code=False).eval()
-              for k, v in folders.items() if v}
+    models = {
+        k: AutoModelForSequenceClassification.from_pretrained(v, trust_remote_code=False).eval()
+        for k, v in folders.items()
+        if v
+    }
     models["original"] = models.get("original", run.model)
     models = {k: models[k] for k in ("original", "unlearned", "retrain_twin") if k in models}
     previous = Path(unlearned) / REPORT_FILE
     old = json.loads(previous.read_text()) if previous.is_file() else {}
     splits = split_for_evaluation(run.tokenized["train"], run.tokenized["test"], forget_ids, retain_eval_max)
     report = build_report(
-        models=models, tokenizer=run.tokenizer, splits=splits, forget_ids=forget_ids,
-        method=method or old.get("method", "unknown"), method_args=old.get("method_args"),
-        guarantee=old.get("guarantee", "approximate"), stats=old.get("stats"),
-        base_model=run.model_args.model_name_or_path, dataset_source=run.data_args.dataset_name,
+        models=models,
+        tokenizer=run.tokenizer,
+        splits=splits,
+        forget_ids=forget_ids,
+        method=method or old.get("method", "unknown"),
+        method_args=old.get("method_args"),
+        guarantee=old.get("guarantee", "approximate"),
+        stats=old.get("stats"),
+        base_model=run.model_args.model_name_or_path,
+        dataset_source=run.data_args.dataset_name,
         train_fingerprint=run.meta.get("train_fingerprint"),
-        canary_ids=[i for i in forget_ids if i.startswith(CANARY_PREFIX)] or None, log=run.log,
-        seeds={"train": run.meta.get("seed")}, timings=old.get("timings"),
+        canary_ids=[i for i in forget_ids if i.startswith(CANARY_PREFIX)] or None,
+        log=run.log,
+        seeds={"train": run.meta.get("seed")},
+        timings=old.get("timings"),
     )
     if old.get("method_description") and (method is None or method == old.get("method")):
         report["method_description"] = old["method_description"]

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import warnings
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from transformers import HfArgumentParser
 
@@ -37,8 +37,11 @@ def read_recipe(path: str | Path | None) -> dict:
 
 
 def _deprecated(old: str, new: str, where: str) -> None:
-    warnings.warn(f"{where} {old!r} is deprecated and will be removed in the next release: use {new!r}",
-                  FutureWarning, stacklevel=4)
+    warnings.warn(
+        f"{where} {old!r} is deprecated and will be removed in the next release: use {new!r}",
+        FutureWarning,
+        stacklevel=4,
+    )
 
 
 def rename_flags(argv: Iterable[str], renames: Mapping[str, str]) -> list[str]:
@@ -81,8 +84,12 @@ class RecipeParser(HfArgumentParser):
         super().__init__(dataclass_types, **kwargs)
         self.renames = dict(renames or {})
         self.extra_dests: set[str] = set()
-        self.add_argument("--config", default=None, metavar="YAML",
-                          help="YAML recipe; its keys are the options below, flags override it.")
+        self.add_argument(
+            "--config",
+            default=None,
+            metavar="YAML",
+            help="YAML recipe; its keys are the options below, flags override it.",
+        )
         if self.renames:
             shown = ", ".join(f"--{old} (now --{new})" for old, new in self.renames.items())
             self.epilog = f"Deprecated names, still accepted for one release: {shown}."

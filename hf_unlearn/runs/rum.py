@@ -10,13 +10,16 @@ from __future__ import annotations
 import time
 
 from ..data.synthetic import CANARY_PREFIX
-try:
-    from ..evaluation.rum_report import group_summary, plot_rum_groups, rum_section
-except ImportError:  # before the move of memorization/evaluation.py
-    from ..memorization.evaluation import group_summary, plot_rum_groups, rum_section
 from ..methods import unlearn
 from ..methods.registry import method_config
 from ..methods.rum import vanilla
+
+try:
+    from ..evaluation import rum_report as _report
+except ImportError:  # before memorization/evaluation.py moved to evaluation/rum_report.py
+    from ..memorization import evaluation as _report
+
+group_summary, plot_rum_groups, rum_section = _report.group_summary, _report.plot_rum_groups, _report.rum_section
 
 
 def rum_section_of(run, splits, models, result, spec, options: dict, compare_vanilla: bool, timings: dict):
@@ -26,14 +29,27 @@ def rum_section_of(run, splits, models, result, spec, options: dict, compare_van
     if compare_vanilla:
         v_method, v_args = vanilla(method_config(spec, options))
         start = time.perf_counter()
-        v = unlearn(run.model, splits["forget"], splits["retain_full"], method=v_method, log=run.log,
-                    tokenizer=run.tokenizer, **v_args)
+        v = unlearn(
+            run.model,
+            splits["forget"],
+            splits["retain_full"],
+            method=v_method,
+            log=run.log,
+            tokenizer=run.tokenizer,
+            **v_args,
+        )
         timings["vanilla_s"] = time.perf_counter() - start
         vanilla_name = f"vanilla_{v_method}"
         models[vanilla_name] = v.model
     canaries = [i for i in splits["forget"]["id"] if i.startswith(CANARY_PREFIX)]
-    section = rum_section(models, run.tokenizer, splits, result.stats["groups"], summary=group_summary(result.stats),
-                          canary_ids=canaries or None)
+    section = rum_section(
+        models,
+        run.tokenizer,
+        splits,
+        result.stats["groups"],
+        summary=group_summary(result.stats),
+        canary_ids=canaries or None,
+    )
     section = {"proxy": result.stats.get("proxy"), "proxy_source": result.stats.get("proxy_source"), **section}
     others = {vanilla_name: section["comparison"][vanilla_name]} if vanilla_name and section["comparison"] else None
     return section, others

@@ -27,13 +27,23 @@ def load_splits(data_args: DataArguments, n_public: int = 0):
     if data_args.dataset_name == "synthetic":
         n_train = data_args.synthetic_train or data_args.max_train_samples or 400
         n_test = data_args.synthetic_test or data_args.max_test_samples or 200
-        dd = load_sentiment_dataset("synthetic", n_train=n_train, n_test=n_test, n_canaries=data_args.synthetic_canaries,
-                                    seed=data_args.dataset_seed)
+        dd = load_sentiment_dataset(
+            "synthetic",
+            n_train=n_train,
+            n_test=n_test,
+            n_canaries=data_args.synthetic_canaries,
+            seed=data_args.dataset_seed,
+        )
     else:
-        dd = load_sentiment_dataset(data_args.dataset_name, text_column=data_args.text_column,
-                                    label_column=data_args.label_column, id_column=data_args.id_column,
-                                    max_train=data_args.max_train_samples, max_test=data_args.max_test_samples,
-                                    seed=data_args.dataset_seed)
+        dd = load_sentiment_dataset(
+            data_args.dataset_name,
+            text_column=data_args.text_column,
+            label_column=data_args.label_column,
+            id_column=data_args.id_column,
+            max_train=data_args.max_train_samples,
+            max_test=data_args.max_test_samples,
+            seed=data_args.dataset_seed,
+        )
     public, private = split_public_private(dd["train"], n_public, data_args.dataset_seed)
     return public, private, dd["test"]
 
@@ -64,14 +74,27 @@ def base_model(model_args: ModelArguments, s3t_args: S3TArguments, config, publi
     name = model_args.model_name_or_path
     if name == TINY_BERT:
         texts = public["text"] if len(public) else private["text"]  # public only, when there is one
-        model, tokenizer = build_tiny_bert(texts, spec=model_args.tiny_spec(config.max_length, "s3t"), seed=config.seed)
+        model, tokenizer = build_tiny_bert(
+            texts, spec=model_args.tiny_spec(config.max_length, "s3t"), seed=config.seed
+        )
     else:
-        model, tokenizer = load_model_and_tokenizer(name, num_labels=model_args.num_labels, seed=config.seed,
-                                                    attn_implementation=model_args.attn_implementation)
+        model, tokenizer = load_model_and_tokenizer(
+            name,
+            num_labels=model_args.num_labels,
+            seed=config.seed,
+            attn_implementation=model_args.attn_implementation,
+        )
     if len(public):
-        finetune_base(model, tokenizer, public, epochs=s3t_args.pretrain_epochs,
-                      learning_rate=s3t_args.pretrain_learning_rate, batch_size=s3t_args.pretrain_batch_size,
-                      max_length=config.max_length, seed=config.seed)
+        finetune_base(
+            model,
+            tokenizer,
+            public,
+            epochs=s3t_args.pretrain_epochs,
+            learning_rate=s3t_args.pretrain_learning_rate,
+            batch_size=s3t_args.pretrain_batch_size,
+            max_length=config.max_length,
+            seed=config.seed,
+        )
     base_metrics = {"test_acc": round(100 * model_accuracy(model, tokenizer, test, max_length=config.max_length), 4)}
     return model, tokenizer, base_metrics
 
@@ -91,20 +114,34 @@ def train_system(data_args: DataArguments, model_args: ModelArguments, s3t_args:
         data_info["dataset_name"] = str(Path(data_info["dataset_name"]).resolve())
     data_info["source"] = data_info["dataset_name"]
     system_cls = SISAModel if s3t_args.method == "sisa" else S3TModel
-    system = system_cls.train(config, model, tokenizer, private, eval_dataset=test,
-                              base_model_name=model_args.model_name_or_path, base_metrics=base_metrics,
-                              data_info=data_info, public_ids=list(public["id"]))
+    system = system_cls.train(
+        config,
+        model,
+        tokenizer,
+        private,
+        eval_dataset=test,
+        base_model_name=model_args.model_name_or_path,
+        base_metrics=base_metrics,
+        data_info=data_info,
+        public_ids=list(public["id"]),
+    )
     return system, state.num_processes
 
 
 def training_summary(system, world_size: int) -> dict:
     report = json.loads((system.system_dir / "report.json").read_text())
-    return {"system_dir": str(system.system_dir), "method": system.method, "world_size": world_size,
-            "metrics": report["metrics"], "train_s": report.get("timings", {}).get("train_s")}
+    return {
+        "system_dir": str(system.system_dir),
+        "method": system.method,
+        "world_size": world_size,
+        "metrics": report["metrics"],
+        "train_s": report.get("timings", {}).get("train_s"),
+    }
 
 
-def delete(system, ids: list[str], *, request_id: str | None = None, retrain: bool = True,
-           evaluate: bool = False) -> dict:
+def delete(
+    system, ids: list[str], *, request_id: str | None = None, retrain: bool = True, evaluate: bool = False
+) -> dict:
     """Serve a deletion request exactly; with ``evaluate``, re-evaluate on the recorded test split."""
     system.attach_training_data(private_loader(system))
     result = system.delete(ids, request_id=request_id, retrain=retrain).to_dict()

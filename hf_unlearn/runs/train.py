@@ -24,8 +24,14 @@ def train(data_args: DataArguments, model_args: ModelArguments, args: Unlearnabl
     data = data_args.load()
     model, tokenizer = model_args.load(data["train"]["text"], data_args.max_length, args.seed)
     tokenized = tokenize_dataset(data, tokenizer, data_args.max_length)
-    trainer = UnlearnableTrainer(model=model, args=args, train_dataset=tokenized["train"], eval_dataset=tokenized["test"],
-                                 processing_class=tokenizer, compute_metrics=accuracy)
+    trainer = UnlearnableTrainer(
+        model=model,
+        args=args,
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized["test"],
+        processing_class=tokenizer,
+        compute_metrics=accuracy,
+    )
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     metrics = trainer.evaluate()
     trainer.save_model(args.output_dir)

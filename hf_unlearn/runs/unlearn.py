@@ -122,8 +122,16 @@ def unlearn_run(
     inputs = rum_inputs(run, method, options)
     timings = {}
     start = time.perf_counter()
-    result = unlearn(run.model, splits["forget"], splits["retain_full"], method=method, log=run.log,
-                     tokenizer=run.tokenizer, **inputs, **options)
+    result = unlearn(
+        run.model,
+        splits["forget"],
+        splits["retain_full"],
+        method=method,
+        log=run.log,
+        tokenizer=run.tokenizer,
+        **inputs,
+        **options,
+    )
     timings["unlearn_s"] = time.perf_counter() - start
     models = {"original": run.model, "unlearned": result.model}
     if with_twin and twin is None:
@@ -173,10 +181,21 @@ def build_twin(run: TrainedRun, forget_ids: list[str]):
 def run_report(run: TrainedRun, models, splits, forget_ids, spec, method_args, stats, timings) -> dict:
     canaries = [i for i in forget_ids if i.startswith(CANARY_PREFIX)]
     report = build_report(
-        models=models, tokenizer=run.tokenizer, splits=splits, forget_ids=forget_ids, method=spec.name,
-        method_args=method_args, guarantee=spec.guarantee, stats=stats, base_model=run.model_args.model_name_or_path,
-        dataset_source=run.data_args.dataset_name, train_fingerprint=run.meta.get("train_fingerprint"),
-        canary_ids=canaries or None, log=run.log, seeds={"train": run.meta.get("seed")}, timings=timings,
+        models=models,
+        tokenizer=run.tokenizer,
+        splits=splits,
+        forget_ids=forget_ids,
+        method=spec.name,
+        method_args=method_args,
+        guarantee=spec.guarantee,
+        stats=stats,
+        base_model=run.model_args.model_name_or_path,
+        dataset_source=run.data_args.dataset_name,
+        train_fingerprint=run.meta.get("train_fingerprint"),
+        canary_ids=canaries or None,
+        log=run.log,
+        seeds={"train": run.meta.get("seed")},
+        timings=timings,
         config={"data": vars(run.data_args), "model": vars(run.model_args)},
     )
     report["method_description"] = spec.description
