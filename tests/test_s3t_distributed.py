@@ -13,7 +13,7 @@ import pytest
 
 os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="hf_home_s3t_"))
 
-ARGS = ["s3t", "train", "--dataset", "synthetic", "--max_train", "160", "--max_test", "32",
+ARGS = ["s3t", "train", "--dataset_name", "synthetic", "--max_train_samples", "160", "--max_test_samples", "32",
         "--model_name_or_path", "tiny-bert", "--tiny_hidden_size", "32", "--tiny_vocab_size", "300",
         "--max_length", "24", "--num_shards", "2", "--num_slices", "2", "--budget", "2", "--num_train_epochs", "1"]
 
