@@ -390,3 +390,14 @@ def test_rum_from_the_cli_gets_the_test_split_as_holdout(tiny_run, tmp_path):
     assert report["method_args"]["group_args"] == {"high": {"learning_rate": 5e-4}}
     assert report["rum"]["proxy_source"] == "holdout" and "vanilla_neggrad_plus" in report["rum"]["metrics"]
     assert (out / "plots").is_dir() and report["timings"]["vanilla_s"] > 0
+
+
+def test_demo_flags_and_request():
+    from hf_unlearn.commands.demo import make_parser
+    from hf_unlearn.runs.demo import demo_request
+
+    (args,) = make_parser().parse(["--output-dir", "d", "--no-s3t", "--seed", "2"])
+    assert (args.output_dir, args.no_s3t, args.seed) == ("d", True, 2)
+    ids = [f"canary-{i:04d}" for i in range(2)] + [f"synthetic-train-{i:05d}" for i in range(500)]
+    forget = demo_request(ids)
+    assert len(forget) == 5 and {"canary-0000", "canary-0001"} <= set(forget) and forget == sorted(forget)
