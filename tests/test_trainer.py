@@ -15,12 +15,12 @@ from hf_unlearn.training import LogError, UnlearnableTrainer, UnlearningLog
 def test_loss_is_ce_plus_penalties_by_hand(tiny, tmp_path):
     tokenizer, tokenized, fresh = tiny
     model = fresh()
+    w0 = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainer = UnlearnableTrainer(model=model, args=make_args(tmp_path, sd_lambda=0.5, l2_init_mu=0.3),
                                  train_dataset=tokenized["train"], processing_class=tokenizer)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.01 * torch.randn_like(p))
-    w0 = trainer._initial_state
     batch = trainer.data_collator([tokenized["train"][i] for i in range(6)])
     batch.pop("_order")
     model.eval()  # no dropout: the forward pass is repeatable
