@@ -287,3 +287,27 @@ def test_gradient_accumulation_does_not_change_the_update(tiny, tmp_path):
         for name in d1:
             torch.testing.assert_close(d2[name], d1[name], rtol=1e-4, atol=1e-7)
     assert max(d.abs().max().item() for d in deltas[1][0].values()) > 1e-4  # the steps did move the weights
+
+
+def test_arguments_change_defaults_by_field_and_refuse_what_cannot_work(tmp_path, monkeypatch):
+    import dataclasses
+
+    from hf_unlearn.training import UnlearnableTrainingArguments
+    from transformers.trainer_utils import HubStrategy
+
+    args = UnlearnableTrainingArguments(output_dir=str(tmp_path))
+    assert args.remove_unused_columns is False and args.hub_strategy is HubStrategy.END
+    assert args.dataloader_pin_memory is torch.cuda.is_available()
+    # an explicit setting that works is kept, not overwritten
+    assert UnlearnableTrainingArguments(output_dir=str(tmp_path), dataloader_pin_memory=True).dataloader_pin_memory
+    assert UnlearnableTrainingArguments(output_dir=str(tmp_path), hub_strategy="checkpoint").hub_strategy is HubStrategy.CHECKPOINT
+    with pytest.raises(ValueError, match="remove_unused_columns"):
+        UnlearnableTrainingArguments(output_dir=str(tmp_path), remove_unused_columns=True)
+    with pytest.raises(ValueError, match="hub_strategy='end'"):
+        UnlearnableTrainingArguments(output_dir=str(tmp_path), push_to_hub=True, hub_strategy="every_save")
+    # use_cpu defaults to True for several ranks without CUDA (gloo), from the environment at construction
+    use_cpu = next(f for f in dataclasses.fields(UnlearnableTrainingArguments) if f.name == "use_cpu")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert use_cpu.default_factory() is (not torch.cuda.is_available())
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert use_cpu.default_factory() is False
