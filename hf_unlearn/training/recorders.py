@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -141,4 +140,3 @@ class Recorders:
             text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.proxy)
             atomic_write_bytes(self.root / "error_proxy" / part_name(self.rank, step, "jsonl"), text.encode())
             self.proxy = []
-        self.last_flush = time.time()
