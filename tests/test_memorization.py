@@ -231,6 +231,23 @@ def test_rum_group_with_no_method_still_leaves_the_retain_set(mem_run, recorder)
     assert all(torch.equal(a, b) for a, b in zip(mem_run.model.parameters(), result.model.parameters()))
 
 
+def test_rum_takes_holdout_and_scores_as_inputs_not_options(mem_run, recorder):
+    forget_ids, scores, forget, retain = _forget_with_scores(mem_run)
+    holdout = mem_run.tokenized["test"].select(range(32))
+    result = unlearn(mem_run.model, forget, retain, method="rum", tokenizer=mem_run.tokenizer, proxy="holdout",
+                     holdout=holdout, holdout_args={"max_epochs": 1, "batch_size": 16}, methods=[FAKE] * 3)
+    assert result.stats["proxy"] == "holdout_retraining" and result.stats["proxy_source"] != "given"
+    assert sorted(i for c in recorder for i in c["forget"]) == forget_ids
+    with pytest.raises(ValueError, match="needs held-out data"):
+        unlearn(mem_run.model, forget, retain, method="rum", tokenizer=mem_run.tokenizer, proxy="holdout",
+                methods=[FAKE] * 3)
+    with pytest.raises(MethodOptionError, match="no option 'scores'"):  # data is not a config field
+        unlearn(mem_run.model, forget, retain, method="rum", tokenizer=mem_run.tokenizer, scores=scores)
+    with pytest.raises(MethodOptionError, match="does not take memorization_scores"):
+        unlearn(mem_run.model, forget, retain, method="finetune", tokenizer=mem_run.tokenizer,
+                memorization_scores=scores)
+
+
 def test_presets_and_vanilla_counterparts():
     assert [(s.name, s.method, s.args) for s in plan(RUMConfig(preset="salun"))] == [
         ("low", "none", {}), ("mid", "finetune", {}), ("high", "salun", {"forget_share": 0.1})]
@@ -249,7 +266,8 @@ def test_presets_and_vanilla_counterparts():
 
 def test_rum_end_to_end_with_report_and_group_plots(mem_run, tmp_path):
     from hf_unlearn.evaluation.report import build_report, split_for_evaluation
-    from hf_unlearn.memorization.evaluation import group_summary, plot_rum_groups, rum_section
+    from hf_unlearn.evaluation.rum_report import group_summary, plot_rum_groups, rum_section
+    from hf_unlearn.training.replay import retrain_twin
 
     forget_ids = mem_run.canaries + [i for i in mem_run.ids if not i.startswith("canary-")][:12]
     splits = split_for_evaluation(mem_run.tokenized["train"], mem_run.tokenized["test"], forget_ids, retain_max=60)
@@ -260,11 +278,21 @@ def test_rum_end_to_end_with_report_and_group_plots(mem_run, tmp_path):
     assert [stats[f"group_{g}_count"] for g in ("low", "mid", "high")] == [6, 6, 6]
     assert stats["group_high_optimizer_steps"] == 2 and 0 < stats["group_high_mask_fraction"] <= 1
     assert any(not torch.equal(a, b) for a, b in zip(mem_run.model.parameters(), result.model.parameters()))
-    models = {"original": mem_run.model, "unlearned": result.model, "retrain_twin": mem_run.model}  # stand-in twin
+    twin, _ = retrain_twin(mem_run.model, mem_run.tokenized["train"], mem_run.out, forget_ids, tokenizer=mem_run.tokenizer)
+    models = {"original": mem_run.model, "unlearned": result.model, "retrain_twin": twin}
     section = rum_section(models, mem_run.tokenizer, splits, stats["groups"], summary=group_summary(stats),
                           canary_ids=mem_run.canaries)
-    assert set(section["metrics"]["unlearned"]) == {"low", "mid", "high", "all"}
-    assert section["comparison"]["original"]["high"]["tow"] == pytest.approx(1.0)  # same model as the twin
+    metrics, comparison = section["metrics"], section["comparison"]
+    assert set(metrics["unlearned"]) == {"low", "mid", "high", "all"} and set(comparison) == {"original", "unlearned"}
+    assert [metrics["original"][g]["count"] for g in ("low", "mid", "high", "all")] == [6, 6, 6, 18]
+    # the original still fits the forget set, the twin never saw it; they differ most on the HIGH group
+    high_o, high_t = metrics["original"]["high"], metrics["retrain_twin"]["high"]
+    assert high_o["canary_score"] > high_t["canary_score"] + 0.2 and high_o["forget_acc"] > high_t["forget_acc"]
+    assert comparison["original"]["high"]["tow"] < comparison["original"]["low"]["tow"] <= 1.0
+    for g in ("low", "mid", "high", "all"):  # each group against the SAME group of the twin
+        factors = [1 - abs(metrics["original"][g][f"{s}_acc"] - metrics["retrain_twin"][g][f"{s}_acc"]) / 100
+                   for s in ("forget", "retain", "test")]
+        assert comparison["original"][g]["tow"] == pytest.approx(np.prod(factors))
     assert section["groups"]["high"]["method"] == "salun"
     paths = plot_rum_groups(section, tmp_path)
     assert all(p.endswith(".png") for p in paths) and len(paths) == 2

@@ -5,10 +5,10 @@
   accuracy; and holdout retraining (symmetric KL after fine-tuning on held-out data).
 - ``refine``: split a forget set into K groups (low / mid / high memorization) by a proxy,
   respecting its direction.
-- ``evaluation``: ToW / ToW-MIA per group against the retrain twin, and plots.
 
 The RUM meta-method itself is the registered unlearning method ``"rum"``
-(``hf_unlearn/methods/rum.py``). After Zhao et al., "What makes unlearning hard and what to do
+(``hf_unlearn/methods/rum.py``); its per-group report section (ToW / ToW-MIA per group against
+the retrain twin, and plots) is ``hf_unlearn/evaluation/rum_report.py``. After Zhao et al., "What makes unlearning hard and what to do
 about it" (NeurIPS 2024) and Zhao & Triantafillou, "Scalability of memorization-based machine
 unlearning" (2024).
 """

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import copy
 import math
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,27 +157,26 @@ def replay_learning_events(model, train, log: UnlearningLog, tokenizer, output_d
     (the retrain twin's machinery with nothing dropped), so the events are the ones the recorder
     would have written.
     """
-    from ..evaluation.retrain import twin_arguments
-    from ..training.trainer import UnlearnableTrainer
+    from ..training.replay import replayed
 
-    log.check_model(model, state="any")
-    replica = copy.deepcopy(model)
-    missing, unexpected = replica.load_state_dict(log.initial_state_dict(), strict=False)
-    if unexpected or [m for m in missing if m in dict(replica.named_parameters())]:
-        raise ValueError(f"initial weights do not fit the model (missing {missing[:5]}, unexpected {unexpected[:5]})")
-    out = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="hf_unlearn_replay_events_"))
-    args = twin_arguments(log, out, record_learning_events=True)
-    trainer = UnlearnableTrainer(model=replica, args=args, train_dataset=train, processing_class=tokenizer,
-                                 replay_order=log.recorded_order())
-    trainer.train()
-    return UnlearningLog(out).learning_events()
+    with replayed(model, train, log, (), tokenizer=tokenizer, output_dir=output_dir,
+                  record_learning_events=True) as (_, trainer):
+        return UnlearningLog(trainer.args.output_dir).learning_events()
+
+
+def class_probs(model, dataset, tokenizer, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities ``[n, C]`` (float32, eval mode, row order) and labels ``[n]`` of a tokenized set."""
+    from ..training.loops import batched_logits
+
+    if "label" not in dataset.column_names:
+        raise ValueError(f"dataset has no label column (columns: {dataset.column_names})")
+    probs = torch.softmax(batched_logits(model, dataset, tokenizer, batch_size=batch_size), dim=-1)
+    return probs.numpy().astype(np.float32), np.asarray(dataset.with_format(None)["label"], dtype=np.int64)
 
 
 def final_model_events(model, train, tokenizer, batch_size: int = 64) -> pd.DataFrame:
     """FALLBACK (one forward pass): a single pseudo-event per example from the final model in eval mode."""
-    from ..evaluation.predict import predict_probs
-
-    probs, labels = predict_probs(model, train, tokenizer, batch_size=batch_size)
+    probs, labels = class_probs(model, train, tokenizer, batch_size=batch_size)
     p = probs.astype(np.float64)
     return pd.DataFrame({
         "id": list(train["id"]), "step": -1, "epoch": -1,
@@ -280,11 +278,10 @@ def finetune_with_early_stopping(model, holdout, tokenizer, config: HoldoutConfi
     The monitored loss is the epoch's mean training loss on the held-out data, as in the RUM
     code's ``heldout_retrain.py`` (no separate validation split); ``max_epochs`` bounds the cost.
     """
-    from ..methods.base import MethodContext, forward_logits
+    from ..training.loops import forward_logits, make_loader, to_device
 
     device = next(model.parameters()).device
-    ctx = MethodContext(tokenizer=tokenizer, device=device)
-    loader = ctx.loader(holdout, config.batch_size, shuffle=True, seed=config.seed)
+    loader = make_loader(holdout, tokenizer, config.batch_size, shuffle=True, seed=config.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
     stopper, losses, stopped = EarlyStopping(config.patience), [], False
@@ -294,7 +291,7 @@ def finetune_with_early_stopping(model, holdout, tokenizer, config: HoldoutConfi
         for _ in range(config.max_epochs):
             total, count = 0.0, 0
             for batch in loader:
-                batch = ctx.to_device(batch)
+                batch = to_device(batch, device)
                 optimizer.zero_grad(set_to_none=True)
                 loss = F.cross_entropy(forward_logits(model, batch), batch["labels"])
                 loss.backward()
@@ -318,8 +315,6 @@ def holdout_retraining(model, score_on, holdout, tokenizer, config: HoldoutConfi
     and the fine-tuned model's softmax outputs (eval mode). ``model`` is not modified. The
     returned Series carries ``attrs`` with the fine-tuning epochs, losses and timings.
     """
-    from ..evaluation.predict import predict_probs
-
     config = config or HoldoutConfig()
     if overrides:
         config = HoldoutConfig(**{**config.__dict__, **overrides})
@@ -334,8 +329,8 @@ def holdout_retraining(model, score_on, holdout, tokenizer, config: HoldoutConfi
     info = finetune_with_early_stopping(tuned, holdout, tokenizer, config)
     tuned_s = time.perf_counter() - start
     start = time.perf_counter()
-    p_orig, _ = predict_probs(model, score_on, tokenizer, batch_size=config.eval_batch_size)
-    p_tuned, _ = predict_probs(tuned, score_on, tokenizer, batch_size=config.eval_batch_size)
+    p_orig, _ = class_probs(model, score_on, tokenizer, batch_size=config.eval_batch_size)
+    p_tuned, _ = class_probs(tuned, score_on, tokenizer, batch_size=config.eval_batch_size)
     scores = pd.Series(symmetric_kl(p_orig, p_tuned), index=pd.Index(list(score_on["id"]), name="id"),
                        name="holdout_retraining")
     scores.attrs = {**info, "finetune_s": tuned_s, "score_s": time.perf_counter() - start,

@@ -1,7 +1,8 @@
-"""Per-group evidence for RUM: ToW and ToW-MIA of every memorization group against the retrain twin.
+"""RUM's report section: ToW and ToW-MIA of every memorization group against the retrain twin.
 
-Zhao et al. (NeurIPS 2024) report the tug-of-war scores overall and per memorization level:
-a method that does well on low-memorization examples may fail on the highly memorized ones.
+Zhao, Triantafillou et al. ("What makes unlearning hard and what to do about it", NeurIPS 2024)
+report the tug-of-war scores overall and per memorization level: a method that does well on
+low-memorization examples may fail on the highly memorized ones.
 Each group is scored as a forget set of its own (its accuracy, and the SVC MIA-efficacy of
 ``hf_unlearn.evaluation.metrics.svc_mia`` applied to its examples) with the SAME retain and
 test splits; each model's predictions are computed once and sliced per group.
@@ -14,8 +15,8 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from ..evaluation import metrics as M
-from ..evaluation.predict import compare, predict_probs, true_class_confidence
+from . import metrics as M
+from .predict import compare, predict_probs, true_class_confidence
 
 
 def _groups_of(groups) -> dict[str, list[str]]:
@@ -108,7 +109,7 @@ def plot_rum_groups(section: Mapping, out_dir: str | Path, model: str = "unlearn
     """PNG bars: ``plots/rum_tow_by_group.png`` (ToW and ToW-MIA per group of ``model``, and of
     ``others`` such as a vanilla run, given as ``{label: {group: {"tow", "tow_mia"}}}``) and
     ``plots/rum_forget_acc_by_group.png`` (forget accuracy per group of every model)."""
-    from ..evaluation.plots import plot_group_bars
+    from .plots import plot_group_bars
 
     out = Path(out_dir) / "plots"
     paths = []
