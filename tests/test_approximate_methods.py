@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import make_args
+
 from hf_unlearn.data import ForgetRequestError, load_sentiment_dataset
 from hf_unlearn.methods import MethodOptionError, get_method, unlearn
 from hf_unlearn.methods import l1_sparse as l1_module

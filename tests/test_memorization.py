@@ -8,15 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import make_args
+
 from hf_unlearn.memorization import (
     EarlyStopping,
     MissingLearningEventsError,
+    binary_accuracy,
     compute_proxy,
     confidence,
     entropy,
-    binary_accuracy,
     event_proxies,
     get_proxy,
     holdout_retraining,
@@ -266,7 +266,11 @@ def test_presets_and_vanilla_counterparts():
 
 def test_rum_end_to_end_with_report_and_group_plots(mem_run, tmp_path):
     from hf_unlearn.evaluation.report import build_report, split_for_evaluation
-    from hf_unlearn.evaluation.rum_report import group_summary, plot_rum_groups, rum_section
+    from hf_unlearn.evaluation.rum_report import (
+        group_summary,
+        plot_rum_groups,
+        rum_section,
+    )
     from hf_unlearn.training.replay import retrain_twin
 
     forget_ids = mem_run.canaries + [i for i in mem_run.ids if not i.startswith("canary-")][:12]

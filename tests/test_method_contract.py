@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
 from conftest import train_run
+
 from hf_unlearn.data import ForgetRequestError
 from hf_unlearn.methods import (
     MethodConfig,
@@ -23,9 +23,9 @@ from hf_unlearn.methods import (
     get_method,
     method_config,
     register_method,
+    registry,
     unlearn,
 )
-from hf_unlearn.methods import registry
 
 METHODS = sorted(available_methods())
 FORGET = ["canary-0000", "canary-0001", "synthetic-train-00003"]

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-
 from conftest import make_args
-from hf_unlearn.training.replay import retrain_twin
+
 from hf_unlearn.methods import unlearn
 from hf_unlearn.training import UnlearnableTrainer, UnlearningLog
+from hf_unlearn.training.replay import retrain_twin
 
 
 def _no_dropout(model):

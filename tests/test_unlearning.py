@@ -4,12 +4,12 @@ import json
 
 import pytest
 import torch
-
 from conftest import make_args, train_run
+
 from hf_unlearn.data import ForgetRequestError
 from hf_unlearn.methods import UnknownMethodError, available_methods, unlearn
-from hf_unlearn.training.replay import retrain_twin
 from hf_unlearn.training import LogError, UnlearningLog
+from hf_unlearn.training.replay import retrain_twin
 
 
 def _split(tokenized, forget_ids):

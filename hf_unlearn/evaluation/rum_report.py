@@ -10,8 +10,8 @@ test splits; each model's predictions are computed once and sliced per group.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 

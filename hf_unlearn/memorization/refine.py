@@ -10,8 +10,8 @@ differ by at most one, the lower groups taking the extra ids).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd

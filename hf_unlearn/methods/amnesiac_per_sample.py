@@ -1,4 +1,7 @@
-"""Per-sample amnesiac rollback (after Marincione 2024; GUIDE 2.2), on a parameter subset.
+"""Per-sample amnesiac rollback on a parameter subset.
+
+The per-example variant (after Marincione 2024) of Graves, Nagisetty and Ganesh, "Amnesiac
+Machine Learning" (AAAI 2021), which rolls back whole logged updates (``amnesiac.py``).
 
 Training logged, for a fixed random subset J of the parameters, each example's gradient
 ``g_i,J`` at every step that saw it, and its weight in that step's gradient

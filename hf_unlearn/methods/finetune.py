@@ -1,5 +1,11 @@
-"""Fine-tune on the retain set: the simplest approximate baseline (catastrophic forgetting of
-the forget set), as in the SalUn and RUM code bases. Also the repair step after rollback."""
+"""Fine-tune on the retain set: the simplest approximate baseline.
+
+    min_w  CE(f_w(x_r), y_r)        for ``epochs`` passes over the retain set
+
+The forget set fades by catastrophic forgetting (the "FT" baseline of Fan, Liu, Zhang, Wong, Wei
+and Liu, "SalUn: Empowering Machine Unlearning via Gradient-based Weight Saliency", ICLR 2024, and
+of the RUM code base). Also the repair step after rollback (``amnesiac.py``).
+"""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
     min_w  -CE(f_w(x_f), y_f)        for ``epochs`` passes over the forget set
 
 (the "NegGrad" baseline of Golatkar, Achille and Soatto, "Eternal Sunshine of the Spotless
-Net", CVPR 2020; SalUn's ``unlearn/GA.py``). The loss is unbounded below, so the defaults are
+Net: Selective Forgetting in Deep Networks", CVPR 2020; SalUn's ``unlearn/GA.py``). The loss is unbounded below, so the defaults are
 a small learning rate and few steps: enough to push the forget loss up, not to wreck the model.
 The number of ascent steps grows with the forget set (``epochs`` passes over it): lower
 ``learning_rate`` or ``epochs`` for large forget sets.

@@ -4,8 +4,9 @@
 
 one retain batch and one forget batch per step, ``epochs`` passes over the retain set (the
 forget set is cycled). Introduced by Kurmanji, Triantafillou, Hayes and Triantafillou,
-"Towards Unbounded Machine Unlearning" (NeurIPS 2023, the SCRUB paper); RUM (Zhao et al.,
-NeurIPS 2024) runs it with alpha 0.99 / 0.97. ``alpha = 1`` is fine-tuning on the retain set
+"Towards Unbounded Machine Unlearning" (NeurIPS 2023, the SCRUB paper); RUM (Zhao,
+Triantafillou et al., "What makes unlearning hard and what to do about it", NeurIPS 2024) runs
+it with alpha 0.99 / 0.97. ``alpha = 1`` is fine-tuning on the retain set
 (the forget batch is then not even computed); ``alpha = 0`` is NegGrad.
 """
 

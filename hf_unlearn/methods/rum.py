@@ -6,17 +6,24 @@ memorization-based machine unlearning" (2024). The forget set is split into K gr
 3) by a proxy (``hf_unlearn.memorization``); the groups are unlearned in the order
 low -> mid -> high memorization, each by any registered method (or ``none``) with its own
 hyperparameters, on the model left by the previous step. At step k the retain set is the
-original retain set plus the groups NOT yet processed: it excludes every group processed so
-far, so it shrinks from step to step.
+original retain set plus the groups NOT yet processed::
+
+    w_k = method_k(w_{k-1}; forget = G_k, retain = R u G_{k+1} u ... u G_K),   G_1 = lowest
+
+it excludes every group processed so far, so it shrinks from step to step.
 
 Presets (from the papers): ``salun`` = nothing -> finetune -> SalUn; ``neggrad_plus`` =
 NegGrad+ x3 with alpha 0.99 / 0.97 / 0.97. In the ``salun`` preset the SalUn step repeats its
 relabelled forget rows to at least 10% of the union (``forget_share=0.1``): the high group is a
 third of the forget set and, left at one copy each, too small a share of the batches to move
-(measured on IMDB, see ``benchmarks/rum.py``'s ``salun_share_sweep``). Any other registered method name runs that method
-on every group (sequential per-group unlearning). Per-group hyperparameters come from, in
-increasing priority: the method's defaults, the preset, the shared fields of this config
-(``learning_rate``, ``epochs`` ... when set) and ``group_args``.
+(measured on IMDB, see ``benchmarks/rum.py``'s ``salun_share_sweep``). Any other registered
+method name runs that method on every group (sequential per-group unlearning). Per-group
+hyperparameters come from, in increasing priority: the method's defaults, the preset, the shared
+fields of this config (``learning_rate``, ``epochs`` ... when set) and ``group_args``.
+
+The proxy scores come from the run's recorded learning events (or a fallback, or holdout
+retraining on ``unlearn(..., holdout=<held-out tokenized Dataset>)``), or are given as
+``unlearn(..., memorization_scores={id: raw score})``: data are inputs, never options.
 """
 
 from __future__ import annotations
