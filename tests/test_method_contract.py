@@ -36,15 +36,24 @@ _results: dict = {}
 def run(tiny, tmp_path_factory):
     tokenizer, tokenized, _ = tiny
     out = tmp_path_factory.mktemp("contract_run")
-    model, _ = train_run(tiny, out, num_train_epochs=2, adam_beta1=0.0, record_deltas=True, record_per_sample=True,
-                         per_sample_fraction=0.05, record_learning_events=True)
+    model, _ = train_run(
+        tiny,
+        out,
+        num_train_epochs=2,
+        adam_beta1=0.0,
+        record_deltas=True,
+        record_per_sample=True,
+        per_sample_fraction=0.05,
+        record_learning_events=True,
+    )
     model.eval()
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}  # saved BEFORE any method runs
     train = tokenized["train"]
     forget = train.filter(lambda r: r["id"] in FORGET)
     retain = train.filter(lambda r: r["id"] not in FORGET)
-    return SimpleNamespace(model=model, before=before, log=out, tokenizer=tokenizer, forget=forget, retain=retain,
-                           test=tokenized["test"])
+    return SimpleNamespace(
+        model=model, before=before, log=out, tokenizer=tokenizer, forget=forget, retain=retain, test=tokenized["test"]
+    )
 
 
 def fast(method: str) -> dict:
@@ -55,8 +64,15 @@ def fast(method: str) -> dict:
 
 def call(run, method, forget=None, **options):
     forget = run.forget if forget is None else forget
-    return unlearn(run.model, forget, run.retain, method=method, log=run.log, tokenizer=run.tokenizer,
-                   **{**fast(method), **options})
+    return unlearn(
+        run.model,
+        forget,
+        run.retain,
+        method=method,
+        log=run.log,
+        tokenizer=run.tokenizer,
+        **{**fast(method), **options},
+    )
 
 
 def result_of(run, method):
@@ -116,7 +132,9 @@ def test_records_stats(run, method):
     assert stats["method"] == method and stats["guarantee"] == spec.guarantee
     assert stats["forget_count"] == len(FORGET)
     assert isinstance(stats["optimizer_steps"], int) and stats["optimizer_steps"] >= 0
-    assert isinstance(stats["wall_time_s"], float) and math.isfinite(stats["wall_time_s"]) and stats["wall_time_s"] >= 0
+    assert (
+        isinstance(stats["wall_time_s"], float) and math.isfinite(stats["wall_time_s"]) and stats["wall_time_s"] >= 0
+    )
     assert stats["log_bytes_read"] >= 0
     if "max_steps" in fast(method):  # max_steps caps each run (RUM: each group's run)
         assert stats["optimizer_steps"] <= 2 * getattr(method_config(method, {}), "num_groups", 1)
@@ -165,17 +183,29 @@ def test_string_options_of_every_kind():
     assert method_config("per_sample_replay", {"dropout": "false"}).dropout is False
     assert method_config("salun", {"forget_share": "none"}).forget_share is None
     assert method_config("salun", {"forget_share": "0.1"}).forget_share == 0.1
-    rum = method_config("rum", {"methods": "none,finetune,salun", "group_args": "[{learning_rate: 1e-3}, {}, {}]",
-                                "holdout_args": "{learning_rate: 3e-4}", "seed": "none"})
+    rum = method_config(
+        "rum",
+        {
+            "methods": "none,finetune,salun",
+            "group_args": "[{learning_rate: 1e-3}, {}, {}]",
+            "holdout_args": "{learning_rate: 3e-4}",
+            "seed": "none",
+        },
+    )
     assert rum.methods == ["none", "finetune", "salun"] and rum.seed is None
     assert rum.group_args == [{"learning_rate": 1e-3}, {}, {}] and rum.holdout_args == {"learning_rate": 3e-4}
     assert method_config("rum", {"group_args": "{high: {alpha: 0.5}}"}).group_args == {"high": {"alpha": 0.5}}
 
 
-@pytest.mark.parametrize("option, value, expected", [
-    ("learning_rate", "fast", "float"), ("max_steps", "1.5", "int"), ("batch_size", True, "int"),
-    ("learning_rate", [1e-4], "float"),
-])
+@pytest.mark.parametrize(
+    "option, value, expected",
+    [
+        ("learning_rate", "fast", "float"),
+        ("max_steps", "1.5", "int"),
+        ("batch_size", True, "int"),
+        ("learning_rate", [1e-4], "float"),
+    ],
+)
 def test_a_bad_value_names_method_option_value_and_type(option, value, expected):
     with pytest.raises(MethodOptionError) as info:
         method_config("neggrad", {option: value})

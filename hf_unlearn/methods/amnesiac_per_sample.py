@@ -47,13 +47,15 @@ def per_sample_correction(log, forget_ids) -> tuple[torch.Tensor, int]:
 
 DESCRIPTION = (
     "Per-sample amnesiac rollback (the per-example variant, after Marincione 2024, of Graves, "
-    "Nagisetty and Ganesh, \"Amnesiac Machine Learning\", AAAI 2021): each example's gradient on a fixed random "
+    'Nagisetty and Ganesh, "Amnesiac Machine Learning", AAAI 2021): each example\'s gradient on a fixed random '
     "subset of the parameters was logged during training; the forgotten examples' contributions are subtracted "
     "from those parameters."
 )
 
 
-@register_method("amnesiac_per_sample", PerSampleConfig, guarantee="approximate", description=DESCRIPTION, needs_log=True)
+@register_method(
+    "amnesiac_per_sample", PerSampleConfig, guarantee="approximate", description=DESCRIPTION, needs_log=True
+)
 def amnesiac_per_sample(model, forget, retain, config: PerSampleConfig, log, ctx) -> dict:
     """Add back each forget example's logged per-sample update on the parameter subset; optional repair."""
     from ..training.per_sample import add_to_subset_

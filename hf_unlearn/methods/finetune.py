@@ -35,8 +35,8 @@ def finetune_on(model, dataset, config: MethodConfig, ctx: MethodContext) -> int
 
 
 DESCRIPTION = (
-    "Fine-tuning on the retained data only (the \"FT\" baseline of Fan et al., \"SalUn: Empowering "
-    "Machine Unlearning via Gradient-based Weight Saliency\", ICLR 2024): the forgotten examples fade by "
+    'Fine-tuning on the retained data only (the "FT" baseline of Fan et al., "SalUn: Empowering '
+    'Machine Unlearning via Gradient-based Weight Saliency", ICLR 2024): the forgotten examples fade by '
     "catastrophic forgetting."
 )
 

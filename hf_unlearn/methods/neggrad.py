@@ -29,13 +29,15 @@ def require_rows(dataset, method: str, what: str) -> None:
 class NegGradConfig(MethodConfig):
     """NegGrad: ``min -CE(forget)`` for ``epochs`` passes over the forget set."""
 
-    learning_rate: float = field(default=2e-5, metadata={"help": "Learning rate of the ascent (small: the loss is unbounded)."})
+    learning_rate: float = field(
+        default=2e-5, metadata={"help": "Learning rate of the ascent (small: the loss is unbounded)."}
+    )
     epochs: float = field(default=5.0, metadata={"help": "Passes over the forget set."})
 
 
 DESCRIPTION = (
-    "NegGrad (the baseline of Golatkar, Achille and Soatto, \"Eternal Sunshine of the Spotless Net: "
-    "Selective Forgetting in Deep Networks\", CVPR 2020): gradient ascent on the forgotten examples."
+    'NegGrad (the baseline of Golatkar, Achille and Soatto, "Eternal Sunshine of the Spotless Net: '
+    'Selective Forgetting in Deep Networks", CVPR 2020): gradient ascent on the forgotten examples.'
 )
 
 

@@ -25,7 +25,9 @@ from .registry import register_method
 class NegGradPlusConfig(MethodConfig):
     """NegGrad+: ``alpha * CE(retain) - (1 - alpha) * CE(forget)`` per step."""
 
-    alpha: float = field(default=0.99, metadata={"help": "Weight of the retain CE; the forget CE is ascended with weight 1 - alpha."})
+    alpha: float = field(
+        default=0.99, metadata={"help": "Weight of the retain CE; the forget CE is ascended with weight 1 - alpha."}
+    )
 
     def __post_init__(self):
         if not 0.0 <= self.alpha <= 1.0:
@@ -34,8 +36,8 @@ class NegGradPlusConfig(MethodConfig):
 
 
 DESCRIPTION = (
-    "NegGrad+ (Kurmanji, Triantafillou, Hayes and Triantafillou, \"Towards Unbounded Machine "
-    "Unlearning\", NeurIPS 2023): descent on retained data and ascent on forgotten examples, "
+    'NegGrad+ (Kurmanji, Triantafillou, Hayes and Triantafillou, "Towards Unbounded Machine '
+    'Unlearning", NeurIPS 2023): descent on retained data and ascent on forgotten examples, '
     "alpha * CE(retain) - (1 - alpha) * CE(forget)."
 )
 

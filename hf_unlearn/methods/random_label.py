@@ -74,8 +74,8 @@ class RandomLabelConfig(MethodConfig):
 
 
 DESCRIPTION = (
-    "Random-label unlearning (the \"RL\" baseline of Fan et al., \"SalUn: Empowering Machine "
-    "Unlearning via Gradient-based Weight Saliency\", ICLR 2024): the forgotten examples get random wrong labels "
+    'Random-label unlearning (the "RL" baseline of Fan et al., "SalUn: Empowering Machine '
+    'Unlearning via Gradient-based Weight Saliency", ICLR 2024): the forgotten examples get random wrong labels '
     "and are trained on with the retained data."
 )
 
