@@ -38,6 +38,11 @@ def make_loader(dataset, tokenizer, batch_size: int, *, shuffle: bool = False, s
                       collate_fn=IdCarryingCollator(tokenizer))
 
 
+def pad_batch(features: list[dict], tokenizer) -> dict[str, torch.Tensor]:
+    """Features (token id lists, optional ``label``) padded by the tokenizer into tensors (``label`` -> ``labels``)."""
+    return DataCollatorWithPadding(tokenizer, return_tensors="pt")(features)
+
+
 def to_device(batch: dict, device) -> dict:
     """The batch's tensors on ``device``; the carried ids (``_order``) stay behind."""
     return {k: v.to(device) for k, v in batch.items() if k != "_order"}
