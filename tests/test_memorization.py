@@ -24,7 +24,7 @@ from hf_unlearn.memorization import (
     refine,
     symmetric_kl,
 )
-from hf_unlearn.methods import MethodConfig, MethodOptionError, register_method, unlearn
+from hf_unlearn.methods import MethodConfig, MethodOptionError, method_config, register_method, unlearn
 from hf_unlearn.methods.rum import RUMConfig, plan, vanilla
 
 FAKE = "rum_test_recorder"
@@ -340,7 +340,9 @@ def test_presets_and_vanilla_counterparts():
     assert [s.method for s in plan(RUMConfig(preset="scrub", num_groups=2))] == ["scrub", "scrub"]
     assert vanilla(RUMConfig(preset="salun")) == ("salun", {})
     with pytest.raises(KeyError, match="unknown unlearning method"):
-        plan(RUMConfig(preset="nope"))
+        RUMConfig(preset="nope")
+    with pytest.raises(MethodOptionError, match="method 'salun' has no option 'alpha'"):  # from the command line
+        method_config("rum", {"preset": "salun", "group_args": "{high: {alpha: 0.5}}"})
     with pytest.raises(MethodOptionError, match="no option 'alpha'"):
         plan(RUMConfig(preset="salun", group_args={"high": {"alpha": 0.5}}))
     with pytest.raises(ValueError, match="3 groups"):

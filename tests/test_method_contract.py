@@ -187,13 +187,13 @@ def test_string_options_of_every_kind():
         "rum",
         {
             "methods": "none,finetune,salun",
-            "group_args": "[{learning_rate: 1e-3}, {}, {}]",
+            "group_args": "[{}, {learning_rate: 1e-3}, {}]",
             "holdout_args": "{learning_rate: 3e-4}",
             "seed": "none",
         },
     )
     assert rum.methods == ["none", "finetune", "salun"] and rum.seed is None
-    assert rum.group_args == [{"learning_rate": 1e-3}, {}, {}] and rum.holdout_args == {"learning_rate": 3e-4}
+    assert rum.group_args == [{}, {"learning_rate": 1e-3}, {}] and rum.holdout_args == {"learning_rate": 3e-4}
     assert method_config("rum", {"group_args": "{high: {alpha: 0.5}}"}).group_args == {"high": {"alpha": 0.5}}
 
 

@@ -137,6 +137,7 @@ class RUMConfig:
             HoldoutConfig(**dict(self.holdout_args))  # validate early
         if self.group_args is not None and not isinstance(self.group_args, (list, tuple, Mapping)):
             raise TypeError("RUMConfig: group_args must be a list of dicts or a dict keyed by group name")
+        plan(self)  # every group's method and options are checked here, before any work
 
 
 @dataclass
