@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import make_args
+
 from hf_unlearn.data import ForgetRequestError, load_sentiment_dataset
 from hf_unlearn.methods import MethodOptionError, get_method, unlearn
 from hf_unlearn.methods import l1_sparse as l1_module
@@ -66,8 +66,16 @@ def setup(tmp_path_factory):
     forget_acc, forget_loss = evaluate(model, forget, tokenizer)
     assert len(forget) == 10 and len(retain) == 296
     assert test_acc >= 90.0, f"the tiny model did not learn the synthetic task (test accuracy {test_acc:.1f}%)"
-    return SimpleNamespace(model=model, tokenizer=tokenizer, forget=forget, retain=retain, test=tokenized["test"],
-                           test_acc=test_acc, forget_acc=forget_acc, forget_loss=forget_loss)
+    return SimpleNamespace(
+        model=model,
+        tokenizer=tokenizer,
+        forget=forget,
+        retain=retain,
+        test=tokenized["test"],
+        test_acc=test_acc,
+        forget_acc=forget_acc,
+        forget_loss=forget_loss,
+    )
 
 
 def run(setup, method, **kwargs):
@@ -87,8 +95,10 @@ def test_method_forgets_and_keeps_utility(setup, method):
     assert result.stats["method"] == method and result.stats["optimizer_steps"] > 0
     test_acc, _ = evaluate(model, setup.test, setup.tokenizer)
     forget_acc, forget_loss = evaluate(model, setup.forget, setup.tokenizer)
-    print(f"{method}: test {setup.test_acc:.0f}% -> {test_acc:.0f}%, forget loss {setup.forget_loss:.3f} -> "
-          f"{forget_loss:.3f}, forget acc {setup.forget_acc:.0f}% -> {forget_acc:.0f}%")
+    print(
+        f"{method}: test {setup.test_acc:.0f}% -> {test_acc:.0f}%, forget loss {setup.forget_loss:.3f} -> "
+        f"{forget_loss:.3f}, forget acc {setup.forget_acc:.0f}% -> {forget_acc:.0f}%"
+    )
     assert test_acc >= setup.test_acc - 10.0
     if method in FORGETTING:
         assert forget_loss > setup.forget_loss
@@ -131,9 +141,15 @@ def test_empty_sets_are_refused(setup, method):
 
 @pytest.mark.parametrize(
     "method, bad",
-    [("neggrad_plus", dict(alpha=1.5)), ("salun", dict(mask_ratio=0.0)), ("scrub", dict(msteps=3, epochs=2)),
-     ("scrub", dict(temperature=0.0)), ("scrub", dict(epochs=1.5)), ("l1_sparse", dict(alpha=-1.0)),
-     ("neggrad", dict(learning_rate=0.0))],
+    [
+        ("neggrad_plus", dict(alpha=1.5)),
+        ("salun", dict(mask_ratio=0.0)),
+        ("scrub", dict(msteps=3, epochs=2)),
+        ("scrub", dict(temperature=0.0)),
+        ("scrub", dict(epochs=1.5)),
+        ("l1_sparse", dict(alpha=-1.0)),
+        ("neggrad", dict(learning_rate=0.0)),
+    ],
 )
 def test_invalid_options_are_refused(setup, method, bad):
     with pytest.raises(ValueError):

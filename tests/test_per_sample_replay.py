@@ -2,11 +2,11 @@
 
 import pytest
 import torch
-
 from conftest import make_args
-from hf_unlearn.training.replay import retrain_twin
+
 from hf_unlearn.methods import unlearn
 from hf_unlearn.training import UnlearnableTrainer, UnlearningLog
+from hf_unlearn.training.replay import retrain_twin
 
 
 def _no_dropout(model):
@@ -21,8 +21,9 @@ def _train(tiny, out, optimizer=None, **overrides):
     model = _no_dropout(fresh())
     args = make_args(out, num_train_epochs=1, record_deltas=True, **overrides)
     optimizers = (optimizer(model.parameters()), None) if optimizer else (None, None)
-    trainer = UnlearnableTrainer(model=model, args=args, train_dataset=tokenized["train"], processing_class=tokenizer,
-                                 optimizers=optimizers)
+    trainer = UnlearnableTrainer(
+        model=model, args=args, train_dataset=tokenized["train"], processing_class=tokenizer, optimizers=optimizers
+    )
     trainer.train()
     return model, UnlearningLog(out)
 
@@ -35,9 +36,15 @@ def _twin(tiny, model, log, forget_ids, out, optimizer=None, **overrides):
     twin = _no_dropout(fresh())
     twin.load_state_dict(log.initial_state_dict(), strict=False)
     args = make_args(out, num_train_epochs=1, **overrides)
-    UnlearnableTrainer(model=twin, args=args, train_dataset=tokenized["train"], processing_class=tokenizer,
-                       replay_order=log.recorded_order(), drop_ids=forget_ids,
-                       optimizers=(optimizer(twin.parameters()), None)).train()
+    UnlearnableTrainer(
+        model=twin,
+        args=args,
+        train_dataset=tokenized["train"],
+        processing_class=tokenizer,
+        replay_order=log.recorded_order(),
+        drop_ids=forget_ids,
+        optimizers=(optimizer(twin.parameters()), None),
+    ).train()
     return twin
 
 
@@ -55,8 +62,9 @@ CASES = {
     "adamw_beta1_0_clipped": dict(adam_beta1=0.0, weight_decay=0.01, max_grad_norm=0.05),
     "adamw_beta1_0_unclipped": dict(adam_beta1=0.0, weight_decay=0.01, max_grad_norm=0.0),
     "sgd": dict(optim="sgd", learning_rate=3.0, weight_decay=0.01, max_grad_norm=1.0),
-    "adam_l2_decay": dict(optimizer=lambda ps: torch.optim.Adam(ps, lr=1e-3, betas=(0.0, 0.999), weight_decay=0.05),
-                          max_grad_norm=1.0),
+    "adam_l2_decay": dict(
+        optimizer=lambda ps: torch.optim.Adam(ps, lr=1e-3, betas=(0.0, 0.999), weight_decay=0.05), max_grad_norm=1.0
+    ),
 }
 
 

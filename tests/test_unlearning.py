@@ -4,12 +4,12 @@ import json
 
 import pytest
 import torch
-
 from conftest import make_args, train_run
+
 from hf_unlearn.data import ForgetRequestError
-from hf_unlearn.training.replay import retrain_twin
-from hf_unlearn.methods import available_methods, unlearn
+from hf_unlearn.methods import UnknownMethodError, available_methods, unlearn
 from hf_unlearn.training import LogError, UnlearningLog
+from hf_unlearn.training.replay import retrain_twin
 
 
 def _split(tokenized, forget_ids):
@@ -21,8 +21,15 @@ def _split(tokenized, forget_ids):
 @pytest.fixture(scope="module")
 def logged_run(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    model, _ = train_run(tiny, out, num_train_epochs=3, adam_beta1=0.0, record_deltas=True, record_per_sample=True,
-                         per_sample_fraction=0.05)
+    model, _ = train_run(
+        tiny,
+        out,
+        num_train_epochs=3,
+        adam_beta1=0.0,
+        record_deltas=True,
+        record_per_sample=True,
+        per_sample_fraction=0.05,
+    )
     return model, out
 
 
@@ -48,21 +55,33 @@ def test_rollback_removes_exactly_the_steps_that_saw_the_id(tiny, logged_run):
     steps = [s.step for s in log.steps_seeing([target])]
     assert len(steps) == 3  # seen once in each of 3 epochs
     forget, retain = _split(tokenized, [target])
+    before = _state(model)  # taken BEFORE the call
     result = unlearn(model, forget, retain, method="amnesiac", log=out, tokenizer=tokenizer)
     assert result.stats["steps_rolled_back"] == 3 and result.stats["log_bytes_read"] > 0
-    expected = _state(model)
+    expected = dict(before)
     for s in steps:
         for n, d in log.delta(s).items():
             expected[n] = expected[n] - d
     for n, p in result.model.named_parameters():
         torch.testing.assert_close(p.detach(), expected[n], rtol=0, atol=1e-6)
-    assert torch.equal(next(model.parameters()), next(iter(_state(model).values())))  # original untouched
+    for n, p in model.named_parameters():  # the input model is untouched (unlearn works on a copy)
+        assert torch.equal(p.detach(), before[n]), n
+    assert any(not torch.equal(before[n], expected[n]) for n in before)  # the rollback did change weights
 
 
 def test_per_sample_rollback_changes_exactly_the_subset_by_the_logged_amount(tiny, tmp_path):
     tokenizer, tokenized, _ = tiny
-    model, _ = train_run(tiny, tmp_path, record_per_sample=True, per_sample_fraction=0.05, optim="sgd",
-                         learning_rate=0.05, max_grad_norm=0.0, weight_decay=0.0, num_train_epochs=2)
+    model, _ = train_run(
+        tiny,
+        tmp_path,
+        record_per_sample=True,
+        per_sample_fraction=0.05,
+        optim="sgd",
+        learning_rate=0.05,
+        max_grad_norm=0.0,
+        weight_decay=0.0,
+        num_train_epochs=2,
+    )
     log = UnlearningLog(tmp_path)
     target = "canary-0002"
     forget, retain = _split(tokenized, [target])
@@ -77,7 +96,7 @@ def test_per_sample_rollback_changes_exactly_the_subset_by_the_logged_amount(tin
     for name, idx in index.items():
         change = (after[name].detach() - before[name].detach()).reshape(-1)
         k = idx.numel()
-        torch.testing.assert_close(change[idx].double(), expected[offset:offset + k], rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(change[idx].double(), expected[offset : offset + k], rtol=1e-4, atol=1e-7)
         outside = torch.ones_like(change, dtype=torch.bool)
         outside[idx] = False
         assert torch.count_nonzero(change[outside]) == 0
@@ -101,7 +120,7 @@ def test_single_gradient_matches_the_formula(tiny, logged_run):
     labels, _ = batch.pop("labels"), batch.pop("_order")
     loss = torch.nn.functional.cross_entropy(initial(**batch).logits, labels, reduction="sum") / 16  # / batch size
     grads = torch.autograd.grad(loss, list(initial.parameters()))
-    for (n, p), g, p0 in zip(result.model.named_parameters(), grads, model.parameters()):
+    for p, g, p0 in zip(result.model.parameters(), grads, model.parameters()):
         torch.testing.assert_close(p.detach(), p0.detach() + 3 * 0.01 * g, rtol=1e-4, atol=1e-6)
 
 
@@ -135,7 +154,7 @@ def test_methods_refuse_bad_requests(tiny, logged_run, synthetic):
     stranger = tokenized["test"].select([0])
     with pytest.raises(ForgetRequestError, match="not in the training data"):
         unlearn(model, stranger, retain, method="neggrad", log=out, tokenizer=tokenizer)
-    with pytest.raises(KeyError, match="unknown unlearning method 'nope'"):
+    with pytest.raises(UnknownMethodError, match="unknown unlearning method 'nope'"):
         unlearn(model, forget, retain, method="nope", log=out, tokenizer=tokenizer)
     with pytest.raises(ValueError, match="needs the training run's unlearning log"):
         unlearn(model, forget, retain, method="amnesiac", tokenizer=tokenizer)
@@ -146,7 +165,19 @@ def test_every_method_runs_end_to_end(tiny, logged_run, method):
     tokenizer, tokenized, _ = tiny
     model, out = logged_run
     forget, retain = _split(tokenized, ["canary-0000", "canary-0001", "synthetic-train-00007"])
-    result = unlearn(model, forget, retain, method=method, log=out, tokenizer=tokenizer, **({"max_steps": 3} if method not in ("amnesiac", "amnesiac_per_sample", "per_sample_replay", "single_gradient") else {}))
+    result = unlearn(
+        model,
+        forget,
+        retain,
+        method=method,
+        log=out,
+        tokenizer=tokenizer,
+        **(
+            {"max_steps": 3}
+            if method not in ("amnesiac", "amnesiac_per_sample", "per_sample_replay", "single_gradient")
+            else {}
+        ),
+    )
     assert all(torch.isfinite(p).all() for p in result.model.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(model.parameters(), result.model.parameters()))
     assert {"wall_time_s", "optimizer_steps", "log_bytes_read"} <= set(result.stats)
@@ -163,8 +194,16 @@ def test_amnesiac_with_repair_brings_canaries_to_the_twin(tmp_path):
     data = load_sentiment_dataset("synthetic", n_train=400, n_test=100, n_canaries=4, seed=0)
     model, tokenizer = build_tiny_bert(data["train"]["text"], spec=TinyBertSpec(max_length=64), seed=0)
     tokenized = tokenize_dataset(data, tokenizer, 64)
-    args = make_args(tmp_path, num_train_epochs=6, learning_rate=1e-3, adam_beta1=0.0, weight_decay=0.0,
-                     lr_scheduler_type="constant", record_deltas=True, seed=42)
+    args = make_args(
+        tmp_path,
+        num_train_epochs=6,
+        learning_rate=1e-3,
+        adam_beta1=0.0,
+        weight_decay=0.0,
+        lr_scheduler_type="constant",
+        record_deltas=True,
+        seed=42,
+    )
     UnlearnableTrainer(model=model, args=args, train_dataset=tokenized["train"], processing_class=tokenizer).train()
     forget = sorted([i for i in tokenized["train"]["id"] if i.startswith("canary-")] + ["synthetic-train-00000"])
     canaries = forget[:4]
@@ -172,8 +211,16 @@ def test_amnesiac_with_repair_brings_canaries_to_the_twin(tmp_path):
     original = evaluate_model(model, tokenizer, splits, canary_ids=canaries)
     twin, _ = retrain_twin(model, tokenized["train"], tmp_path, forget, tokenizer=tokenizer)
     twin_m = evaluate_model(twin, tokenizer, splits, canary_ids=canaries)
-    result = unlearn(model, splits["forget"], splits["retain_full"], method="amnesiac", log=tmp_path, tokenizer=tokenizer,
-                     repair_epochs=1.0, learning_rate=5e-4)
+    result = unlearn(
+        model,
+        splits["forget"],
+        splits["retain_full"],
+        method="amnesiac",
+        log=tmp_path,
+        tokenizer=tokenizer,
+        repair_epochs=1.0,
+        learning_rate=5e-4,
+    )
     unlearned = evaluate_model(result.model, tokenizer, splits, canary_ids=canaries)
     assert original["canary_score"] > 0.9  # memorised
     assert abs(original["canary_score"] - twin_m["canary_score"]) > 0.2
@@ -186,9 +233,31 @@ def test_unlearn_cli_validates_before_writing(tiny, tmp_path):
     from hf_unlearn.commands import unlearn as unlearn_cmd
 
     run = tmp_path / "run"
-    train_cmd.main(["--dataset", "synthetic", "--synthetic_train", "60", "--synthetic_test", "20", "--synthetic_canaries", "2",
-                    "--model", "tiny-bert", "--output_dir", str(run), "--num_train_epochs", "1", "--record_deltas",
-                    "--save_strategy", "no", "--disable_tqdm", "true", "--learning_rate", "1e-3"])
+    train_cmd.main(
+        [
+            "--dataset",
+            "synthetic",
+            "--synthetic_train",
+            "60",
+            "--synthetic_test",
+            "20",
+            "--synthetic_canaries",
+            "2",
+            "--model",
+            "tiny-bert",
+            "--output_dir",
+            str(run),
+            "--num_train_epochs",
+            "1",
+            "--record_deltas",
+            "--save_strategy",
+            "no",
+            "--disable_tqdm",
+            "true",
+            "--learning_rate",
+            "1e-3",
+        ]
+    )
     bad = tmp_path / "bad.txt"
     bad.write_text("canary-0000\nghost-7\n")
     out = tmp_path / "out"
@@ -196,8 +265,24 @@ def test_unlearn_cli_validates_before_writing(tiny, tmp_path):
     assert not out.exists()
     good = tmp_path / "good.txt"
     good.write_text("canary-0000\ncanary-0001\n")
-    assert unlearn_cmd.main(["--run", str(run), "--forget", str(good), "--output_dir", str(out), "--retrain-twin",
-                             "--repair-epochs", "0.5", "--retain-eval-max", "40"]) == 0
+    assert (
+        unlearn_cmd.main(
+            [
+                "--run",
+                str(run),
+                "--forget",
+                str(good),
+                "--output_dir",
+                str(out),
+                "--retrain-twin",
+                "--repair-epochs",
+                "0.5",
+                "--retain-eval-max",
+                "40",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "report.json").read_text())
     assert report["forget"]["count"] == 2 and set(report["metrics"]) == {"original", "unlearned", "retrain_twin"}
     assert {"tow", "tow_mia", "verification_error"} <= set(report["comparison"])

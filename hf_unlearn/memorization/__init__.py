@@ -5,18 +5,18 @@
   accuracy; and holdout retraining (symmetric KL after fine-tuning on held-out data).
 - ``refine``: split a forget set into K groups (low / mid / high memorization) by a proxy,
   respecting its direction.
-- ``evaluation``: ToW / ToW-MIA per group against the retrain twin, and plots.
+- ``holdout``: the holdout-retraining proxy (fine-tuning with early stopping, symmetric KL).
 
 The RUM meta-method itself is the registered unlearning method ``"rum"``
-(``hf_unlearn/methods/rum.py``). After Zhao et al., "What makes unlearning hard and what to do
-about it" (NeurIPS 2024) and Zhao & Triantafillou, "Scalability of memorization-based machine
-unlearning" (2024).
+(``hf_unlearn/methods/rum.py``); its per-group report section (ToW / ToW-MIA per group against
+the retrain twin, and plots) is ``hf_unlearn/evaluation/rum_report.py``. After Zhao,
+Triantafillou et al., "What makes unlearning hard and what to do about it" (NeurIPS 2024) and
+Zhao & Triantafillou, "Scalability of memorization-based machine unlearning" (2024).
 """
 
+from .holdout import EarlyStopping, HoldoutConfig, holdout_retraining, symmetric_kl
 from .proxies import (
     PROXIES,
-    EarlyStopping,
-    HoldoutConfig,
     MissingLearningEventsError,
     Proxy,
     ProxyScores,
@@ -26,10 +26,8 @@ from .proxies import (
     entropy,
     event_proxies,
     get_proxy,
-    holdout_retraining,
     learning_events,
     max_confidence,
-    symmetric_kl,
 )
 from .refine import MemorizationGroup, Refinement, group_names, refine
 

@@ -34,25 +34,24 @@ final model (one "event" per example: a weaker, end-of-training proxy).
 
 from __future__ import annotations
 
-import copy
-import math
-import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
-import torch
-import torch.nn.functional as F
 
 from ..training.log_store import LogError
 from ..training.unlearning_log import UnlearningLog
+from .holdout import HoldoutConfig, class_probs, holdout_retraining
 
-KL_CLAMP = 1e-10
-EVENT_COLUMNS = {"confidence": "confidence", "max_confidence": "max_confidence", "entropy": "entropy",
-                 "binary_accuracy": "correct"}
+EVENT_COLUMNS = {
+    "confidence": "confidence",
+    "max_confidence": "max_confidence",
+    "entropy": "entropy",
+    "binary_accuracy": "correct",
+}
 FALLBACKS = ("replay", "final_model")
 SOURCES = {
     "recorded": "learning events recorded during training",
@@ -80,28 +79,63 @@ class Proxy:
 PROXIES: dict[str, Proxy] = {
     p.name: p
     for p in (
-        Proxy("confidence", False, "learning_events", "mean true-class probability over training (high = low memorization)"),
-        Proxy("max_confidence", False, "learning_events", "mean top-class probability over training (high = low memorization)"),
+        Proxy(
+            "confidence",
+            False,
+            "learning_events",
+            "mean true-class probability over training (high = low memorization)",
+        ),
+        Proxy(
+            "max_confidence",
+            False,
+            "learning_events",
+            "mean top-class probability over training (high = low memorization)",
+        ),
         Proxy("entropy", True, "learning_events", "mean predictive entropy over training (high = high memorization)"),
-        Proxy("binary_accuracy", False, "learning_events", "share of training steps classified correctly (high = low memorization)"),
-        Proxy("holdout_retraining", True, "holdout", "symmetric KL after fine-tuning on held-out data (high = high memorization)"),
+        Proxy(
+            "binary_accuracy",
+            False,
+            "learning_events",
+            "share of training steps classified correctly (high = low memorization)",
+        ),
+        Proxy(
+            "holdout_retraining",
+            True,
+            "holdout",
+            "symmetric KL after fine-tuning on held-out data (high = high memorization)",
+        ),
     )
 }
-ALIASES = {"conf": "confidence", "max_conf": "max_confidence", "bi_acc": "binary_accuracy", "accuracy": "binary_accuracy",
-           "holdout": "holdout_retraining", "heldout_retrain": "holdout_retraining"}
+ALIASES = {
+    "conf": "confidence",
+    "max_conf": "max_confidence",
+    "bi_acc": "binary_accuracy",
+    "accuracy": "binary_accuracy",
+    "holdout": "holdout_retraining",
+    "heldout_retrain": "holdout_retraining",
+}
 
 
 def get_proxy(name: str) -> Proxy:
     """The proxy called ``name`` (or one of its aliases, e.g. ``holdout``, ``max_conf``, ``bi_acc``)."""
     key = ALIASES.get(name, name)
     if key not in PROXIES:
-        raise KeyError(f"unknown memorization proxy {name!r}; available: {', '.join(PROXIES)} (aliases: {', '.join(ALIASES)})")
+        raise KeyError(
+            f"unknown memorization proxy {name!r}; available: {', '.join(PROXIES)} (aliases: {', '.join(ALIASES)})"
+        )
     return PROXIES[key]
 
 
 # ---- learning events ------------------------------------------------------------------------------
-def learning_events(source, *, fallback: str | None = None, model=None, train=None, tokenizer=None,
-                    output_dir: str | Path | None = None) -> tuple[pd.DataFrame, str]:
+def learning_events(
+    source,
+    *,
+    fallback: str | None = None,
+    model=None,
+    train=None,
+    tokenizer=None,
+    output_dir: str | Path | None = None,
+) -> tuple[pd.DataFrame, str]:
     """The learning events of a run and where they came from (a key of ``SOURCES``).
 
     ``source`` is a DataFrame (as ``UnlearningLog.learning_events()`` returns), an
@@ -151,40 +185,39 @@ def _check_events(events: pd.DataFrame) -> pd.DataFrame:
     return events
 
 
-def replay_learning_events(model, train, log: UnlearningLog, tokenizer, output_dir: str | Path | None = None) -> pd.DataFrame:
+def replay_learning_events(
+    model, train, log: UnlearningLog, tokenizer, output_dir: str | Path | None = None
+) -> pd.DataFrame:
     """FALLBACK (one extra training run): replay the recorded run from w_0 with ``record_learning_events=True``.
 
     Same initial weights, arguments, data order and per-batch dropout seeds as the original run
     (the retrain twin's machinery with nothing dropped), so the events are the ones the recorder
     would have written.
     """
-    from ..evaluation.retrain import twin_arguments
-    from ..training.trainer import UnlearnableTrainer
+    from ..training.replay import replayed
 
-    log.check_model(model, state="any")
-    replica = copy.deepcopy(model)
-    missing, unexpected = replica.load_state_dict(log.initial_state_dict(), strict=False)
-    if unexpected or [m for m in missing if m in dict(replica.named_parameters())]:
-        raise ValueError(f"initial weights do not fit the model (missing {missing[:5]}, unexpected {unexpected[:5]})")
-    out = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="hf_unlearn_replay_events_"))
-    args = twin_arguments(log, out, record_learning_events=True)
-    trainer = UnlearnableTrainer(model=replica, args=args, train_dataset=train, processing_class=tokenizer,
-                                 replay_order=log.recorded_order())
-    trainer.train()
-    return UnlearningLog(out).learning_events()
+    with replayed(model, train, log, (), tokenizer=tokenizer, output_dir=output_dir, record_learning_events=True) as (
+        _,
+        trainer,
+    ):
+        return UnlearningLog(trainer.args.output_dir).learning_events()
 
 
 def final_model_events(model, train, tokenizer, batch_size: int = 64) -> pd.DataFrame:
     """FALLBACK (one forward pass): a single pseudo-event per example from the final model in eval mode."""
-    from ..evaluation.predict import predict_probs
-
-    probs, labels = predict_probs(model, train, tokenizer, batch_size=batch_size)
+    probs, labels = class_probs(model, train, tokenizer, batch_size=batch_size)
     p = probs.astype(np.float64)
-    return pd.DataFrame({
-        "id": list(train["id"]), "step": -1, "epoch": -1,
-        "confidence": p[np.arange(len(labels)), labels], "max_confidence": p.max(axis=1),
-        "entropy": -(p * np.log(np.maximum(p, 1e-12))).sum(axis=1), "correct": p.argmax(axis=1) == labels,
-    })
+    return pd.DataFrame(
+        {
+            "id": list(train["id"]),
+            "step": -1,
+            "epoch": -1,
+            "confidence": p[np.arange(len(labels)), labels],
+            "max_confidence": p.max(axis=1),
+            "entropy": -(p * np.log(np.maximum(p, 1e-12))).sum(axis=1),
+            "correct": p.argmax(axis=1) == labels,
+        }
+    )
 
 
 def _as_events(source) -> pd.DataFrame:
@@ -225,125 +258,6 @@ def event_proxies(source) -> pd.DataFrame:
     return table.rename(columns={v: k for k, v in EVENT_COLUMNS.items()})
 
 
-# ---- holdout retraining ----------------------------------------------------------------------------
-@dataclass
-class HoldoutConfig:
-    """Fine-tuning of the holdout-retraining proxy (AdamW, one pass = one epoch over the held-out set)."""
-
-    learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate of the fine-tuning on held-out data."})
-    batch_size: int = field(default=32, metadata={"help": "Examples per fine-tuning batch."})
-    max_epochs: int = field(default=20, metadata={"help": "Upper bound on fine-tuning epochs."})
-    patience: int = field(default=4, metadata={"help": "Stop after this many epochs without a lower epoch loss."})
-    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
-    seed: int = field(default=0, metadata={"help": "Seed of the batch order and dropout."})
-    eval_batch_size: int = field(default=64, metadata={"help": "Batch size of the scoring forward passes."})
-
-    def __post_init__(self):
-        if self.learning_rate <= 0 or self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
-            raise ValueError("HoldoutConfig: learning_rate > 0, batch_size, max_epochs and patience >= 1")
-
-
-def symmetric_kl(p: np.ndarray, q: np.ndarray, eps: float = KL_CLAMP) -> np.ndarray:
-    """Per-row ``(KL(p||q) + KL(q||p)) / 2`` of two ``[n, C]`` probability arrays, clamped at ``eps``.
-
-    The halving follows the RUM code (``calculate_kl`` in ``heldout_retrain.py``); it does not
-    change any ranking.
-    """
-    p = np.maximum(np.asarray(p, dtype=np.float64), eps)
-    q = np.maximum(np.asarray(q, dtype=np.float64), eps)
-    if p.shape != q.shape or p.ndim != 2:
-        raise ValueError(f"symmetric_kl needs two [n, C] arrays of one shape, got {p.shape} and {q.shape}")
-    lp, lq = np.log(p), np.log(q)
-    return 0.5 * ((p * (lp - lq)).sum(axis=1) + (q * (lq - lp)).sum(axis=1))
-
-
-class EarlyStopping:
-    """Stop after ``patience`` consecutive epochs whose loss is not below the best so far."""
-
-    def __init__(self, patience: int = 4):
-        if patience < 1:
-            raise ValueError("patience must be >= 1")
-        self.patience, self.best, self.bad_epochs = patience, math.inf, 0
-
-    def step(self, loss: float) -> bool:
-        """Record one epoch's loss; True when training should stop."""
-        if loss < self.best:
-            self.best, self.bad_epochs = loss, 0
-        else:
-            self.bad_epochs += 1
-        return self.bad_epochs >= self.patience
-
-
-def finetune_with_early_stopping(model, holdout, tokenizer, config: HoldoutConfig) -> dict:
-    """Fine-tune ``model`` in place on ``holdout``; stop after ``patience`` epochs without a lower epoch loss.
-
-    The monitored loss is the epoch's mean training loss on the held-out data, as in the RUM
-    code's ``heldout_retrain.py`` (no separate validation split); ``max_epochs`` bounds the cost.
-    """
-    from ..methods.base import MethodContext, forward_logits
-
-    device = next(model.parameters()).device
-    ctx = MethodContext(tokenizer=tokenizer, device=device)
-    loader = ctx.loader(holdout, config.batch_size, shuffle=True, seed=config.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    stopper, losses, stopped = EarlyStopping(config.patience), [], False
-    model.train()
-    with torch.random.fork_rng():
-        torch.manual_seed(config.seed)
-        for _ in range(config.max_epochs):
-            total, count = 0.0, 0
-            for batch in loader:
-                batch = ctx.to_device(batch)
-                optimizer.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(forward_logits(model, batch), batch["labels"])
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(batch["labels"])
-                count += len(batch["labels"])
-            losses.append(total / max(count, 1))
-            if stopper.step(losses[-1]):
-                stopped = True
-                break
-    model.eval()
-    return {"epochs": len(losses), "epoch_losses": losses, "stopped_early": stopped, "best_loss": stopper.best}
-
-
-def holdout_retraining(model, score_on, holdout, tokenizer, config: HoldoutConfig | None = None, **overrides) -> pd.Series:
-    """Holdout-retraining memorization proxy: symmetric KL per id of ``score_on`` (high = HIGH memorization).
-
-    A copy of ``model`` is fine-tuned on ``holdout`` (tokenized, labelled data the model never
-    trained on) with early stopping (:func:`finetune_with_early_stopping`); every example of
-    ``score_on`` (tokenized, with ``id``) is scored by :func:`symmetric_kl` between the original
-    and the fine-tuned model's softmax outputs (eval mode). ``model`` is not modified. The
-    returned Series carries ``attrs`` with the fine-tuning epochs, losses and timings.
-    """
-    from ..evaluation.predict import predict_probs
-
-    config = config or HoldoutConfig()
-    if overrides:
-        config = HoldoutConfig(**{**config.__dict__, **overrides})
-    if holdout is None or len(holdout) == 0:
-        raise ValueError("holdout retraining needs a non-empty held-out data set (holdout=)")
-    overlap = set(holdout["id"]).intersection(score_on["id"]) if "id" in holdout.column_names else set()
-    if overlap:
-        raise ValueError(f"{len(overlap)} held-out id(s) are also scored (e.g. {sorted(overlap)[:3]}): "
-                         "the held-out set must be data the model never trained on")
-    start = time.perf_counter()
-    tuned = copy.deepcopy(model)
-    info = finetune_with_early_stopping(tuned, holdout, tokenizer, config)
-    tuned_s = time.perf_counter() - start
-    start = time.perf_counter()
-    p_orig, _ = predict_probs(model, score_on, tokenizer, batch_size=config.eval_batch_size)
-    p_tuned, _ = predict_probs(tuned, score_on, tokenizer, batch_size=config.eval_batch_size)
-    scores = pd.Series(symmetric_kl(p_orig, p_tuned), index=pd.Index(list(score_on["id"]), name="id"),
-                       name="holdout_retraining")
-    scores.attrs = {**info, "finetune_s": tuned_s, "score_s": time.perf_counter() - start,
-                    "holdout_examples": len(holdout), "config": dict(config.__dict__)}
-    del tuned
-    return scores
-
-
 # ---- one entry point ------------------------------------------------------------------------------
 @dataclass
 class ProxyScores:
@@ -361,9 +275,14 @@ class ProxyScores:
 
     def summary(self) -> dict:
         """Scalars for reports: proxy, direction, source, cost, how many ids."""
-        return {"proxy": self.proxy.name, "higher_is_more_memorized": self.proxy.higher_is_more_memorized,
-                "source": self.source, "source_description": SOURCES.get(self.source, self.source),
-                "seconds": self.seconds, "ids": int(self.scores.size)}
+        return {
+            "proxy": self.proxy.name,
+            "higher_is_more_memorized": self.proxy.higher_is_more_memorized,
+            "source": self.source,
+            "source_description": SOURCES.get(self.source, self.source),
+            "seconds": self.seconds,
+            "ids": int(self.scores.size),
+        }
 
 
 def given_scores(proxy: str, scores: Mapping[str, float] | pd.Series) -> ProxyScores:
@@ -373,9 +292,19 @@ def given_scores(proxy: str, scores: Mapping[str, float] | pd.Series) -> ProxySc
     return ProxyScores(get_proxy(proxy), series.astype(np.float64), "given")
 
 
-def compute_proxy(name: str, *, log=None, events: pd.DataFrame | None = None, model=None, tokenizer=None,
-                  train=None, holdout=None, score_on=None, fallback: str | None = None,
-                  holdout_config: HoldoutConfig | None = None) -> ProxyScores:
+def compute_proxy(
+    name: str,
+    *,
+    log=None,
+    events: pd.DataFrame | None = None,
+    model=None,
+    tokenizer=None,
+    train=None,
+    holdout=None,
+    score_on=None,
+    fallback: str | None = None,
+    holdout_config: HoldoutConfig | None = None,
+) -> ProxyScores:
     """Scores of proxy ``name`` for every training id (or, for holdout retraining, every id of ``score_on``).
 
     Learning-event proxies read ``events`` or ``log`` (see :func:`learning_events` for
@@ -392,8 +321,14 @@ def compute_proxy(name: str, *, log=None, events: pd.DataFrame | None = None, mo
         details = dict(scores.attrs)
         scores.attrs = {}
         return ProxyScores(proxy, scores, "holdout", time.perf_counter() - start, details)
-    table, source = learning_events(events if events is not None else log, fallback=fallback, model=model,
-                                    train=train, tokenizer=tokenizer)
+    table, source = learning_events(
+        events if events is not None else log, fallback=fallback, model=model, train=train, tokenizer=tokenizer
+    )
     scores = _mean_by_id(table, EVENT_COLUMNS[proxy.name], proxy.name)
-    return ProxyScores(proxy, scores, source, time.perf_counter() - start,
-                       {"events": int(len(table)), "steps": int(table["step"].nunique()) if "step" in table else None})
+    return ProxyScores(
+        proxy,
+        scores,
+        source,
+        time.perf_counter() - start,
+        {"events": int(len(table)), "steps": int(table["step"].nunique()) if "step" in table else None},
+    )

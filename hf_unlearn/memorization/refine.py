@@ -10,8 +10,8 @@ differ by at most one, the lower groups taking the extra ids).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -71,13 +71,25 @@ class Refinement:
 
     def summary(self) -> dict:
         """Counts and score ranges per group (never the ids)."""
-        return {"proxy": self.proxy, "higher_is_more_memorized": self.higher_is_more_memorized, "source": self.source,
-                "groups": {g.name: {"level": g.level, "count": len(g), "score_min": g.score_min, "score_max": g.score_max}
-                           for g in self.groups}}
+        return {
+            "proxy": self.proxy,
+            "higher_is_more_memorized": self.higher_is_more_memorized,
+            "source": self.source,
+            "groups": {
+                g.name: {"level": g.level, "count": len(g), "score_min": g.score_min, "score_max": g.score_max}
+                for g in self.groups
+            },
+        }
 
 
-def refine(forget_ids: Iterable[str], scores: ProxyScores | pd.Series | Mapping[str, float], k: int = 3, *,
-           proxy: str | None = None, higher_is_more_memorized: bool | None = None) -> Refinement:
+def refine(
+    forget_ids: Iterable[str],
+    scores: ProxyScores | pd.Series | Mapping[str, float],
+    k: int = 3,
+    *,
+    proxy: str | None = None,
+    higher_is_more_memorized: bool | None = None,
+) -> Refinement:
     """Split ``forget_ids`` into ``k`` equal-size groups by memorization, ordered low -> high.
 
     ``scores`` holds RAW proxy values per id: a :class:`ProxyScores` (which knows its direction),
@@ -86,15 +98,23 @@ def refine(forget_ids: Iterable[str], scores: ProxyScores | pd.Series | Mapping[
     """
     if not isinstance(scores, ProxyScores):
         if proxy is None and higher_is_more_memorized is None:
-            raise ValueError("refine: raw scores need proxy= (a proxy name) or higher_is_more_memorized= to know their direction")
+            raise ValueError(
+                "refine: raw scores need proxy= (a proxy name) or higher_is_more_memorized= to know their direction"
+            )
         if proxy is not None:
             scores = given_scores(proxy, scores)
         else:
             series = scores if isinstance(scores, pd.Series) else pd.Series(dict(scores), dtype=np.float64)
-            return _split(list(forget_ids), series.astype(np.float64), k, "custom", bool(higher_is_more_memorized), "given")
+            return _split(
+                list(forget_ids), series.astype(np.float64), k, "custom", bool(higher_is_more_memorized), "given"
+            )
     if higher_is_more_memorized is not None and higher_is_more_memorized != scores.proxy.higher_is_more_memorized:
-        raise ValueError(f"proxy {scores.proxy.name!r} has higher_is_more_memorized={scores.proxy.higher_is_more_memorized}")
-    return _split(list(forget_ids), scores.scores, k, scores.proxy.name, scores.proxy.higher_is_more_memorized, scores.source)
+        raise ValueError(
+            f"proxy {scores.proxy.name!r} has higher_is_more_memorized={scores.proxy.higher_is_more_memorized}"
+        )
+    return _split(
+        list(forget_ids), scores.scores, k, scores.proxy.name, scores.proxy.higher_is_more_memorized, scores.source
+    )
 
 
 def _split(ids: list[str], raw: pd.Series, k: int, proxy: str, higher_more: bool, source: str) -> Refinement:
@@ -104,8 +124,10 @@ def _split(ids: list[str], raw: pd.Series, k: int, proxy: str, higher_more: bool
         raise ValueError("refine: the forget set is empty")
     missing = [i for i in ids if i not in raw.index]
     if missing:
-        raise KeyError(f"{len(missing)} forget id(s) have no {proxy} score, e.g. {missing[:5]} "
-                       "(were they part of the recorded training run?)")
+        raise KeyError(
+            f"{len(missing)} forget id(s) have no {proxy} score, e.g. {missing[:5]} "
+            "(were they part of the recorded training run?)"
+        )
     values = raw.loc[ids].to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():
         bad = [i for i, v in zip(ids, values) if not np.isfinite(v)]
@@ -116,6 +138,13 @@ def _split(ids: list[str], raw: pd.Series, k: int, proxy: str, higher_more: bool
     for level, (name, chunk) in enumerate(zip(names, np.array_split(np.asarray(order, dtype=np.int64), k))):
         chunk_ids = [ids[j] for j in chunk]
         vals = values[chunk] if len(chunk) else np.array([])
-        groups.append(MemorizationGroup(name, level, chunk_ids, float(vals.min()) if vals.size else None,
-                                        float(vals.max()) if vals.size else None))
+        groups.append(
+            MemorizationGroup(
+                name,
+                level,
+                chunk_ids,
+                float(vals.min()) if vals.size else None,
+                float(vals.max()) if vals.size else None,
+            )
+        )
     return Refinement(get_proxy(proxy).name if proxy != "custom" else proxy, higher_more, groups, source)

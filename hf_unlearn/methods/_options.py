@@ -22,8 +22,9 @@ class _Loader(yaml.SafeLoader):
     """YAML flow syntax that also reads ``1e-4`` as a float (YAML 1.1 wants a dot: ``1.0e-4``)."""
 
 
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)[eE][-+]?\d+$"),
-                              list("-+0123456789."))
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)[eE][-+]?\d+$"), list("-+0123456789.")
+)
 
 
 class _Bad(Exception):

@@ -25,7 +25,9 @@ from .registry import register_method
 class AmnesiacConfig(MethodConfig):
     """Rollback of logged batch updates, then ``repair_epochs`` (or ``repair_steps``) of fine-tuning on retain."""
 
-    repair_epochs: float = field(default=0.0, metadata={"help": "Passes of repair fine-tuning on the retain set after rollback (0 = none)."})
+    repair_epochs: float = field(
+        default=0.0, metadata={"help": "Passes of repair fine-tuning on the retain set after rollback (0 = none)."}
+    )
     repair_steps: int = field(default=0, metadata={"help": "Cap on repair optimizer steps (0 = no cap)."})
 
     def __post_init__(self):
@@ -55,13 +57,18 @@ def repair(model, retain, config: AmnesiacConfig, ctx) -> int:
         return 0
     if retain is None or len(retain) == 0:
         raise ValueError("repair needs a non-empty retain set")
-    steps_cfg = MethodConfig(learning_rate=config.learning_rate, epochs=config.repair_epochs or 1.0,
-                             batch_size=config.batch_size, max_steps=config.repair_steps, seed=config.seed)
+    steps_cfg = MethodConfig(
+        learning_rate=config.learning_rate,
+        epochs=config.repair_epochs or 1.0,
+        batch_size=config.batch_size,
+        max_steps=config.repair_steps,
+        seed=config.seed,
+    )
     return finetune_on(model, retain, steps_cfg, ctx)
 
 
 DESCRIPTION = (
-    "Amnesiac unlearning (Graves, Nagisetty and Ganesh, \"Amnesiac Machine Learning\", AAAI 2021): the "
+    'Amnesiac unlearning (Graves, Nagisetty and Ganesh, "Amnesiac Machine Learning", AAAI 2021): the '
     "parameter update of every training step that saw a forgotten example was logged during training and is "
     "subtracted from the final weights, optionally followed by a short repair fine-tune on the retained data."
 )

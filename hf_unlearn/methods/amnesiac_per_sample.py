@@ -1,4 +1,7 @@
-"""Per-sample amnesiac rollback (after Marincione 2024; GUIDE 2.2), on a parameter subset.
+"""Per-sample amnesiac rollback on a parameter subset.
+
+The per-example variant (after Marincione 2024) of Graves, Nagisetty and Ganesh, "Amnesiac
+Machine Learning" (AAAI 2021), which rolls back whole logged updates (``amnesiac.py``).
 
 Training logged, for a fixed random subset J of the parameters, each example's gradient
 ``g_i,J`` at every step that saw it, and its weight in that step's gradient
@@ -44,13 +47,15 @@ def per_sample_correction(log, forget_ids) -> tuple[torch.Tensor, int]:
 
 DESCRIPTION = (
     "Per-sample amnesiac rollback (the per-example variant, after Marincione 2024, of Graves, "
-    "Nagisetty and Ganesh, \"Amnesiac Machine Learning\", AAAI 2021): each example's gradient on a fixed random "
+    'Nagisetty and Ganesh, "Amnesiac Machine Learning", AAAI 2021): each example\'s gradient on a fixed random '
     "subset of the parameters was logged during training; the forgotten examples' contributions are subtracted "
     "from those parameters."
 )
 
 
-@register_method("amnesiac_per_sample", PerSampleConfig, guarantee="approximate", description=DESCRIPTION, needs_log=True)
+@register_method(
+    "amnesiac_per_sample", PerSampleConfig, guarantee="approximate", description=DESCRIPTION, needs_log=True
+)
 def amnesiac_per_sample(model, forget, retain, config: PerSampleConfig, log, ctx) -> dict:
     """Add back each forget example's logged per-sample update on the parameter subset; optional repair."""
     from ..training.per_sample import add_to_subset_

@@ -1,5 +1,11 @@
-"""Fine-tune on the retain set: the simplest approximate baseline (catastrophic forgetting of
-the forget set), as in the SalUn and RUM code bases. Also the repair step after rollback."""
+"""Fine-tune on the retain set: the simplest approximate baseline.
+
+    min_w  CE(f_w(x_r), y_r)        for ``epochs`` passes over the retain set
+
+The forget set fades by catastrophic forgetting (the "FT" baseline of Fan, Liu, Zhang, Wong, Wei
+and Liu, "SalUn: Empowering Machine Unlearning via Gradient-based Weight Saliency", ICLR 2024, and
+of the RUM code base). Also the repair step after rollback (``amnesiac.py``).
+"""
 
 from __future__ import annotations
 
@@ -29,8 +35,8 @@ def finetune_on(model, dataset, config: MethodConfig, ctx: MethodContext) -> int
 
 
 DESCRIPTION = (
-    "Fine-tuning on the retained data only (the \"FT\" baseline of Fan et al., \"SalUn: Empowering "
-    "Machine Unlearning via Gradient-based Weight Saliency\", ICLR 2024): the forgotten examples fade by "
+    'Fine-tuning on the retained data only (the "FT" baseline of Fan et al., "SalUn: Empowering '
+    'Machine Unlearning via Gradient-based Weight Saliency", ICLR 2024): the forgotten examples fade by '
     "catastrophic forgetting."
 )
 

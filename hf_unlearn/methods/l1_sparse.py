@@ -28,7 +28,9 @@ from .registry import register_method
 class L1SparseConfig(MethodConfig):
     """L1-sparse: ``min CE(retain) + alpha_t ||w||_1``, alpha_t decaying linearly from ``alpha`` to 0."""
 
-    alpha: float = field(default=1e-4, metadata={"help": "L1 coefficient at the first step; it decays linearly to 0 at the last step."})
+    alpha: float = field(
+        default=1e-4, metadata={"help": "L1 coefficient at the first step; it decays linearly to 0 at the last step."}
+    )
 
     def __post_init__(self):
         if self.alpha < 0:
@@ -48,7 +50,7 @@ def l1_coefficient(alpha: float, step: int, total: int) -> float:
 
 
 DESCRIPTION = (
-    "L1-sparse unlearning (Jia et al., \"Model Sparsity Can Simplify Machine Unlearning\", "
+    'L1-sparse unlearning (Jia et al., "Model Sparsity Can Simplify Machine Unlearning", '
     "NeurIPS 2023): fine-tuning on the retained data with a decaying L1 penalty on the weights."
 )
 

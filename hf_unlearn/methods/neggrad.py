@@ -3,7 +3,7 @@
     min_w  -CE(f_w(x_f), y_f)        for ``epochs`` passes over the forget set
 
 (the "NegGrad" baseline of Golatkar, Achille and Soatto, "Eternal Sunshine of the Spotless
-Net", CVPR 2020; SalUn's ``unlearn/GA.py``). The loss is unbounded below, so the defaults are
+Net: Selective Forgetting in Deep Networks", CVPR 2020; SalUn's ``unlearn/GA.py``). The loss is unbounded below, so the defaults are
 a small learning rate and few steps: enough to push the forget loss up, not to wreck the model.
 The number of ascent steps grows with the forget set (``epochs`` passes over it): lower
 ``learning_rate`` or ``epochs`` for large forget sets.
@@ -29,13 +29,15 @@ def require_rows(dataset, method: str, what: str) -> None:
 class NegGradConfig(MethodConfig):
     """NegGrad: ``min -CE(forget)`` for ``epochs`` passes over the forget set."""
 
-    learning_rate: float = field(default=2e-5, metadata={"help": "Learning rate of the ascent (small: the loss is unbounded)."})
+    learning_rate: float = field(
+        default=2e-5, metadata={"help": "Learning rate of the ascent (small: the loss is unbounded)."}
+    )
     epochs: float = field(default=5.0, metadata={"help": "Passes over the forget set."})
 
 
 DESCRIPTION = (
-    "NegGrad (the baseline of Golatkar, Achille and Soatto, \"Eternal Sunshine of the Spotless Net: "
-    "Selective Forgetting in Deep Networks\", CVPR 2020): gradient ascent on the forgotten examples."
+    'NegGrad (the baseline of Golatkar, Achille and Soatto, "Eternal Sunshine of the Spotless Net: '
+    'Selective Forgetting in Deep Networks", CVPR 2020): gradient ascent on the forgotten examples.'
 )
 
 

@@ -4,8 +4,9 @@
 
 one retain batch and one forget batch per step, ``epochs`` passes over the retain set (the
 forget set is cycled). Introduced by Kurmanji, Triantafillou, Hayes and Triantafillou,
-"Towards Unbounded Machine Unlearning" (NeurIPS 2023, the SCRUB paper); RUM (Zhao et al.,
-NeurIPS 2024) runs it with alpha 0.99 / 0.97. ``alpha = 1`` is fine-tuning on the retain set
+"Towards Unbounded Machine Unlearning" (NeurIPS 2023, the SCRUB paper); RUM (Zhao,
+Triantafillou et al., "What makes unlearning hard and what to do about it", NeurIPS 2024) runs
+it with alpha 0.99 / 0.97. ``alpha = 1`` is fine-tuning on the retain set
 (the forget batch is then not even computed); ``alpha = 0`` is NegGrad.
 """
 
@@ -24,7 +25,9 @@ from .registry import register_method
 class NegGradPlusConfig(MethodConfig):
     """NegGrad+: ``alpha * CE(retain) - (1 - alpha) * CE(forget)`` per step."""
 
-    alpha: float = field(default=0.99, metadata={"help": "Weight of the retain CE; the forget CE is ascended with weight 1 - alpha."})
+    alpha: float = field(
+        default=0.99, metadata={"help": "Weight of the retain CE; the forget CE is ascended with weight 1 - alpha."}
+    )
 
     def __post_init__(self):
         if not 0.0 <= self.alpha <= 1.0:
@@ -33,8 +36,8 @@ class NegGradPlusConfig(MethodConfig):
 
 
 DESCRIPTION = (
-    "NegGrad+ (Kurmanji, Triantafillou, Hayes and Triantafillou, \"Towards Unbounded Machine "
-    "Unlearning\", NeurIPS 2023): descent on retained data and ascent on forgotten examples, "
+    'NegGrad+ (Kurmanji, Triantafillou, Hayes and Triantafillou, "Towards Unbounded Machine '
+    'Unlearning", NeurIPS 2023): descent on retained data and ascent on forgotten examples, '
     "alpha * CE(retain) - (1 - alpha) * CE(forget)."
 )
 

@@ -59,12 +59,24 @@ class PerSampleReplayConfig(AmnesiacConfig):
     """Replay every step that saw a forget example without it; then optional repair."""
 
     dtype: str = field(default="float32", metadata={"help": "Precision of the backward walk (float32 or float64)."})
-    correction_scale: float = field(default=1.0, metadata={"help": "Multiply the summed correction (1 = each step exactly replayed; > 1 also offsets part of what later steps built on the removed updates)."})
-    dropout: bool = field(default=False, metadata={"help": "Compute the forget examples' gradients in train mode (with fresh dropout masks) instead of eval mode."})
+    correction_scale: float = field(
+        default=1.0,
+        metadata={
+            "help": "Multiply the summed correction (1 = each step exactly replayed; > 1 also offsets part of what later steps built on the removed updates)."
+        },
+    )
+    dropout: bool = field(
+        default=False,
+        metadata={
+            "help": "Compute the forget examples' gradients in train mode (with fresh dropout masks) instead of eval mode."
+        },
+    )
 
     def __post_init__(self):
         if not 0.0 < self.correction_scale <= 10.0:
-            raise ValueError(f"PerSampleReplayConfig: correction_scale must be in (0, 10], got {self.correction_scale}")
+            raise ValueError(
+                f"PerSampleReplayConfig: correction_scale must be in (0, 10], got {self.correction_scale}"
+            )
         if self.dtype not in ("float64", "float32"):
             raise ValueError(f"PerSampleReplayConfig: dtype must be float64 or float32, got {self.dtype!r}")
         super().__post_init__()
@@ -86,9 +98,13 @@ def update_rule(log) -> _Rule:
     """Read (and check) the optimizer the log recorded; refuse rules the replay cannot invert."""
     info = log.meta.get("optimizer")
     if "deltas" not in log.meta.get("recorders", []) or log.meta.get("deletable_only"):
-        raise ValueError("per_sample_replay needs the delta of every step: train with record_deltas=True and no deletable_ids_file")
+        raise ValueError(
+            "per_sample_replay needs the delta of every step: train with record_deltas=True and no deletable_ids_file"
+        )
     if not info:
-        raise ValueError("this log does not describe its optimizer (recorded by UnlearnableTrainer with record_deltas at the end of training)")
+        raise ValueError(
+            "this log does not describe its optimizer (recorded by UnlearnableTrainer with record_deltas at the end of training)"
+        )
     cls, groups = info["class"], info["groups"]
     wd = {name: float(g.get("weight_decay") or 0.0) for g in groups for name in g["params"]}
     first = groups[0]
@@ -104,11 +120,19 @@ def update_rule(log) -> _Rule:
             )
         if not info.get("final_state"):
             raise ValueError("the log has no final optimizer state (optimizer_final.safetensors)")
-        return _Rule("adam", cls == "AdamW", wd, beta2=float(beta2), eps=float(first["eps"]),
-                     max_grad_norm=info["max_grad_norm"])
+        return _Rule(
+            "adam",
+            cls == "AdamW",
+            wd,
+            beta2=float(beta2),
+            eps=float(first["eps"]),
+            max_grad_norm=info["max_grad_norm"],
+        )
     if cls == "SGD":
         if any(float(g.get("momentum") or 0.0) for g in groups):
-            raise ValueError("per_sample_replay needs SGD without momentum: the momentum buffer cannot be recovered from the log")
+            raise ValueError(
+                "per_sample_replay needs SGD without momentum: the momentum buffer cannot be recovered from the log"
+            )
         return _Rule("sgd", False, wd, max_grad_norm=info["max_grad_norm"])
     raise ValueError(f"per_sample_replay supports AdamW/Adam (beta1 = 0) and plain SGD, not {cls}")
 
@@ -118,8 +142,9 @@ def _clip_coef(norm: float, max_norm: float) -> float:
     return min(1.0, max_norm / (norm + 1e-6)) if max_norm > 0 else 1.0
 
 
-def forget_gradient(model, names, rows: dict[str, dict], weights: dict[str, float], sd_lambda: float,
-                    train_mode: bool = False) -> list[torch.Tensor]:
+def forget_gradient(
+    model, names, rows: dict[str, dict], weights: dict[str, float], sd_lambda: float, train_mode: bool = False
+) -> list[torch.Tensor]:
     """``sum_i c_i * grad l_i`` at the model's current weights (eval mode by default), per trainable tensor."""
     params = dict(model.named_parameters())
     model.train(train_mode)
@@ -128,7 +153,9 @@ def forget_gradient(model, names, rows: dict[str, dict], weights: dict[str, floa
         batch = rows[i]
         loss = per_example_loss(forward_logits(model, batch), batch["labels"], sd_lambda).sum() * c
         loss.backward()
-    grads = [params[n].grad.detach().clone() if params[n].grad is not None else torch.zeros_like(params[n]) for n in names]
+    grads = [
+        params[n].grad.detach().clone() if params[n].grad is not None else torch.zeros_like(params[n]) for n in names
+    ]
     model.zero_grad(set_to_none=True)
     return grads
 
@@ -136,18 +163,22 @@ def forget_gradient(model, names, rows: dict[str, dict], weights: dict[str, floa
 def _forget_rows(forget, ctx) -> dict[str, dict]:
     """One device batch of size 1 per forget id."""
     loader = ctx.loader(forget, 1, shuffle=False)
-    return {batch["_order"]["ids"][0] if "_order" in batch else str(fid): ctx.to_device(batch)
-            for batch, fid in zip(loader, forget["id"])}
+    return {
+        batch["_order"]["ids"][0] if "_order" in batch else str(fid): ctx.to_device(batch)
+        for batch, fid in zip(loader, forget["id"])
+    }
 
 
 DESCRIPTION = (
-    "Per-sample step replay (a per-example refinement of Graves, Nagisetty and Ganesh, \"Amnesiac "
-    "Machine Learning\", AAAI 2021): every logged training step that saw a forgotten example is recomputed "
+    'Per-sample step replay (a per-example refinement of Graves, Nagisetty and Ganesh, "Amnesiac '
+    'Machine Learning", AAAI 2021): every logged training step that saw a forgotten example is recomputed '
     "without it from the logged updates and optimizer state, and the difference is applied to the final weights."
 )
 
 
-@register_method("per_sample_replay", PerSampleReplayConfig, guarantee="approximate", description=DESCRIPTION, needs_log=True)
+@register_method(
+    "per_sample_replay", PerSampleReplayConfig, guarantee="approximate", description=DESCRIPTION, needs_log=True
+)
 def per_sample_replay(model, forget, retain, config: PerSampleReplayConfig, log, ctx) -> dict:
     """Swap each forget-touched step's logged update for the update without the forget examples."""
     rule = update_rule(log)
@@ -162,18 +193,15 @@ def per_sample_replay(model, forget, retain, config: PerSampleReplayConfig, log,
     targs = log.meta.get("training_args", {})
     sd_lambda, sd_decay = float(targs.get("sd_lambda") or 0.0), float(targs.get("sd_lambda_decay") or 1.0)
     mu = float(targs.get("l2_init_mu") or 0.0)
-    flat = _Flat([(n, p) for n, p in model.named_parameters() if p.requires_grad],
-                 torch.float64 if config.dtype == "float64" else torch.float32)
+    flat = _Flat(
+        [(n, p) for n, p in model.named_parameters() if p.requires_grad],
+        torch.float64 if config.dtype == "float64" else torch.float32,
+    )
     w = flat.of_params()
     w_final = w.clone()
     wd = flat.per_entry({n: rule.weight_decay.get(n, 0.0) for n in flat.names})
     w0 = flat.of(log.initial_state_dict()) if mu else None
-    v = None
-    if rule.kind == "adam":
-        state, last = log.optimizer_final_state()
-        if last != total:
-            raise LogError(f"the optimizer state is at step {last} but the transcript has {total} steps")
-        v = flat.of(state)
+    v = _final_second_moment(log, flat, total) if rule.kind == "adam" else None
     rows = _forget_rows(forget, ctx)
     correction = torch.zeros_like(w)
     first = min(touched)
@@ -189,25 +217,48 @@ def per_sample_replay(model, forget, retain, config: PerSampleReplayConfig, log,
             if t in touched or rule.kind == "adam":
                 raise LogError(f"step {t} ran at learning rate {lr}: its gradient cannot be recovered from its delta")
             continue
-        torch.div(d, -lr, out=g)  # u_t (+ the decoupled decay term below)
-        if has_wd and (rule.kind == "sgd" or rule.decoupled):  # (coupled Adam's L2 term is inside what it saw)
-            g.addcmul_(wd, w, value=-1.0)
-        if rule.kind == "adam":
-            bc2 = 1.0 - rule.beta2 ** t
-            torch.sqrt(v, out=scale_buf).mul_(bc2 ** -0.5).add_(rule.eps)
-            g.mul_(scale_buf)  # the gradient Adam saw (with its L2 term for coupled Adam)
-            v.addcmul_(g, g, value=-(1.0 - rule.beta2)).div_(rule.beta2).clamp_min_(0.0)  # now v_{t-1}
-            if has_wd and not rule.decoupled:
-                g.addcmul_(wd, w, value=-1.0)
+        _recover_gradient(rule, d, w, v, lr, t, wd if has_wd else None, g, scale_buf)
         if t in touched:
-            new_d = _replayed_delta(model, flat, rows, rec, wanted, w, g, v, lr, t, rule, wd,
-                                    sd_lambda / (sd_decay ** (rec.epoch or 0)), mu, w0, config.dropout)
+            sd = sd_lambda / (sd_decay ** (rec.epoch or 0))
+            args = (rec, wanted, w, g, v, lr, t, rule, wd, sd, mu, w0, config.dropout)
+            new_d = _replayed_delta(model, flat, rows, *args)
             correction.add_(new_d).sub_(d)
             grad_examples += sum(1 for i in rec.ids if i in wanted)
     flat.load(w_final + config.correction_scale * correction)
     repair_steps = repair(model, retain, config, ctx)
-    return {"steps_replayed": len(touched), "steps_walked": total - first + 1, "total_steps": total,
-            "gradient_examples": grad_examples, "optimizer_steps": repair_steps, "rule": rule.kind}
+    return {
+        "steps_replayed": len(touched),
+        "steps_walked": total - first + 1,
+        "total_steps": total,
+        "gradient_examples": grad_examples,
+        "optimizer_steps": repair_steps,
+        "rule": rule.kind,
+    }
+
+
+def _final_second_moment(log, flat, total: int) -> torch.Tensor:
+    """Adam's second moment ``v_T`` saved at the end of training, flattened."""
+    state, last = log.optimizer_final_state()
+    if last != total:
+        raise LogError(f"the optimizer state is at step {last} but the transcript has {total} steps")
+    return flat.of(state)
+
+
+def _recover_gradient(rule, d, w, v, lr: float, t: int, wd, g, scale_buf) -> None:
+    """``g`` <- the gradient step ``t`` used, from its delta ``d`` at ``w = w_{t-1}``; Adam: ``v`` <- ``v_{t-1}``.
+
+    ``wd`` is the per-entry weight decay, or None when there is none.
+    """
+    torch.div(d, -lr, out=g)  # u_t (+ the decoupled decay term below)
+    if wd is not None and (rule.kind == "sgd" or rule.decoupled):  # (coupled Adam's L2 term is inside what it saw)
+        g.addcmul_(wd, w, value=-1.0)
+    if rule.kind == "adam":
+        bc2 = 1.0 - rule.beta2**t
+        torch.sqrt(v, out=scale_buf).mul_(bc2**-0.5).add_(rule.eps)
+        g.mul_(scale_buf)  # the gradient Adam saw (with its L2 term for coupled Adam)
+        v.addcmul_(g, g, value=-(1.0 - rule.beta2)).div_(rule.beta2).clamp_min_(0.0)  # now v_{t-1}
+        if wd is not None and not rule.decoupled:
+            g.addcmul_(wd, w, value=-1.0)
 
 
 class _Flat:
@@ -225,7 +276,7 @@ class _Flat:
         offset = 0
         for name, p in self.named:
             n = p.numel()
-            out[offset:offset + n].copy_(tensors[name].reshape(-1))
+            out[offset : offset + n].copy_(tensors[name].reshape(-1))
             offset += n
         return out
 
@@ -241,7 +292,9 @@ class _Flat:
                 p.copy_(part.view_as(p).to(p.dtype))
 
 
-def _replayed_delta(model, flat, rows, rec, wanted, w_prev, g, v_prev, lr, t, rule, wd, sd_lambda, mu, w0, dropout) -> torch.Tensor:
+def _replayed_delta(
+    model, flat, rows, rec, wanted, w_prev, g, v_prev, lr, t, rule, wd, sd_lambda, mu, w0, dropout
+) -> torch.Tensor:
     """The update step ``t`` would have made at ``w_{t-1}`` without the forget examples."""
     weights = {}
     for mb in rec.micro_batches:
@@ -260,7 +313,9 @@ def _replayed_delta(model, flat, rows, rec, wanted, w_prev, g, v_prev, lr, t, ru
     coef = 1.0
     if rule.max_grad_norm > 0:
         if rec.grad_norm is None:
-            raise LogError(f"step {t} has no recorded pre-clip gradient norm (clipping was on): retrain with this version")
+            raise LogError(
+                f"step {t} has no recorded pre-clip gradient norm (clipping was on): retrain with this version"
+            )
         coef = _clip_coef(rec.grad_norm, rule.max_grad_norm)
     l2 = 2.0 * mu * (w_prev - w0) if mu else 0.0
     new = (g / coef - l2 - gf) * (n_all / n_keep) + l2
@@ -269,6 +324,6 @@ def _replayed_delta(model, flat, rows, rec, wanted, w_prev, g, v_prev, lr, t, ru
     if rule.kind == "adam":
         grad = new if rule.decoupled else new + wd * w_prev
         v_new = rule.beta2 * v_prev + (1.0 - rule.beta2) * grad.square()
-        step = -lr * grad / ((v_new / (1.0 - rule.beta2 ** t)).sqrt_() + rule.eps)
+        step = -lr * grad / ((v_new / (1.0 - rule.beta2**t)).sqrt_() + rule.eps)
         return step - lr * wd * w_prev if rule.decoupled else step
     return -lr * (new + wd * w_prev)

@@ -2,8 +2,10 @@
 
     min_w  CE(f_w(x), y~)   over  {(x_f, y~_f)} u {(x_r, y_r)},   y~_f ~ U({0..C-1} \\ {y_f})
 
-for ``epochs`` passes over the union (the "RL" baseline of the SalUn code base, Fan et al.,
-ICLR 2024; first used by Golatkar et al., CVPR 2020 and Graves et al., AAAI 2021). Unlike
+for ``epochs`` passes over the union (the "RL" baseline of the code base of Fan et al., "SalUn:
+Empowering Machine Unlearning via Gradient-based Weight Saliency", ICLR 2024; first used by
+Golatkar, Achille and Soatto, "Eternal Sunshine of the Spotless Net: Selective Forgetting in Deep
+Networks", CVPR 2020, and Graves, Nagisetty and Ganesh, "Amnesiac Machine Learning", AAAI 2021). Unlike
 the SalUn code, which draws from all C classes, the new label is never the true one, so every
 forget example is pushed away from its label. Draws are seeded by ``seed``.
 """
@@ -72,8 +74,8 @@ class RandomLabelConfig(MethodConfig):
 
 
 DESCRIPTION = (
-    "Random-label unlearning (the \"RL\" baseline of Fan et al., \"SalUn: Empowering Machine "
-    "Unlearning via Gradient-based Weight Saliency\", ICLR 2024): the forgotten examples get random wrong labels "
+    'Random-label unlearning (the "RL" baseline of Fan et al., "SalUn: Empowering Machine '
+    'Unlearning via Gradient-based Weight Saliency", ICLR 2024): the forgotten examples get random wrong labels '
     "and are trained on with the retained data."
 )
 

@@ -81,8 +81,15 @@ _METHODS: dict[str, MethodSpec] = {}
 _loaded = False
 
 
-def register_method(name: str, config_class: type, *, guarantee: str, description: str, needs_log: bool = False,
-                    inputs: tuple[str, ...] = ()):
+def register_method(
+    name: str,
+    config_class: type,
+    *,
+    guarantee: str,
+    description: str,
+    needs_log: bool = False,
+    inputs: tuple[str, ...] = (),
+):
     """Decorator: ``fn(model, forget, retain, config, log, ctx) -> dict`` becomes method ``name``.
 
     ``config_class`` is the method's options dataclass; ``guarantee`` is ``"exact"`` or
@@ -102,10 +109,12 @@ def register_method(name: str, config_class: type, *, guarantee: str, descriptio
 
     def wrap(fn):
         if name in _METHODS:
-            raise ValueError(f"unlearning method {name!r} registered twice ({_METHODS[name].fn.__module__} "
-                             f"and {fn.__module__})")
-        _METHODS[name] = MethodSpec(name, fn, config_class, guarantee, " ".join(description.split()), needs_log,
-                                    tuple(inputs))
+            raise ValueError(
+                f"unlearning method {name!r} registered twice ({_METHODS[name].fn.__module__} and {fn.__module__})"
+            )
+        _METHODS[name] = MethodSpec(
+            name, fn, config_class, guarantee, " ".join(description.split()), needs_log, tuple(inputs)
+        )
         return fn
 
     return wrap
@@ -153,15 +162,17 @@ def method_config(spec_or_name, options: Mapping[str, Any] | None = None):
     types = _options.field_types(spec.config_class)
     unknown = sorted(set(options) - set(types))
     if unknown:
-        raise MethodOptionError(f"method {spec.name!r} has no option {', '.join(map(repr, unknown))}; "
-                                f"its options: {', '.join(types)}")
+        raise MethodOptionError(
+            f"method {spec.name!r} has no option {', '.join(map(repr, unknown))}; its options: {', '.join(types)}"
+        )
     values = {}
     for key, value in options.items():
         try:
             values[key] = _options.convert(value, types[key])
         except _options._Bad:
-            raise MethodOptionError(f"method {spec.name!r}: option {key!r} got {value!r}, expected "
-                                    f"{_options.type_name(types[key])}") from None
+            raise MethodOptionError(
+                f"method {spec.name!r}: option {key!r} got {value!r}, expected {_options.type_name(types[key])}"
+            ) from None
     try:
         return spec.config_class(**values)
     except MethodOptionError:
@@ -199,7 +210,9 @@ def _check_request(spec: MethodSpec, forget, retain, log, model):
     if retain is not None:
         overlap = set(forget_ids).intersection(retain["id"])
         if overlap:
-            raise ForgetRequestError(f"{len(overlap)} forget id(s) are also in the retain set, e.g. {sorted(overlap)[:5]}")
+            raise ForgetRequestError(
+                f"{len(overlap)} forget id(s) are also in the retain set, e.g. {sorted(overlap)[:5]}"
+            )
     if log is not None and not isinstance(log, UnlearningLog):
         log = UnlearningLog(log)
     if spec.needs_log and log is None:
@@ -211,9 +224,20 @@ def _check_request(spec: MethodSpec, forget, retain, log, model):
     return forget_ids, log
 
 
-def unlearn(model: torch.nn.Module, forget, retain=None, method: str = "amnesiac", log=None, *,
-            tokenizer=None, device: str | torch.device | None = None, inplace: bool = False,
-            holdout=None, memorization_scores: Mapping | None = None, **options) -> UnlearnResult:
+def unlearn(
+    model: torch.nn.Module,
+    forget,
+    retain=None,
+    method: str = "amnesiac",
+    log=None,
+    *,
+    tokenizer=None,
+    device: str | torch.device | None = None,
+    inplace: bool = False,
+    holdout=None,
+    memorization_scores: Mapping | None = None,
+    **options,
+) -> UnlearnResult:
     """Forget ``forget`` (a tokenized ``Dataset`` with an ``id`` column) from ``model``.
 
     ``retain`` is the rest of the training data (needed by repair and the approximate methods);
@@ -235,8 +259,9 @@ def unlearn(model: torch.nn.Module, forget, retain=None, method: str = "amnesiac
     if tokenizer is None:
         raise ValueError("unlearn needs tokenizer= (to batch the forget and retain sets)")
     work = model if inplace else copy.deepcopy(model)
-    ctx = MethodInputs(tokenizer=tokenizer, device=torch.device(device) if device else next(work.parameters()).device,
-                       **given)
+    ctx = MethodInputs(
+        tokenizer=tokenizer, device=torch.device(device) if device else next(work.parameters()).device, **given
+    )
     start = time.perf_counter()
     stats = spec.fn(work, forget, retain, config, log, ctx) or {}
     stats = {"method": method, "guarantee": spec.guarantee, "forget_count": len(forget_ids), **stats}

@@ -32,8 +32,16 @@ from .registry import register_method
 class SalUnConfig(MethodConfig):
     """SalUn: random-label training with gradients masked to the top ``mask_ratio`` of |grad CE(forget)|."""
 
-    mask_ratio: float = field(default=0.5, metadata={"help": "Fraction of all trainable weights (largest forget-gradient magnitude) that may change."})
-    forget_share: float | None = field(default=None, metadata={"help": "Repeat the relabelled forget rows until they are at least this share of the union (default: each once)."})
+    mask_ratio: float = field(
+        default=0.5,
+        metadata={"help": "Fraction of all trainable weights (largest forget-gradient magnitude) that may change."},
+    )
+    forget_share: float | None = field(
+        default=None,
+        metadata={
+            "help": "Repeat the relabelled forget rows until they are at least this share of the union (default: each once)."
+        },
+    )
 
     def __post_init__(self):
         if self.forget_share is not None and not 0.0 < self.forget_share < 1.0:
@@ -60,8 +68,8 @@ def saliency_mask(model, forget, ctx: MethodContext, ratio: float, batch_size: i
 
 
 DESCRIPTION = (
-    "SalUn (Fan, Liu, Zhang, Wong, Wei and Liu, \"SalUn: Empowering Machine Unlearning via "
-    "Gradient-based Weight Saliency\", ICLR 2024): random-label training restricted to the parameters most "
+    'SalUn (Fan, Liu, Zhang, Wong, Wei and Liu, "SalUn: Empowering Machine Unlearning via '
+    'Gradient-based Weight Saliency", ICLR 2024): random-label training restricted to the parameters most '
     "salient for the loss on the forgotten examples."
 )
 
@@ -73,8 +81,12 @@ def salun(model, forget, retain, config: SalUnConfig, log, ctx: MethodContext) -
     require_rows(retain, "salun", "retain")
     masks = saliency_mask(model, forget, ctx, config.mask_ratio, config.batch_size)
     masked = [(p, masks[n].view_as(p).to(p.dtype)) for n, p in model.named_parameters() if p.requires_grad]
-    loader = ctx.loader(relabelled_union(forget, retain, num_labels_of(model), config.seed, config.forget_share),
-                        config.batch_size, shuffle=True, seed=config.seed)
+    loader = ctx.loader(
+        relabelled_union(forget, retain, num_labels_of(model), config.seed, config.forget_share),
+        config.batch_size,
+        shuffle=True,
+        seed=config.seed,
+    )
     batches = cycle(loader)
 
     def step_loss(_):

@@ -29,8 +29,13 @@ from .registry import register_method
 class ScrubConfig(MethodConfig):
     """SCRUB: alternate max-steps on forget (``-KL``) and min-steps on retain (``gamma * CE + beta * KL``)."""
 
-    epochs: float = field(default=2.0, metadata={"help": "Epochs; each is a forget pass (first msteps only) then a retain pass. A whole number."})
-    msteps: int = field(default=1, metadata={"help": "Number of first epochs that start with a max-step pass over the forget set."})
+    epochs: float = field(
+        default=2.0,
+        metadata={"help": "Epochs; each is a forget pass (first msteps only) then a retain pass. A whole number."},
+    )
+    msteps: int = field(
+        default=1, metadata={"help": "Number of first epochs that start with a max-step pass over the forget set."}
+    )
     temperature: float = field(default=4.0, metadata={"help": "Softmax temperature T of the distillation KL."})
     gamma: float = field(default=0.99, metadata={"help": "Weight of the retain cross-entropy in the min-steps."})
     beta: float = field(default=0.001, metadata={"help": "Weight of the retain KL to the teacher in the min-steps."})
@@ -53,12 +58,16 @@ def frozen_teacher(model):
 def distill_kl(student_logits, teacher_logits, temperature: float):
     """``T^2 * KL(softmax(t/T) || softmax(s/T))``, averaged over the batch."""
     t = temperature
-    return F.kl_div(F.log_softmax(student_logits / t, -1), F.softmax(teacher_logits / t, -1), reduction="batchmean") * t * t
+    return (
+        F.kl_div(F.log_softmax(student_logits / t, -1), F.softmax(teacher_logits / t, -1), reduction="batchmean")
+        * t
+        * t
+    )
 
 
 DESCRIPTION = (
-    "SCRUB (Kurmanji, Triantafillou, Hayes and Triantafillou, \"Towards Unbounded Machine "
-    "Unlearning\", NeurIPS 2023): a student copy of the model moves away from the original on the forgotten "
+    'SCRUB (Kurmanji, Triantafillou, Hayes and Triantafillou, "Towards Unbounded Machine '
+    'Unlearning", NeurIPS 2023): a student copy of the model moves away from the original on the forgotten '
     "examples and stays close to it on the retained data."
 )
 
@@ -86,8 +95,17 @@ def scrub(model, forget, retain, config: ScrubConfig, log, ctx: MethodContext) -
             return -kl
         return config.gamma * F.cross_entropy(logits, batch["labels"]) + config.beta * kl
 
-    loop = MethodConfig(learning_rate=config.learning_rate, epochs=1.0, batch_size=config.batch_size,
-                        max_steps=config.max_steps, weight_decay=config.weight_decay, seed=config.seed)
+    loop = MethodConfig(
+        learning_rate=config.learning_rate,
+        epochs=1.0,
+        batch_size=config.batch_size,
+        max_steps=config.max_steps,
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+    )
     steps = run_steps(model, ctx, loop, len(schedule), step_loss)
-    return {"optimizer_steps": steps, "max_steps_taken": schedule[:steps].count("max"),
-            "min_steps_taken": schedule[:steps].count("min")}
+    return {
+        "optimizer_steps": steps,
+        "max_steps_taken": schedule[:steps].count("max"),
+        "min_steps_taken": schedule[:steps].count("min"),
+    }

@@ -29,17 +29,21 @@ class SingleGradientConfig(MethodConfig):
     """``w_T + k * eta * grad L(w_0; forget)``."""
 
     eta: float = field(default=0.0, metadata={"help": "Step size eta (0 = mean learning rate recorded in the log)."})
-    scale: float = field(default=1.0, metadata={"help": "Extra multiplier on the correction (1 = the paper's formula)."})
+    scale: float = field(
+        default=1.0, metadata={"help": "Extra multiplier on the correction (1 = the paper's formula)."}
+    )
 
 
 DESCRIPTION = (
-    "Single-gradient unlearning (Thudi, Deza, Chandrasekaran and Papernot, \"Unrolling SGD: "
-    "Understanding Factors Influencing Machine Unlearning\", EuroS&P 2022): one gradient of the loss on the "
+    'Single-gradient unlearning (Thudi, Deza, Chandrasekaran and Papernot, "Unrolling SGD: '
+    'Understanding Factors Influencing Machine Unlearning", EuroS&P 2022): one gradient of the loss on the '
     "forgotten examples, taken at the initial weights, is added back."
 )
 
 
-@register_method("single_gradient", SingleGradientConfig, guarantee="approximate", description=DESCRIPTION, needs_log=True)
+@register_method(
+    "single_gradient", SingleGradientConfig, guarantee="approximate", description=DESCRIPTION, needs_log=True
+)
 def single_gradient(model, forget, retain, config: SingleGradientConfig, log, ctx) -> dict:
     """Add k * eta * (gradient of the forget loss at w_0) to the trained weights."""
     steps = log.steps()

@@ -1,7 +1,8 @@
-"""Per-group evidence for RUM: ToW and ToW-MIA of every memorization group against the retrain twin.
+"""RUM's report section: ToW and ToW-MIA of every memorization group against the retrain twin.
 
-Zhao et al. (NeurIPS 2024) report the tug-of-war scores overall and per memorization level:
-a method that does well on low-memorization examples may fail on the highly memorized ones.
+Zhao, Triantafillou et al. ("What makes unlearning hard and what to do about it", NeurIPS 2024)
+report the tug-of-war scores overall and per memorization level: a method that does well on
+low-memorization examples may fail on the highly memorized ones.
 Each group is scored as a forget set of its own (its accuracy, and the SVC MIA-efficacy of
 ``hf_unlearn.evaluation.metrics.svc_mia`` applied to its examples) with the SAME retain and
 test splits; each model's predictions are computed once and sliced per group.
@@ -9,13 +10,13 @@ test splits; each model's predictions are computed once and sliced per group.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import numpy as np
 
-from ..evaluation import metrics as M
-from ..evaluation.predict import compare, predict_probs, true_class_confidence
+from . import metrics as M
+from .predict import compare, predict_probs, true_class_confidence
 
 
 def _groups_of(groups) -> dict[str, list[str]]:
@@ -27,8 +28,17 @@ def _groups_of(groups) -> dict[str, list[str]]:
     return {g["name"]: list(g["ids"]) for g in groups}
 
 
-def evaluate_groups(model, tokenizer, splits: Mapping, groups, *, canary_ids: Iterable[str] | None = None,
-                    seed: int = 0, batch_size: int = 64, include_all: bool = True) -> dict[str, dict]:
+def evaluate_groups(
+    model,
+    tokenizer,
+    splits: Mapping,
+    groups,
+    *,
+    canary_ids: Iterable[str] | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+    include_all: bool = True,
+) -> dict[str, dict]:
     """``{group: figures}`` of one model, each group being a forget set (plus ``"all"``: the whole forget split).
 
     Figures per group as :func:`hf_unlearn.evaluation.predict.evaluate_model`: ``forget_acc``,
@@ -55,14 +65,21 @@ def evaluate_groups(model, tokenizer, splits: Mapping, groups, *, canary_ids: It
             raise KeyError(f"group {name!r}: {len(missing)} id(s) not in the forget split, e.g. {missing[:3]}")
         rows = np.asarray([row_of[i] for i in ids], dtype=np.int64)
         if rows.size == 0:
-            out[name] = {"count": 0, "forget_acc": None, "retain_acc": retain_acc, "test_acc": test_acc,
-                         "mia_efficacy": None, "canary_score": None}
+            out[name] = {
+                "count": 0,
+                "forget_acc": None,
+                "retain_acc": retain_acc,
+                "test_acc": test_acc,
+                "mia_efficacy": None,
+                "canary_score": None,
+            }
             continue
         mask = np.asarray([i in canaries for i in ids], dtype=bool)
         out[name] = {
             "count": int(rows.size),
             "forget_acc": M.accuracy(probs["forget"][rows].argmax(1), labels["forget"][rows]),
-            "retain_acc": retain_acc, "test_acc": test_acc,
+            "retain_acc": retain_acc,
+            "test_acc": test_acc,
             "mia_efficacy": M.svc_mia(conf["retain"], conf["test"], conf["forget"][rows], seed=seed),
             "canary_score": M.canary_score(conf["forget"][rows][mask]) if mask.any() else None,
         }
@@ -80,35 +97,60 @@ def group_comparison(model_groups: Mapping[str, dict], twin_groups: Mapping[str,
     return out
 
 
-def rum_section(models: Mapping[str, object], tokenizer, splits: Mapping, groups, *, twin: str = "retrain_twin",
-                summary: Mapping | None = None, canary_ids: Iterable[str] | None = None, seed: int = 0) -> dict:
+def rum_section(
+    models: Mapping[str, object],
+    tokenizer,
+    splits: Mapping,
+    groups,
+    *,
+    twin: str = "retrain_twin",
+    summary: Mapping | None = None,
+    canary_ids: Iterable[str] | None = None,
+    seed: int = 0,
+) -> dict:
     """The report's per-group section: figures of every model per group, ToW / ToW-MIA of each vs ``twin``.
 
     ``groups`` as in :func:`evaluate_groups` (ids are used, never written); ``summary`` adds
     scalars such as each group's method (e.g. :func:`group_summary` of RUM's stats).
     """
     named = _groups_of(groups)
-    metrics = {name: evaluate_groups(m, tokenizer, splits, named, canary_ids=canary_ids, seed=seed)
-               for name, m in models.items()}
+    metrics = {
+        name: evaluate_groups(m, tokenizer, splits, named, canary_ids=canary_ids, seed=seed)
+        for name, m in models.items()
+    }
     comparison = {}
     if twin in metrics:
         comparison = {name: group_comparison(metrics[name], metrics[twin]) for name in metrics if name != twin}
-    return {"groups": dict(summary or {g: {"count": len(ids)} for g, ids in named.items()}),
-            "metrics": metrics, "comparison": comparison}
+    return {
+        "groups": dict(summary or {g: {"count": len(ids)} for g, ids in named.items()}),
+        "metrics": metrics,
+        "comparison": comparison,
+    }
 
 
 def group_summary(rum_stats: Mapping) -> dict[str, dict]:
     """Per-group scalars of RUM's stats (method, count, retain count, steps, time, score range; no ids)."""
-    keep = ("level", "method", "count", "retain_count", "optimizer_steps", "time_s", "score_min", "score_max", "skipped")
+    keep = (
+        "level",
+        "method",
+        "count",
+        "retain_count",
+        "optimizer_steps",
+        "time_s",
+        "score_min",
+        "score_max",
+        "skipped",
+    )
     return {g["name"]: {k: g.get(k) for k in keep} for g in rum_stats.get("groups", [])}
 
 
-def plot_rum_groups(section: Mapping, out_dir: str | Path, model: str = "unlearned",
-                    others: Mapping[str, Mapping] | None = None) -> list[str]:
+def plot_rum_groups(
+    section: Mapping, out_dir: str | Path, model: str = "unlearned", others: Mapping[str, Mapping] | None = None
+) -> list[str]:
     """PNG bars: ``plots/rum_tow_by_group.png`` (ToW and ToW-MIA per group of ``model``, and of
     ``others`` such as a vanilla run, given as ``{label: {group: {"tow", "tow_mia"}}}``) and
     ``plots/rum_forget_acc_by_group.png`` (forget accuracy per group of every model)."""
-    from ..evaluation.plots import plot_group_bars
+    from .plots import plot_group_bars
 
     out = Path(out_dir) / "plots"
     paths = []
@@ -116,17 +158,33 @@ def plot_rum_groups(section: Mapping, out_dir: str | Path, model: str = "unlearn
     series = {model: comp.get(model, {})}
     series.update(others or {})
     groups = [g for g in next(iter(series.values()), {})]
-    tow = {g: {f"{label} {name}": v.get(g, {}).get(key) for label, v in series.items()
-               for key, name in (("tow", "ToW"), ("tow_mia", "ToW-MIA"))} for g in groups}
+    tow = {
+        g: {
+            f"{label} {name}": v.get(g, {}).get(key)
+            for label, v in series.items()
+            for key, name in (("tow", "ToW"), ("tow_mia", "ToW-MIA"))
+        }
+        for g in groups
+    }
     if tow:
-        paths.append(plot_group_bars(tow, out / "rum_tow_by_group.png",
-                                     "ToW / ToW-MIA per memorization group vs the retrain twin (1 = same as retraining)",
-                                     ylabel="score"))
+        paths.append(
+            plot_group_bars(
+                tow,
+                out / "rum_tow_by_group.png",
+                "ToW / ToW-MIA per memorization group vs the retrain twin (1 = same as retraining)",
+                ylabel="score",
+            )
+        )
     metrics = section.get("metrics", {})
     if metrics:
         first = next(iter(metrics.values()))
         acc = {g: {name: metrics[name][g]["forget_acc"] for name in metrics} for g in first}
-        paths.append(plot_group_bars(acc, out / "rum_forget_acc_by_group.png",
-                                     "Forget accuracy per memorization group (%): closer to the retrain twin is better",
-                                     ylabel="accuracy (%)"))
+        paths.append(
+            plot_group_bars(
+                acc,
+                out / "rum_forget_acc_by_group.png",
+                "Forget accuracy per memorization group (%): closer to the retrain twin is better",
+                ylabel="accuracy (%)",
+            )
+        )
     return paths
