@@ -10,16 +10,10 @@ from __future__ import annotations
 import time
 
 from ..data.synthetic import CANARY_PREFIX
+from ..evaluation.rum_report import group_summary, rum_section
 from ..methods import unlearn
 from ..methods.registry import method_config
 from ..methods.rum import vanilla
-
-try:
-    from ..evaluation import rum_report as _report
-except ImportError:  # before memorization/evaluation.py moved to evaluation/rum_report.py
-    from ..memorization import evaluation as _report
-
-group_summary, plot_rum_groups, rum_section = _report.group_summary, _report.plot_rum_groups, _report.rum_section
 
 
 def rum_section_of(run, splits, models, result, spec, options: dict, compare_vanilla: bool, timings: dict):

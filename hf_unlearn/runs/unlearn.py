@@ -208,6 +208,6 @@ def write_outputs(out: Path, model, tokenizer, report: dict, others=None) -> Non
     tokenizer.save_pretrained(out)
     write_report(report, out)
     if "rum" in report:
-        from .rum import plot_rum_groups
+        from ..evaluation.rum_report import plot_rum_groups
 
         plot_rum_groups(report["rum"], out, model="unlearned", others=others)
