@@ -125,7 +125,7 @@ def _list_methods() -> int:
     from ..methods import available_methods
 
     for name, spec in available_methods().items():
-        print(f"{name:22s} {spec.guarantee:12s} {spec.description.splitlines()[0] if spec.description else ''}")
+        print(f"{name:22s} {spec.guarantee:12s} {spec.summary}")
     return 0
 
 
