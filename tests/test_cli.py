@@ -401,3 +401,27 @@ def test_demo_flags_and_request():
     ids = [f"canary-{i:04d}" for i in range(2)] + [f"synthetic-train-{i:05d}" for i in range(500)]
     forget = demo_request(ids)
     assert len(forget) == 5 and {"canary-0000", "canary-0001"} <= set(forget) and forget == sorted(forget)
+
+
+def test_requests_resolve_against_the_transcript(tmp_path, capsys):
+    """A run stopped after 2 steps trained on 8 ids: a request is resolved against those, not the whole split."""
+    from hf_unlearn.commands import train as train_cmd
+    from hf_unlearn.commands import unlearn as unlearn_cmd
+    from hf_unlearn.runs.unlearn import load_run
+
+    run = tmp_path / "run"
+    argv = [*TINY_RUN, "--max_steps", "2", "--per_device_train_batch_size", "4", "--output_dir", str(run)]
+    assert train_cmd.main(argv) == 0
+    loaded = load_run(run)
+    trained, train = loaded.log.train_ids(), loaded.data["train"]
+    labels = dict(zip(train["id"], train["label"]))
+    assert len(trained) == 8 and len(train) == 42
+    untrained = tmp_path / "untrained.txt"
+    untrained.write_text(next(i for i in train["id"] if i not in trained) + "\n")
+    assert unlearn_cmd.main(["--run", str(run), "--forget", str(untrained), "--output_dir", str(tmp_path / "o")]) == 2
+    assert "1 id(s) not in the training split" in capsys.readouterr().err
+    out = tmp_path / "by_label"
+    argv = ["--run", str(run), "--forget-label", "1", "--method", "finetune", "--set", "max_steps=1"]
+    assert unlearn_cmd.main([*argv, "--output_dir", str(out), "--retain-eval-max", "20"]) == 0
+    expected = sum(1 for i in trained if labels[i] == 1)
+    assert json.loads((out / "report.json").read_text())["forget"]["count"] == expected < sum(labels.values())

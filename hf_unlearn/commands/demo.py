@@ -10,7 +10,9 @@ from ..runs.recipe import RecipeParser
 
 @dataclass
 class DemoArguments:
-    output_dir: str = field(default="demo_out", metadata={"help": "Where the run, reports, plots and upload folder go."})
+    output_dir: str = field(
+        default="demo_out", metadata={"help": "Where the run, reports, plots and upload folder go."}
+    )
     seed: int = field(default=0, metadata={"help": "Seed of the data, the model and every method."})
     no_s3t: bool = field(default=False, metadata={"help": "Skip the S3T exact-unlearning part."})
 

@@ -117,6 +117,8 @@ def unlearn_run(
     spec = get_method(method)  # unknown method or option: an error before any work
     options = typed_options(spec, method_args or {})
     run = run or load_run(run_dir)
+    if with_twin and twin is None and run.log is None:
+        raise ValueError("the retrain twin needs the run's unlearning log (train with `hf-unlearn train`)")
     forget_ids = request.resolve(run.trained_split())  # the one validation: nothing written on failure
     splits = split_for_evaluation(run.tokenized["train"], run.tokenized["test"], forget_ids, retain_eval_max)
     inputs = rum_inputs(run, method, options)
@@ -171,8 +173,6 @@ def build_twin(run: TrainedRun, forget_ids: list[str]):
     """(the retrain twin, seconds): the run retrained from w_0 on its recorded order without ``forget_ids``."""
     from ..training.replay import retrain_twin
 
-    if run.log is None:
-        raise ValueError("the retrain twin needs the run's unlearning log")
     start = time.perf_counter()
     twin, _ = retrain_twin(run.model, run.tokenized["train"], run.log, forget_ids, tokenizer=run.tokenizer)
     return twin, time.perf_counter() - start
