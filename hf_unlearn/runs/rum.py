@@ -11,7 +11,7 @@ import time
 
 from ..data.synthetic import CANARY_PREFIX
 from ..evaluation.rum_report import group_summary, rum_section
-from ..methods import unlearn
+from ..methods import get_method, unlearn
 from ..methods.registry import method_config
 from ..methods.rum import vanilla
 
@@ -28,7 +28,7 @@ def rum_section_of(run, splits, models, result, spec, options: dict, compare_van
             splits["forget"],
             splits["retain_full"],
             method=v_method,
-            log=run.log,
+            log=run.log if get_method(v_method).needs_log else None,  # checked by the RUM call already
             tokenizer=run.tokenizer,
             **v_args,
         )
