@@ -425,3 +425,21 @@ def test_requests_resolve_against_the_transcript(tmp_path, capsys):
     assert unlearn_cmd.main([*argv, "--output_dir", str(out), "--retain-eval-max", "20"]) == 0
     expected = sum(1 for i in trained if labels[i] == 1)
     assert json.loads((out / "report.json").read_text())["forget"]["count"] == expected < sum(labels.values())
+
+
+def test_the_model_is_fingerprinted_once_per_unlearn(tiny_run, tmp_path, monkeypatch):
+    from hf_unlearn.commands import unlearn as unlearn_cmd
+    from hf_unlearn.training.unlearning_log import UnlearningLog
+
+    run, ids = tiny_run
+    calls = []
+    original = UnlearningLog.check_model
+
+    def counting(self, model, state="final"):
+        calls.append(state)
+        return original(self, model, state)
+
+    monkeypatch.setattr(UnlearningLog, "check_model", counting)
+    argv = ["--run", str(run), "--forget", str(ids), "--retrain-twin", "--retain-eval-max", "20"]
+    assert unlearn_cmd.main([*argv, "--output_dir", str(tmp_path / "o")]) == 0
+    assert calls.count("final") == 1  # the weights hash; the twin checks the structure only
