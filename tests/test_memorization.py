@@ -1,5 +1,6 @@
 """Memorization proxies, refinement and the RUM meta-method (offline, one tiny synthetic run per module)."""
 
+import copy
 import json
 import shutil
 from types import SimpleNamespace
@@ -210,6 +211,34 @@ def test_early_stopping_after_four_epochs_without_improvement():
     stopper = EarlyStopping(patience=4)
     decisions = [stopper.step(x) for x in (1.0, 0.8, 0.9, 0.8, 0.85, 0.95)]
     assert decisions == [False, False, False, False, False, True] and stopper.best == 0.8
+
+
+def test_holdout_fine_tuning_stops_where_early_stopping_says(mem_run):
+    from hf_unlearn.memorization import HoldoutConfig
+    from hf_unlearn.memorization.holdout import finetune_with_early_stopping
+
+    holdout = mem_run.tokenized["test"].select(range(48))
+    rng = torch.random.get_rng_state()
+    tuned = copy.deepcopy(mem_run.model)
+    info = finetune_with_early_stopping(
+        tuned, holdout, mem_run.tokenizer, HoldoutConfig(learning_rate=3e-2, batch_size=16, max_epochs=12, patience=1)
+    )
+    assert torch.equal(torch.random.get_rng_state(), rng)  # the caller's random stream is left alone
+    replay = EarlyStopping(patience=1)
+    decisions = [replay.step(x) for x in info["epoch_losses"]]
+    assert (
+        info["stopped_early"] and decisions[-1] and not any(decisions[:-1]) and len(decisions) == info["epochs"] < 12
+    )
+    assert not tuned.training and any(
+        not torch.equal(a, b) for a, b in zip(tuned.parameters(), mem_run.model.parameters())
+    )
+    bounded = finetune_with_early_stopping(
+        copy.deepcopy(mem_run.model),
+        holdout,
+        mem_run.tokenizer,
+        HoldoutConfig(learning_rate=1e-4, batch_size=16, max_epochs=2, patience=5),
+    )
+    assert bounded["epochs"] == 2 and not bounded["stopped_early"] and len(bounded["epoch_losses"]) == 2
 
 
 # ---- RUM -----------------------------------------------------------------------------------------

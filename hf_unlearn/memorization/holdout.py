@@ -86,36 +86,52 @@ class EarlyStopping:
         return self.bad_epochs >= self.patience
 
 
+class _Stop(Exception):
+    """Raised by the step loss when early stopping ends the fine-tuning."""
+
+
 def finetune_with_early_stopping(model, holdout, tokenizer, config: HoldoutConfig) -> dict:
     """Fine-tune ``model`` in place on ``holdout``; stop after ``patience`` epochs without a lower epoch loss.
 
     The monitored loss is the epoch's mean training loss on the held-out data, as in the RUM
     code's ``heldout_retrain.py`` (no separate validation split); ``max_epochs`` bounds the cost.
+    The steps are ``training.loops.run_steps``' (one AdamW for the whole fine-tuning).
     """
-    from ..training.loops import forward_logits, make_loader, to_device
+    from ..training.loops import cycle, forward_logits, make_loader, run_steps, to_device
 
     device = next(model.parameters()).device
     loader = make_loader(holdout, tokenizer, config.batch_size, shuffle=True, seed=config.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    stopper, losses, stopped = EarlyStopping(config.patience), [], False
-    model.train()
+    per_epoch, batches = len(loader), cycle(loader)
+    stopper, losses, epoch = EarlyStopping(config.patience), [], [0.0, 0]
+
+    def end_epoch() -> bool:
+        losses.append(epoch[0] / max(epoch[1], 1))
+        epoch[:] = [0.0, 0]
+        return stopper.step(losses[-1])
+
+    def step_loss(step: int) -> torch.Tensor:
+        if step and step % per_epoch == 0 and end_epoch():
+            raise _Stop
+        batch = to_device(next(batches), device)
+        loss = F.cross_entropy(forward_logits(model, batch), batch["labels"])
+        epoch[0] += loss.item() * len(batch["labels"])
+        epoch[1] += len(batch["labels"])
+        return loss
+
     with torch.random.fork_rng():
-        torch.manual_seed(config.seed)
-        for _ in range(config.max_epochs):
-            total, count = 0.0, 0
-            for batch in loader:
-                batch = to_device(batch, device)
-                optimizer.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(forward_logits(model, batch), batch["labels"])
-                loss.backward()
-                optimizer.step()
-                total += loss.item() * len(batch["labels"])
-                count += len(batch["labels"])
-            losses.append(total / max(count, 1))
-            if stopper.step(losses[-1]):
-                stopped = True
-                break
+        try:
+            run_steps(
+                model,
+                config.max_epochs * per_epoch,
+                step_loss,
+                learning_rate=config.learning_rate,
+                weight_decay=config.weight_decay,
+                seed=config.seed,
+                desc="holdout fine-tuning",
+            )
+            stopped = end_epoch()
+        except _Stop:
+            stopped = True
     model.eval()
     return {"epochs": len(losses), "epoch_losses": losses, "stopped_early": stopped, "best_loss": stopper.best}
 

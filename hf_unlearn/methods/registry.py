@@ -181,9 +181,6 @@ def method_config(spec_or_name, options: Mapping[str, Any] | None = None):
         raise MethodOptionError(f"method {spec.name!r}: {exc}") from exc
 
 
-make_config = method_config  # the earlier name
-
-
 def describe_options(spec_or_name) -> list[tuple[str, str, Any, str]]:
     """``[(option, type, default, help)]`` of a method's config, in field order (for ``--set`` help)."""
     spec = _spec(spec_or_name)
