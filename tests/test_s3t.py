@@ -19,7 +19,8 @@ import torch  # noqa: E402
 datasets = pytest.importorskip("datasets")
 datasets.disable_progress_bars()
 
-from hf_unlearn.data import ForgetRequestError, forget_ids_sha256, load_sentiment_dataset  # noqa: E402
+from hf_unlearn.artifacts import forget_set_commitment  # noqa: E402
+from hf_unlearn.data import ForgetRequestError, load_sentiment_dataset  # noqa: E402
 from hf_unlearn.models import TinyBertSpec, build_tiny_bert  # noqa: E402
 from hf_unlearn.s3t import (  # noqa: E402
     ReadOnlySystemError,
@@ -234,7 +235,7 @@ def test_emptied_shard_is_retrained_like_a_twin(trained, data, tmp_path):
         assert all(torch.equal(ckpt.adapter[n], live.adapter[n]) for n in ckpt.adapter)
         assert all(torch.equal(ckpt.params[n], live.params[n]) for n in ckpt.params)
     report = json.loads((system.system_dir / "report.json").read_text())
-    assert report["forget"]["count"] == 2 and report["forget"]["sha256"] == forget_ids_sha256([x, y])
+    assert report["forget"]["count"] == 2 and report["forget"]["sha256"] == forget_set_commitment([x, y])
 
 
 def test_drop_option_and_missing_training_data(trained, data, tmp_path):
@@ -306,7 +307,6 @@ def test_demo_runs_offline(tmp_path):
     out = run_s3t_demo(tmp_path, seed=0)
     assert out["audit"]["all_clean"] and out["audit"]["records_consistent"]
     assert out["test_acc_before"] >= out["base_test_acc"] - 5 and out["test_acc_after"] > 80
-    assert out["seconds"] < 60
 
 
 def test_distilbert_style_model_from_a_local_folder(data, tmp_path):

@@ -6,7 +6,6 @@ filter over the training split, and is validated against that split before anyth
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,14 +13,18 @@ from typing import Callable, Iterable
 
 from datasets import Dataset
 
+from ..artifacts import forget_set_commitment
+
 
 class ForgetRequestError(ValueError):
     """A deletion request that cannot be served as given; nothing has been changed."""
 
 
 def forget_ids_sha256(ids: Iterable[str]) -> str:
-    """sha256 of the sorted ids joined by newlines: names a forget set without revealing it."""
-    return hashlib.sha256("\n".join(sorted(set(ids))).encode()).hexdigest()
+    """Deprecated: use :func:`hf_unlearn.artifacts.forget_set_commitment` (the same value)."""
+    warnings.warn("hf_unlearn.data.forget_ids_sha256 is deprecated: use hf_unlearn.artifacts.forget_set_commitment",
+                  DeprecationWarning, stacklevel=2)
+    return forget_set_commitment(ids)
 
 
 def read_id_file(path: str | Path) -> list[str]:

@@ -7,16 +7,15 @@ the two private files (with ``ledger.sqlite``) that publishing leaves out.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
+from ..artifacts import S3T_ASSIGNMENT_FILE as ASSIGNMENT_FILE
+from ..artifacts import atomic_write_json
 from ..data import ForgetRequestError, check_ids_known
-
-ASSIGNMENT_FILE = "assignment.json"
 
 
 @dataclass
@@ -89,11 +88,7 @@ class Assignment:
         }
 
     def save(self, folder: str | Path) -> Path:
-        path = Path(folder) / ASSIGNMENT_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_dict()))
-        os.replace(tmp, path)
-        return path
+        return atomic_write_json(Path(folder) / ASSIGNMENT_FILE, self.to_dict(), indent=None, sort_keys=False)
 
     @classmethod
     def load(cls, folder: str | Path) -> "Assignment":

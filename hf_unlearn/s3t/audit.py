@@ -9,7 +9,7 @@ records and compared, so the records are checked against what was actually train
 
 from __future__ import annotations
 
-from .checkpoints import ids_sha256
+from ..artifacts import forget_set_commitment
 from .deletion import DROPPED
 
 
@@ -51,7 +51,7 @@ def audit_ids(ids, *, assignment, orders, state, deleted, records, requests) -> 
                 train_ids = training_ids(key, slices)
                 if key not in verified:
                     verified.add(key)
-                    if ids_sha256(train_ids) != rec["train_ids_sha256"] or len(train_ids) != rec["n_train"]:
+                    if forget_set_commitment(train_ids) != rec["train_ids_sha256"] or len(train_ids) != rec["n_train"]:
                         consistent = False
                 if s in slices:
                     if seq is not None and seq <= rec["excluded_through_seq"]:

@@ -20,10 +20,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
+from ..artifacts import S3T_LEDGER_FILE as LEDGER_FILE
+from ..artifacts import atomic_write
 from .checkpoints import CheckpointKey
 from .deletion import SystemState
-
-LEDGER_FILE = "ledger.sqlite"
 PAUSE_ENV = "HF_UNLEARN_S3T_PAUSE_AT"  # test hook: "in_transaction" or "after_commit"
 PAUSE_SECONDS_ENV = "HF_UNLEARN_S3T_PAUSE_SECONDS"
 PAUSE_MARKER_ENV = "HF_UNLEARN_S3T_PAUSE_MARKER"
@@ -80,17 +80,20 @@ class Ledger:
         path = Path(path)
         if path.exists():
             raise FileExistsError(f"a ledger already exists at {path}")
-        tmp = path.with_name(path.name + ".new")
-        tmp.unlink(missing_ok=True)
-        conn = cls._connect(tmp)
-        conn.executescript(SCHEMA)
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
-        cls._write_state(conn, state)
-        cls._insert_checkpoints(conn, checkpoints)
-        conn.execute("COMMIT")
-        conn.close()
-        os.replace(tmp, path)
+
+        def fill(tmp: str) -> None:  # the whole database is built in the temporary file, then renamed
+            conn = cls._connect(Path(tmp))
+            try:
+                conn.executescript(SCHEMA)
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
+                cls._write_state(conn, state)
+                cls._insert_checkpoints(conn, checkpoints)
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+
+        atomic_write(path, fill)
         return cls(path)
 
     def close(self) -> None:

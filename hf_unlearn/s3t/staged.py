@@ -24,7 +24,8 @@ import torch
 from torch import nn
 from transformers import get_linear_schedule_with_warmup
 
-from .checkpoints import Checkpoint, CheckpointKey, derive_seed, ids_sha256, save_checkpoint
+from ..artifacts import forget_set_commitment as ids_sha256
+from .checkpoints import Checkpoint, CheckpointKey, derive_seed, save_checkpoint
 from .encoding import EncodedData
 from .layers import (
     activate,

@@ -18,10 +18,11 @@ import numpy as np
 import torch
 from datasets import Dataset
 
+from ..artifacts import forget_set_commitment
 from ..data import ForgetRequestError, fingerprint_dataset
 from .assignment import ASSIGNMENT_FILE, Assignment
 from .audit import audit_ids
-from .checkpoints import CheckpointKey, ids_sha256, load_checkpoint
+from .checkpoints import CheckpointKey, load_checkpoint
 from .config import S3TConfig
 from .deletion import (
     DeletionPlan, SystemState, apply_retrain, next_generation, pending_jobs, plan_deletion, request_id_for,
@@ -239,7 +240,7 @@ class S3TModel:
                 already = self.ledger.deleted_among(ids)
                 plan = plan_deletion(state, self.assignment, self.orders, ids, already, self.config, rid)
                 seq = self.ledger.insert_request(
-                    rid, ids, ids_sha256(ids), len(plan.new_ids), plan.affected, plan.action,
+                    rid, ids, forget_set_commitment(ids), len(plan.new_ids), plan.affected, plan.action,
                     "retraining" if plan.jobs else "done",
                 )
                 self.ledger.insert_deleted(plan.new_ids, seq)

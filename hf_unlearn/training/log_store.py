@@ -23,17 +23,16 @@ checkpoint's step and continues without a gap or a duplicate.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
 import shutil
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-LOG_DIRNAME = "unlearning_log"
+from ..artifacts import LOG_DIRNAME, atomic_save_tensors, atomic_write_bytes, atomic_write_json  # noqa: F401 (re-exported)
+
 FORMAT_VERSION = 1
 _PART = re.compile(r"rank(\d+)-(\d+)\.(jsonl|parquet)$")
 _STEP = re.compile(r"step_(\d+)(?:\.rank(\d+))?\.safetensors$")
@@ -41,25 +40,6 @@ _STEP = re.compile(r"step_(\d+)(?:\.rank(\d+))?\.safetensors$")
 
 class LogError(ValueError):
     """The unlearning log is missing, damaged, or does not belong to the model at hand."""
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=1, sort_keys=True).encode())
-
-
-def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:

@@ -20,6 +20,7 @@ from typing import Iterable
 import torch
 from transformers import Trainer, TrainerCallback
 
+from ..artifacts import library_versions
 from ..data.forget import read_id_file
 from ..data.loading import fingerprint_dataset
 from .arguments import UnlearnableTrainingArguments
@@ -43,15 +44,6 @@ from .recorders import LogRecorder
 def batch_seed(seed: int, epoch: int, pos: int) -> int:
     """Seed of the random state (dropout) of micro-batch ``pos`` of ``epoch``: independent of what ran before."""
     return (seed * 1_000_003 + epoch * 100_003 + pos * 7_919 + 17) % (2**62)
-
-
-def library_versions() -> dict[str, str]:
-    import accelerate, datasets, peft, transformers  # noqa: E401
-
-    from .. import __version__
-
-    return {"hf_unlearn": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "datasets": datasets.__version__, "accelerate": accelerate.__version__, "peft": peft.__version__}
 
 
 class UnlearnableTrainer(Trainer):
