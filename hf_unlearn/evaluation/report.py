@@ -60,20 +60,6 @@ def build_report(
     forget_ids = sorted(set(forget_ids))
     eval_splits = {k: splits[k] for k in ("forget", "retain", "test")}
     metrics = {name: evaluate_model(m, tokenizer, eval_splits, canary_ids=canary_ids) for name, m in models.items()}
-    comparison = {}
-    twin = models.get("retrain_twin")
-    if twin is not None and "unlearned" in models:
-        comparison = compare(metrics["unlearned"], metrics["retrain_twin"])
-        comparison["verification_error"] = verification_error(models["unlearned"], twin)
-        if "original" in models:
-            comparison["verification_error_original"] = verification_error(models["original"], twin)
-    training = {}
-    if log is not None:
-        args = log.meta.get("training_args", {})
-        training = {"penalties": {k: args.get(k) for k in ("sd_lambda", "sd_lambda_decay", "l2_init_mu")},
-                    "recorders": log.meta.get("recorders"), "delta_dtype": log.meta.get("delta_dtype"),
-                    "per_sample_fraction": log.meta.get("per_sample_fraction"),
-                    "steps": len(log.steps()), "error_proxy": (log.error_proxy() or [None])[-1]}
     return ForgettingReport(
         hf_unlearn_version=__version__,
         method=method,
@@ -89,13 +75,36 @@ def build_report(
                 "request_date": _dt.date.today().isoformat()},
         seeds=dict(seeds or {}),
         metrics=metrics,
-        comparison=comparison,
+        comparison=_comparison(models, metrics),
         stats={k: v for k, v in (stats or {}).items() if isinstance(v, (int, float, str, bool)) or v is None},
-        training=training,
+        training=_training_section(log),
         timings=dict(timings or {}),
         config=dict(config or {}),
         versions=library_versions(),
     ).to_dict()
+
+
+def _comparison(models: Mapping[str, object], metrics: dict) -> dict:
+    """The unlearned model against the retrain twin (ToW, ToW-MIA, verification errors); {} without a twin."""
+    twin = models.get("retrain_twin")
+    if twin is None or "unlearned" not in models:
+        return {}
+    comparison = compare(metrics["unlearned"], metrics["retrain_twin"])
+    comparison["verification_error"] = verification_error(models["unlearned"], twin)
+    if "original" in models:
+        comparison["verification_error_original"] = verification_error(models["original"], twin)
+    return comparison
+
+
+def _training_section(log) -> dict:
+    """Penalties and recorders of the unlearning log the model was trained with ({} without a log)."""
+    if log is None:
+        return {}
+    args = log.meta.get("training_args", {})
+    return {"penalties": {k: args.get(k) for k in ("sd_lambda", "sd_lambda_decay", "l2_init_mu")},
+            "recorders": log.meta.get("recorders"), "delta_dtype": log.meta.get("delta_dtype"),
+            "per_sample_fraction": log.meta.get("per_sample_fraction"),
+            "steps": len(log.steps()), "error_proxy": (log.error_proxy() or [None])[-1]}
 
 
 def write_report(report: dict, out_dir: str | Path, plots: bool = True) -> Path:
