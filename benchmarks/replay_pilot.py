@@ -49,7 +49,7 @@ def main(argv=None) -> int:
 
     from hf_unlearn.evaluation.predict import compare, evaluate_model
     from hf_unlearn.evaluation.report import split_for_evaluation
-    from hf_unlearn.evaluation.retrain import retrain_twin
+    from hf_unlearn.training.replay import retrain_twin
     from hf_unlearn.methods import unlearn
     from hf_unlearn.training import UnlearningLog
 

@@ -241,7 +241,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
     from hf_unlearn.evaluation.report import split_for_evaluation
-    from hf_unlearn.evaluation.retrain import retrain_twin
+    from hf_unlearn.training.replay import retrain_twin
     from hf_unlearn.memorization import HoldoutConfig, compute_proxy, refine
     from hf_unlearn.memorization.evaluation import plot_rum_groups, rum_section
     from hf_unlearn.methods.rum import PRESETS

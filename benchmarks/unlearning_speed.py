@@ -12,7 +12,7 @@ gradients on a 1% parameter subset. Two training arms differ only in Adam's ``be
 
 Two forget sets per arm: ``small`` (10 random train ids) and ``pct1`` (1% of train, which at
 batch 32 touches ~1-(0.99)^32 = 28% of all optimizer steps). For each: the retrain twin
-(``evaluation.retrain.retrain_twin``: same w_0, seed and batch order without the forget ids),
+(``training.replay.retrain_twin``: same w_0, seed and batch order without the forget ids),
 then each method side by side:
 
 * ``none``                      the original model (no unlearning; the reference row)
@@ -230,7 +230,7 @@ def run_arm(s: Data, a, beta1: float, tmp_root: str, cfg: dict, arm_runs: list) 
     from hf_unlearn.evaluation.metrics import verification_error
     from hf_unlearn.evaluation.predict import compare, evaluate_model
     from hf_unlearn.evaluation.report import split_for_evaluation
-    from hf_unlearn.evaluation.retrain import retrain_twin
+    from hf_unlearn.training.replay import retrain_twin
     from hf_unlearn.methods import unlearn
     from hf_unlearn.training import UnlearningLog
 

@@ -157,7 +157,7 @@ def accuracy(model, dataset, tokenizer) -> float:
 
 def run_setting(name: str, a, s: dict, tmp_root: str) -> dict:
     from hf_unlearn.evaluation.metrics import verification_error
-    from hf_unlearn.evaluation.retrain import retrain_twin
+    from hf_unlearn.training.replay import retrain_twin
     from hf_unlearn.methods import unlearn
     from hf_unlearn.training import UnlearnableTrainer, UnlearnableTrainingArguments, UnlearningLog
     from transformers.trainer_callback import PrinterCallback

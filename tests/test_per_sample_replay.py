@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import make_args
-from hf_unlearn.evaluation.retrain import retrain_twin
+from hf_unlearn.training.replay import retrain_twin
 from hf_unlearn.methods import unlearn
 from hf_unlearn.training import UnlearnableTrainer, UnlearningLog
 

@@ -7,7 +7,7 @@ import torch
 
 from conftest import make_args, train_run
 from hf_unlearn.data import ForgetRequestError
-from hf_unlearn.evaluation.retrain import retrain_twin
+from hf_unlearn.training.replay import retrain_twin
 from hf_unlearn.methods import available_methods, unlearn
 from hf_unlearn.training import LogError, UnlearningLog
 

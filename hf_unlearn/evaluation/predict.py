@@ -6,68 +6,32 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Iterable, Mapping
 
 import numpy as np
 import torch
 from datasets import Dataset
-from transformers import DataCollatorWithPadding
 
+from ..training.loops import batched_logits
 from . import metrics as M
 
-MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 REQUIRED_SPLITS = ("forget", "retain", "test")
 LOSS_CLAMP = 1e-12
-
-
-def _input_columns(model: torch.nn.Module, dataset: Dataset, tokenizer) -> list[str]:
-    """Dataset columns the model takes: the tokenizer's model inputs its ``forward`` accepts."""
-    wanted = list(getattr(tokenizer, "model_input_names", None) or MODEL_INPUTS)
-    params = inspect.signature(model.forward).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    cols = [c for c in wanted if c in dataset.column_names and (takes_any or c in params)]
-    if "input_ids" not in cols:
-        raise ValueError(f"dataset has no input_ids column (columns: {dataset.column_names}); tokenize it first")
-    return cols
 
 
 def predict_probs(model: torch.nn.Module, dataset: Dataset, tokenizer, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Softmax class probabilities ``[n, C]`` (float32) and labels ``[n]`` (int64) for a tokenized dataset.
 
-    Runs in eval mode under ``torch.no_grad`` (the previous train/eval mode is restored), pads
-    each batch with ``DataCollatorWithPadding`` and feeds only the model-input columns
-    (``id``, ``label`` and anything else stay out of the forward pass). Row order is kept.
+    The logits are :func:`training.loops.batched_logits` (eval mode, no gradients, the previous
+    mode restored, only the model-input columns fed, row order kept).
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     if "label" not in dataset.column_names:
         raise ValueError(f"dataset has no label column (columns: {dataset.column_names})")
-    cols = _input_columns(model, dataset, tokenizer)
-    dataset = dataset.with_format(None)  # plain Python lists, whatever format the caller set
-    labels = np.asarray(dataset["label"], dtype=np.int64)
-    collator = DataCollatorWithPadding(tokenizer, return_tensors="pt")
-    first = next(model.parameters(), None)
-    device = first.device if first is not None else torch.device("cpu")
-    inputs = dataset.select_columns(cols)
-    chunks = []
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for start in range(0, len(inputs), batch_size):
-                rows = inputs[start:start + batch_size]
-                feats = [{c: rows[c][i] for c in cols} for i in range(len(rows[cols[0]]))]
-                batch = {k: v.to(device) for k, v in collator(feats).items()}
-                out = model(**batch)
-                logits = out.logits if hasattr(out, "logits") else out
-                chunks.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
-    finally:
-        model.train(was_training)
-    if not chunks:
-        n_classes = int(getattr(getattr(model, "config", None), "num_labels", 0) or 0)
-        return np.zeros((0, n_classes), dtype=np.float32), labels
-    probs = np.concatenate(chunks).astype(np.float32, copy=False)
+    labels = np.asarray(dataset.with_format(None)["label"], dtype=np.int64)
+    logits = batched_logits(model, dataset, tokenizer, batch_size=batch_size)
+    probs = torch.softmax(logits, dim=-1).numpy().astype(np.float32, copy=False)
     if labels.size and (labels.min() < 0 or labels.max() >= probs.shape[1]):
         raise ValueError(f"labels outside [0, {probs.shape[1]}) for a {probs.shape[1]}-class model")
     return probs, labels

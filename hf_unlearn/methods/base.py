@@ -1,9 +1,10 @@
-"""Shared machinery of the unlearning methods: configs, results, a short training loop.
+"""Shared machinery of the unlearning methods: configs, results, the method's view of the one loop.
 
 A method is a function ``(model, forget, retain, config, log, context) -> dict`` registered
 by name in ``registry.py``; it modifies ``model`` in place (``unlearn`` hands it a copy) and
 returns its statistics. ``forget`` and ``retain`` are tokenized ``datasets.Dataset``s with
-``id``, ``label`` and model-input columns.
+``id``, ``label`` and model-input columns. Batching and optimizer steps are
+``training/loops.py``'s; this module only binds them to a method's config and context.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Callable
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
-from ..training.data_order import IdCarryingCollator
+from ..training import loops
+from ..training.loops import cycle, forward_logits  # noqa: F401  (the methods' names for the loop's parts)
 
 
 @dataclass
@@ -33,6 +34,11 @@ class MethodConfig:
     def __post_init__(self):
         if self.learning_rate <= 0 or self.epochs <= 0 or self.batch_size < 1 or self.max_steps < 0:
             raise ValueError(f"{type(self).__name__}: learning_rate and epochs must be > 0, batch_size >= 1, max_steps >= 0")
+
+    def planned_steps(self, n_batches_per_epoch: int) -> int:
+        """``ceil(epochs * n_batches_per_epoch)`` (at least 1), capped by ``max_steps`` when set."""
+        total = max(1, math.ceil(self.epochs * n_batches_per_epoch))
+        return min(total, self.max_steps) if self.max_steps else total
 
 
 @dataclass
@@ -53,23 +59,10 @@ class MethodContext:
     progress: bool = False
 
     def loader(self, dataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
-        gen = torch.Generator().manual_seed(seed)
-        keep = [c for c in dataset.column_names if c in ("id", "label", "input_ids", "attention_mask", "token_type_ids")]
-        return DataLoader(dataset.select_columns(keep), batch_size=batch_size, shuffle=shuffle, generator=gen,
-                          collate_fn=IdCarryingCollator(self.tokenizer))
+        return loops.make_loader(dataset, self.tokenizer, batch_size, shuffle=shuffle, seed=seed)
 
     def to_device(self, batch: dict) -> dict:
-        return {k: v.to(self.device) for k, v in batch.items() if k != "_order"}
-
-
-def forward_logits(model, batch: dict) -> torch.Tensor:
-    return model(**{k: v for k, v in batch.items() if k != "labels"}).logits
-
-
-def cycle(loader: DataLoader):
-    """Endless iterator over a loader (reshuffles every pass)."""
-    while True:
-        yield from loader
+        return loops.to_device(batch, self.device)
 
 
 def run_steps(
@@ -81,26 +74,11 @@ def run_steps(
     params: list[torch.nn.Parameter] | None = None,
     grad_hook: Callable[[], None] | None = None,
 ) -> int:
-    """Run AdamW steps on ``step_loss(step)`` for ``epochs * n_batches_per_epoch`` steps (capped by ``max_steps``).
+    """:func:`training.loops.run_steps` for ``config.planned_steps(n_batches_per_epoch)`` steps.
 
     ``grad_hook`` runs between backward and the optimizer step (SalUn masks gradients there).
     Returns the number of optimizer steps taken.
     """
-    total = max(1, math.ceil(config.epochs * n_batches_per_epoch))
-    if config.max_steps:
-        total = min(total, config.max_steps)
-    params = params if params is not None else [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    model.train()
-    torch.manual_seed(config.seed)
-    for step in tqdm(range(total), desc="unlearning steps", disable=None, leave=False):
-        optimizer.zero_grad(set_to_none=True)
-        loss = step_loss(step)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss at unlearning step {step}: lower the learning rate")
-        loss.backward()
-        if grad_hook is not None:
-            grad_hook()
-        optimizer.step()
-    model.eval()
-    return total
+    return loops.run_steps(model, config.planned_steps(n_batches_per_epoch), step_loss,
+                           learning_rate=config.learning_rate, params=params, weight_decay=config.weight_decay,
+                           seed=config.seed, grad_hook=grad_hook)

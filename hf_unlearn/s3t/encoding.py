@@ -1,4 +1,4 @@
-"""Tokenized examples kept in memory, padded per batch (training and inference share it)."""
+"""Tokenized examples kept in memory, padded per batch by the tokenizer (training and inference share it)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,22 @@ import numpy as np
 import torch
 from datasets import Dataset
 
+from ..training.loops import pad_batch
+
 
 @dataclass
 class EncodedData:
-    """Token ids per example (truncated, unpadded), labels (or -1) and ids (or row numbers)."""
+    """Token ids per example (truncated, unpadded), labels (or -1), ids (or row numbers) and the
+    tokenizer that pads them."""
 
     ids: list[str]
     input_ids: list[list[int]]
     labels: np.ndarray
-    pad_id: int
+    tokenizer: object
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id
 
     @classmethod
     def from_texts(cls, texts: Sequence[str], tokenizer, max_length: int, labels=None, ids=None) -> "EncodedData":
@@ -25,7 +32,7 @@ class EncodedData:
         n = len(enc["input_ids"])
         labels = np.full(n, -1, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
         ids = [str(i) for i in range(n)] if ids is None else [str(i) for i in ids]
-        return cls(ids=ids, input_ids=[list(x) for x in enc["input_ids"]], labels=labels, pad_id=tokenizer.pad_token_id)
+        return cls(ids=ids, input_ids=[list(x) for x in enc["input_ids"]], labels=labels, tokenizer=tokenizer)
 
     @classmethod
     def from_dataset(cls, data: Dataset, tokenizer, max_length: int) -> "EncodedData":
@@ -38,7 +45,7 @@ class EncodedData:
                 ids=[str(i) for i in (ids if ids is not None else range(n))],
                 input_ids=[list(x)[:max_length] for x in data["input_ids"]],
                 labels=np.full(n, -1, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64),
-                pad_id=tokenizer.pad_token_id,
+                tokenizer=tokenizer,
             )
         if "text" not in cols:
             raise ValueError(f"need a 'text' (or 'input_ids') column; the data has {cols}")
@@ -54,14 +61,8 @@ class EncodedData:
         return [index[i] for i in ids]
 
     def collate(self, rows: Sequence[int]) -> dict[str, torch.Tensor]:
-        seqs = [self.input_ids[r] for r in rows]
-        width = max(len(s) for s in seqs)
-        input_ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            input_ids[i, : len(s)] = torch.tensor(s, dtype=torch.long)
-            mask[i, : len(s)] = 1
-        return {"input_ids": input_ids, "attention_mask": mask}
+        """``input_ids`` and ``attention_mask`` of ``rows``, padded by the tokenizer to the longest."""
+        return pad_batch([{"input_ids": self.input_ids[r]} for r in rows], self.tokenizer)
 
     def eval_batches(self, batch_size: int):
         """Row batches sorted by length (less padding); deterministic for given data."""

@@ -11,10 +11,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
-import torch
 from datasets import Dataset
 
 from ..data import balanced_subset
+from ..training.loops import batched_logits
 from .encoding import EncodedData
 from .staged import fit
 
@@ -47,13 +47,10 @@ def finetune_base(model, tokenizer, dataset: Dataset, *, epochs: int = 3, learni
     return stats
 
 
-@torch.inference_mode()
 def model_accuracy(model, tokenizer, dataset: Dataset, *, max_length: int = 128, batch_size: int = 64) -> float:
-    """Accuracy (fraction) of a single classifier on a labelled Dataset."""
+    """Accuracy (fraction) of a single classifier on a labelled Dataset (``text`` or ``input_ids``)."""
     data = EncodedData.from_dataset(dataset, tokenizer, max_length)
+    encoded = Dataset.from_dict({"input_ids": data.input_ids})
+    logits = batched_logits(model, encoded, tokenizer, batch_size=batch_size)
     model.eval()
-    correct = 0
-    for rows in data.eval_batches(batch_size):
-        pred = model(**data.collate(rows)).logits.argmax(-1).numpy()
-        correct += int((pred == data.labels[rows]).sum())
-    return correct / len(data)
+    return float((logits.argmax(-1).numpy() == data.labels).mean())

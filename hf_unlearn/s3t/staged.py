@@ -13,7 +13,6 @@ process, and a retrain without the deleted ids equals training from scratch with
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -22,9 +21,9 @@ from typing import Callable
 
 import torch
 from torch import nn
-from transformers import get_linear_schedule_with_warmup
 
 from ..artifacts import forget_set_commitment as ids_sha256
+from ..training.loops import run_steps
 from .checkpoints import Checkpoint, CheckpointKey, derive_seed, save_checkpoint
 from .encoding import EncodedData
 from .layers import (
@@ -118,35 +117,32 @@ class S3TScheme:
 
 
 def fit(model: nn.Module, data: EncodedData, rows: list[int], config, seed: int) -> dict:
-    """AdamW + linear schedule over the trainable parameters; batches and dropout seeded by ``seed``."""
+    """AdamW + linear schedule over the trainable parameters; batches and dropout seeded by ``seed``.
+
+    Each epoch shuffles ``rows`` with a generator seeded by ``seed``; the steps are
+    :func:`training.loops.run_steps` (gradient norm clipped at ``config.max_grad_norm``).
+    """
     params = [p for p in model.parameters() if p.requires_grad]
     bs, epochs = config.per_device_train_batch_size, int(config.num_train_epochs)
-    total = math.ceil(len(rows) / bs) * epochs
-    stats = {"examples": len(rows), "steps": total, "loss": None}
-    if total == 0:
-        return stats
-    opt = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    sched = get_linear_schedule_with_warmup(opt, int(config.warmup_ratio * total), total)
     gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
     rows_t = torch.tensor(rows, dtype=torch.long)
+    batches = [perm[i : i + bs].tolist() for perm in (rows_t[torch.randperm(len(rows), generator=gen)]
+                                                      for _ in range(epochs)) for i in range(0, len(perm), bs)]
+    stats = {"examples": len(rows), "steps": len(batches), "loss": None}
+    if not batches:
+        return stats
     labels = torch.as_tensor(data.labels, dtype=torch.long)
-    model.train()
-    loss_sum = 0.0
-    for _ in range(epochs):
-        perm = rows_t[torch.randperm(len(rows), generator=gen)]
-        for i in range(0, len(perm), bs):
-            batch_rows = perm[i : i + bs].tolist()
-            out = model(**data.collate(batch_rows), labels=labels[batch_rows])
-            out.loss.backward()
-            if config.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            loss_sum += out.loss.detach().item()
-    model.eval()
-    stats["loss"] = loss_sum / total
+    losses = []
+
+    def step_loss(step: int) -> torch.Tensor:
+        loss = model(**data.collate(batches[step]), labels=labels[batches[step]]).loss
+        losses.append(loss.detach().item())
+        return loss
+
+    run_steps(model, len(batches), step_loss, learning_rate=config.learning_rate, params=params,
+              weight_decay=config.weight_decay, seed=seed, max_grad_norm=config.max_grad_norm,
+              warmup_steps=int(config.warmup_ratio * len(batches)), desc="s3t stage")
+    stats["loss"] = sum(losses) / len(batches)
     return stats
 
 
