@@ -19,7 +19,7 @@ import torch  # noqa: E402
 datasets = pytest.importorskip("datasets")
 datasets.disable_progress_bars()
 
-from hf_unlearn.artifacts import forget_set_commitment  # noqa: E402
+from hf_unlearn.artifacts import forget_set_commitment, is_temporary  # noqa: E402
 from hf_unlearn.data import ForgetRequestError, load_sentiment_dataset  # noqa: E402
 from hf_unlearn.models import TinyBertSpec, build_tiny_bert  # noqa: E402
 from hf_unlearn.s3t import (  # noqa: E402
@@ -180,6 +180,8 @@ def test_system_predicts_and_reports(trained, data):
     assert report["method"] == "s3t" and report["guarantee"] == "exact"
     assert report["forget"] is None and 0 <= report["metrics"]["original"]["test_acc"] <= 100
     assert {"source", "fingerprints"} <= set(report["dataset"]) and "torch" in report["versions"]
+    assert report["schema_version"] == 1 and report["method_description"].startswith("S3T (Chowdhury et al.")
+    assert not [p for p in system.system_dir.rglob("*") if is_temporary(p)]  # every writer renamed its file
 
 
 # -- deletion, exactness, audit -------------------------------------------------------------------
@@ -283,6 +285,8 @@ def test_sisa_retrains_from_last_clean_slice(data, tmp_path):
     audit = system.audit([x])
     assert audit["all_clean"] and audit["records_consistent"]
     assert system.predict(data["test"]).predictions.shape == (len(data["test"]),)
+    report = json.loads((tmp_path / "sisa" / "report.json").read_text())
+    assert report["method"] == "sisa" and report["method_description"].startswith("SISA (Bourtoule et al.")
 
 
 # -- deletion capacity ----------------------------------------------------------------------------
