@@ -57,8 +57,14 @@ def lora_baseline(base, tokenizer, private, test, config, max_length):
     """One LoRA model (adapters on every layer, same target modules, same budget) on all private data."""
     from hf_unlearn.s3t.encoding import EncodedData
     from hf_unlearn.s3t.layers import (
-        activate, default_target_modules, head_param_names, inject_lora, linear_module_names, num_layers,
-        set_trainable, target_module_names,
+        activate,
+        default_target_modules,
+        head_param_names,
+        inject_lora,
+        linear_module_names,
+        num_layers,
+        set_trainable,
+        target_module_names,
     )
     from hf_unlearn.s3t.pretrain import model_accuracy
     from hf_unlearn.s3t.staged import fit
@@ -130,7 +136,12 @@ def run(args, work: Path) -> int:
     from hf_unlearn.data import load_sentiment_dataset
     from hf_unlearn.models import TinyBertSpec, build_tiny_bert, load_model_and_tokenizer
     from hf_unlearn.s3t import (
-        S3TConfig, S3TModel, deletion_capacity_theory, finetune_base, simulate_deletions_served, split_public_private,
+        S3TConfig,
+        S3TModel,
+        deletion_capacity_theory,
+        finetune_base,
+        simulate_deletions_served,
+        split_public_private,
     )
     from hf_unlearn.s3t.demo import run_s3t_demo
     from hf_unlearn.s3t.pretrain import model_accuracy

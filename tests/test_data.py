@@ -6,8 +6,8 @@ import warnings
 
 import pandas as pd
 import pytest
-
 from conftest import IMDB
+
 from hf_unlearn.artifacts import forget_set_commitment
 from hf_unlearn.data import (
     DatasetFormatError,

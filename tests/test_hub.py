@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from hub_server import FakeHub
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from safetensors.numpy import save_file
@@ -28,7 +29,6 @@ from hf_unlearn import artifacts
 from hf_unlearn.cards import is_allowed_path, is_private_path, render_card, render_training_card, strip_private
 from hf_unlearn.cards.schema import ForgettingReport
 from hf_unlearn.hub import LeakError, RunDirError, build_upload_folder, write_dry_run_folder
-from hub_server import FakeHub
 
 TOKEN = "hf_TestSecretToken_9f8e7d6c5b4a"
 REPO = "alice/tiny-sentiment-unlearned"
@@ -330,7 +330,7 @@ def test_card_text_is_clear_aligned_and_formatted(run, tmp_path):
     card = render_card(run["report"], repo_id=REPO)
     text = str(card)
     for table in _tables(text):
-        assert len({len(line) for line in table}) == 1, f"misaligned table:\n" + "\n".join(table)
+        assert len({len(line) for line in table}) == 1, "misaligned table:\n" + "\n".join(table)
     for needle in ("| Forget accuracy (%)", "85.7", "moves the forget accuracy by 11.1 points", "+0.7", "n/a", "| Examples forgotten", run["report"]["forget"]["sha256"],
                    "2026-11-25", "**Approximate.**", "| ToW ", "0.971", "1.234", "50.0x faster", "`sd_lambda`",
                    "`transcript`: which example ids", "| `train`", "`torch`", "super_squash_history",

@@ -154,7 +154,7 @@ def test_trainable_parameters_per_stage(trained):
     head = {n for n, _ in trained["model"].named_parameters() if n.startswith("classifier.") or ".pooler." in n}
     assert len(trained["seen"]) == 2 * 2 * 2
     blocks = {0: {3, 2}, 1: {1, 0}}  # top-down
-    for shard, order, k, names in trained["seen"]:
+    for _shard, _order, k, names in trained["seen"]:
         lora = {n for n in names if "lora_" in n}
         assert set(names) - lora == head
         assert {layer_index(n) for n in lora} == blocks[k]

@@ -13,8 +13,9 @@ import json
 import math
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 

@@ -65,7 +65,7 @@ class ForgettingReport:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ForgettingReport":
+    def from_dict(cls, data: dict[str, Any]) -> ForgettingReport:
         """Read a ``report.json`` object, also one written before the schema (``schema_version`` 0)."""
         if not isinstance(data, dict):
             raise TypeError(f"a report is a JSON object, not {type(data).__name__}")

@@ -11,8 +11,8 @@ and the verification error ``||w_u - w_r||_2``.
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from .. import __version__
 from ..artifacts import REPORT_FILE, atomic_write_json, forget_set_commitment, library_versions

@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from ..artifacts import S3T_CHECKPOINT_DIR as CHECKPOINT_DIR
-from ..artifacts import atomic_save_tensors
+from ..artifacts import S3T_CHECKPOINT_DIR, atomic_save_tensors
 
+CHECKPOINT_DIR = S3T_CHECKPOINT_DIR
 META_KEY = "hf_unlearn_s3t"
 
 

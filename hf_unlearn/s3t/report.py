@@ -19,7 +19,6 @@ from ..artifacts import forget_set_commitment, library_versions
 from ..cards.schema import SCHEMA_VERSION, ForgettingReport
 from .persistence import REPORT_FILE, read_json, write_json
 
-
 DESCRIPTIONS = {
     "s3t": "S3T (Chowdhury et al., \"Towards Scalable Exact Machine Unlearning Using Parameter-Efficient "
     "Fine-Tuning\", 2024): shards of LoRA adapters trained slice by slice; every adapter stage that saw a "

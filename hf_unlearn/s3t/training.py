@@ -32,7 +32,14 @@ from .encoding import EncodedData
 from .ledger import LEDGER_FILE, Ledger
 from .orders import check_orders, select_orders
 from .persistence import (
-    BASE_DIR, CONFIG_FILE, PRIVATE_FILES, REPORT_FILE, SERVED_FILE, load_base, read_system_config, save_base,
+    BASE_DIR,
+    CONFIG_FILE,
+    PRIVATE_FILES,
+    REPORT_FILE,
+    SERVED_FILE,
+    load_base,
+    read_system_config,
+    save_base,
     write_system_config,
 )
 from .report import initial_report, save_report
