@@ -36,15 +36,7 @@ from .deletion import (
 from .encoding import EncodedData
 from .engine import Ensemble
 from .ledger import LEDGER_FILE, Ledger, debug_pause
-from .persistence import (
-    BASE_DIR,
-    SERVED_FILE,
-    copy_system,
-    load_base,
-    read_json,
-    read_system_config,
-    write_json,
-)
+from .persistence import BASE_DIR, SERVED_FILE, copy_system, load_base, read_json, read_system_config, write_json
 from .report import forget_section, load_report, record_evaluation, save_report
 from .staged import Layout, S3TScheme, UnitJob, train_unit
 
