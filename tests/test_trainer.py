@@ -15,12 +15,12 @@ from hf_unlearn.training import LogError, UnlearnableTrainer, UnlearningLog
 def test_loss_is_ce_plus_penalties_by_hand(tiny, tmp_path):
     tokenizer, tokenized, fresh = tiny
     model = fresh()
+    w0 = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainer = UnlearnableTrainer(model=model, args=make_args(tmp_path, sd_lambda=0.5, l2_init_mu=0.3),
                                  train_dataset=tokenized["train"], processing_class=tokenizer)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.01 * torch.randn_like(p))
-    w0 = trainer._initial_state
     batch = trainer.data_collator([tokenized["train"][i] for i in range(6)])
     batch.pop("_order")
     model.eval()  # no dropout: the forward pass is repeatable
@@ -116,18 +116,50 @@ def test_per_sample_gradients_reproduce_the_sgd_step(tiny, tmp_path):
 
 def test_learning_events_and_error_proxy(tiny, tmp_path):
     tokenizer, tokenized, _ = tiny
-    _, trainer = train_run(tiny, tmp_path, record_learning_events=True, record_error_proxy=True, error_proxy_every=3,
-                           error_proxy_batch_size=16, logging_steps=3)
+    model, trainer = train_run(tiny, tmp_path, record_learning_events=True, record_error_proxy=True, error_proxy_every=3,
+                               error_proxy_batch_size=16, logging_steps=3, record_deltas=True)
     log = UnlearningLog(tmp_path)
     events = log.learning_events()
     assert len(events) == 2 * len(tokenized["train"])
     assert events["confidence"].between(0, 1).all() and set(events["correct"].unique()) <= {True, False}
     proxy = log.error_proxy()
     assert [r["step"] for r in proxy] == list(range(3, len(log.steps()) + 1, 3))
+    lr_of = {s.step: s.lr for s in log.steps()}
     for r in proxy:
-        assert r["sigma"] == pytest.approx(abs(r["hessian_max_eig"]) ** 0.5)
-        assert r["error_proxy"] == pytest.approx(0.5 * r["lr"] ** 2 * r["step"] * r["distance_from_init"] * r["sigma"])
+        # ||w_t - w_0|| from the recorded deltas, the learning rate from the transcript
+        moved = [sum(log.delta(s)[n] for s in range(1, r["step"] + 1)) for n, _ in model.named_parameters()]
+        assert r["distance_from_init"] == pytest.approx(float(torch.sqrt(sum((d**2).sum() for d in moved))), rel=1e-4)
+        assert r["lr"] == lr_of[r["step"]] and r["hessian_max_eig"] != 0.0
     assert any("error_proxy" in h for h in trainer.state.log_history)
+
+
+class _LogisticProbe(torch.nn.Module):
+    """Logits ``[0, x . w]``: the mean cross-entropy has Hessian ``mean_i p_i (1 - p_i) x_i x_i^T``."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(dim, dtype=torch.float64))
+
+    def forward(self, x):
+        s = x @ self.w
+        return type("Out", (), {"logits": torch.stack([torch.zeros_like(s), s], dim=1)})()
+
+
+def test_power_iteration_finds_the_known_hessian_eigenvalue():
+    """At w = 0 every p_i = 1/2, so H = X^T X / (4 n); with X^T X = diag(4, 1, 2) (n = 4) the dominant
+    eigenvalue is 4 / 16 = 0.25, whatever the labels."""
+    from hf_unlearn.training.error_proxy import dominant_hessian_eigenvalue
+
+    x = torch.tensor([[2.0, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]], dtype=torch.float64)
+    batch = {"x": x, "labels": torch.tensor([0, 1, 1, 0])}
+    probe = _LogisticProbe(3)
+    assert dominant_hessian_eigenvalue(probe, batch, iters=60, seed=0) == pytest.approx(0.25, rel=1e-6)
+    # a second case: a rotated design, eigenvalues of X^T X / 16 computed independently by eigvalsh
+    q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)))
+    xr = x @ q
+    expected = torch.linalg.eigvalsh(xr.T @ xr / 16).max().item()
+    got = dominant_hessian_eigenvalue(probe, {"x": xr, "labels": batch["labels"]}, iters=60, seed=3)
+    assert got == pytest.approx(expected, rel=1e-6) and probe.w.grad is None
 
 
 class _Crash(Exception):
@@ -223,3 +255,59 @@ def test_card_is_ours_and_push_uploads_no_log(tiny, tmp_path, monkeypatch):
     sent = set(filter_repo_objects(files, allow_patterns=calls[0]["allow_patterns"], ignore_patterns=calls[0]["ignore_patterns"]))
     assert {"model.safetensors", "config.json", "README.md", "tokenizer.json"} <= sent
     assert not [f for f in sent if "/" in f or f.endswith((".json",)) and f.startswith(("trainer_state", "training_args"))]
+
+
+def _no_dropout(model):
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    return model
+
+
+def test_gradient_accumulation_does_not_change_the_update(tiny, tmp_path):
+    """GA=2 x micro-batch 4 and GA=1 x batch 8 see the same examples per step (the recorded order is
+    cut from one permutation) and must take the same steps: plain SGD without clipping, so any
+    scaling of the loss shows in the deltas."""
+    tokenizer, tokenized, fresh = tiny
+    train = tokenized["train"].select(range(96))
+    deltas, weights = {}, {}
+    for ga, bs in ((2, 4), (1, 8)):
+        out = tmp_path / f"ga{ga}"
+        trainer = UnlearnableTrainer(
+            model=_no_dropout(fresh()), train_dataset=train, processing_class=tokenizer,
+            args=make_args(out, num_train_epochs=1, per_device_train_batch_size=bs, gradient_accumulation_steps=ga,
+                           optim="sgd", max_grad_norm=0.0, learning_rate=0.5, record_deltas=True))
+        trainer.train()
+        log = UnlearningLog(out)
+        deltas[ga] = [log.delta(s) for s in log.delta_steps()]
+        weights[ga] = [sorted((i, s.weight_of(i)) for i in s.ids) for s in log.steps()]
+    assert len(deltas[1]) == len(deltas[2]) == 96 // 8
+    assert weights[1] == weights[2] and all(w == 1 / 8 for step in weights[1] for _, w in step)
+    for d2, d1 in zip(deltas[2], deltas[1]):
+        for name in d1:
+            torch.testing.assert_close(d2[name], d1[name], rtol=1e-4, atol=1e-7)
+    assert max(d.abs().max().item() for d in deltas[1][0].values()) > 1e-4  # the steps did move the weights
+
+
+def test_arguments_change_defaults_by_field_and_refuse_what_cannot_work(tmp_path, monkeypatch):
+    import dataclasses
+
+    from hf_unlearn.training import UnlearnableTrainingArguments
+    from transformers.trainer_utils import HubStrategy
+
+    args = UnlearnableTrainingArguments(output_dir=str(tmp_path))
+    assert args.remove_unused_columns is False and args.hub_strategy is HubStrategy.END
+    assert args.dataloader_pin_memory is torch.cuda.is_available()
+    # an explicit setting that works is kept, not overwritten
+    assert UnlearnableTrainingArguments(output_dir=str(tmp_path), dataloader_pin_memory=True).dataloader_pin_memory
+    assert UnlearnableTrainingArguments(output_dir=str(tmp_path), hub_strategy="checkpoint").hub_strategy is HubStrategy.CHECKPOINT
+    with pytest.raises(ValueError, match="remove_unused_columns"):
+        UnlearnableTrainingArguments(output_dir=str(tmp_path), remove_unused_columns=True)
+    with pytest.raises(ValueError, match="hub_strategy='end'"):
+        UnlearnableTrainingArguments(output_dir=str(tmp_path), push_to_hub=True, hub_strategy="every_save")
+    # use_cpu defaults to True for several ranks without CUDA (gloo), from the environment at construction
+    use_cpu = next(f for f in dataclasses.fields(UnlearnableTrainingArguments) if f.name == "use_cpu")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert use_cpu.default_factory() is (not torch.cuda.is_available())
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert use_cpu.default_factory() is False

@@ -11,10 +11,10 @@ import warnings
 from collections.abc import Callable
 
 import torch
-from peft.functional import delete_adapter
 from torch import nn
 from torch.func import functional_call
 
+from ..training._compat import delete_adapter
 from .checkpoints import Checkpoint, CheckpointKey
 from .encoding import EncodedData
 from .layers import activate, inject_lora, load_adapter_state

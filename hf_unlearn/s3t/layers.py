@@ -13,9 +13,9 @@ from collections.abc import Iterable
 
 import torch
 from peft import LoraConfig
-from peft.functional import inject_adapter_in_model, set_adapter
-from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
 from torch import nn
+
+from ..training import _compat
 
 LAYER_RE = re.compile(r"(?:^|\.)(?:layer|layers)\.(\d+)(?:\.|$)")
 DEFAULT_HEAD_MODULES = ("pooler",)
@@ -64,7 +64,7 @@ COMMON_QV = (("query", "value"), ("q_proj", "v_proj"), ("q_lin", "v_lin"), ("q",
 def default_target_modules(model: nn.Module) -> list[str]:
     """Attention query/value projections: peft's table by model type, else common names found in the model."""
     model_type = getattr(getattr(model, "config", None), "model_type", None)
-    targets = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model_type) or EXTRA_TARGETS.get(model_type)
+    targets = _compat.lora_target_modules_by_model_type().get(model_type) or EXTRA_TARGETS.get(model_type)
     if targets:
         return list(targets)
     short = {n.rsplit(".", 1)[-1] for n in linear_module_names(model) if layer_index(n) is not None}
@@ -126,13 +126,13 @@ def inject_lora(model: nn.Module, adapter: str, module_names: list[str], r: int,
         warnings.filterwarnings("ignore", message=".*target_modules.*")
         if seed is not None:
             torch.manual_seed(seed)
-        inject_adapter_in_model(lora_config(module_names, r, alpha, dropout), model, adapter_name=adapter)
+        _compat.inject_adapter(lora_config(module_names, r, alpha, dropout), model, adapter)
 
 
 def activate(model: nn.Module, adapters: list[str]) -> None:
     """Make ``adapters`` the active ones. peft's ``set_adapter`` also sets them trainable: callers
     that train must call :func:`set_trainable` afterwards (and the assertion checks it)."""
-    set_adapter(model, list(adapters) if adapters else [], inference_mode=False)
+    _compat.set_active_adapters(model, list(adapters) if adapters else [])
 
 
 def adapter_param_names(model: nn.Module, adapter: str) -> list[str]:

@@ -1,14 +1,18 @@
-"""Training that prepares for deletion: arguments, trainer, penalties, recorders, the log."""
+"""Training that prepares for deletion: arguments, trainer, penalties, the log writer and its log,
+replays of a recorded run, and the one short loop (``loops.py``) the rest of the package uses."""
 
 from .arguments import UnlearnableTrainingArguments
 from .log_store import LOG_DIRNAME, LogError
-from .penalties import LossTerms, logit_std, l2_to_initial, per_example_loss, unlearnable_loss
+from .log_writer import LogWriter
+from .penalties import LossTerms, l2_to_initial, logit_std, per_example_loss, unlearnable_loss
+from .replay import retrain_twin, twin_arguments
 from .trainer import UnlearnableTrainer
 from .unlearning_log import UnlearningLog
 
 __all__ = [
     "LOG_DIRNAME",
     "LogError",
+    "LogWriter",
     "LossTerms",
     "UnlearnableTrainer",
     "UnlearnableTrainingArguments",
@@ -16,5 +20,7 @@ __all__ = [
     "l2_to_initial",
     "logit_std",
     "per_example_loss",
+    "retrain_twin",
+    "twin_arguments",
     "unlearnable_loss",
 ]

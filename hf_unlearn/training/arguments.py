@@ -1,13 +1,25 @@
-"""``UnlearnableTrainingArguments``: ``TrainingArguments`` plus penalties and recorders."""
+"""``UnlearnableTrainingArguments``: ``TrainingArguments`` plus penalties and recorders.
+
+Where a ``TrainingArguments`` default does not suit a run that prepares for deletion, the field
+is redeclared with another default (never overwritten in ``__post_init__``); a setting that cannot
+work is a ``ValueError`` that names the field.
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 
+import torch
 from transformers import TrainingArguments
+from transformers.trainer_utils import HubStrategy
 
 DELTA_DTYPES = ("float32", "float16", "bfloat16")
+
+
+def _cpu_ranks() -> bool:
+    """Several ranks launched (``WORLD_SIZE`` > 1) on a machine without CUDA: gloo DDP on the CPU."""
+    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 @dataclass
@@ -20,6 +32,19 @@ class UnlearnableTrainingArguments(TrainingArguments):
     unlearning log under ``output_dir/unlearning_log``.
     """
 
+    # ---- TrainingArguments fields with another default --------------------------------------------
+    remove_unused_columns: bool = field(default=False, metadata={
+        "help": "Must stay False: example ids travel with every batch and the trainer strips them itself."})
+    hub_strategy: str = field(default="end", metadata={
+        "help": "Must be 'end' with push_to_hub: intermediate pushes would upload the whole output_dir, the "
+                "private unlearning log included; the final push goes through the trainer's allow-list."})
+    dataloader_pin_memory: bool = field(default_factory=torch.cuda.is_available, metadata={
+        "help": "Pin DataLoader memory (default: only when CUDA is available)."})
+    use_cpu: bool = field(default_factory=_cpu_ranks, metadata={
+        "help": "Train on the CPU (default: True when several ranks are launched on a machine without CUDA, "
+                "which gloo DDP needs; set it False explicitly to use another accelerator)."})
+
+    # ---- penalties and recorders -----------------------------------------------------------------------
     sd_lambda: float = field(default=0.0, metadata={"help": "Weight of the SD-of-logits penalty: L = CE + lambda * mean_i std_c(z_i)."})
     sd_lambda_decay: float = field(default=1.0, metadata={"help": "Divide sd_lambda by this factor after every epoch (1 = no decay)."})
     l2_init_mu: float = field(default=0.0, metadata={"help": "Weight of the L2-to-initial-weights penalty mu * ||w_t - w_0||_2^2 (trainable parameters)."})
@@ -51,19 +76,12 @@ class UnlearnableTrainingArguments(TrainingArguments):
             raise ValueError("deletable_ids_file only applies with record_deltas=True")
         if (self.record_deltas or self.record_per_sample or self.record_learning_events) and not self.record_transcript:
             raise ValueError("deltas, per-sample gradients and learning events are indexed by the transcript: keep record_transcript=True")
-        import torch
-
-        if not torch.cuda.is_available():
-            self.dataloader_pin_memory = False
-            if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-                # CPU ranks (accelerate launch --multi_gpu on a CPU machine): gloo DDP needs use_cpu.
-                self.use_cpu = True
-        if self.push_to_hub:
-            # Trainer's intermediate pushes upload the whole output_dir (the private log included):
-            # push once at the end, through UnlearnableTrainer.push_to_hub's allow-list.
-            self.hub_strategy = "end"
-        # Ids travel with every batch: the trainer strips them itself, so keep the column.
-        self.remove_unused_columns = False
+        if self.remove_unused_columns:
+            raise ValueError("remove_unused_columns=True would drop the example ids the trainer needs: "
+                             "leave it at its default (False); the trainer keeps only the model inputs itself")
+        if self.push_to_hub and HubStrategy(self.hub_strategy) is not HubStrategy.END:
+            raise ValueError(f"hub_strategy={str(self.hub_strategy)!r} with push_to_hub would upload the private "
+                             "unlearning log with every save: use hub_strategy='end' (the default)")
         super().__post_init__()
 
     @property

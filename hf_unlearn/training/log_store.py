@@ -15,7 +15,8 @@ Layout under ``output_dir/unlearning_log/`` (safetensors for tensors, JSON/parqu
     events/rank0-00000040.parquet  learning events (id, step, true-class confidence, ...)
     error_proxy/rank0-00000040.jsonl   unlearning-error proxy series
 
-Every file is written to a temporary name then renamed, so a reader never sees half a file.
+Every file is written through ``artifacts.atomic_write`` (a unique temporary name, fsync, rename),
+so a reader never sees half a file.
 Part files are flushed before each checkpoint, so a resumed run truncates the log to the
 checkpoint's step and continues without a gap or a duplicate.
 """
@@ -31,7 +32,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from ..artifacts import LOG_DIRNAME, atomic_save_tensors, atomic_write_bytes, atomic_write_json  # noqa: F401 (re-exported)
+# The log is written through the package's one atomic writer; the names stay importable from here.
+from ..artifacts import LOG_DIRNAME, atomic_save_tensors, atomic_write_bytes, atomic_write_json  # noqa: F401
 
 FORMAT_VERSION = 1
 _PART = re.compile(r"rank(\d+)-(\d+)\.(jsonl|parquet)$")

@@ -1,4 +1,5 @@
-"""Recorders that write the unlearning log during training (a ``TrainerCallback``).
+"""The records of the unlearning log: what is kept per micro-batch and per optimizer step, and how it
+is written. When they are written is the log writer's business (``log_writer.py``).
 
 - transcript: per optimizer step, epoch, learning rate and the ids of every micro-batch
   (all micro-batches of a gradient-accumulation step, every rank in its own file), with
@@ -11,18 +12,19 @@
 - learning events: per example per step, true-class confidence, max confidence, entropy,
   correctness (memorization proxies of Zhao et al., "What makes unlearning hard", NeurIPS 2024);
 - the unlearning-error proxy series (see ``error_proxy.py``).
+
+A new recorder is a buffer and an ``add_*`` method here, a flag in ``arguments.py`` and, if it
+needs a training event, a line in ``log_writer.py``.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import time
 from pathlib import Path
 
 import pandas as pd
 import torch
-from transformers import TrainerCallback
 
 from .log_store import (
     atomic_save_tensors,
@@ -30,22 +32,20 @@ from .log_store import (
     atomic_write_json,
     part_name,
     step_file,
-    truncate_log,
 )
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-class LogRecorder(TrainerCallback):
-    """Buffers records in memory and writes them under ``root``; flushed before every checkpoint."""
+class Recorders:
+    """Buffers a rank's records in memory and writes them under ``root``."""
 
-    def __init__(self, trainer, root: Path):
-        self.trainer, self.root = trainer, root
-        args = trainer.args
+    def __init__(self, root: Path, args, deletable_ids: set[str] | None = None):
+        self.root, self.args = root, args
         self.rank, self.world_size = args.process_index, args.world_size
         self.is_main = args.process_index == 0
         self.delta_dtype = DTYPES[args.delta_dtype]
-        self.deletable = trainer.deletable_ids
+        self.deletable = deletable_ids
         self.transcript: list[dict] = []
         self.events: list[dict] = []
         self.proxy: list[dict] = []
@@ -81,36 +81,27 @@ class LogRecorder(TrainerCallback):
         if self.is_main:
             atomic_write_json(self.root / "order" / f"epoch_{epoch:05d}.json", {"epoch": epoch, "batches": batches})
 
-    # ---- callback events -----------------------------------------------------------------------
-    def _trainable(self):
-        return self.trainer.trainable_parameters()
+    # ---- per optimizer step ----------------------------------------------------------------------
+    def take_reference(self, named: list[tuple[str, torch.Tensor]]) -> None:
+        """Remember the trainable weights (the delta of the next recorded step is taken against them)."""
+        self.reference = {n: p.detach().float().clone() for n, p in named}
 
-    def on_train_begin(self, args, state, control, **kwargs):
-        if state.global_step > 0:
-            truncate_log(self.root, state.global_step)
-        self.reference = {n: p.detach().float().clone() for n, p in self._trainable()} if args.record_deltas else None
-
-    def _step_touches_deletable(self) -> bool:
+    def step_touches_deletable(self) -> bool:
         return self.deletable is None or any(i in self.deletable for mb in self.micro_batches for i in mb["ids"])
 
-    def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        if args.record_deltas and self.deletable is not None and self._step_touches_deletable():
-            self.reference = {n: p.detach().float().clone() for n, p in self._trainable()}
-
-    def on_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
-        step = state.global_step + 1
-        lr = float(self.trainer.optimizer.param_groups[0]["lr"])
+    def end_step(self, step: int, lr: float, named: list[tuple[str, torch.Tensor]]) -> None:
+        """The optimizer has taken step ``step``: record it (transcript, delta, per-sample gradients)."""
         epochs = {mb["epoch"] for mb in self.micro_batches}
         record = {"step": step, "epoch": min(epochs) if epochs else None, "lr": lr, "rank": self.rank,
                   "micro_batches": self.micro_batches}
         if self.grad_norm is not None:
             record["grad_norm"] = self.grad_norm
             self.grad_norm = None
-        if args.record_transcript:
+        if self.args.record_transcript:
             self.transcript.append(record)
-        if args.record_deltas and self.is_main:
-            self._write_delta(step)
-        if args.record_per_sample and self.per_sample_rows:
+        if self.args.record_deltas and self.is_main:
+            self._write_delta(step, named)
+        if self.args.record_per_sample and self.per_sample_rows:
             grads = torch.cat(self.per_sample_rows)
             ids = [i for mb in self.micro_batches for i in mb["ids"]]
             path = self.root / "per_sample" / step_file(step, self.rank)
@@ -118,12 +109,12 @@ class LogRecorder(TrainerCallback):
             self.bytes_written += path.stat().st_size
         self.micro_batches, self.per_sample_rows = [], []
 
-    def _write_delta(self, step: int) -> None:
-        if self.deletable is not None and not self._step_touches_deletable():
+    def _write_delta(self, step: int, named: list[tuple[str, torch.Tensor]]) -> None:
+        if self.deletable is not None and not self.step_touches_deletable():
             return
         deltas = {}
         with torch.no_grad():
-            for name, p in self._trainable():
+            for name, p in named:
                 ref = self.reference[name]
                 d = (p.detach().float() - ref).to(self.delta_dtype)
                 deltas[name] = d
@@ -132,19 +123,6 @@ class LogRecorder(TrainerCallback):
         path = self.root / "deltas" / step_file(step)
         atomic_save_tensors(path, deltas)
         self.bytes_written += path.stat().st_size
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.trainer.maybe_record_error_proxy(state.global_step)
-        if control.should_save:
-            self.flush(state.global_step)
-
-    def on_epoch_end(self, args, state, control, **kwargs):
-        if control.should_save:
-            self.flush(state.global_step)
-
-    def on_train_end(self, args, state, control, **kwargs):
-        self.flush(state.global_step)
-        self.trainer.finalize_log_meta()
 
     # ---- writing ---------------------------------------------------------------------------------
     def flush(self, step: int) -> None:
@@ -162,4 +140,3 @@ class LogRecorder(TrainerCallback):
             text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.proxy)
             atomic_write_bytes(self.root / "error_proxy" / part_name(self.rank, step, "jsonl"), text.encode())
             self.proxy = []
-        self.last_flush = time.time()

@@ -3,42 +3,33 @@
 It adds the weight-change penalties of Thudi et al. ("Unrolling SGD", EuroS&P 2022), carries
 example ids with every batch (they never reach the model), trains in a deterministic,
 recorded data order (so the retrain twin can replay it without the forgotten ids), and
-records the unlearning log (``recorders.py``). Only documented hooks are overridden:
-``get_train_dataloader``, ``training_step``, ``compute_loss``, ``prediction_step``, ``log``,
-``save_model``, ``create_model_card`` and callbacks.
+records the unlearning log (``log_writer.py``, a ``TrainerCallback``, feeds ``recorders.py``).
+Only documented hooks are overridden: ``get_train_dataloader``, ``training_step``,
+``compute_loss``, ``prediction_step``, ``log``, ``save_model``, ``create_model_card`` and
+``push_to_hub``; version-specific Trainer attributes are reached through ``_compat.py``.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
-import math
 import os
 from pathlib import Path
 from typing import Iterable
 
 import torch
-from transformers import Trainer, TrainerCallback
+from transformers import Trainer
 
-from ..artifacts import library_versions
-from ..data.forget import read_id_file
+from ..artifacts import TRAINING_ARGS_FILE, library_versions
 from ..data.loading import fingerprint_dataset
+from . import _compat
 from .arguments import UnlearnableTrainingArguments
 from .data_order import DataOrder, DataOrderSampler, IdCarryingCollator, KeyedDataset, OrderedDataLoader
-from .error_proxy import distance_from_initial, error_proxy, dominant_hessian_eigenvalue
-from .log_store import (
-    FORMAT_VERSION,
-    LOG_DIRNAME,
-    atomic_save_tensors,
-    atomic_write_json,
-    model_structure,
-    reset_log,
-    trainable_named,
-    weights_fingerprint,
-)
-from .optimizer_record import FINAL_STATE, describe_optimizer, grad_norm, save_final_state
+from .log_store import LOG_DIRNAME, atomic_write_json, trainable_named
+from .log_writer import LogWriter
+from .optimizer_record import grad_norm
 from .penalties import unlearnable_loss
-from .recorders import LogRecorder
+
+__all__ = ["UnlearnableTrainer", "batch_seed", "library_versions"]
 
 
 def batch_seed(seed: int, epoch: int, pos: int) -> int:
@@ -68,18 +59,12 @@ class UnlearnableTrainer(Trainer):
             data_collator = IdCarryingCollator(processing_class)
         super().__init__(model=model, args=args, data_collator=data_collator, train_dataset=train_dataset,
                          eval_dataset=eval_dataset, processing_class=processing_class, **kwargs)
-        self.loss_is_scaled_for_ga = False  # compute_loss returns a per-micro-batch mean
+        _compat.declare_loss_per_micro_batch(self)  # compute_loss returns a per-micro-batch mean
         self.log_root = Path(log_dir) if log_dir else Path(args.output_dir) / LOG_DIRNAME
-        self.deletable_ids = set(read_id_file(args.deletable_ids_file)) if args.deletable_ids_file else None
-        named = trainable_named(self.model)
-        self._initial_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-        self._initial_fingerprint = weights_fingerprint(named)
-        needs_w0 = args.l2_init_mu > 0 or args.record_error_proxy
-        self._initial_trainable = [p.detach().clone() for _, p in named] if needs_w0 else None
+        needs_w0 = args.l2_init_mu > 0
+        self._initial_trainable = [p.detach().clone() for _, p in trainable_named(self.model)] if needs_w0 else None
         self._metric_sums: dict[str, float] = {}
         self._metric_count = 0
-        self._last_lr = args.learning_rate
-        self._sigmas: list[float] = []
         self.data_order = None
         if train_dataset is not None:
             self.data_order = DataOrder(train_dataset["id"], args.per_device_train_batch_size,
@@ -90,9 +75,10 @@ class UnlearnableTrainer(Trainer):
             from .per_sample import PerSampleSubsetGradients
 
             self.per_sample = PerSampleSubsetGradients(self.model, args.per_sample_fraction, args.per_sample_seed).attach()
-        self.recorder = LogRecorder(self, self.log_root)
-        self.add_callback(_LogSetup(self))
-        self.add_callback(self.recorder)
+        self.log_writer = LogWriter(self.log_root, args, train_dataset=train_dataset, data_collator=self.data_collator,
+                                    per_sample=self.per_sample)
+        self.records = self.log_writer.records
+        self.add_callback(self.log_writer)
 
     # ---- data -----------------------------------------------------------------------------------
     @staticmethod
@@ -110,7 +96,7 @@ class UnlearnableTrainer(Trainer):
     def get_train_dataloader(self):
         if self.train_dataset is None:
             raise ValueError("UnlearnableTrainer: training requires a train_dataset")
-        sampler = DataOrderSampler(self.data_order, rank=self.args.process_index, on_epoch=self.recorder.record_order)
+        sampler = DataOrderSampler(self.data_order, rank=self.args.process_index, on_epoch=self.records.record_order)
         return OrderedDataLoader(KeyedDataset(self.train_dataset), batch_sampler=sampler, collate_fn=self.data_collator,
                                  num_workers=self.args.dataloader_num_workers, pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available())
 
@@ -127,16 +113,16 @@ class UnlearnableTrainer(Trainer):
             raise KeyError("batch carries no ids: use the trainer's own data loader and IdCarryingCollator")
         self._order = order
         torch.manual_seed(batch_seed(self.args.seed, order["epoch"], order["pos"]))
-        ga = self.current_gradient_accumulation_steps
+        ga = _compat.micro_batches_in_step(self)
         if self.per_sample is not None:
             self.per_sample.begin(scale=len(order["ids"]) * ga)
         loss = super().training_step(model, inputs, num_items_in_batch)
-        if self.args.record_deltas and self.args.max_grad_norm and self.accelerator.sync_gradients:
+        if self.args.record_deltas and self.args.max_grad_norm and _compat.is_sync_step(self):
             # the norm clipping will see (step replay recomputes the clip without the forget examples)
-            self.recorder.grad_norm = grad_norm(p for _, p in self.trainable_parameters())
+            self.records.grad_norm = grad_norm(p for _, p in self.trainable_parameters())
         if self.per_sample is not None:
-            self.recorder.add_per_sample(self.per_sample.collect())
-        self.recorder.add_micro_batch(order["ids"], order["epoch"], order["pos"], len(order["ids"]) * ga * self.args.world_size)
+            self.records.add_per_sample(self.per_sample.collect())
+        self.records.add_micro_batch(order["ids"], order["epoch"], order["pos"], len(order["ids"]) * ga * self.args.world_size)
         return loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -160,7 +146,7 @@ class UnlearnableTrainer(Trainer):
                 self._metric_sums[key] = self._metric_sums.get(key, 0.0) + float(value)
             self._metric_count += 1
             if self.args.record_learning_events and order is not None:
-                self.recorder.add_events(order["ids"], outputs.logits, labels, self.state.global_step + 1, order["epoch"])
+                self.records.add_events(order["ids"], outputs.logits, labels, self.state.global_step + 1, order["epoch"])
         return (terms.total, outputs) if return_outputs else terms.total
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
@@ -175,87 +161,9 @@ class UnlearnableTrainer(Trainer):
             for key, total in self._metric_sums.items():
                 logs[key] = round(total / self._metric_count, 6)
             self._metric_sums, self._metric_count = {}, 0
-            if self._sigmas:
-                logs["error_proxy"] = self._last_proxy
-        super().log(logs, start_time)
-
-    # ---- unlearning-error proxy -------------------------------------------------------------------
-    def maybe_record_error_proxy(self, step: int) -> None:
-        args = self.args
-        if not args.record_error_proxy or step % args.error_proxy_every or args.process_index != 0:
-            return
-        batch = self._proxy_batch()
-        eig = dominant_hessian_eigenvalue(self.model, batch, args.error_proxy_power_iters, seed=args.seed)
-        sigma = math.sqrt(abs(eig))
-        self._sigmas.append(sigma)
-        dist = distance_from_initial([p for _, p in self.trainable_parameters()], self._initial_trainable)
-        lr = self._last_lr
-        rolling = sum(self._sigmas) / len(self._sigmas)
-        self._last_proxy = error_proxy(lr, step, dist, sigma)
-        self.recorder.add_error_proxy({"step": step, "lr": lr, "distance_from_init": dist, "hessian_max_eig": eig,
-                                       "sigma": sigma, "error_proxy": self._last_proxy,
-                                       "error_proxy_rolling": error_proxy(lr, step, dist, rolling)})
-
-    def _proxy_batch(self) -> dict:
-        if not hasattr(self, "_proxy_inputs"):
-            n = min(self.args.error_proxy_batch_size, len(self.train_dataset))
-            rows = torch.randperm(len(self.train_dataset), generator=torch.Generator().manual_seed(self.args.seed))[:n]
-            feats = KeyedDataset(self.train_dataset).__getitems__([(int(r), 0, 0) for r in rows])
-            batch = self.data_collator(feats)
-            batch.pop("_order", None)
-            self._proxy_inputs = {k: v.to(self.args.device) for k, v in batch.items()}
-        return self._proxy_inputs
-
-    # ---- the log's meta data ------------------------------------------------------------------------
-    def write_log_header(self) -> None:
-        """Fresh run: reset the log, write ``meta.json``, w_0 and the per-sample subset (main rank)."""
-        args = self.args
-        if args.process_index != 0:
-            return
-        reset_log(self.log_root)
-        atomic_save_tensors(self.log_root / "initial_weights.safetensors", self._initial_state)
-        named = self.trainable_parameters()
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "model_class": type(self.model).__name__,
-            "fingerprint": self._initial_fingerprint,
-            "final_fingerprint": None,
-            "structure": model_structure(named),
-            "recorders": args.recorders,
-            "delta_dtype": args.delta_dtype,
-            "deletable_only": self.deletable_ids is not None,
-            "per_sample_fraction": args.per_sample_fraction if args.record_per_sample else None,
-            "per_sample_seed": args.per_sample_seed if args.record_per_sample else None,
-            "per_sample_k": self.per_sample.num_entries if self.per_sample is not None else None,
-            "seed": args.seed,
-            "data_seed": args.data_seed if args.data_seed is not None else args.seed,
-            "per_device_train_batch_size": args.per_device_train_batch_size,
-            "gradient_accumulation_steps": args.gradient_accumulation_steps,
-            "world_size": args.world_size,
-            "num_train_examples": len(self.train_dataset),
-            "train_fingerprint": fingerprint_dataset(self.train_dataset),
-            "training_args": json.loads(args.to_json_string()),
-            "versions": library_versions(),
-        }
-        atomic_write_json(self.log_root / "meta.json", meta)
-        if self.per_sample is not None:
-            index = self.per_sample.subset_index()
-            atomic_save_tensors(self.log_root / "per_sample" / "index.safetensors", index,
-                                metadata={"order": json.dumps(list(index))})
-
-    def finalize_log_meta(self) -> None:
-        if self.args.process_index != 0 or not (self.log_root / "meta.json").is_file():
-            return
-        meta = json.loads((self.log_root / "meta.json").read_text())
-        meta["final_fingerprint"] = weights_fingerprint(self.trainable_parameters())
-        if self.args.record_deltas and self.optimizer is not None:
-            named = self.trainable_parameters()
-            meta["optimizer"] = describe_optimizer(self.optimizer, named, self.args.max_grad_norm)
-            meta["optimizer"]["final_state"] = save_final_state(self.log_root / FINAL_STATE, self.optimizer, named)
-        meta["global_step"] = self.state.global_step
-        meta["completed"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        atomic_write_json(self.log_root / "meta.json", meta)
+            if self.log_writer.last_error_proxy is not None:
+                logs["error_proxy"] = self.log_writer.last_error_proxy
+        _compat.parent_log(super().log, logs, start_time)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
         """Save as usual, then replace the pickled ``training_args.bin`` by ``training_args.json``."""
@@ -263,8 +171,7 @@ class UnlearnableTrainer(Trainer):
         out = Path(output_dir or self.args.output_dir)
         if self.args.should_save and out.is_dir():
             (out / "training_args.bin").unlink(missing_ok=True)
-            atomic_write_json(out / "training_args.json", json.loads(self.args.to_json_string()))
-
+            atomic_write_json(out / TRAINING_ARGS_FILE, json.loads(self.args.to_json_string()))
 
     # ---- Hub: our card, and an allow-listed upload that never includes the log ---------------------
     def training_summary(self) -> dict:
@@ -307,17 +214,3 @@ class UnlearnableTrainer(Trainer):
                              run_as_future=not blocking,
                              allow_patterns=[*WEIGHT_PATTERNS, *CONFIG_FILES, *TOKENIZER_FILES, "README.md"],
                              ignore_patterns=["*/*"])  # top-level files only: never the log or checkpoints
-
-
-class _LogSetup(TrainerCallback):
-    """Writes the log header on a fresh run; records the learning rate of each step."""
-
-    def __init__(self, trainer: UnlearnableTrainer):
-        self.trainer = trainer
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        if state.global_step == 0:
-            self.trainer.write_log_header()
-
-    def on_optimizer_step(self, args, state, control, **kwargs):
-        self.trainer._last_lr = float(self.trainer.optimizer.param_groups[0]["lr"])
