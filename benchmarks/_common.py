@@ -1,4 +1,4 @@
-"""Shared helpers of the benchmarks (guide section 6: one JSON line per figure, results file).
+"""Shared helpers of the benchmarks (one JSON line per figure, one results file).
 
 Every benchmark prints one JSON line per figure, ``{"bench", "figure", "value", "unit",
 "config"}``, through :func:`emit` (which also collects it), then writes all of them with
@@ -14,8 +14,9 @@ import os
 import platform
 import resource
 import sys
-import tempfile
 from pathlib import Path
+
+from hf_unlearn.artifacts import atomic_write_json
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
@@ -102,22 +103,10 @@ def machine_info() -> dict:
 
 
 def write_results(name: str, records: list[dict], machine: dict | None = None, **extra) -> Path:
-    """Write ``benchmarks/results/<name>.json`` atomically (temp file + rename); return its path."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{name}.json"
+    """Write ``benchmarks/results/<name>.json`` atomically (``hf_unlearn.artifacts``); return its path."""
     payload = {"name": name, "machine": machine if machine is not None else machine_info(),
                "command": " ".join([Path(sys.executable).name, *sys.argv]), "records": records, **extra}
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=RESULTS_DIR)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1, default=str)
-            f.write("\n")
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_json(RESULTS_DIR / f"{name}.json", payload, indent=1, sort_keys=False)
 
 
 def imdb_path() -> Path:

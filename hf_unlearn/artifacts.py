@@ -23,11 +23,15 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import TypeVar
 
 from . import __version__
+
+T = TypeVar("T")
 
 # ---- names of private files (created by training/, s3t/, runs/; never uploaded) ----------------------
 LOG_DIRNAME = "unlearning_log"  # training/log_store.py: the unlearning log of a run
@@ -39,6 +43,9 @@ CHECKPOINT_PREFIX = "checkpoint-"  # Trainer checkpoints: optimizer, scheduler, 
 S3T_CHECKPOINT_DIR = "checkpoints"  # s3t/checkpoints.py: per-stage adapters (public once deletions apply)
 PRIVATE_DIRS = (LOG_DIRNAME,)
 PRIVATE_FILES = (RUN_FILE, S3T_ASSIGNMENT_FILE, S3T_LEDGER_FILE)
+
+# ---- names of public files ---------------------------------------------------------------------------
+REPORT_FILE = "report.json"  # evaluation/report.py and s3t/report.py: the ForgettingReport (cards/schema.py)
 
 TEMP_MARKER = ".hf_unlearn-tmp-"
 
@@ -99,6 +106,32 @@ def atomic_save_tensors(path: str | os.PathLike, tensors: dict, metadata: dict[s
 
     cpu = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     return atomic_write(path, lambda tmp: save_file(cpu, tmp, metadata=metadata))
+
+
+def atomic_write_folder(path: str | os.PathLike, fill: Callable[[Path], T]) -> T:
+    """Build a folder atomically: ``fill(tmp_dir)`` writes it in a unique temporary folder beside
+    ``path``, which then takes the place of ``path`` (a previous ``path`` is moved aside and removed).
+    On any error ``path`` is left as it was. Returns what ``fill`` returned."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}{TEMP_MARKER}", dir=path.parent))
+    old = tmp.with_name(tmp.name + "-old")
+    try:
+        result = fill(tmp)
+        os.chmod(tmp, 0o755)  # mkdtemp creates 0700
+        if path.exists():
+            os.replace(path, old)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            if old.exists():
+                os.replace(old, path)
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    _fsync_dir(path.parent)
+    return result
 
 
 def is_temporary(path: str | os.PathLike) -> bool:

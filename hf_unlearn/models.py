@@ -8,8 +8,8 @@ use goes through the Hub (``distilbert-base-uncased``, ``bert-base-uncased``...)
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Iterable
 
 import torch
 from datasets import Dataset, DatasetDict

@@ -20,13 +20,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from hub_server import FakeHub
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from safetensors.numpy import save_file
 
-from hf_unlearn.cards import is_allowed_path, render_card, render_training_card, strip_private
+from hf_unlearn import artifacts
+from hf_unlearn.cards import is_allowed_path, is_private_path, render_card, render_training_card, strip_private
+from hf_unlearn.cards.schema import ForgettingReport
 from hf_unlearn.hub import LeakError, RunDirError, build_upload_folder, write_dry_run_folder
-from hub_server import FakeHub
 
 TOKEN = "hf_TestSecretToken_9f8e7d6c5b4a"
 REPO = "alice/tiny-sentiment-unlearned"
@@ -48,7 +50,8 @@ def _metrics(f, r, t, mia, auc, canary):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A realistic unlearning run dir: tiny BERT + tokenizer, report, plots and private files."""
-    from hf_unlearn.data import fingerprint_dataset, forget_ids_sha256, load_sentiment_dataset
+    from hf_unlearn.artifacts import forget_set_commitment
+    from hf_unlearn.data import fingerprint_dataset, load_sentiment_dataset
     from hf_unlearn.models import TinyBertSpec, build_tiny_bert
 
     out = tmp_path_factory.mktemp("run")
@@ -78,7 +81,7 @@ def run(tmp_path_factory):
         "guarantee": "approximate", "base_model": "tiny-bert", "task": "text-classification",
         "dataset": {"source": "synthetic",
                     "fingerprints": {"train": fingerprint_dataset(train), "test": fingerprint_dataset(dd["test"])}},
-        "forget": {"count": len(ids), "sha256": forget_ids_sha256(ids), "request_date": "2026-11-25"},
+        "forget": {"count": len(ids), "sha256": forget_set_commitment(ids), "request_date": "2026-11-25"},
         "seeds": {"train": 42, "unlearn": 0},
         "metrics": {"original": _metrics(99.2, 97.1, 88.0, 0.12, 0.61, 0.93),
                     "unlearned": _metrics(85.71, 96.5, 87.25, 0.48, None, 0.51),
@@ -141,6 +144,18 @@ def test_allow_list():
                     "adapters/checkpoint-1/adapter_model.safetensors", "shard0/forget_ids.json", "shard0/slices.json"]
     assert all(is_allowed_path(p, system=True) for p in system_ok)
     assert not any(is_allowed_path(p, system=True) for p in system_never)
+
+
+def test_private_names_come_from_the_artifact_contract():
+    """Every private file the package writes, its journal and a writer's temporary copy are private."""
+    own = [*artifacts.PRIVATE_DIRS, *artifacts.PRIVATE_FILES, artifacts.TRAINING_ARGS_FILE,
+           f"{artifacts.CHECKPOINT_PREFIX}12", f"{artifacts.S3T_LEDGER_FILE}-journal"]
+    for name in own:
+        assert is_private_path(name) and is_private_path(f"base/{name}"), name
+    temporary = f".model.safetensors{artifacts.TEMP_MARKER}x1y2"  # a killed writer's half file
+    assert artifacts.is_temporary(temporary) and is_private_path(temporary)
+    assert not is_allowed_path(temporary) and not is_allowed_path(f"base/{temporary}", system=True)
+    assert not is_private_path(f"{artifacts.S3T_CHECKPOINT_DIR}/shard000/order00/stage00-gen000.safetensors")
 
 
 # ---------------------------------------------------------------------------- upload folder
@@ -258,6 +273,24 @@ def test_s3t_system_folder_keeps_structure_and_drops_assignment_and_ledger(run, 
         build_upload_folder(sysdir, tmp_path / "up")
 
 
+def test_a_failed_rebuild_keeps_the_previous_upload_folder(run, tmp_path, monkeypatch):
+    import hf_unlearn.hub.folder as folder_module
+
+    first = build_upload_folder(run["dir"], tmp_path / "up")
+    before = {f: (first.path / f).read_bytes() for f in first.files}
+    again = build_upload_folder(run["dir"], tmp_path / "up")  # a previous upload folder is replaced
+    assert again.files == first.files and sorted(p.name for p in tmp_path.iterdir()) == ["up"]
+
+    def leak(*args):
+        raise LeakError("a forgotten id appears in README.md")
+
+    monkeypatch.setattr(folder_module, "_assert_no_leak", leak)
+    with pytest.raises(LeakError):
+        build_upload_folder(run["dir"], tmp_path / "up")
+    assert {f: (first.path / f).read_bytes() for f in first.files} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["up"]  # no temporary folder left behind
+
+
 # ---------------------------------------------------------------------------- cards
 
 
@@ -297,7 +330,7 @@ def test_card_text_is_clear_aligned_and_formatted(run, tmp_path):
     card = render_card(run["report"], repo_id=REPO)
     text = str(card)
     for table in _tables(text):
-        assert len({len(line) for line in table}) == 1, f"misaligned table:\n" + "\n".join(table)
+        assert len({len(line) for line in table}) == 1, "misaligned table:\n" + "\n".join(table)
     for needle in ("| Forget accuracy (%)", "85.7", "moves the forget accuracy by 11.1 points", "+0.7", "n/a", "| Examples forgotten", run["report"]["forget"]["sha256"],
                    "2026-11-25", "**Approximate.**", "| ToW ", "0.971", "1.234", "50.0x faster", "`sd_lambda`",
                    "`transcript`: which example ids", "| `train`", "`torch`", "super_squash_history",
@@ -308,6 +341,15 @@ def test_card_text_is_clear_aligned_and_formatted(run, tmp_path):
     assert not any(i in text for i in run["ids"])
     exact = str(render_card(dict(run["report"], method="sisa", guarantee=None)))
     assert "**Exact.**" in exact and "inferred from the method" in exact
+
+
+def test_card_method_text_comes_from_the_report(run):
+    text = "Amnesiac unlearning (Graves et al., \"Amnesiac Machine Learning\", AAAI 2021): updates are subtracted."
+    described = dict(run["report"], method_description=text, schema_version=1)
+    assert "## Method\n\n" + text in str(render_card(described))
+    assert str(render_card(ForgettingReport.from_dict(described))) == str(render_card(described))
+    older = str(render_card(run["report"]))  # a report from before method_description: the name only
+    assert "## Method\n\n`amnesiac`\n" in older and "Graves" not in older
 
 
 def test_training_card_says_prepared_for_deletion(tmp_path):

@@ -19,7 +19,8 @@ import torch  # noqa: E402
 datasets = pytest.importorskip("datasets")
 datasets.disable_progress_bars()
 
-from hf_unlearn.data import ForgetRequestError, forget_ids_sha256, load_sentiment_dataset  # noqa: E402
+from hf_unlearn.artifacts import forget_set_commitment, is_temporary  # noqa: E402
+from hf_unlearn.data import ForgetRequestError, load_sentiment_dataset  # noqa: E402
 from hf_unlearn.models import TinyBertSpec, build_tiny_bert  # noqa: E402
 from hf_unlearn.s3t import (  # noqa: E402
     ReadOnlySystemError,
@@ -153,7 +154,7 @@ def test_trainable_parameters_per_stage(trained):
     head = {n for n, _ in trained["model"].named_parameters() if n.startswith("classifier.") or ".pooler." in n}
     assert len(trained["seen"]) == 2 * 2 * 2
     blocks = {0: {3, 2}, 1: {1, 0}}  # top-down
-    for shard, order, k, names in trained["seen"]:
+    for _shard, _order, k, names in trained["seen"]:
         lora = {n for n in names if "lora_" in n}
         assert set(names) - lora == head
         assert {layer_index(n) for n in lora} == blocks[k]
@@ -179,6 +180,8 @@ def test_system_predicts_and_reports(trained, data):
     assert report["method"] == "s3t" and report["guarantee"] == "exact"
     assert report["forget"] is None and 0 <= report["metrics"]["original"]["test_acc"] <= 100
     assert {"source", "fingerprints"} <= set(report["dataset"]) and "torch" in report["versions"]
+    assert report["schema_version"] == 1 and report["method_description"].startswith("S3T (Chowdhury et al.")
+    assert not [p for p in system.system_dir.rglob("*") if is_temporary(p)]  # every writer renamed its file
 
 
 # -- deletion, exactness, audit -------------------------------------------------------------------
@@ -234,7 +237,7 @@ def test_emptied_shard_is_retrained_like_a_twin(trained, data, tmp_path):
         assert all(torch.equal(ckpt.adapter[n], live.adapter[n]) for n in ckpt.adapter)
         assert all(torch.equal(ckpt.params[n], live.params[n]) for n in ckpt.params)
     report = json.loads((system.system_dir / "report.json").read_text())
-    assert report["forget"]["count"] == 2 and report["forget"]["sha256"] == forget_ids_sha256([x, y])
+    assert report["forget"]["count"] == 2 and report["forget"]["sha256"] == forget_set_commitment([x, y])
 
 
 def test_drop_option_and_missing_training_data(trained, data, tmp_path):
@@ -282,6 +285,8 @@ def test_sisa_retrains_from_last_clean_slice(data, tmp_path):
     audit = system.audit([x])
     assert audit["all_clean"] and audit["records_consistent"]
     assert system.predict(data["test"]).predictions.shape == (len(data["test"]),)
+    report = json.loads((tmp_path / "sisa" / "report.json").read_text())
+    assert report["method"] == "sisa" and report["method_description"].startswith("SISA (Bourtoule et al.")
 
 
 # -- deletion capacity ----------------------------------------------------------------------------
@@ -306,7 +311,6 @@ def test_demo_runs_offline(tmp_path):
     out = run_s3t_demo(tmp_path, seed=0)
     assert out["audit"]["all_clean"] and out["audit"]["records_consistent"]
     assert out["test_acc_before"] >= out["base_test_acc"] - 5 and out["test_acc_after"] > 80
-    assert out["seconds"] < 60
 
 
 def test_distilbert_style_model_from_a_local_folder(data, tmp_path):

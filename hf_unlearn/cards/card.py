@@ -13,13 +13,16 @@ import json
 import math
 import os
 import re
-import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .. import __version__
+from ..artifacts import atomic_write_text
 from .privacy import SYSTEM_METHODS, strip_private
+from .schema import ForgettingReport
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 UNLEARNED_TEMPLATE = TEMPLATE_DIR / "unlearned_model_card.md"
@@ -52,33 +55,6 @@ VARIANTS = (
     ("retrain_twin", "Retrain twin", "retrain twin trained without the forget set"),
 )
 TIMINGS = {"unlearn_s": "Unlearning", "retrain_s": "Retraining the twin", "train_s": "Training"}
-METHODS = {
-    "amnesiac": "Amnesiac unlearning (Graves et al., AAAI 2021): the parameter update of every training "
-    "step that saw a forgotten example was logged during training and is subtracted from the final "
-    "weights, optionally followed by a short repair fine-tune on the retained data.",
-    "amnesiac_per_sample": "Per-sample amnesiac rollback (Marincione, 2024): each example's gradient on a "
-    "fixed random subset of the parameters was logged during training; the forgotten examples' "
-    "contributions are subtracted from those parameters.",
-    "single_gradient": "Single-gradient unlearning (Thudi et al., \"Unrolling SGD\", EuroS&P 2022): one gradient "
-    "of the loss on the forgotten examples, taken at the initial weights, is added back.",
-    "finetune": "Fine-tuning on the retained data only (the forgotten examples fade by catastrophic forgetting).",
-    "neggrad": "NegGrad: gradient ascent on the forgotten examples.",
-    "neggrad_plus": "NegGrad+: descent on retained data and ascent on forgotten examples, "
-    "alpha * CE(retain) - (1 - alpha) * CE(forget).",
-    "random_label": "Random-label: the forgotten examples get random labels and are trained on with the retained data.",
-    "salun": "SalUn (Fan et al., ICLR 2024): random-label training restricted to the parameters most salient "
-    "for the loss on the forgotten examples.",
-    "scrub": "SCRUB (Kurmanji et al., NeurIPS 2023): a student copy of the model moves away from the original "
-    "on the forgotten examples and stays close to it on the retained data.",
-    "l1_sparse": "L1-sparse (Jia et al., NeurIPS 2023): fine-tuning on the retained data with a decaying L1 penalty.",
-    "rum": "RUM (Zhao et al., NeurIPS 2024): the forgotten examples are grouped by memorization level and "
-    "unlearned group by group, lowest first, each group with its own method.",
-    "s3t": "S3T (Chowdhury et al., 2024): shards of LoRA adapters trained slice by slice; every adapter stage "
-    "that saw a forgotten example is switched off, so the remaining system never saw it.",
-    "sisa": "SISA (Bourtoule et al., IEEE S&P 2021): one model per shard, checkpointed after each data slice; "
-    "a shard that saw a forgotten example is retrained from the last checkpoint before it.",
-    "retrain": "Retraining from scratch without the forgotten examples.",
-}
 RECORDERS = {
     "transcript": "which example ids each optimizer step saw",
     "deltas": "the parameter update of each optimizer step",
@@ -163,15 +139,6 @@ def _dataset_label(source: Any) -> str:
     if not isinstance(source, str) or not source:
         return "unknown"
     return Path(source).name if (os.path.isabs(source) or os.sep in source and hub_id_or_none(source) is None) else source
-
-
-def _installed_version() -> str:
-    try:
-        from importlib.metadata import version
-
-        return version("hf-unlearn")
-    except Exception:  # not installed (running from a source tree)
-        return NA
 
 
 def _key(name: Any) -> str:
@@ -306,12 +273,18 @@ def render_card(report: dict, *, repo_id: str | None = None, license: str | None
                 layout: list[str] | None = None) -> ModelCard:
     """The card of an unlearned model (or exact-unlearning system) from its ``report.json``.
 
-    ``layout`` (one line per top-level folder) is shown for S3T/SISA system folders.
+    ``report``: a :class:`~hf_unlearn.cards.schema.ForgettingReport` or its dict. The method text
+    is the report's ``method_description`` (the method registry's, or S3T/SISA's); a report
+    without one (written before the schema) gets the method's name only. ``layout`` (one line per
+    top-level folder) is shown for S3T/SISA system folders.
     """
-    report, _ = strip_private(report)
-    method = report.get("method") or "unknown"
+    if isinstance(report, ForgettingReport):
+        report = report.to_dict()
+    parsed = ForgettingReport.from_dict(strip_private(report)[0])
+    report = parsed.to_dict()
+    method = parsed.method
     mkey = _key(method)
-    guarantee = report.get("guarantee")
+    guarantee = parsed.guarantee
     inferred = guarantee not in ("exact", "approximate")
     if inferred:
         guarantee = "exact" if mkey in EXACT_METHODS else "approximate"
@@ -319,19 +292,19 @@ def render_card(report: dict, *, repo_id: str | None = None, license: str | None
     results = eval_results(report, model_name)
     tags = ["hf-unlearn", "machine-unlearning", _tag(method), f"{guarantee}-unlearning", "text-classification"]
     data = _card_data(report, model_name=model_name, license=license, tags=tags, results=results)
-    training = report.get("training") or {}
-    timings = report.get("timings") or {}
+    training = parsed.training or {}
+    timings = parsed.timings or {}
     speedup = None
     if _num(timings.get("unlearn_s")) and _num(timings.get("retrain_s")) and timings["unlearn_s"] > 0:
         speedup = f"{timings['retrain_s'] / timings['unlearn_s']:,.1f}x"
-    forget = report.get("forget") or {}
-    config = report.get("config")
+    forget = parsed.forget or {}
+    config = parsed.config
     context = _common_context(report, training.get("penalties"), training.get("recorders"))
     context.update(
         title=repo_id or model_name,
         method=method,
-        method_description=METHODS.get(mkey, "See the hf-unlearn documentation for this method."),
-        method_args_table=_kv_table(["Hyperparameter", "Value"], report.get("method_args")),
+        method_description=parsed.method_description or f"`{method}`",
+        method_args_table=_kv_table(["Hyperparameter", "Value"], parsed.method_args),
         guarantee=guarantee,
         guarantee_inferred=inferred,
         system=mkey in SYSTEM_METHODS,
@@ -378,7 +351,7 @@ def render_training_card(summary: dict, output_dir: str | os.PathLike) -> str:
     context = _common_context(summary, summary.get("penalties"), recorders)
     context.update(
         title=repo_id or model_name,
-        hf_unlearn_version=summary.get("hf_unlearn_version") or _installed_version(),
+        hf_unlearn_version=summary.get("hf_unlearn_version") or __version__,
         delta_dtype=summary.get("delta_dtype"),
         per_sample_fraction=summary.get("per_sample_fraction"),
         num_train_examples=fmt(summary.get("num_train_examples")),
@@ -389,14 +362,4 @@ def render_training_card(summary: dict, output_dir: str | os.PathLike) -> str:
         repo_id=repo_id,
     )
     card = _finish(ModelCard.from_template(data, template_path=str(TRAINING_TEMPLATE), **context))
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".README.", suffix=".md.tmp", dir=out)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(str(card))
-        os.replace(tmp, out / "README.md")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return str(out / "README.md")
+    return str(atomic_write_text(Path(output_dir) / "README.md", str(card)))

@@ -4,8 +4,9 @@ Two independent rules protect a deletion request:
 
 1. Files are chosen by an ALLOW-list (model weights, configs, tokenizer, plots) and, as a
    second line of defence, anything whose path matches a known private name (forget ids,
-   unlearning logs, checkpoints, optimizer state, ledgers, shard assignments) is refused even
-   if the allow-list matched it.
+   unlearning logs, checkpoints, optimizer state, ledgers, shard assignments, temporary files of
+   a writer) is refused even if the allow-list matched it. The names of the private files the
+   package itself creates come from ``hf_unlearn.artifacts``, where their writers take them too.
 2. ``report.json`` is copied through :func:`strip_private`, which removes everything
    per-example: the ``per_example`` section, keys named like ids / texts / examples, lists
    whose items look like example ids or texts, and dicts keyed by ids.
@@ -17,6 +18,8 @@ import fnmatch
 import re
 from pathlib import PurePosixPath
 from typing import Any
+
+from ..artifacts import CHECKPOINT_PREFIX, PRIVATE_DIRS, PRIVATE_FILES, TEMP_MARKER, TRAINING_ARGS_FILE
 
 # Top-level files of a ``save_pretrained`` run that make a usable model.
 WEIGHT_PATTERNS = ("*.safetensors", "model.safetensors.index.json")
@@ -39,21 +42,29 @@ SYSTEM_FILES = (*SYSTEM_CONFIGS, "active*.json")
 PLOT_PATTERN = "plots/*.png"
 SYSTEM_METHODS = ("s3t", "sisa")
 
+
+def _stem(name: str) -> str:
+    return name.split(".", 1)[0]
+
+
+# The private files hf_unlearn writes (artifacts.py names them), with their journals, backups and
+# renamed copies: ``ledger.sqlite-journal``, ``assignment.json.bak``, ``unlearning_log_old``.
+OWN_PRIVATE_PATTERNS = (
+    *(f"{_stem(name).lower()}*" for name in (*PRIVATE_DIRS, *PRIVATE_FILES, TRAINING_ARGS_FILE)),
+    f"{CHECKPOINT_PREFIX}*",
+    f"*{TEMP_MARKER}*",
+)
 # Never uploaded, whatever the allow-list says (matched against every path component, lower-cased).
 PRIVATE_PATTERNS = (
+    *OWN_PRIVATE_PATTERNS,
     "*forget*id*",
     "*forget*text*",
-    "unlearning_log*",
     "*_log",
     "logs",
-    "checkpoint-*",
     "optimizer.*",
     "scheduler.*",
     "rng_state*",
     "trainer_state.json",
-    "training_args.bin",
-    "assignment*",
-    "ledger*",
     "*.sqlite",
     "*.sqlite3",
     "*.db",

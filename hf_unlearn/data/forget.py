@@ -6,13 +6,14 @@ filter over the training split, and is validated against that split before anyth
 
 from __future__ import annotations
 
-import hashlib
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from datasets import Dataset
+
+from ..artifacts import forget_set_commitment
 
 
 class ForgetRequestError(ValueError):
@@ -20,8 +21,10 @@ class ForgetRequestError(ValueError):
 
 
 def forget_ids_sha256(ids: Iterable[str]) -> str:
-    """sha256 of the sorted ids joined by newlines: names a forget set without revealing it."""
-    return hashlib.sha256("\n".join(sorted(set(ids))).encode()).hexdigest()
+    """Deprecated: use :func:`hf_unlearn.artifacts.forget_set_commitment` (the same value)."""
+    warnings.warn("hf_unlearn.data.forget_ids_sha256 is deprecated: use hf_unlearn.artifacts.forget_set_commitment",
+                  DeprecationWarning, stacklevel=2)
+    return forget_set_commitment(ids)
 
 
 def read_id_file(path: str | Path) -> list[str]:
@@ -57,19 +60,19 @@ class ForgetRequest:
     description: str = ""
 
     @classmethod
-    def from_ids(cls, ids: Iterable[str]) -> "ForgetRequest":
+    def from_ids(cls, ids: Iterable[str]) -> ForgetRequest:
         return cls(ids=[str(i) for i in ids], description="ids")
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "ForgetRequest":
+    def from_file(cls, path: str | Path) -> ForgetRequest:
         return cls(ids=read_id_file(path), description=f"ids from {Path(path).name}")
 
     @classmethod
-    def from_label(cls, label: int) -> "ForgetRequest":
+    def from_label(cls, label: int) -> ForgetRequest:
         return cls(label=int(label), description=f"every example with label {label}")
 
     @classmethod
-    def from_filter(cls, where: Callable[[dict], bool], description: str = "filter") -> "ForgetRequest":
+    def from_filter(cls, where: Callable[[dict], bool], description: str = "filter") -> ForgetRequest:
         return cls(where=where, description=description)
 
     def resolve(self, train: Dataset) -> list[str]:

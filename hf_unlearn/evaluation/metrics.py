@@ -18,7 +18,7 @@ Every figure the evaluation reports is defined here once; the ``evaluate`` modul
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch

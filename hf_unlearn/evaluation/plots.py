@@ -1,19 +1,21 @@
 """PNG plots of the evaluation figures (matplotlib, Agg canvas, no pyplot global state).
 
-Every function draws one figure, writes it atomically (a temporary file in the target folder,
-then ``os.replace``) and returns the path. Models are drawn in the order of the dict given,
-normally ``original`` / ``unlearned`` / ``retrain_twin``; every bar carries its value.
+Every function draws one figure, writes it atomically (``hf_unlearn.artifacts.atomic_write``:
+a temporary file in the target folder, then a rename) and returns the path. Models are drawn in
+the order of the dict given, normally ``original`` / ``unlearned`` / ``retrain_twin``; every bar
+carries its value.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import uuid
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from ..artifacts import atomic_write
 
 SPLITS = ("forget", "retain", "test")
 MODEL_COLORS = {"original": "#8c8c8c", "unlearned": "#1f77b4", "retrain_twin": "#2ca02c"}
@@ -52,17 +54,7 @@ def _new_figure(width: float, height: float, ncols: int = 1):
 
 def _save(fig: Figure, path) -> str:
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    # unique name in the same folder (so os.replace is atomic); created normally, so the umask applies
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        fig.savefig(tmp, format="png", dpi=120)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     return path
 
 

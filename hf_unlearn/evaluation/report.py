@@ -1,6 +1,7 @@
 """The forgetting report: every figure for original / unlearned / retrain twin, as JSON + PNG plots.
 
-``report.json`` records the method and its arguments, the guarantee, the data set
+``report.json`` (a :class:`~hf_unlearn.cards.schema.ForgettingReport`, ``schema_version`` 1)
+records the method, its description and its arguments, the guarantee, the data set
 fingerprints, the sha256 and count of the sorted forget ids (never the ids or texts),
 seeds, timings, library versions and, per model, accuracy on forget / retain / test,
 SVC MIA-efficacy, loss-threshold MIA AUC and canary score; against the twin, ToW, ToW-MIA
@@ -10,16 +11,15 @@ and the verification error ``||w_u - w_r||_2``.
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
-from ..data.forget import forget_ids_sha256
+from .. import __version__
+from ..artifacts import REPORT_FILE, atomic_write_json, forget_set_commitment, library_versions
+from ..cards.schema import ForgettingReport
 from ..data.loading import balanced_subset, fingerprint_dataset
-from ..training.log_store import atomic_write_json
 from .metrics import verification_error
 from .predict import compare, evaluate_model
-
-REPORT_FILE = "report.json"
 
 
 def split_for_evaluation(tokenized_train, tokenized_test, forget_ids: Iterable[str], retain_max: int | None = 2000, seed: int = 0) -> dict:
@@ -39,6 +39,7 @@ def build_report(
     splits: Mapping[str, object],
     forget_ids: Iterable[str],
     method: str,
+    method_description: str | None = None,
     method_args: Mapping | None = None,
     guarantee: str = "approximate",
     stats: Mapping | None = None,
@@ -51,47 +52,59 @@ def build_report(
     timings: Mapping | None = None,
     config: Mapping | None = None,
 ) -> dict:
-    """Evaluate ``models`` (keys among ``original``, ``unlearned``, ``retrain_twin``) and assemble the report."""
-    from ..training.trainer import library_versions
+    """Evaluate ``models`` (keys among ``original``, ``unlearned``, ``retrain_twin``) and assemble the report.
 
+    Returns the dict of a :class:`~hf_unlearn.cards.schema.ForgettingReport`; ``method_description``
+    is the registry's text for ``method`` (the card shows it).
+    """
     forget_ids = sorted(set(forget_ids))
     eval_splits = {k: splits[k] for k in ("forget", "retain", "test")}
     metrics = {name: evaluate_model(m, tokenizer, eval_splits, canary_ids=canary_ids) for name, m in models.items()}
-    comparison = {}
+    return ForgettingReport(
+        hf_unlearn_version=__version__,
+        method=method,
+        method_description=method_description,
+        method_args=dict(method_args or {}),
+        guarantee=guarantee,
+        base_model=base_model,
+        task="text-classification",
+        dataset={"source": dataset_source,
+                 "fingerprints": {"train": train_fingerprint, "test": fingerprint_dataset(splits["test"])},
+                 "evaluated_retain_examples": len(splits["retain"])},
+        forget={"count": len(forget_ids), "sha256": forget_set_commitment(forget_ids),
+                "request_date": _dt.date.today().isoformat()},
+        seeds=dict(seeds or {}),
+        metrics=metrics,
+        comparison=_comparison(models, metrics),
+        stats={k: v for k, v in (stats or {}).items() if isinstance(v, (int, float, str, bool)) or v is None},
+        training=_training_section(log),
+        timings=dict(timings or {}),
+        config=dict(config or {}),
+        versions=library_versions(),
+    ).to_dict()
+
+
+def _comparison(models: Mapping[str, object], metrics: dict) -> dict:
+    """The unlearned model against the retrain twin (ToW, ToW-MIA, verification errors); {} without a twin."""
     twin = models.get("retrain_twin")
-    if twin is not None and "unlearned" in models:
-        comparison = compare(metrics["unlearned"], metrics["retrain_twin"])
-        comparison["verification_error"] = verification_error(models["unlearned"], twin)
-        if "original" in models:
-            comparison["verification_error_original"] = verification_error(models["original"], twin)
-    training = {}
-    if log is not None:
-        args = log.meta.get("training_args", {})
-        training = {"penalties": {k: args.get(k) for k in ("sd_lambda", "sd_lambda_decay", "l2_init_mu")},
-                    "recorders": log.meta.get("recorders"), "delta_dtype": log.meta.get("delta_dtype"),
-                    "per_sample_fraction": log.meta.get("per_sample_fraction"),
-                    "steps": len(log.steps()), "error_proxy": (log.error_proxy() or [None])[-1]}
-    return {
-        "hf_unlearn_version": library_versions()["hf_unlearn"],
-        "method": method,
-        "method_args": dict(method_args or {}),
-        "guarantee": guarantee,
-        "base_model": base_model,
-        "task": "text-classification",
-        "dataset": {"source": dataset_source,
-                    "fingerprints": {"train": train_fingerprint, "test": fingerprint_dataset(splits["test"])},
-                    "evaluated_retain_examples": len(splits["retain"])},
-        "forget": {"count": len(forget_ids), "sha256": forget_ids_sha256(forget_ids),
-                   "request_date": _dt.date.today().isoformat()},
-        "seeds": dict(seeds or {}),
-        "metrics": metrics,
-        "comparison": comparison,
-        "stats": {k: v for k, v in (stats or {}).items() if isinstance(v, (int, float, str, bool)) or v is None},
-        "training": training,
-        "timings": dict(timings or {}),
-        "config": dict(config or {}),
-        "versions": library_versions(),
-    }
+    if twin is None or "unlearned" not in models:
+        return {}
+    comparison = compare(metrics["unlearned"], metrics["retrain_twin"])
+    comparison["verification_error"] = verification_error(models["unlearned"], twin)
+    if "original" in models:
+        comparison["verification_error_original"] = verification_error(models["original"], twin)
+    return comparison
+
+
+def _training_section(log) -> dict:
+    """Penalties and recorders of the unlearning log the model was trained with ({} without a log)."""
+    if log is None:
+        return {}
+    args = log.meta.get("training_args", {})
+    return {"penalties": {k: args.get(k) for k in ("sd_lambda", "sd_lambda_decay", "l2_init_mu")},
+            "recorders": log.meta.get("recorders"), "delta_dtype": log.meta.get("delta_dtype"),
+            "per_sample_fraction": log.meta.get("per_sample_fraction"),
+            "steps": len(log.steps()), "error_proxy": (log.error_proxy() or [None])[-1]}
 
 
 def write_report(report: dict, out_dir: str | Path, plots: bool = True) -> Path:

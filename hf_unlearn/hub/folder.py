@@ -8,6 +8,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..artifacts import REPORT_FILE, atomic_write_folder
 from ..cards.card import render_card
 from ..cards.privacy import (
     CONFIG_FILES,
@@ -22,7 +23,7 @@ from ..cards.privacy import (
 )
 
 DEFAULT_FOLDER_NAME = "hub_upload"
-GENERATED = ("README.md", "report.json")
+GENERATED = ("README.md", REPORT_FILE)
 _TEXT_SUFFIXES = (".json", ".md", ".txt", ".model")
 # Standard Hugging Face files, copied as they are; any other JSON (S3T system files) is checked.
 STANDARD_JSON = CONFIG_FILES + TOKENIZER_FILES + ("model.safetensors.index.json",)
@@ -59,7 +60,7 @@ class UploadFolder:
 
 
 def _read_report(run_dir: Path) -> dict:
-    path = run_dir / "report.json"
+    path = run_dir / REPORT_FILE
     if not path.is_file():
         raise RunDirError(
             f"{run_dir} has no report.json, so there is nothing to say about what was forgotten. "
@@ -184,40 +185,46 @@ def build_upload_folder(
     _prepare_dest(dest, run_dir)
     chosen, left = _select(run_dir, system, skip=[dest])
     _check_model(run_dir, chosen, system)
+    _check_system_files(run_dir, chosen)
+    _, stripped = strip_private(report)
 
-    clean_report, stripped = strip_private(report)
+    def fill(tmp: Path) -> list[str]:
+        _copy_chosen(run_dir, tmp, chosen)
+        _write_report_and_card(tmp, report, repo_id=repo_id, license=license, layout=_layout(chosen) if system else None)
+        files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+        _assert_no_leak(tmp, files, _known_forget_ids(run_dir))
+        return files
+
+    files = atomic_write_folder(dest, fill)
+    return UploadFolder(path=dest, run_dir=run_dir, files=files, left_behind=left, stripped=stripped,
+                        method=method, system=system)
+
+
+def _check_system_files(run_dir: Path, chosen: list[str]) -> None:
+    """Any JSON besides the standard Hugging Face files (S3T system files) must have no per-example field."""
     for rel in chosen:
         if rel.endswith(".json") and Path(rel).name not in STANDARD_JSON:
             found = private_keys(json.loads((run_dir / rel).read_text(encoding="utf-8")))
             if found:
                 raise LeakError(f"{rel} has per-example fields ({', '.join(found[:5])}): refusing to upload it")
 
-    tmp = dest.parent / f".{dest.name}.building-{os.getpid()}"
-    old = dest.parent / f".{dest.name}.old-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir(parents=True)
-        for rel in chosen:
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            if Path(rel).name in SYSTEM_CONFIGS:  # local data / output paths stay on this machine
-                config, _ = redact_local_paths(json.loads((run_dir / rel).read_text(encoding="utf-8")))
-                (tmp / rel).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-            else:
-                shutil.copyfile(run_dir / rel, tmp / rel)
-        clean_report, _ = redact_local_paths(clean_report)
-        (tmp / "report.json").write_text(json.dumps(clean_report, indent=2, default=str) + "\n", encoding="utf-8")
-        card = render_card(redact_local_paths(report)[0], repo_id=repo_id, license=license, layout=_layout(chosen) if system else None)
-        card.save(tmp / "README.md")
-        files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
-        _assert_no_leak(tmp, files, _known_forget_ids(run_dir))
-        if dest.exists():
-            dest.rename(old)
-        tmp.rename(dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    return UploadFolder(path=dest, run_dir=run_dir, files=files, left_behind=left, stripped=stripped,
-                        method=method, system=system)
+
+def _copy_chosen(run_dir: Path, folder: Path, chosen: list[str]) -> None:
+    for rel in chosen:
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        if Path(rel).name in SYSTEM_CONFIGS:  # local data / output paths stay on this machine
+            config, _ = redact_local_paths(json.loads((run_dir / rel).read_text(encoding="utf-8")))
+            (folder / rel).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        else:
+            shutil.copyfile(run_dir / rel, folder / rel)
+
+
+def _write_report_and_card(folder: Path, report: dict, *, repo_id, license, layout) -> None:
+    """``report.json`` without per-example data or local paths, and the card rendered from the report."""
+    clean_report, _ = redact_local_paths(strip_private(report)[0])
+    (folder / REPORT_FILE).write_text(json.dumps(clean_report, indent=2, default=str) + "\n", encoding="utf-8")
+    card = render_card(redact_local_paths(report)[0], repo_id=repo_id, license=license, layout=layout)
+    card.save(folder / "README.md")
 
 
 def write_dry_run_folder(run_dir: str | os.PathLike, dest: str | os.PathLike) -> Path:

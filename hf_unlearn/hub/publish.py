@@ -152,6 +152,15 @@ def publish(
     if dry_run:
         return result
 
+    token, endpoint = _token_and_endpoint(folder, repo_id, private, token, endpoint)
+    message = commit_message or f"hf-unlearn: publish {folder.method or 'unknown'} unlearned model"
+    result.url, result.commit_url = _upload(folder, repo_id, private, token, endpoint, message)
+    return result
+
+
+def _token_and_endpoint(folder: UploadFolder, repo_id: str, private: bool, token: str | None,
+                        endpoint: str | None) -> tuple[str, str]:
+    """The token (argument, ``HF_TOKEN`` or the login) and endpoint to publish with, or the error that says why not."""
     token = token or get_token()
     if not token:
         raise NoTokenError(
@@ -162,10 +171,13 @@ def publish(
         raise HubUnreachableError(
             f"HF_HUB_OFFLINE is set, so nothing can be sent to {endpoint}. Unset it to publish.\n"
             + _retry_hint(folder, repo_id, private), folder)
+    return token, endpoint
 
+
+def _upload(folder: UploadFolder, repo_id: str, private: bool, token: str, endpoint: str,
+            message: str) -> tuple[str, str | None]:
+    """Create (or reuse) the repo and upload the folder in one commit: (repo url, commit url)."""
     api = HfApi(endpoint=endpoint, token=token, library_name="hf-unlearn")
-    report_method = folder.method or "unknown"
-    message = commit_message or f"hf-unlearn: publish {report_method} unlearned model"
     logger.info("publishing %d files (%d bytes) to %s", len(folder.files), folder.total_bytes, repo_id)
     try:
         url = _ensure_repo(api, repo_id, private, endpoint)
@@ -183,6 +195,4 @@ def publish(
             raise PublishError(f"The Hub rejected the card metadata: {_scrub(str(e), token)}\n"
                                + _retry_hint(folder, repo_id, private), folder) from e
         raise
-    result.url = str(url)
-    result.commit_url = getattr(info, "commit_url", None)
-    return result
+    return str(url), getattr(info, "commit_url", None)

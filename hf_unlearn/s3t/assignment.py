@@ -7,16 +7,16 @@ the two private files (with ``ledger.sqlite``) that publishing leaves out.
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
+from ..artifacts import S3T_ASSIGNMENT_FILE, atomic_write_json
 from ..data import ForgetRequestError, check_ids_known
 
-ASSIGNMENT_FILE = "assignment.json"
+ASSIGNMENT_FILE = S3T_ASSIGNMENT_FILE
 
 
 @dataclass
@@ -89,14 +89,10 @@ class Assignment:
         }
 
     def save(self, folder: str | Path) -> Path:
-        path = Path(folder) / ASSIGNMENT_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_dict()))
-        os.replace(tmp, path)
-        return path
+        return atomic_write_json(Path(folder) / ASSIGNMENT_FILE, self.to_dict(), indent=None, sort_keys=False)
 
     @classmethod
-    def load(cls, folder: str | Path) -> "Assignment":
+    def load(cls, folder: str | Path) -> Assignment:
         data = json.loads((Path(folder) / ASSIGNMENT_FILE).read_text())
         data.pop("format", None)
         return cls(**data)

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
-CHECKPOINT_DIR = "checkpoints"
+from ..artifacts import S3T_CHECKPOINT_DIR, atomic_save_tensors
+
+CHECKPOINT_DIR = S3T_CHECKPOINT_DIR
 META_KEY = "hf_unlearn_s3t"
 
 
@@ -60,18 +61,9 @@ class Checkpoint:
         return out
 
 
-def ids_sha256(ids) -> str:
-    """sha256 of the sorted ids joined by newlines (same convention as ``forget_ids_sha256``)."""
-    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()
-
-
 def save_checkpoint(root: str | Path, ckpt: Checkpoint) -> Path:
-    path = Path(root) / ckpt.key.relpath
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file(ckpt.tensors(), str(tmp), metadata={META_KEY: json.dumps(ckpt.meta, sort_keys=True)})
-    tmp.replace(path)
-    return path
+    return atomic_save_tensors(Path(root) / ckpt.key.relpath, ckpt.tensors(),
+                               metadata={META_KEY: json.dumps(ckpt.meta, sort_keys=True)})
 
 
 def load_checkpoint(root: str | Path, key: CheckpointKey) -> Checkpoint:

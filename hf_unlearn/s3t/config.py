@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Optional
 
 ORDER_SELECTIONS = ("cyclic", "bms", "random")
 BLOCK_ORDERS = ("top_down", "bottom_up")
@@ -43,25 +42,25 @@ class S3TConfig:
     order_selection: str = field(
         default="cyclic", metadata={"help": f"How the B slice orders are chosen: {', '.join(ORDER_SELECTIONS)}."}
     )
-    deletion_prior: Optional[list[float]] = field(
+    deletion_prior: list[float] | None = field(
         default=None,
         metadata={"help": "bms: probability that each slice (0..L-1) receives a deletion; low-prior slices go first."},
     )
     block_order: str = field(
         default="top_down", metadata={"help": "Stage 1 trains the top layers (top_down, as the paper) or the bottom ones."}
     )
-    blocks: Optional[str] = field(
+    blocks: str | None = field(
         default=None,
         metadata={"help": "Explicit layer blocks per stage, e.g. '3,2;1,0' (overrides block_order; L blocks)."},
     )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
     lora_alpha: float = field(default=16, metadata={"help": "LoRA alpha (scaling = alpha / r)."})
     lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA input."})
-    lora_target_modules: Optional[list[str]] = field(
+    lora_target_modules: list[str] | None = field(
         default=None,
         metadata={"help": "Short names of the Linear layers to adapt (default: peft's choice for the model type)."},
     )
-    head_modules: Optional[list[str]] = field(
+    head_modules: list[str] | None = field(
         default=None,
         metadata={"help": "Modules of the classification head, one copy per stage (default: classifier + pooler)."},
     )
@@ -128,6 +127,6 @@ class S3TConfig:
         return {"method": self.method, **asdict(self)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "S3TConfig":
+    def from_dict(cls, data: dict) -> S3TConfig:
         data = {k: v for k, v in data.items() if k != "method"}
         return cls(**data)

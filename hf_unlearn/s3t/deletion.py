@@ -27,14 +27,14 @@ class SystemState:
     status: list[str]
 
     @classmethod
-    def initial(cls, num_shards: int, budget: int, num_slices: int) -> "SystemState":
+    def initial(cls, num_shards: int, budget: int, num_slices: int) -> SystemState:
         return cls(
             prefix=[[num_slices] * budget for _ in range(num_shards)],
             generations=[[[0] * num_slices for _ in range(budget)] for _ in range(num_shards)],
             status=[ACTIVE] * num_shards,
         )
 
-    def copy(self) -> "SystemState":
+    def copy(self) -> SystemState:
         return copy.deepcopy(self)
 
     def served(self, shard: int) -> tuple[int, int] | None:
@@ -62,7 +62,7 @@ class SystemState:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SystemState":
+    def from_dict(cls, data: dict) -> SystemState:
         return cls(prefix=data["prefix"], generations=data["generations"], status=data["status"])
 
 

@@ -8,7 +8,7 @@ are forgotten at once and their adapters removed from the model before the next 
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

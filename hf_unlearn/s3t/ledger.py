@@ -15,15 +15,16 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterable
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable
 
+from ..artifacts import S3T_LEDGER_FILE, atomic_write
 from .checkpoints import CheckpointKey
 from .deletion import SystemState
 
-LEDGER_FILE = "ledger.sqlite"
+LEDGER_FILE = S3T_LEDGER_FILE
 PAUSE_ENV = "HF_UNLEARN_S3T_PAUSE_AT"  # test hook: "in_transaction" or "after_commit"
 PAUSE_SECONDS_ENV = "HF_UNLEARN_S3T_PAUSE_SECONDS"
 PAUSE_MARKER_ENV = "HF_UNLEARN_S3T_PAUSE_MARKER"
@@ -76,21 +77,24 @@ class Ledger:
         return conn
 
     @classmethod
-    def create(cls, path: str | Path, state: SystemState, checkpoints: list[dict], meta: dict) -> "Ledger":
+    def create(cls, path: str | Path, state: SystemState, checkpoints: list[dict], meta: dict) -> Ledger:
         path = Path(path)
         if path.exists():
             raise FileExistsError(f"a ledger already exists at {path}")
-        tmp = path.with_name(path.name + ".new")
-        tmp.unlink(missing_ok=True)
-        conn = cls._connect(tmp)
-        conn.executescript(SCHEMA)
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
-        cls._write_state(conn, state)
-        cls._insert_checkpoints(conn, checkpoints)
-        conn.execute("COMMIT")
-        conn.close()
-        os.replace(tmp, path)
+
+        def fill(tmp: str) -> None:  # the whole database is built in the temporary file, then renamed
+            conn = cls._connect(Path(tmp))
+            try:
+                conn.executescript(SCHEMA)
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
+                cls._write_state(conn, state)
+                cls._insert_checkpoints(conn, checkpoints)
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+
+        atomic_write(path, fill)
         return cls(path)
 
     def close(self) -> None:
@@ -112,7 +116,7 @@ class Ledger:
         rows = self.conn.execute("SELECT shard, order_idx, prefix_len, generations FROM orders_state ORDER BY 1, 2")
         prefix: dict[int, list] = {}
         gens: dict[int, list] = {}
-        for j, b, p, g in rows:
+        for j, _order, p, g in rows:
             prefix.setdefault(j, []).append(p)
             gens.setdefault(j, []).append(json.loads(g))
         status = [s for (s,) in self.conn.execute("SELECT status FROM shards ORDER BY shard")]

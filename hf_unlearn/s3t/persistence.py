@@ -17,41 +17,43 @@ to match); never the private files (see ``publishable_files``). Such a copy load
 from __future__ import annotations
 
 import json
-import os
-import platform
 import shutil
 import sqlite3
 from pathlib import Path
 
-from .assignment import ASSIGNMENT_FILE
-from .ledger import LEDGER_FILE
+from ..artifacts import REPORT_FILE, S3T_ASSIGNMENT_FILE, S3T_LEDGER_FILE, atomic_write_json
+from ..cards.privacy import is_private_path
 
+ASSIGNMENT_FILE = S3T_ASSIGNMENT_FILE
+LEDGER_FILE = S3T_LEDGER_FILE
 CONFIG_FILE = "s3t_config.json"
 SERVED_FILE = "active_prefixes.json"
-REPORT_FILE = "report.json"
 BASE_DIR = "base"
-PRIVATE_FILES = (ASSIGNMENT_FILE, LEDGER_FILE, LEDGER_FILE + "-journal", LEDGER_FILE + ".new", "assignment.tmp")
+# The private files of a system (the rules that keep them, their journals and temporary copies on
+# this machine are hf_unlearn.cards.privacy's).
+PRIVATE_FILES = (ASSIGNMENT_FILE, LEDGER_FILE)
 
 
 def write_json(path: str | Path, data) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str))
-    os.replace(tmp, path)
+    atomic_write_json(path, data, indent=2, sort_keys=False)
 
 
 def read_json(path: str | Path):
     return json.loads(Path(path).read_text())
 
 
-def is_private(path: str | Path) -> bool:
-    return Path(path).name in PRIVATE_FILES or Path(path).name.startswith(LEDGER_FILE)
+def is_private(path: str | Path, root: str | Path | None = None) -> bool:
+    """Whether a file of a system folder must stay on this machine (``cards.privacy``'s rules: also
+    the ledger's journal and a writer's temporary files). ``root``: the system folder, so that only
+    the path inside it is judged (else the file name alone)."""
+    rel = Path(path).relative_to(root) if root is not None else Path(Path(path).name)
+    return is_private_path(rel.as_posix())
 
 
 def publishable_files(system_dir: str | Path) -> list[Path]:
     """Files of the system that may be published: all but the ones naming training examples."""
     root = Path(system_dir)
-    return sorted(p for p in root.rglob("*") if p.is_file() and not is_private(p) and not p.name.endswith(".tmp"))
+    return sorted(p for p in root.rglob("*") if p.is_file() and not is_private(p, root))
 
 
 def write_system_config(root: str | Path, config, info: dict) -> None:
@@ -108,20 +110,3 @@ def copy_system(src: str | Path, dst: str | Path, checkpoint_relpaths, include_p
                 a.close()
                 b.close()
     return dst
-
-
-def versions() -> dict:
-    import peft
-    import torch
-    import transformers
-
-    try:
-        from importlib.metadata import version
-
-        own = version("hf-unlearn")
-    except Exception:  # noqa: BLE001 - not installed as a distribution
-        own = "unknown"
-    return {
-        "hf_unlearn": own, "python": platform.python_version(), "torch": torch.__version__,
-        "transformers": transformers.__version__, "peft": peft.__version__,
-    }

@@ -22,8 +22,9 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..artifacts import forget_set_commitment as ids_sha256
 from ..training.loops import run_steps
-from .checkpoints import Checkpoint, CheckpointKey, derive_seed, ids_sha256, save_checkpoint
+from .checkpoints import Checkpoint, CheckpointKey, derive_seed, save_checkpoint
 from .encoding import EncodedData
 from .layers import (
     activate,

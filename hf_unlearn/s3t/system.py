@@ -10,28 +10,33 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from datasets import Dataset
 
+from ..artifacts import forget_set_commitment
 from ..data import ForgetRequestError, fingerprint_dataset
 from .assignment import ASSIGNMENT_FILE, Assignment
 from .audit import audit_ids
-from .checkpoints import CheckpointKey, ids_sha256, load_checkpoint
+from .checkpoints import CheckpointKey, load_checkpoint
 from .config import S3TConfig
 from .deletion import (
-    DeletionPlan, SystemState, apply_retrain, next_generation, pending_jobs, plan_deletion, request_id_for,
+    DeletionPlan,
+    SystemState,
+    apply_retrain,
+    next_generation,
+    pending_jobs,
+    plan_deletion,
+    request_id_for,
 )
 from .encoding import EncodedData
 from .engine import Ensemble
 from .ledger import LEDGER_FILE, Ledger, debug_pause
-from .persistence import (
-    BASE_DIR, SERVED_FILE, copy_system, load_base, read_json, read_system_config, write_json,
-)
+from .persistence import BASE_DIR, SERVED_FILE, copy_system, load_base, read_json, read_system_config, write_json
 from .report import forget_section, load_report, record_evaluation, save_report
 from .staged import Layout, S3TScheme, UnitJob, train_unit
 
@@ -102,7 +107,7 @@ class S3TModel:
         return train_system(cls, config, model, tokenizer, train_dataset, eval_dataset=eval_dataset, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, system_dir, *, train_dataset=None) -> "S3TModel":
+    def from_pretrained(cls, system_dir, *, train_dataset=None) -> S3TModel:
         """Load a system. Without ``assignment.json`` and ``ledger.sqlite`` it is read-only (inference)."""
         root = Path(system_dir)
         _, info = read_system_config(root)
@@ -125,7 +130,7 @@ class S3TModel:
         return system
 
     @classmethod
-    def assemble(cls, system_dir, selection: dict[int, tuple[int, int]]) -> "S3TModel":
+    def assemble(cls, system_dir, selection: dict[int, tuple[int, int]]) -> S3TModel:
         """A read-only system made ONLY of the checkpoints ``{shard: (order, prefix_len)}`` select
         (generations as recorded in ``system_dir``); shards not listed are left out."""
         root = Path(system_dir)
@@ -145,7 +150,7 @@ class S3TModel:
         return system
 
     @classmethod
-    def _build(cls, root: Path, info, state, ledger, assignment) -> "S3TModel":
+    def _build(cls, root: Path, info, state, ledger, assignment) -> S3TModel:
         config = cls.config_class.from_dict(read_system_config(root)[0])
         scheme = cls.scheme_class()
         base, tokenizer = load_base(root / BASE_DIR)
@@ -239,7 +244,7 @@ class S3TModel:
                 already = self.ledger.deleted_among(ids)
                 plan = plan_deletion(state, self.assignment, self.orders, ids, already, self.config, rid)
                 seq = self.ledger.insert_request(
-                    rid, ids, ids_sha256(ids), len(plan.new_ids), plan.affected, plan.action,
+                    rid, ids, forget_set_commitment(ids), len(plan.new_ids), plan.affected, plan.action,
                     "retraining" if plan.jobs else "done",
                 )
                 self.ledger.insert_deleted(plan.new_ids, seq)
@@ -323,7 +328,7 @@ class S3TModel:
             with self.ledger.transaction():
                 if self.ledger.last_seq() != seq:  # a request arrived meanwhile: train again
                     continue
-                new_state = apply_retrain(self.ledger.read_state(), jobs, lambda j: gens[(j.shard, j.order)],
+                new_state = apply_retrain(self.ledger.read_state(), jobs, lambda j, gens=gens: gens[(j.shard, j.order)],
                                           self.config.num_slices)
                 self.ledger.add_checkpoints(rows)
                 self.ledger.write_state(new_state)

@@ -23,21 +23,30 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 
+from ..artifacts import forget_set_commitment, is_temporary
 from ..data import fingerprint_dataset
 from .assignment import ASSIGNMENT_FILE, Assignment, make_assignment
-from .checkpoints import CHECKPOINT_DIR, ids_sha256, list_checkpoint_files, read_checkpoint_meta
+from .checkpoints import CHECKPOINT_DIR, list_checkpoint_files, read_checkpoint_meta
 from .deletion import SystemState
 from .encoding import EncodedData
 from .ledger import LEDGER_FILE, Ledger
 from .orders import check_orders, select_orders
 from .persistence import (
-    BASE_DIR, CONFIG_FILE, PRIVATE_FILES, REPORT_FILE, SERVED_FILE, load_base, read_system_config, save_base,
+    BASE_DIR,
+    CONFIG_FILE,
+    PRIVATE_FILES,
+    REPORT_FILE,
+    SERVED_FILE,
+    load_base,
+    read_system_config,
+    save_base,
     write_system_config,
 )
 from .report import initial_report, save_report
 from .staged import Layout, UnitJob, train_unit
 
-MANAGED = (BASE_DIR, CHECKPOINT_DIR, CONFIG_FILE, SERVED_FILE, REPORT_FILE, *PRIVATE_FILES)
+# A stale rollback journal must go with its ledger, or SQLite would replay it into the new one.
+MANAGED = (BASE_DIR, CHECKPOINT_DIR, CONFIG_FILE, SERVED_FILE, REPORT_FILE, *PRIVATE_FILES, LEDGER_FILE + "-journal")
 
 
 def distributed_state() -> PartialState:
@@ -52,6 +61,8 @@ def _prepare_output_dir(root: Path, overwrite: bool) -> None:
             f"{root} already holds a system ({', '.join(existing[:4])}): choose another output_dir "
             "or set overwrite_output_dir=True"
         )
+    if root.is_dir():  # temporary files a killed writer left behind
+        existing += [p.name for p in root.iterdir() if is_temporary(p)]
     for name in existing:
         path = root / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -91,7 +102,6 @@ def train_system(
     state = distributed_state()
     rank, world = state.process_index, state.num_processes
     root = Path(config.output_dir)
-    scheme = system_cls.scheme_class()
     start = time.perf_counter()
     if rank == 0:
         _prepare_output_dir(root, config.overwrite_output_dir)
@@ -100,55 +110,74 @@ def train_system(
             list(train_dataset["id"]), list(train_dataset["label"]), config.num_shards, config.num_slices,
             config.seed, public_ids,
         ).save(root)
-        orders = select_orders(config)
-        check_orders(orders, config.num_slices)
-        info = {
-            "format": 1,
-            "method": system_cls.method,
-            "base_model": base_model_name or getattr(model.config, "_name_or_path", None) or "unknown",
-            "num_labels": int(model.config.num_labels),
-            "layout": scheme.layout(model, config).to_dict(),
-            "orders": [[list(o) for o in shard] for shard in orders],
-            "data": data_info or {},
-            "fingerprints": {
-                "private_train": fingerprint_dataset(train_dataset),
-                **({"eval": fingerprint_dataset(eval_dataset)} if eval_dataset is not None else {}),
-            },
-            "n_private": len(train_dataset),
-            "public": {"count": len(public_ids), "sha256": ids_sha256(public_ids)} if public_ids else None,
-            "base_metrics": base_metrics,
-            "world_size": world,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
+        info = _system_info(system_cls, config, model, train_dataset, eval_dataset, base_model_name=base_model_name,
+                            base_metrics=base_metrics, data_info=data_info, public_ids=public_ids, world=world)
         write_system_config(root, config, info)
     state.wait_for_everyone()
 
     _, info = read_system_config(root)
+    _train_units(system_cls, config, root, info, train_dataset, rank, world, on_stage)
+    state.wait_for_everyone()
+
+    system = None
+    if rank == 0:
+        system = _assemble(system_cls, config, root, info, train_dataset, eval_dataset, start)
+    state.wait_for_everyone()
+    return system
+
+
+def _system_info(system_cls, config, model, train_dataset, eval_dataset, *, base_model_name, base_metrics, data_info,
+                 public_ids, world) -> dict:
+    """The structure recorded in ``s3t_config.json``: layout, slice orders, data source, fingerprints."""
+    orders = select_orders(config)
+    check_orders(orders, config.num_slices)
+    return {
+        "format": 1,
+        "method": system_cls.method,
+        "base_model": base_model_name or getattr(model.config, "_name_or_path", None) or "unknown",
+        "num_labels": int(model.config.num_labels),
+        "layout": system_cls.scheme_class().layout(model, config).to_dict(),
+        "orders": [[list(o) for o in shard] for shard in orders],
+        "data": data_info or {},
+        "fingerprints": {
+            "private_train": fingerprint_dataset(train_dataset),
+            **({"eval": fingerprint_dataset(eval_dataset)} if eval_dataset is not None else {}),
+        },
+        "n_private": len(train_dataset),
+        "public": {"count": len(public_ids), "sha256": forget_set_commitment(public_ids)} if public_ids else None,
+        "base_metrics": base_metrics,
+        "world_size": world,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _train_units(system_cls, config, root: Path, info: dict, train_dataset, rank: int, world: int, on_stage) -> None:
+    """This rank's share of the (shard, order) units, each trained from the base saved on disk."""
     assignment = Assignment.load(root)
     base, tok = load_base(root / BASE_DIR)
     layout = Layout(**info["layout"])
     data = EncodedData.from_dataset(train_dataset, tok, config.max_length)
     orders = [[tuple(o) for o in shard] for shard in info["orders"]]
+    scheme = system_cls.scheme_class()
     for job in initial_jobs(assignment, orders)[rank::world]:
         train_unit(base, data, job, layout, config, scheme, root, on_stage=on_stage)
-    state.wait_for_everyone()
 
-    system = None
-    if rank == 0:
-        rows = [read_checkpoint_meta(p) for p in list_checkpoint_files(root)]
-        expected = config.num_shards * config.budget * config.num_slices
-        if len(rows) != expected:
-            raise RuntimeError(f"expected {expected} stage checkpoints after training, found {len(rows)}")
-        Ledger.create(
-            root / LEDGER_FILE, SystemState.initial(config.num_shards, config.budget, config.num_slices), rows,
-            meta={"method": system_cls.method, "created_at": info["created_at"]},
-        ).close()
-        report = initial_report(info, config)
-        report["timings"]["train_s"] = round(time.perf_counter() - start, 3)
-        save_report(root, report)
-        system = system_cls.from_pretrained(root, train_dataset=train_dataset)
-        if eval_dataset is not None:
-            system.evaluate(eval_dataset)
-        assert (root / ASSIGNMENT_FILE).is_file()
-    state.wait_for_everyone()
+
+def _assemble(system_cls, config, root: Path, info: dict, train_dataset, eval_dataset, start: float):
+    """Rank 0, after every unit: the ledger over all stage checkpoints, the report, the loaded system."""
+    rows = [read_checkpoint_meta(p) for p in list_checkpoint_files(root)]
+    expected = config.num_shards * config.budget * config.num_slices
+    if len(rows) != expected:
+        raise RuntimeError(f"expected {expected} stage checkpoints after training, found {len(rows)}")
+    Ledger.create(
+        root / LEDGER_FILE, SystemState.initial(config.num_shards, config.budget, config.num_slices), rows,
+        meta={"method": system_cls.method, "created_at": info["created_at"]},
+    ).close()
+    report = initial_report(info, config)
+    report["timings"]["train_s"] = round(time.perf_counter() - start, 3)
+    save_report(root, report)
+    system = system_cls.from_pretrained(root, train_dataset=train_dataset)
+    if eval_dataset is not None:
+        system.evaluate(eval_dataset)
+    assert (root / ASSIGNMENT_FILE).is_file()
     return system
