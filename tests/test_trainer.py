@@ -290,8 +290,6 @@ def test_gradient_accumulation_does_not_change_the_update(tiny, tmp_path):
 
 
 def test_arguments_change_defaults_by_field_and_refuse_what_cannot_work(tmp_path, monkeypatch):
-    import dataclasses
-
     from hf_unlearn.training import UnlearnableTrainingArguments
     from transformers.trainer_utils import HubStrategy
 
@@ -305,9 +303,16 @@ def test_arguments_change_defaults_by_field_and_refuse_what_cannot_work(tmp_path
         UnlearnableTrainingArguments(output_dir=str(tmp_path), remove_unused_columns=True)
     with pytest.raises(ValueError, match="hub_strategy='end'"):
         UnlearnableTrainingArguments(output_dir=str(tmp_path), push_to_hub=True, hub_strategy="every_save")
-    # use_cpu defaults to True for several ranks without CUDA (gloo), from the environment at construction
-    use_cpu = next(f for f in dataclasses.fields(UnlearnableTrainingArguments) if f.name == "use_cpu")
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    assert use_cpu.default_factory() is (not torch.cuda.is_available())
+    # several ranks on a machine without an accelerator: use_cpu defaults to True, and False cannot start
+    from hf_unlearn.training import _compat
+    from hf_unlearn.training.arguments import _cpu_ranks
+
     monkeypatch.setenv("WORLD_SIZE", "1")
-    assert use_cpu.default_factory() is False
+    assert _cpu_ranks() is False
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(_compat, "has_accelerator", lambda: False)
+    assert _cpu_ranks() is True
+    with pytest.raises(ValueError, match="use_cpu=True"):
+        UnlearnableTrainingArguments(output_dir=str(tmp_path), use_cpu=False)
+    monkeypatch.setattr(_compat, "has_accelerator", lambda: True)
+    assert _cpu_ranks() is False

@@ -14,12 +14,14 @@ import torch
 from transformers import TrainingArguments
 from transformers.trainer_utils import HubStrategy
 
+from . import _compat
+
 DELTA_DTYPES = ("float32", "float16", "bfloat16")
 
 
 def _cpu_ranks() -> bool:
-    """Several ranks launched (``WORLD_SIZE`` > 1) on a machine without CUDA: gloo DDP on the CPU."""
-    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """Several ranks launched (``WORLD_SIZE`` > 1) on a machine without an accelerator: gloo DDP on the CPU."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _compat.has_accelerator()
 
 
 @dataclass
@@ -38,11 +40,13 @@ class UnlearnableTrainingArguments(TrainingArguments):
     hub_strategy: str = field(default="end", metadata={
         "help": "Must be 'end' with push_to_hub: intermediate pushes would upload the whole output_dir, the "
                 "private unlearning log included; the final push goes through the trainer's allow-list."})
-    dataloader_pin_memory: bool = field(default_factory=torch.cuda.is_available, metadata={
-        "help": "Pin DataLoader memory (default: only when CUDA is available)."})
-    use_cpu: bool = field(default_factory=_cpu_ranks, metadata={
-        "help": "Train on the CPU (default: True when several ranks are launched on a machine without CUDA, "
-                "which gloo DDP needs; set it False explicitly to use another accelerator)."})
+    # The two defaults below are read from the machine when the package is imported (``accelerate
+    # launch`` sets WORLD_SIZE before that); a field's default, not a value overwritten later.
+    dataloader_pin_memory: bool = field(default=torch.cuda.is_available(), metadata={
+        "help": "Pin DataLoader memory (default: True only when CUDA is available)."})
+    use_cpu: bool = field(default=_cpu_ranks(), metadata={
+        "help": "Train on the CPU (default: True when several ranks are launched on a machine without an "
+                "accelerator, which gloo DDP needs)."})
 
     # ---- penalties and recorders -----------------------------------------------------------------------
     sd_lambda: float = field(default=0.0, metadata={"help": "Weight of the SD-of-logits penalty: L = CE + lambda * mean_i std_c(z_i)."})
@@ -76,6 +80,9 @@ class UnlearnableTrainingArguments(TrainingArguments):
             raise ValueError("deletable_ids_file only applies with record_deltas=True")
         if (self.record_deltas or self.record_per_sample or self.record_learning_events) and not self.record_transcript:
             raise ValueError("deltas, per-sample gradients and learning events are indexed by the transcript: keep record_transcript=True")
+        if not self.use_cpu and _cpu_ranks():
+            raise ValueError(f"use_cpu=False with {os.environ['WORLD_SIZE']} ranks on a machine without an accelerator "
+                             "cannot start: distributed training on the CPU (gloo) needs use_cpu=True (--use_cpu)")
         if self.remove_unused_columns:
             raise ValueError("remove_unused_columns=True would drop the example ids the trainer needs: "
                              "leave it at its default (False); the trainer keeps only the model inputs itself")
