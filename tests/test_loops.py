@@ -33,7 +33,8 @@ def test_loader_keeps_ids_and_order_and_to_device_drops_them(tiny):
     batches = list(make_loader(data, tokenizer, 4))
     assert [i for b in batches for i in b["_order"]["ids"]] == list(data["id"])
     assert set(to_device(batches[0], "cpu")) == {"input_ids", "attention_mask", "labels"} | (
-        {"token_type_ids"} if "token_type_ids" in batches[0] else set())
+        {"token_type_ids"} if "token_type_ids" in batches[0] else set()
+    )
     shuffled = [i for b in make_loader(data, tokenizer, 4, shuffle=True, seed=3) for i in b["_order"]["ids"]]
     again = [i for b in make_loader(data, tokenizer, 4, shuffle=True, seed=3) for i in b["_order"]["ids"]]
     assert shuffled == again and sorted(shuffled) == sorted(data["id"]) and shuffled != list(data["id"])

@@ -1,4 +1,5 @@
 """Tests for hf_unlearn.training.per_sample (offline: tiny models built from configs)."""
+
 import math
 
 import pytest
@@ -20,9 +21,16 @@ B, T = 5, 12
 def tiny_bert(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     cfg = transformers.BertConfig(
-        vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0, num_labels=3, attn_implementation="eager",
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        num_labels=3,
+        attn_implementation="eager",
     )
     model = transformers.BertForSequenceClassification(cfg)
     with torch.no_grad():  # move off the init (LayerNorm w = 1, b = 0) so every term matters
@@ -52,7 +60,9 @@ def reference_per_sample(model, ids, tt, mask4, labels):
 
     def loss_fn(prm, i, t, m, y):
         out = functional_call(
-            model, (prm, buffers), args=(),
+            model,
+            (prm, buffers),
+            args=(),
             kwargs=dict(input_ids=i[None], token_type_ids=t[None], attention_mask=m[None]),
         )
         return F.cross_entropy(out.logits, y[None])
@@ -125,8 +135,7 @@ def test_mean_of_collect_is_batch_gradient(bert_case):
     _, got = run_hooks(ps, model, ids, tt, mask2, labels, scale=B)
     ps.detach()
     batch_grad = torch.cat(
-        [dict(model.named_parameters())[n].grad.reshape(-1)[idx]
-         for n, idx in ps.subset_index().items()]
+        [dict(model.named_parameters())[n].grad.reshape(-1)[idx] for n, idx in ps.subset_index().items()]
     )
     torch.testing.assert_close(got.mean(0), batch_grad, rtol=1e-5, atol=1e-8)
 
@@ -168,8 +177,9 @@ def test_weight_sharing_accumulates():
     model = SharedTiny()
     ids, y = torch.randint(0, 20, (4, 6)), torch.randint(0, 20, (4,))
     params = {n: p.detach() for n, p in model.named_parameters()}
-    ref = vmap(grad(lambda p, i, t: F.cross_entropy(functional_call(model, p, (i[None],)), t[None])),
-               in_dims=(None, 0, 0))(params, ids, y)
+    ref = vmap(
+        grad(lambda p, i, t: F.cross_entropy(functional_call(model, p, (i[None],)), t[None])), in_dims=(None, 0, 0)
+    )(params, ids, y)
     ps = PerSampleSubsetGradients(model, 0.5, seed=1).attach()
     assert ps.param_names == ["emb.weight", "mid.weight", "mid.bias", "norm.weight", "norm.bias"]
     ps.begin(scale=4)

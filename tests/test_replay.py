@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import train_run
+
 from hf_unlearn.training import UnlearningLog
 from hf_unlearn.training.replay import replayed, retrain_twin
 
@@ -49,7 +49,8 @@ def test_replay_removes_its_folder_on_error(tiny, run, private_tmp):
 def test_replay_with_output_dir_keeps_its_log(tiny, run, tmp_path):
     tokenizer, tokenized, _ = tiny
     model, out = run
-    with replayed(model, tokenized["train"], out, tokenizer=tokenizer, output_dir=tmp_path,
-                  record_learning_events=True) as (_, trainer):
+    with replayed(
+        model, tokenized["train"], out, tokenizer=tokenizer, output_dir=tmp_path, record_learning_events=True
+    ) as (_, trainer):
         assert trainer.args.record_learning_events
     assert not UnlearningLog(tmp_path).learning_events().empty

@@ -5,9 +5,9 @@ from collections import Counter
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import make_args, train_run
 from transformers import TrainerCallback
 
-from conftest import make_args, train_run
 from hf_unlearn.data import ForgetRequest, ForgetRequestError
 from hf_unlearn.training import LogError, UnlearnableTrainer, UnlearningLog
 
@@ -16,8 +16,12 @@ def test_loss_is_ce_plus_penalties_by_hand(tiny, tmp_path):
     tokenizer, tokenized, fresh = tiny
     model = fresh()
     w0 = {n: p.detach().clone() for n, p in model.named_parameters()}
-    trainer = UnlearnableTrainer(model=model, args=make_args(tmp_path, sd_lambda=0.5, l2_init_mu=0.3),
-                                 train_dataset=tokenized["train"], processing_class=tokenizer)
+    trainer = UnlearnableTrainer(
+        model=model,
+        args=make_args(tmp_path, sd_lambda=0.5, l2_init_mu=0.3),
+        train_dataset=tokenized["train"],
+        processing_class=tokenizer,
+    )
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.01 * torch.randn_like(p))
@@ -46,8 +50,12 @@ def test_loss_is_ce_plus_penalties_by_hand(tiny, tmp_path):
 
 def test_sd_lambda_decays_per_epoch(tiny, tmp_path):
     tokenizer, tokenized, fresh = tiny
-    t = UnlearnableTrainer(model=fresh(), args=make_args(tmp_path, sd_lambda=1.0, sd_lambda_decay=2.0),
-                           train_dataset=tokenized["train"], processing_class=tokenizer)
+    t = UnlearnableTrainer(
+        model=fresh(),
+        args=make_args(tmp_path, sd_lambda=1.0, sd_lambda_decay=2.0),
+        train_dataset=tokenized["train"],
+        processing_class=tokenizer,
+    )
     assert [t.current_sd_lambda(e) for e in range(3)] == [1.0, 0.5, 0.25]
 
 
@@ -99,8 +107,17 @@ def test_deletable_only_logging(tiny, tmp_path):
 
 def test_per_sample_gradients_reproduce_the_sgd_step(tiny, tmp_path):
     """With plain SGD the update on the subset is -lr * sum_i weight_i * g_i (per-sample log)."""
-    model, _ = train_run(tiny, tmp_path, record_deltas=True, record_per_sample=True, per_sample_fraction=0.05,
-                         optim="sgd", max_grad_norm=0.0, weight_decay=0.0, num_train_epochs=1)
+    model, _ = train_run(
+        tiny,
+        tmp_path,
+        record_deltas=True,
+        record_per_sample=True,
+        per_sample_fraction=0.05,
+        optim="sgd",
+        max_grad_norm=0.0,
+        weight_decay=0.0,
+        num_train_epochs=1,
+    )
     log = UnlearningLog(tmp_path)
     index = log.per_sample_index()
     for rec in log.steps()[:3]:
@@ -116,8 +133,16 @@ def test_per_sample_gradients_reproduce_the_sgd_step(tiny, tmp_path):
 
 def test_learning_events_and_error_proxy(tiny, tmp_path):
     tokenizer, tokenized, _ = tiny
-    model, trainer = train_run(tiny, tmp_path, record_learning_events=True, record_error_proxy=True, error_proxy_every=3,
-                               error_proxy_batch_size=16, logging_steps=3, record_deltas=True)
+    model, trainer = train_run(
+        tiny,
+        tmp_path,
+        record_learning_events=True,
+        record_error_proxy=True,
+        error_proxy_every=3,
+        error_proxy_batch_size=16,
+        logging_steps=3,
+        record_deltas=True,
+    )
     log = UnlearningLog(tmp_path)
     events = log.learning_events()
     assert len(events) == 2 * len(tokenized["train"])
@@ -182,8 +207,12 @@ def test_resume_mid_epoch_keeps_the_log_consistent(tiny, tmp_path):
     reference = [(s.step, s.epoch, s.ids) for s in UnlearningLog(tmp_path / "straight").steps()]
 
     def trainer_for(model):
-        return UnlearnableTrainer(model=model, args=make_args(tmp_path / "crashy", **common),
-                                  train_dataset=tokenized["train"], processing_class=tokenizer)
+        return UnlearnableTrainer(
+            model=model,
+            args=make_args(tmp_path / "crashy", **common),
+            train_dataset=tokenized["train"],
+            processing_class=tokenizer,
+        )
 
     crashing = trainer_for(fresh())
     crashing.add_callback(_CrashAt(6))  # steps 5-6 ran after checkpoint-4 and are lost
@@ -203,8 +232,14 @@ def test_replay_drops_ids_and_keeps_batch_boundaries(tiny, tmp_path):
     train_run(tiny, tmp_path / "orig")
     log = UnlearningLog(tmp_path / "orig")
     drop = ["canary-0000", "canary-0002"]
-    replay = UnlearnableTrainer(model=fresh(), args=make_args(tmp_path / "twin"), train_dataset=tokenized["train"],
-                                processing_class=tokenizer, replay_order=log.recorded_order(), drop_ids=drop)
+    replay = UnlearnableTrainer(
+        model=fresh(),
+        args=make_args(tmp_path / "twin"),
+        train_dataset=tokenized["train"],
+        processing_class=tokenizer,
+        replay_order=log.recorded_order(),
+        drop_ids=drop,
+    )
     replay.train()
     twin_steps = UnlearningLog(tmp_path / "twin").steps()
     orig = [[i for i in s.ids if i not in drop] for s in log.steps()]
@@ -232,8 +267,12 @@ def test_log_errors_are_clear(tiny, tmp_path, synthetic):
     with pytest.raises(ForgetRequestError, match="'ghost-1'"):
         ForgetRequest.from_ids(["ghost-1", "canary-0000"]).resolve(synthetic["train"])
     with pytest.raises(ValueError, match="no 'label' column"):
-        UnlearnableTrainer(model=fresh(), args=make_args(tmp_path / "x"),
-                           train_dataset=tokenized["train"].remove_columns("label"), processing_class=tokenizer)
+        UnlearnableTrainer(
+            model=fresh(),
+            args=make_args(tmp_path / "x"),
+            train_dataset=tokenized["train"].remove_columns("label"),
+            processing_class=tokenizer,
+        )
 
 
 def test_card_is_ours_and_push_uploads_no_log(tiny, tmp_path, monkeypatch):
@@ -252,9 +291,15 @@ def test_card_is_ours_and_push_uploads_no_log(tiny, tmp_path, monkeypatch):
     trainer.push_to_hub()
     files = [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()]
     assert any(f.startswith("unlearning_log/") for f in files) and any(f.startswith("checkpoint-") for f in files)
-    sent = set(filter_repo_objects(files, allow_patterns=calls[0]["allow_patterns"], ignore_patterns=calls[0]["ignore_patterns"]))
+    sent = set(
+        filter_repo_objects(
+            files, allow_patterns=calls[0]["allow_patterns"], ignore_patterns=calls[0]["ignore_patterns"]
+        )
+    )
     assert {"model.safetensors", "config.json", "README.md", "tokenizer.json"} <= sent
-    assert not [f for f in sent if "/" in f or f.endswith((".json",)) and f.startswith(("trainer_state", "training_args"))]
+    assert not [
+        f for f in sent if "/" in f or f.endswith((".json",)) and f.startswith(("trainer_state", "training_args"))
+    ]
 
 
 def _no_dropout(model):
@@ -274,9 +319,20 @@ def test_gradient_accumulation_does_not_change_the_update(tiny, tmp_path):
     for ga, bs in ((2, 4), (1, 8)):
         out = tmp_path / f"ga{ga}"
         trainer = UnlearnableTrainer(
-            model=_no_dropout(fresh()), train_dataset=train, processing_class=tokenizer,
-            args=make_args(out, num_train_epochs=1, per_device_train_batch_size=bs, gradient_accumulation_steps=ga,
-                           optim="sgd", max_grad_norm=0.0, learning_rate=0.5, record_deltas=True))
+            model=_no_dropout(fresh()),
+            train_dataset=train,
+            processing_class=tokenizer,
+            args=make_args(
+                out,
+                num_train_epochs=1,
+                per_device_train_batch_size=bs,
+                gradient_accumulation_steps=ga,
+                optim="sgd",
+                max_grad_norm=0.0,
+                learning_rate=0.5,
+                record_deltas=True,
+            ),
+        )
         trainer.train()
         log = UnlearningLog(out)
         deltas[ga] = [log.delta(s) for s in log.delta_steps()]
@@ -290,24 +346,33 @@ def test_gradient_accumulation_does_not_change_the_update(tiny, tmp_path):
 
 
 def test_arguments_change_defaults_by_field_and_refuse_what_cannot_work(tmp_path, monkeypatch):
-    import dataclasses
+    from transformers.trainer_utils import HubStrategy
 
     from hf_unlearn.training import UnlearnableTrainingArguments
-    from transformers.trainer_utils import HubStrategy
 
     args = UnlearnableTrainingArguments(output_dir=str(tmp_path))
     assert args.remove_unused_columns is False and args.hub_strategy is HubStrategy.END
     assert args.dataloader_pin_memory is torch.cuda.is_available()
     # an explicit setting that works is kept, not overwritten
     assert UnlearnableTrainingArguments(output_dir=str(tmp_path), dataloader_pin_memory=True).dataloader_pin_memory
-    assert UnlearnableTrainingArguments(output_dir=str(tmp_path), hub_strategy="checkpoint").hub_strategy is HubStrategy.CHECKPOINT
+    assert (
+        UnlearnableTrainingArguments(output_dir=str(tmp_path), hub_strategy="checkpoint").hub_strategy
+        is HubStrategy.CHECKPOINT
+    )
     with pytest.raises(ValueError, match="remove_unused_columns"):
         UnlearnableTrainingArguments(output_dir=str(tmp_path), remove_unused_columns=True)
     with pytest.raises(ValueError, match="hub_strategy='end'"):
         UnlearnableTrainingArguments(output_dir=str(tmp_path), push_to_hub=True, hub_strategy="every_save")
-    # use_cpu defaults to True for several ranks without CUDA (gloo), from the environment at construction
-    use_cpu = next(f for f in dataclasses.fields(UnlearnableTrainingArguments) if f.name == "use_cpu")
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    assert use_cpu.default_factory() is (not torch.cuda.is_available())
+    # several ranks on a machine without an accelerator: use_cpu defaults to True, and False cannot start
+    from hf_unlearn.training import _compat
+    from hf_unlearn.training.arguments import _cpu_ranks
+
     monkeypatch.setenv("WORLD_SIZE", "1")
-    assert use_cpu.default_factory() is False
+    assert _cpu_ranks() is False
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setattr(_compat, "has_accelerator", lambda: False)
+    assert _cpu_ranks() is True
+    with pytest.raises(ValueError, match="use_cpu=True"):
+        UnlearnableTrainingArguments(output_dir=str(tmp_path), use_cpu=False)
+    monkeypatch.setattr(_compat, "has_accelerator", lambda: True)
+    assert _cpu_ranks() is False

@@ -19,7 +19,9 @@ REQUIRED_SPLITS = ("forget", "retain", "test")
 LOSS_CLAMP = 1e-12
 
 
-def predict_probs(model: torch.nn.Module, dataset: Dataset, tokenizer, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def predict_probs(
+    model: torch.nn.Module, dataset: Dataset, tokenizer, batch_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
     """Softmax class probabilities ``[n, C]`` (float32) and labels ``[n]`` (int64) for a tokenized dataset.
 
     The logits are :func:`training.loops.batched_logits` (eval mode, no gradients, the previous

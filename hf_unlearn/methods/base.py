@@ -33,7 +33,9 @@ class MethodConfig:
 
     def __post_init__(self):
         if self.learning_rate <= 0 or self.epochs <= 0 or self.batch_size < 1 or self.max_steps < 0:
-            raise ValueError(f"{type(self).__name__}: learning_rate and epochs must be > 0, batch_size >= 1, max_steps >= 0")
+            raise ValueError(
+                f"{type(self).__name__}: learning_rate and epochs must be > 0, batch_size >= 1, max_steps >= 0"
+            )
 
     def planned_steps(self, n_batches_per_epoch: int) -> int:
         """``ceil(epochs * n_batches_per_epoch)`` (at least 1), capped by ``max_steps`` when set."""
@@ -79,6 +81,13 @@ def run_steps(
     ``grad_hook`` runs between backward and the optimizer step (SalUn masks gradients there).
     Returns the number of optimizer steps taken.
     """
-    return loops.run_steps(model, config.planned_steps(n_batches_per_epoch), step_loss,
-                           learning_rate=config.learning_rate, params=params, weight_decay=config.weight_decay,
-                           seed=config.seed, grad_hook=grad_hook)
+    return loops.run_steps(
+        model,
+        config.planned_steps(n_batches_per_epoch),
+        step_loss,
+        learning_rate=config.learning_rate,
+        params=params,
+        weight_decay=config.weight_decay,
+        seed=config.seed,
+        grad_hook=grad_hook,
+    )

@@ -34,11 +34,27 @@ def split_public_private(train: Dataset, n_public: int, seed: int = 0) -> tuple[
     return train.select(sorted(public_rows)), train.select(private_rows)
 
 
-def finetune_base(model, tokenizer, dataset: Dataset, *, epochs: int = 3, learning_rate: float = 5e-4,
-                  batch_size: int = 32, max_length: int = 128, seed: int = 0, warmup_ratio: float = 0.0) -> dict:
+def finetune_base(
+    model,
+    tokenizer,
+    dataset: Dataset,
+    *,
+    epochs: int = 3,
+    learning_rate: float = 5e-4,
+    batch_size: int = 32,
+    max_length: int = 128,
+    seed: int = 0,
+    warmup_ratio: float = 0.0,
+) -> dict:
     """Full fine-tuning of ``model`` (every weight) on ``dataset``; returns the loop's stats."""
-    args = SimpleNamespace(per_device_train_batch_size=batch_size, num_train_epochs=epochs,
-                           learning_rate=learning_rate, weight_decay=0.0, warmup_ratio=warmup_ratio, max_grad_norm=1.0)
+    args = SimpleNamespace(
+        per_device_train_batch_size=batch_size,
+        num_train_epochs=epochs,
+        learning_rate=learning_rate,
+        weight_decay=0.0,
+        warmup_ratio=warmup_ratio,
+        max_grad_norm=1.0,
+    )
     data = EncodedData.from_dataset(dataset, tokenizer, max_length)
     for p in model.parameters():
         p.requires_grad_(True)

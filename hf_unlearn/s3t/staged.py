@@ -105,7 +105,9 @@ class S3TScheme:
 
     def begin_stage(self, model, layout, config, job: UnitJob, k: int) -> set[str]:
         seed = derive_seed(config.seed, "lora-init", job.shard, job.order_idx, k)
-        inject_lora(model, f"s{k}", layout.stage_modules[k], config.lora_r, config.lora_alpha, config.lora_dropout, seed)
+        inject_lora(
+            model, f"s{k}", layout.stage_modules[k], config.lora_r, config.lora_alpha, config.lora_dropout, seed
+        )
         activate(model, [f"s{i}" for i in range(k + 1)])  # flips requires_grad of s0..sk to True
         intended = {n for n, _ in model.named_parameters() if f".s{k}." in n and "lora_" in n}
         intended |= set(layout.head_params)
@@ -126,8 +128,11 @@ def fit(model: nn.Module, data: EncodedData, rows: list[int], config, seed: int)
     bs, epochs = config.per_device_train_batch_size, int(config.num_train_epochs)
     gen = torch.Generator().manual_seed(seed)
     rows_t = torch.tensor(rows, dtype=torch.long)
-    batches = [perm[i : i + bs].tolist() for perm in (rows_t[torch.randperm(len(rows), generator=gen)]
-                                                      for _ in range(epochs)) for i in range(0, len(perm), bs)]
+    batches = [
+        perm[i : i + bs].tolist()
+        for perm in (rows_t[torch.randperm(len(rows), generator=gen)] for _ in range(epochs))
+        for i in range(0, len(perm), bs)
+    ]
     stats = {"examples": len(rows), "steps": len(batches), "loss": None}
     if not batches:
         return stats
@@ -139,9 +144,18 @@ def fit(model: nn.Module, data: EncodedData, rows: list[int], config, seed: int)
         losses.append(loss.detach().item())
         return loss
 
-    run_steps(model, len(batches), step_loss, learning_rate=config.learning_rate, params=params,
-              weight_decay=config.weight_decay, seed=seed, max_grad_norm=config.max_grad_norm,
-              warmup_steps=int(config.warmup_ratio * len(batches)), desc="s3t stage")
+    run_steps(
+        model,
+        len(batches),
+        step_loss,
+        learning_rate=config.learning_rate,
+        params=params,
+        weight_decay=config.weight_decay,
+        seed=seed,
+        max_grad_norm=config.max_grad_norm,
+        warmup_steps=int(config.warmup_ratio * len(batches)),
+        desc="s3t stage",
+    )
     stats["loss"] = sum(losses) / len(batches)
     return stats
 
@@ -166,17 +180,26 @@ def train_unit(
         assert_trainable(model, intended, what=f"shard {job.shard} order {job.order_idx} stage {k}")
         if on_stage is not None:
             on_stage(job, k, sorted(intended))
-        stats = fit(model, data, data.rows_of(job.stage_ids[k]), config,
-                    derive_seed(config.seed, "train", job.shard, job.order_idx, k))
+        stats = fit(
+            model,
+            data,
+            data.rows_of(job.stage_ids[k]),
+            config,
+            derive_seed(config.seed, "train", job.shard, job.order_idx, k),
+        )
         adapter, params = scheme.stage_checkpoint(model, layout, k)
         meta = {
             "method": scheme.name,
-            "shard": job.shard, "order": job.order_idx, "stage": k, "generation": job.generation,
+            "shard": job.shard,
+            "order": job.order_idx,
+            "stage": k,
+            "generation": job.generation,
             "slices": list(job.order[: k + 1]),
             "n_train": len(job.stage_ids[k]),
             "train_ids_sha256": ids_sha256(job.stage_ids[k]),
             "excluded_through_seq": job.excluded_through_seq,
-            "loss": stats["loss"], "steps": stats["steps"],
+            "loss": stats["loss"],
+            "steps": stats["steps"],
             "seconds": round(time.perf_counter() - start, 3),
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }

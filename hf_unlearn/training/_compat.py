@@ -62,6 +62,20 @@ def parent_log(parent_log_method: Callable, logs: dict, start_time: float | None
     parent_log_method(logs, start_time)
 
 
+# ---- torch -------------------------------------------------------------------------------------------
+def has_accelerator() -> bool:
+    """Whether torch sees an accelerator (CUDA, XPU, MPS, ...).
+
+    ``torch.accelerator`` exists since torch 2.6; before it, CUDA, XPU and MPS are asked one by one.
+    The fallback can go once the minimum torch is >= 2.6.
+    """
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None:
+        return bool(accelerator.is_available())
+    xpu, mps = getattr(torch, "xpu", None), getattr(torch.backends, "mps", None)
+    return torch.cuda.is_available() or bool(xpu and xpu.is_available()) or bool(mps and mps.is_available())
+
+
 # ---- peft --------------------------------------------------------------------------------------------
 def inject_adapter(config, model: torch.nn.Module, adapter_name: str) -> None:
     """``peft.functional.inject_adapter_in_model``: public "functions for PEFT integration" API

@@ -14,12 +14,14 @@ import torch
 from transformers import TrainingArguments
 from transformers.trainer_utils import HubStrategy
 
+from . import _compat
+
 DELTA_DTYPES = ("float32", "float16", "bfloat16")
 
 
 def _cpu_ranks() -> bool:
-    """Several ranks launched (``WORLD_SIZE`` > 1) on a machine without CUDA: gloo DDP on the CPU."""
-    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    """Several ranks launched (``WORLD_SIZE`` > 1) on a machine without an accelerator: gloo DDP on the CPU."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _compat.has_accelerator()
 
 
 @dataclass
@@ -33,33 +35,91 @@ class UnlearnableTrainingArguments(TrainingArguments):
     """
 
     # ---- TrainingArguments fields with another default --------------------------------------------
-    remove_unused_columns: bool = field(default=False, metadata={
-        "help": "Must stay False: example ids travel with every batch and the trainer strips them itself."})
-    hub_strategy: str = field(default="end", metadata={
-        "help": "Must be 'end' with push_to_hub: intermediate pushes would upload the whole output_dir, the "
-                "private unlearning log included; the final push goes through the trainer's allow-list."})
-    dataloader_pin_memory: bool = field(default_factory=torch.cuda.is_available, metadata={
-        "help": "Pin DataLoader memory (default: only when CUDA is available)."})
-    use_cpu: bool = field(default_factory=_cpu_ranks, metadata={
-        "help": "Train on the CPU (default: True when several ranks are launched on a machine without CUDA, "
-                "which gloo DDP needs; set it False explicitly to use another accelerator)."})
+    remove_unused_columns: bool = field(
+        default=False,
+        metadata={"help": "Must stay False: example ids travel with every batch and the trainer strips them itself."},
+    )
+    hub_strategy: str = field(
+        default="end",
+        metadata={
+            "help": "Must be 'end' with push_to_hub: intermediate pushes would upload the whole output_dir, the "
+            "private unlearning log included; the final push goes through the trainer's allow-list."
+        },
+    )
+    # The two defaults below are read from the machine when the package is imported (``accelerate
+    # launch`` sets WORLD_SIZE before that); a field's default, not a value overwritten later.
+    dataloader_pin_memory: bool = field(
+        default=torch.cuda.is_available(),
+        metadata={"help": "Pin DataLoader memory (default: True only when CUDA is available)."},
+    )
+    use_cpu: bool = field(
+        default=_cpu_ranks(),
+        metadata={
+            "help": "Train on the CPU (default: True when several ranks are launched on a machine without an "
+            "accelerator, which gloo DDP needs)."
+        },
+    )
 
     # ---- penalties and recorders -----------------------------------------------------------------------
-    sd_lambda: float = field(default=0.0, metadata={"help": "Weight of the SD-of-logits penalty: L = CE + lambda * mean_i std_c(z_i)."})
-    sd_lambda_decay: float = field(default=1.0, metadata={"help": "Divide sd_lambda by this factor after every epoch (1 = no decay)."})
-    l2_init_mu: float = field(default=0.0, metadata={"help": "Weight of the L2-to-initial-weights penalty mu * ||w_t - w_0||_2^2 (trainable parameters)."})
-    record_transcript: bool = field(default=True, metadata={"help": "Record, per optimizer step, epoch, learning rate and the ids of every example."})
-    record_deltas: bool = field(default=False, metadata={"help": "Record w_after - w_before of the trainable parameters per optimizer step (amnesiac rollback)."})
-    delta_dtype: str = field(default="float32", metadata={"help": f"Storage dtype of the deltas, one of {DELTA_DTYPES}."})
-    deletable_ids_file: str | None = field(default=None, metadata={"help": "Only record deltas of steps that saw an id listed in this file (one id per line)."})
-    record_per_sample: bool = field(default=False, metadata={"help": "Record per-sample gradients on a fixed random subset of the trainable parameters."})
-    per_sample_fraction: float = field(default=0.01, metadata={"help": "Fraction p of the trainable parameters in the per-sample subset."})
+    sd_lambda: float = field(
+        default=0.0, metadata={"help": "Weight of the SD-of-logits penalty: L = CE + lambda * mean_i std_c(z_i)."}
+    )
+    sd_lambda_decay: float = field(
+        default=1.0, metadata={"help": "Divide sd_lambda by this factor after every epoch (1 = no decay)."}
+    )
+    l2_init_mu: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of the L2-to-initial-weights penalty mu * ||w_t - w_0||_2^2 (trainable parameters)."
+        },
+    )
+    record_transcript: bool = field(
+        default=True,
+        metadata={"help": "Record, per optimizer step, epoch, learning rate and the ids of every example."},
+    )
+    record_deltas: bool = field(
+        default=False,
+        metadata={
+            "help": "Record w_after - w_before of the trainable parameters per optimizer step (amnesiac rollback)."
+        },
+    )
+    delta_dtype: str = field(
+        default="float32", metadata={"help": f"Storage dtype of the deltas, one of {DELTA_DTYPES}."}
+    )
+    deletable_ids_file: str | None = field(
+        default=None,
+        metadata={"help": "Only record deltas of steps that saw an id listed in this file (one id per line)."},
+    )
+    record_per_sample: bool = field(
+        default=False,
+        metadata={"help": "Record per-sample gradients on a fixed random subset of the trainable parameters."},
+    )
+    per_sample_fraction: float = field(
+        default=0.01, metadata={"help": "Fraction p of the trainable parameters in the per-sample subset."}
+    )
     per_sample_seed: int = field(default=0, metadata={"help": "Seed of the per-sample parameter subset."})
-    record_learning_events: bool = field(default=False, metadata={"help": "Record per example per step the true-class confidence and correctness (memorization proxies)."})
-    record_error_proxy: bool = field(default=False, metadata={"help": "Log the unlearning-error proxy e_t = (eta^2/2) t ||w_t - w_0|| sigma every error_proxy_every steps."})
-    error_proxy_every: int = field(default=50, metadata={"help": "Steps between two evaluations of the unlearning-error proxy."})
-    error_proxy_batch_size: int = field(default=64, metadata={"help": "Examples in the fixed batch used for the largest Hessian eigenvalue."})
-    error_proxy_power_iters: int = field(default=5, metadata={"help": "Power-iteration steps (Hessian-vector products) for the largest eigenvalue."})
+    record_learning_events: bool = field(
+        default=False,
+        metadata={
+            "help": "Record per example per step the true-class confidence and correctness (memorization proxies)."
+        },
+    )
+    record_error_proxy: bool = field(
+        default=False,
+        metadata={
+            "help": "Log the unlearning-error proxy e_t = (eta^2/2) t ||w_t - w_0|| sigma "
+            "every error_proxy_every steps."
+        },
+    )
+    error_proxy_every: int = field(
+        default=50, metadata={"help": "Steps between two evaluations of the unlearning-error proxy."}
+    )
+    error_proxy_batch_size: int = field(
+        default=64, metadata={"help": "Examples in the fixed batch used for the largest Hessian eigenvalue."}
+    )
+    error_proxy_power_iters: int = field(
+        default=5, metadata={"help": "Power-iteration steps (Hessian-vector products) for the largest eigenvalue."}
+    )
 
     def __post_init__(self):
         if self.sd_lambda < 0 or self.l2_init_mu < 0:
@@ -74,14 +134,28 @@ class UnlearnableTrainingArguments(TrainingArguments):
             raise ValueError("error_proxy_every, error_proxy_batch_size and error_proxy_power_iters must be >= 1")
         if self.deletable_ids_file and not self.record_deltas:
             raise ValueError("deletable_ids_file only applies with record_deltas=True")
-        if (self.record_deltas or self.record_per_sample or self.record_learning_events) and not self.record_transcript:
-            raise ValueError("deltas, per-sample gradients and learning events are indexed by the transcript: keep record_transcript=True")
+        if (
+            self.record_deltas or self.record_per_sample or self.record_learning_events
+        ) and not self.record_transcript:
+            raise ValueError(
+                "deltas, per-sample gradients and learning events are indexed by the transcript: "
+                "keep record_transcript=True"
+            )
+        if not self.use_cpu and _cpu_ranks():
+            raise ValueError(
+                f"use_cpu=False with {os.environ['WORLD_SIZE']} ranks on a machine without an accelerator "
+                "cannot start: distributed training on the CPU (gloo) needs use_cpu=True (--use_cpu)"
+            )
         if self.remove_unused_columns:
-            raise ValueError("remove_unused_columns=True would drop the example ids the trainer needs: "
-                             "leave it at its default (False); the trainer keeps only the model inputs itself")
+            raise ValueError(
+                "remove_unused_columns=True would drop the example ids the trainer needs: "
+                "leave it at its default (False); the trainer keeps only the model inputs itself"
+            )
         if self.push_to_hub and HubStrategy(self.hub_strategy) is not HubStrategy.END:
-            raise ValueError(f"hub_strategy={str(self.hub_strategy)!r} with push_to_hub would upload the private "
-                             "unlearning log with every save: use hub_strategy='end' (the default)")
+            raise ValueError(
+                f"hub_strategy={str(self.hub_strategy)!r} with push_to_hub would upload the private "
+                "unlearning log with every save: use hub_strategy='end' (the default)"
+            )
         super().__post_init__()
 
     @property

@@ -70,7 +70,9 @@ class DataOrder:
                 kept = [(pos, [self.row_of[i] for i in b if i not in self.drop_ids]) for pos, b in enumerate(batches)]
                 missing = {i for b in batches for i in b if i not in self.drop_ids and i not in self.row_of}
                 if missing:
-                    raise KeyError(f"replay order names {len(missing)} id(s) absent from the data set, e.g. {sorted(missing)[:5]}")
+                    raise KeyError(
+                        f"replay order names {len(missing)} id(s) absent from the data set, e.g. {sorted(missing)[:5]}"
+                    )
                 self.replay[int(epoch)] = balance_for_ranks([(pos, b) for pos, b in kept if b], world_size)
         elif self.drop_ids:
             raise ValueError("drop_ids only applies to a replayed order")
@@ -134,9 +136,7 @@ class KeyedDataset(TorchDataset):
     def __getitems__(self, keys):
         rows = self.dataset[[k[0] for k in keys]]
         names = list(rows)
-        return [
-            {**{n: rows[n][j] for n in names}, "_epoch": keys[j][1], "_pos": keys[j][2]} for j in range(len(keys))
-        ]
+        return [{**{n: rows[n][j] for n in names}, "_epoch": keys[j][1], "_pos": keys[j][2]} for j in range(len(keys))]
 
     def __getitem__(self, key):
         return self.__getitems__([key])[0]
@@ -154,7 +154,9 @@ class IdCarryingCollator:
 
     def __call__(self, features: list[dict]) -> dict:
         if features and "id" not in features[0]:
-            raise KeyError(f"examples carry no 'id' column (keys: {sorted(features[0])}); load data with hf_unlearn.data")
+            raise KeyError(
+                f"examples carry no 'id' column (keys: {sorted(features[0])}); load data with hf_unlearn.data"
+            )
         ids = [f["id"] for f in features]
         batch = self.pad([{k: v for k, v in f.items() if k in MODEL_KEYS} for f in features])
         batch["_order"] = {"ids": ids, "epoch": features[0].get("_epoch"), "pos": features[0].get("_pos")}

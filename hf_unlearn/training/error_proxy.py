@@ -5,9 +5,10 @@ Influencing Machine Unlearning" (EuroS&P 2022)::
 
 ``t`` is the number of SGD steps so far and ``lambda_max`` the largest eigenvalue of the loss
 Hessian on a fixed batch, taken in magnitude (the spectral norm: the smoothness constant the
-paper's bound uses; early in training the dominant eigenvalue can be negative). The paper's code uses PyHessian on 512 examples; here a few power
-iterations with Hessian-vector products (double back-propagation) estimate it. The "rolling"
-variant replaces sigma by the running mean of the sigmas measured so far.
+paper's bound uses; early in training the dominant eigenvalue can be negative). The paper's
+code uses PyHessian on 512 examples; here a few power iterations with Hessian-vector products
+(double back-propagation) estimate it. The "rolling" variant replaces sigma by the running mean
+of the sigmas measured so far.
 """
 
 from __future__ import annotations

@@ -107,7 +107,11 @@ def reset_log(root: Path) -> None:
 def sorted_parts(folder: Path, ext: str) -> list[Path]:
     if not folder.is_dir():
         return []
-    parts = [(int(m.group(2)), int(m.group(1)), f) for f in folder.iterdir() if (m := _PART.search(f.name)) and m.group(3) == ext]
+    parts = [
+        (int(m.group(2)), int(m.group(1)), f)
+        for f in folder.iterdir()
+        if (m := _PART.search(f.name)) and m.group(3) == ext
+    ]
     return [f for _, _, f in sorted(parts)]
 
 

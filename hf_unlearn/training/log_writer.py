@@ -115,7 +115,9 @@ class LogWriter(TrainerCallback):
         if args.process_index != 0:
             return
         reset_log(self.root)
-        atomic_save_tensors(self.root / INITIAL_WEIGHTS, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        atomic_save_tensors(
+            self.root / INITIAL_WEIGHTS, {k: v.detach().clone() for k, v in model.state_dict().items()}
+        )
         named = trainable_named(model)
         meta = {
             "format_version": FORMAT_VERSION,
@@ -143,8 +145,9 @@ class LogWriter(TrainerCallback):
         atomic_write_json(self.root / "meta.json", meta)
         if self.per_sample is not None:
             index = self.per_sample.subset_index()
-            atomic_save_tensors(self.root / "per_sample" / "index.safetensors", index,
-                                metadata={"order": json.dumps(list(index))})
+            atomic_save_tensors(
+                self.root / "per_sample" / "index.safetensors", index, metadata={"order": json.dumps(list(index))}
+            )
 
     def write_footer(self, model: torch.nn.Module, optimizer, global_step: int) -> None:
         """End of training: final fingerprint, optimizer description and final state, step count."""
@@ -178,9 +181,17 @@ class LogWriter(TrainerCallback):
         dist = distance_from_initial([p for _, p in trainable_named(model)], self._initial_trainable)
         lr, rolling = self.last_lr, sum(self._sigmas) / len(self._sigmas)
         self.last_error_proxy = error_proxy(lr, step, dist, sigma)
-        self.records.add_error_proxy({"step": step, "lr": lr, "distance_from_init": dist, "hessian_max_eig": eig,
-                                      "sigma": sigma, "error_proxy": self.last_error_proxy,
-                                      "error_proxy_rolling": error_proxy(lr, step, dist, rolling)})
+        self.records.add_error_proxy(
+            {
+                "step": step,
+                "lr": lr,
+                "distance_from_init": dist,
+                "hessian_max_eig": eig,
+                "sigma": sigma,
+                "error_proxy": self.last_error_proxy,
+                "error_proxy_rolling": error_proxy(lr, step, dist, rolling),
+            }
+        )
 
     def _proxy_batch(self) -> dict:
         """A fixed batch of ``error_proxy_batch_size`` training examples (rows drawn with the seed)."""

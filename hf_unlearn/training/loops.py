@@ -34,8 +34,13 @@ def make_loader(dataset, tokenizer, batch_size: int, *, shuffle: bool = False, s
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     keep = [c for c in dataset.column_names if c in LOADER_COLUMNS]
     gen = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset.select_columns(keep), batch_size=batch_size, shuffle=shuffle, generator=gen,
-                      collate_fn=IdCarryingCollator(tokenizer))
+    return DataLoader(
+        dataset.select_columns(keep),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=gen,
+        collate_fn=IdCarryingCollator(tokenizer),
+    )
 
 
 def pad_batch(features: list[dict], tokenizer) -> dict[str, torch.Tensor]:
@@ -87,8 +92,12 @@ def batched_logits(model: torch.nn.Module, dataset, tokenizer, *, batch_size: in
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     cols = input_columns(model, dataset, tokenizer)
     inputs = dataset.with_format(None).select_columns(cols)  # plain Python lists, whatever format was set
-    loader = DataLoader(inputs, batch_size=batch_size, shuffle=False,
-                        collate_fn=DataCollatorWithPadding(tokenizer, return_tensors="pt"))
+    loader = DataLoader(
+        inputs,
+        batch_size=batch_size,
+        shuffle=False,
+        collate_fn=DataCollatorWithPadding(tokenizer, return_tensors="pt"),
+    )
     device = torch.device(device) if device is not None else model_device(model)
     chunks = []
     was_training = model.training

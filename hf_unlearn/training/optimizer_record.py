@@ -21,7 +21,18 @@ import torch
 from .log_store import atomic_save_tensors
 
 FINAL_STATE = "optimizer_final.safetensors"
-_HYPER = ("weight_decay", "betas", "eps", "momentum", "dampening", "nesterov", "amsgrad", "maximize", "foreach", "fused")
+_HYPER = (
+    "weight_decay",
+    "betas",
+    "eps",
+    "momentum",
+    "dampening",
+    "nesterov",
+    "amsgrad",
+    "maximize",
+    "foreach",
+    "fused",
+)
 
 
 def base_optimizer(optimizer):
@@ -38,8 +49,12 @@ def describe_optimizer(optimizer, named: list[tuple[str, torch.Tensor]], max_gra
         hyper = {k: (list(v) if isinstance(v, tuple) else v) for k, v in group.items() if k in _HYPER}
         hyper["params"] = [names[id(p)] for p in group["params"] if id(p) in names]
         groups.append(hyper)
-    return {"class": type(opt).__name__, "module": type(opt).__module__, "max_grad_norm": float(max_grad_norm or 0.0),
-            "groups": groups}
+    return {
+        "class": type(opt).__name__,
+        "module": type(opt).__module__,
+        "max_grad_norm": float(max_grad_norm or 0.0),
+        "groups": groups,
+    }
 
 
 def save_final_state(path: Path, optimizer, named: list[tuple[str, torch.Tensor]]) -> bool:

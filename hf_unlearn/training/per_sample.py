@@ -27,6 +27,7 @@ so that each sample's gradient reaches the hook; consumers only broadcast it, so
 unchanged. Other modules (e.g. ``Conv1D``, RMSNorm, ``nn.MultiheadAttention``) are skipped and
 listed in ``skipped``. Gradient checkpointing (re-running forwards in backward) is not supported.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -94,12 +95,17 @@ class PerSampleSubsetGradients:
     """
 
     def __init__(self, model: nn.Module, fraction: float, seed: int = 0):
-        if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) \
-                or not math.isfinite(fraction) or not 0.0 < fraction <= 1.0:
+        if (
+            isinstance(fraction, bool)
+            or not isinstance(fraction, numbers.Real)
+            or not math.isfinite(fraction)
+            or not 0.0 < fraction <= 1.0
+        ):
             raise ValueError(f"fraction must be a real number in (0, 1], got {fraction!r}")
         self.model, self.fraction, self.seed = model, float(fraction), int(seed)
-        excluded = {id(c) for m in model.modules() if isinstance(m, nn.MultiheadAttention)
-                    for c in m.modules() if c is not m}
+        excluded = {
+            id(c) for m in model.modules() if isinstance(m, nn.MultiheadAttention) for c in m.modules() if c is not m
+        }
         owners: dict[int, list[tuple[nn.Module, str]]] = {}
         for module in model.modules():
             for attr, p in module.named_parameters(recurse=False, remove_duplicate=False):
@@ -204,8 +210,7 @@ class PerSampleSubsetGradients:
         if batch is None:
             return torch.zeros(0, self.num_entries, device=self._device)
         cols = [
-            bufs[n].to(self._device) if n in bufs
-            else torch.zeros(batch, self._specs[n].size, device=self._device)
+            bufs[n].to(self._device) if n in bufs else torch.zeros(batch, self._specs[n].size, device=self._device)
             for n in self.param_names
         ]
         return torch.cat(cols, dim=1).mul_(scale)
@@ -327,8 +332,7 @@ def flat_subset_values(model: nn.Module, index: dict[str, torch.Tensor]) -> torc
     pairs = _named(model, index)
     device = pairs[0][0].device if pairs else torch.device("cpu")
     return torch.cat(
-        [p.detach().reshape(-1)[idx].float().to(device) for p, idx in pairs]
-        or [torch.zeros(0, device=device)]
+        [p.detach().reshape(-1)[idx].float().to(device) for p, idx in pairs] or [torch.zeros(0, device=device)]
     )
 
 

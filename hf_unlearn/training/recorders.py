@@ -70,8 +70,15 @@ class Recorders:
             entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1)
         for j, i in enumerate(ids):
             self.events.append(
-                {"id": i, "step": step, "epoch": epoch, "confidence": float(true[j]), "max_confidence": float(maxp[j]),
-                 "entropy": float(entropy[j]), "correct": bool(pred[j] == labels[j])}
+                {
+                    "id": i,
+                    "step": step,
+                    "epoch": epoch,
+                    "confidence": float(true[j]),
+                    "max_confidence": float(maxp[j]),
+                    "entropy": float(entropy[j]),
+                    "correct": bool(pred[j] == labels[j]),
+                }
             )
 
     def add_error_proxy(self, record: dict) -> None:
@@ -92,8 +99,13 @@ class Recorders:
     def end_step(self, step: int, lr: float, named: list[tuple[str, torch.Tensor]]) -> None:
         """The optimizer has taken step ``step``: record it (transcript, delta, per-sample gradients)."""
         epochs = {mb["epoch"] for mb in self.micro_batches}
-        record = {"step": step, "epoch": min(epochs) if epochs else None, "lr": lr, "rank": self.rank,
-                  "micro_batches": self.micro_batches}
+        record = {
+            "step": step,
+            "epoch": min(epochs) if epochs else None,
+            "lr": lr,
+            "rank": self.rank,
+            "micro_batches": self.micro_batches,
+        }
         if self.grad_norm is not None:
             record["grad_norm"] = self.grad_norm
             self.grad_norm = None

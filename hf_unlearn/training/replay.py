@@ -32,10 +32,19 @@ from .unlearning_log import UnlearningLog
 
 # Settings of the original run that a replay must not inherit (outputs, recorders, hub, logging).
 _OVERRIDE = {
-    "record_transcript": True, "record_deltas": False, "record_per_sample": False,
-    "record_learning_events": False, "record_error_proxy": False, "deletable_ids_file": None,
-    "push_to_hub": False, "hub_model_id": None, "report_to": "none", "save_strategy": "no",
-    "eval_strategy": "no", "load_best_model_at_end": False, "resume_from_checkpoint": None,
+    "record_transcript": True,
+    "record_deltas": False,
+    "record_per_sample": False,
+    "record_learning_events": False,
+    "record_error_proxy": False,
+    "deletable_ids_file": None,
+    "push_to_hub": False,
+    "hub_model_id": None,
+    "report_to": "none",
+    "save_strategy": "no",
+    "eval_strategy": "no",
+    "load_best_model_at_end": False,
+    "resume_from_checkpoint": None,
     "logging_strategy": "no",
 }
 
@@ -92,11 +101,18 @@ def replayed(
         out = Path(output_dir) if output_dir else stack.enter_context(private_temp_dir(prefix="hf_unlearn-replay-"))
         args = twin_arguments(log, out, **overrides)
         if args.world_size != log.meta["world_size"]:
-            raise ValueError(f"the run was trained on {log.meta['world_size']} rank(s), this process group has "
-                             f"{args.world_size}: launch the replay with the same world size")
+            raise ValueError(
+                f"the run was trained on {log.meta['world_size']} rank(s), this process group has "
+                f"{args.world_size}: launch the replay with the same world size"
+            )
         trainer = UnlearnableTrainer(
-            model=replica, args=args, train_dataset=train_dataset, processing_class=tokenizer,
-            data_collator=data_collator, replay_order=log.recorded_order(), drop_ids=forget_ids,
+            model=replica,
+            args=args,
+            train_dataset=train_dataset,
+            processing_class=tokenizer,
+            data_collator=data_collator,
+            replay_order=log.recorded_order(),
+            drop_ids=forget_ids,
         )
         trainer.train()
         replica.eval()
@@ -120,6 +136,7 @@ def retrain_twin(
     Returns the twin model and its trainer. With ``output_dir`` the twin's log (its transcript,
     the proof it never saw the forget ids) stays there; without, it is removed before returning.
     """
-    with replayed(model, train_dataset, log, forget_ids, tokenizer=tokenizer, output_dir=output_dir,
-                  data_collator=data_collator) as (twin, trainer):
+    with replayed(
+        model, train_dataset, log, forget_ids, tokenizer=tokenizer, output_dir=output_dir, data_collator=data_collator
+    ) as (twin, trainer):
         return twin, trainer

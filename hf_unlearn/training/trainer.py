@@ -47,40 +47,74 @@ class UnlearnableTrainer(Trainer):
         log_dir: where to write the log (default ``output_dir/unlearning_log``).
     """
 
-    def __init__(self, model=None, args: UnlearnableTrainingArguments | None = None, data_collator=None,
-                 train_dataset=None, eval_dataset=None, processing_class=None, *,
-                 replay_order: dict[int, list[list[str]]] | None = None, drop_ids: Iterable[str] = (),
-                 log_dir: str | os.PathLike | None = None, **kwargs):
+    def __init__(
+        self,
+        model=None,
+        args: UnlearnableTrainingArguments | None = None,
+        data_collator=None,
+        train_dataset=None,
+        eval_dataset=None,
+        processing_class=None,
+        *,
+        replay_order: dict[int, list[list[str]]] | None = None,
+        drop_ids: Iterable[str] = (),
+        log_dir: str | os.PathLike | None = None,
+        **kwargs,
+    ):
         if not isinstance(args, UnlearnableTrainingArguments):
             raise TypeError("UnlearnableTrainer needs args=UnlearnableTrainingArguments(...)")
         if train_dataset is not None:
             self._check_train_dataset(train_dataset)
         if data_collator is None and processing_class is not None:
             data_collator = IdCarryingCollator(processing_class)
-        super().__init__(model=model, args=args, data_collator=data_collator, train_dataset=train_dataset,
-                         eval_dataset=eval_dataset, processing_class=processing_class, **kwargs)
+        super().__init__(
+            model=model,
+            args=args,
+            data_collator=data_collator,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            **kwargs,
+        )
         _compat.declare_loss_per_micro_batch(self)  # compute_loss returns a per-micro-batch mean
         self.log_root = Path(log_dir) if log_dir else Path(args.output_dir) / LOG_DIRNAME
         needs_w0 = args.l2_init_mu > 0
         self._initial_trainable = [p.detach().clone() for _, p in trainable_named(self.model)] if needs_w0 else None
         self._metric_sums: dict[str, float] = {}
         self._metric_count = 0
-        self.data_order = None
-        if train_dataset is not None:
-            self.data_order = DataOrder(train_dataset["id"], args.per_device_train_batch_size,
-                                        args.data_seed if args.data_seed is not None else args.seed,
-                                        args.world_size, replay=replay_order, drop_ids=drop_ids)
+        self.data_order = self._data_order(train_dataset, replay_order, drop_ids)
         self.per_sample = None
         if args.record_per_sample:
             from .per_sample import PerSampleSubsetGradients
 
-            self.per_sample = PerSampleSubsetGradients(self.model, args.per_sample_fraction, args.per_sample_seed).attach()
-        self.log_writer = LogWriter(self.log_root, args, train_dataset=train_dataset, data_collator=self.data_collator,
-                                    per_sample=self.per_sample)
+            self.per_sample = PerSampleSubsetGradients(self.model, args.per_sample_fraction, args.per_sample_seed)
+            self.per_sample.attach()
+        self.log_writer = LogWriter(
+            self.log_root,
+            args,
+            train_dataset=train_dataset,
+            data_collator=self.data_collator,
+            per_sample=self.per_sample,
+        )
         self.records = self.log_writer.records
         self.add_callback(self.log_writer)
 
     # ---- data -----------------------------------------------------------------------------------
+    def _data_order(self, train_dataset, replay_order, drop_ids) -> DataOrder | None:
+        """The seeded order of micro-batches, or the recorded one (minus ``drop_ids``) for a replay."""
+        if train_dataset is None:
+            return None
+        args = self.args
+        seed = args.data_seed if args.data_seed is not None else args.seed
+        return DataOrder(
+            train_dataset["id"],
+            args.per_device_train_batch_size,
+            seed,
+            args.world_size,
+            replay=replay_order,
+            drop_ids=drop_ids,
+        )
+
     @staticmethod
     def _check_train_dataset(ds) -> None:
         cols = getattr(ds, "column_names", None)
@@ -97,8 +131,13 @@ class UnlearnableTrainer(Trainer):
         if self.train_dataset is None:
             raise ValueError("UnlearnableTrainer: training requires a train_dataset")
         sampler = DataOrderSampler(self.data_order, rank=self.args.process_index, on_epoch=self.records.record_order)
-        return OrderedDataLoader(KeyedDataset(self.train_dataset), batch_sampler=sampler, collate_fn=self.data_collator,
-                                 num_workers=self.args.dataloader_num_workers, pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available())
+        return OrderedDataLoader(
+            KeyedDataset(self.train_dataset),
+            batch_sampler=sampler,
+            collate_fn=self.data_collator,
+            num_workers=self.args.dataloader_num_workers,
+            pin_memory=self.args.dataloader_pin_memory and torch.cuda.is_available(),
+        )
 
     def trainable_parameters(self) -> list[tuple[str, torch.nn.Parameter]]:
         return trainable_named(self.model)
@@ -122,7 +161,9 @@ class UnlearnableTrainer(Trainer):
             self.records.grad_norm = grad_norm(p for _, p in self.trainable_parameters())
         if self.per_sample is not None:
             self.records.add_per_sample(self.per_sample.collect())
-        self.records.add_micro_batch(order["ids"], order["epoch"], order["pos"], len(order["ids"]) * ga * self.args.world_size)
+        self.records.add_micro_batch(
+            order["ids"], order["epoch"], order["pos"], len(order["ids"]) * ga * self.args.world_size
+        )
         return loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -137,16 +178,21 @@ class UnlearnableTrainer(Trainer):
             params = [p for _, p in self.trainable_parameters()]
             initial = self._initial_trainable
         terms = unlearnable_loss(
-            outputs.logits, labels,
+            outputs.logits,
+            labels,
             sd_lambda=self.current_sd_lambda(order["epoch"] if order else 0) if training else 0.0,
-            l2_init_mu=self.args.l2_init_mu if training else 0.0, params=params, initial=initial,
+            l2_init_mu=self.args.l2_init_mu if training else 0.0,
+            params=params,
+            initial=initial,
         )
         if training:
             for key, value in (("ce_loss", terms.ce), ("sd_penalty", terms.sd), ("l2_penalty", terms.l2)):
                 self._metric_sums[key] = self._metric_sums.get(key, 0.0) + float(value)
             self._metric_count += 1
             if self.args.record_learning_events and order is not None:
-                self.records.add_events(order["ids"], outputs.logits, labels, self.state.global_step + 1, order["epoch"])
+                self.records.add_events(
+                    order["ids"], outputs.logits, labels, self.state.global_step + 1, order["epoch"]
+                )
         return (terms.total, outputs) if return_outputs else terms.total
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
@@ -178,15 +224,29 @@ class UnlearnableTrainer(Trainer):
         """What the training card says: penalties, recorders, seeds, versions, data fingerprint."""
         args = self.args
         metrics = {k: v for h in self.state.log_history for k, v in h.items() if k.startswith("eval_")}
-        return {"base_model": getattr(self.model.config, "_name_or_path", None) or type(self.model).__name__,
-                "dataset": {"source": None, "fingerprints": {"train": fingerprint_dataset(self.train_dataset)}
-                            if self.train_dataset is not None else {}},
-                "penalties": {"sd_lambda": args.sd_lambda, "sd_lambda_decay": args.sd_lambda_decay, "l2_init_mu": args.l2_init_mu},
-                "recorders": args.recorders, "delta_dtype": args.delta_dtype,
-                "per_sample_fraction": args.per_sample_fraction if args.record_per_sample else None,
-                "seeds": {"seed": args.seed, "data_seed": args.data_seed}, "versions": library_versions(),
-                "metrics": metrics, "num_train_examples": len(self.train_dataset) if self.train_dataset is not None else None,
-                "epochs": args.num_train_epochs, "repo_id": args.hub_model_id}
+        return {
+            "base_model": getattr(self.model.config, "_name_or_path", None) or type(self.model).__name__,
+            "dataset": {
+                "source": None,
+                "fingerprints": {"train": fingerprint_dataset(self.train_dataset)}
+                if self.train_dataset is not None
+                else {},
+            },
+            "penalties": {
+                "sd_lambda": args.sd_lambda,
+                "sd_lambda_decay": args.sd_lambda_decay,
+                "l2_init_mu": args.l2_init_mu,
+            },
+            "recorders": args.recorders,
+            "delta_dtype": args.delta_dtype,
+            "per_sample_fraction": args.per_sample_fraction if args.record_per_sample else None,
+            "seeds": {"seed": args.seed, "data_seed": args.data_seed},
+            "versions": library_versions(),
+            "metrics": metrics,
+            "num_train_examples": len(self.train_dataset) if self.train_dataset is not None else None,
+            "epochs": args.num_train_epochs,
+            "repo_id": args.hub_model_id,
+        }
 
     def create_model_card(self, *args, **kwargs):
         """Write hf_unlearn's training card (not the generic Trainer card) to ``output_dir/README.md``."""
@@ -196,8 +256,14 @@ class UnlearnableTrainer(Trainer):
 
         render_training_card(self.training_summary(), self.args.output_dir)
 
-    def push_to_hub(self, commit_message: str | None = "End of training", blocking: bool = True, token=None,
-                    revision=None, **kwargs):
+    def push_to_hub(
+        self,
+        commit_message: str | None = "End of training",
+        blocking: bool = True,
+        token=None,
+        revision=None,
+        **kwargs,
+    ):
         """Upload the model, tokenizer and card only (allow-list): the unlearning log, checkpoints and
         trainer state stay on disk. Intermediate pushes are off (``hub_strategy="end"``) for the same reason."""
         if not self.is_world_process_zero():
@@ -209,8 +275,13 @@ class UnlearnableTrainer(Trainer):
         if self.hub_model_id is None:
             self.init_hf_repo(token=token)
         self.create_model_card()
-        return upload_folder(repo_id=self.hub_model_id, folder_path=self.args.output_dir, commit_message=commit_message,
-                             token=token or self.args.hub_token, revision=revision or self.args.hub_revision,
-                             run_as_future=not blocking,
-                             allow_patterns=[*WEIGHT_PATTERNS, *CONFIG_FILES, *TOKENIZER_FILES, "README.md"],
-                             ignore_patterns=["*/*"])  # top-level files only: never the log or checkpoints
+        return upload_folder(
+            repo_id=self.hub_model_id,
+            folder_path=self.args.output_dir,
+            commit_message=commit_message,
+            token=token or self.args.hub_token,
+            revision=revision or self.args.hub_revision,
+            run_as_future=not blocking,
+            allow_patterns=[*WEIGHT_PATTERNS, *CONFIG_FILES, *TOKENIZER_FILES, "README.md"],
+            ignore_patterns=["*/*"],
+        )  # top-level files only: never the log or checkpoints

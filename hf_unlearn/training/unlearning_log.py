@@ -53,7 +53,9 @@ class UnlearningLog:
         if (path / LOG_DIRNAME / "meta.json").is_file():
             path = path / LOG_DIRNAME
         if not (path / "meta.json").is_file():
-            raise LogError(f"no unlearning log at {path} (expected {LOG_DIRNAME}/meta.json): train with UnlearnableTrainer")
+            raise LogError(
+                f"no unlearning log at {path} (expected {LOG_DIRNAME}/meta.json): train with UnlearnableTrainer"
+            )
         self.root = path
         try:
             self.meta = json.loads((path / "meta.json").read_text())
@@ -101,7 +103,9 @@ class UnlearningLog:
             for part in sorted_parts(self.root / "transcript", "jsonl"):
                 for line in part.read_text().splitlines():
                     r = json.loads(line)
-                    rec = merged.setdefault(r["step"], StepRecord(r["step"], r["epoch"], r["lr"], grad_norm=r.get("grad_norm")))
+                    rec = merged.setdefault(
+                        r["step"], StepRecord(r["step"], r["epoch"], r["lr"], grad_norm=r.get("grad_norm"))
+                    )
                     rec.micro_batches.extend({**mb, "rank": r["rank"]} for mb in r["micro_batches"])
             self._steps = [merged[s] for s in sorted(merged)]
             expected = list(range(1, len(self._steps) + 1))
@@ -153,7 +157,9 @@ class UnlearningLog:
 
         path = self.root / FINAL_STATE
         if not path.is_file():
-            raise LogError(f"no final optimizer state in {self.root} (recorded with record_deltas for Adam-type optimizers)")
+            raise LogError(
+                f"no final optimizer state in {self.root} (recorded with record_deltas for Adam-type optimizers)"
+            )
         with safe_open(str(path), "pt") as handle:
             step = int(handle.metadata()["step"])
         return self._load(path), step
@@ -189,7 +195,11 @@ class UnlearningLog:
         return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
 
     def error_proxy(self) -> list[dict]:
-        return [json.loads(line) for p in sorted_parts(self.root / "error_proxy", "jsonl") for line in p.read_text().splitlines()]
+        return [
+            json.loads(line)
+            for p in sorted_parts(self.root / "error_proxy", "jsonl")
+            for line in p.read_text().splitlines()
+        ]
 
     def disk_bytes(self, sub: str | None = None) -> int:
         root = self.root / sub if sub else self.root
