@@ -104,8 +104,13 @@ def machine_info() -> dict:
 
 def write_results(name: str, records: list[dict], machine: dict | None = None, **extra) -> Path:
     """Write ``benchmarks/results/<name>.json`` atomically (``hf_unlearn.artifacts``); return its path."""
-    payload = {"name": name, "machine": machine if machine is not None else machine_info(),
-               "command": " ".join([Path(sys.executable).name, *sys.argv]), "records": records, **extra}
+    payload = {
+        "name": name,
+        "machine": machine if machine is not None else machine_info(),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "records": records,
+        **extra,
+    }
     return atomic_write_json(RESULTS_DIR / f"{name}.json", payload, indent=1, sort_keys=False)
 
 

@@ -52,15 +52,15 @@ for _p in (str(_HERE.parent), str(_HERE)):
         sys.path.insert(0, _p)
 
 from _common import (  # noqa: E402
-    load_avg,
-    quiet_libraries,
     collected,
     current_rss_mb,
     dir_bytes,
     emit,
+    load_avg,
     machine_info,
     median,
     peak_rss_mb,
+    quiet_libraries,
     require_imdb,
     reset_peak_rss,
     write_results,
@@ -72,22 +72,33 @@ TARGETS = {"transcript": 1.02, "deltas": 1.10, "per_sample": 1.20}
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="small size for checks (~1 minute)")
     p.add_argument("--train", type=int, default=None, help="training examples (default 2000; quick 400)")
     p.add_argument("--epochs", type=int, default=1, help="training epochs per run")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per variant (default 5; quick 3)")
-    p.add_argument("--warmup-steps", type=int, default=None, help="optimizer steps of each variant's warm-up run (default 4; quick 2)")
+    p.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=None,
+        help="optimizer steps of each variant's warm-up run (default 4; quick 2)",
+    )
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ",".join(VARIANTS))
     p.add_argument("--per-sample-fraction", type=float, default=0.01)
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--name", default=None, help="results file name (default logging_overhead[_quick])")
     p.add_argument("--tmp", default=None, help="folder for the temporary output dirs (default: system temp)")
-    p.add_argument("--omp-wait-policy", default="PASSIVE", choices=["PASSIVE", "ACTIVE", "inherit"],
-                   help="OMP_WAIT_POLICY set before torch is imported (default PASSIVE: on a shared, oversubscribed "
-                        "machine spinning OpenMP workers make every small op up to 10x slower; 'inherit' keeps the "
-                        "environment's value)")
+    p.add_argument(
+        "--omp-wait-policy",
+        default="PASSIVE",
+        choices=["PASSIVE", "ACTIVE", "inherit"],
+        help="OMP_WAIT_POLICY set before torch is imported (default PASSIVE: on a shared, oversubscribed "
+        "machine spinning OpenMP workers make every small op up to 10x slower; 'inherit' keeps the "
+        "environment's value)",
+    )
     a = p.parse_args(argv)
     a.train = a.train or (400 if a.quick else 2000)
     a.repeats = a.repeats or (3 if a.quick else 5)
@@ -98,8 +109,6 @@ def parse_args(argv=None):
     if unknown or "plain" not in a.variants:
         p.error(f"--variants must include plain and only name {VARIANTS}; got {a.variants}")
     return a
-
-
 
 
 class Setup:
@@ -113,8 +122,15 @@ class Setup:
         from hf_unlearn.models import TinyBertSpec, build_tiny_bert, tokenize_dataset
 
         data = load_sentiment_dataset(str(require_imdb()), max_train=a.train, max_test=8, seed=0)
-        self.spec = TinyBertSpec(vocab_size=8000, hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
-                                 intermediate_size=512, max_length=a.seq_len, dropout=0.1)
+        self.spec = TinyBertSpec(
+            vocab_size=8000,
+            hidden_size=128,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            intermediate_size=512,
+            max_length=a.seq_len,
+            dropout=0.1,
+        )
         self.model, self.tokenizer = build_tiny_bert(data["train"]["text"], spec=self.spec, seed=0)
         self.with_ids = tokenize_dataset(data["train"], self.tokenizer, a.seq_len)
         self.without_ids = self.with_ids.remove_columns("id")
@@ -134,10 +150,21 @@ class Setup:
 
 def common_args(a, out_dir: str, max_steps: int | None) -> dict:
     return dict(
-        output_dir=out_dir, per_device_train_batch_size=a.batch_size, learning_rate=5e-4, optim="adamw_torch",
-        lr_scheduler_type="linear", num_train_epochs=a.epochs, max_steps=max_steps if max_steps else -1, seed=0,
-        report_to="none", save_strategy="no", logging_strategy="no", eval_strategy="no", disable_tqdm=True,
-        dataloader_pin_memory=False, use_cpu=True,
+        output_dir=out_dir,
+        per_device_train_batch_size=a.batch_size,
+        learning_rate=5e-4,
+        optim="adamw_torch",
+        lr_scheduler_type="linear",
+        num_train_epochs=a.epochs,
+        max_steps=max_steps if max_steps else -1,
+        seed=0,
+        report_to="none",
+        save_strategy="no",
+        logging_strategy="no",
+        eval_strategy="no",
+        disable_tqdm=True,
+        dataloader_pin_memory=False,
+        use_cpu=True,
     )
 
 
@@ -164,8 +191,12 @@ def _build_trainer(variant: str, s: Setup, a, out_dir: str, max_steps: int | Non
     from hf_unlearn.training import UnlearnableTrainer, UnlearnableTrainingArguments
 
     args = UnlearnableTrainingArguments(
-        record_transcript=True, record_deltas=variant == "deltas", delta_dtype="float32",
-        record_per_sample=variant == "per_sample", per_sample_fraction=a.per_sample_fraction, per_sample_seed=0,
+        record_transcript=True,
+        record_deltas=variant == "deltas",
+        delta_dtype="float32",
+        record_per_sample=variant == "per_sample",
+        per_sample_fraction=a.per_sample_fraction,
+        per_sample_seed=0,
         **common_args(a, out_dir, max_steps),
     )
     return UnlearnableTrainer(model=model, args=args, train_dataset=s.with_ids, processing_class=s.tokenizer)
@@ -201,13 +232,21 @@ def run_once(variant: str, s: Setup, a, tmp_root: str, max_steps: int | None = N
         c0, t0 = time.process_time(), time.perf_counter()
         trainer.train()
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-        rec = {"variant": variant, "seconds": seconds, "cpu_seconds": cpu, "peak_rss_mb": peak_rss_mb(),
-               "rss_before_mb": rss_before, "steps": trainer.state.global_step}
+        rec = {
+            "variant": variant,
+            "seconds": seconds,
+            "cpu_seconds": cpu,
+            "peak_rss_mb": peak_rss_mb(),
+            "rss_before_mb": rss_before,
+            "steps": trainer.state.global_step,
+        }
         log = Path(out_dir) / "unlearning_log"
         if log.is_dir():
             rec["log_bytes"] = dir_bytes(log)
             rec["delta_bytes"] = dir_bytes(log / "deltas", "step_*.safetensors")
-            rec["delta_files"] = len(list((log / "deltas").glob("step_*.safetensors"))) if (log / "deltas").is_dir() else 0
+            rec["delta_files"] = (
+                len(list((log / "deltas").glob("step_*.safetensors"))) if (log / "deltas").is_dir() else 0
+            )
             rec["per_sample_bytes"] = dir_bytes(log / "per_sample", "step_*.safetensors")
             rec["per_sample_index_bytes"] = dir_bytes(log / "per_sample", "index.safetensors")
         if getattr(trainer, "per_sample", None) is not None:
@@ -215,15 +254,15 @@ def run_once(variant: str, s: Setup, a, tmp_root: str, max_steps: int | None = N
             rec["per_sample_skipped"] = list(trainer.per_sample.skipped)
         if seen is not None:
             rec["opacus_grad_sample"] = {
-                "params": len(seen), "missing": [n for n, v in seen.items() if v is None],
-                "batch_dims": sorted({v[0] for v in seen.values() if v})}
+                "params": len(seen),
+                "missing": [n for n, v in seen.items() if v is None],
+                "batch_dims": sorted({v[0] for v in seen.values() if v}),
+            }
         del trainer
         return rec
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
         gc.collect()
-
-
 
 
 def main(argv=None) -> int:
@@ -243,14 +282,28 @@ def main(argv=None) -> int:
     s = Setup(a)
     setup_s = time.perf_counter() - t_setup
     tmp_root = tempfile.mkdtemp(prefix="hfu-bench-logging-", dir=a.tmp)
-    config = {"train_examples": s.n_train, "epochs": a.epochs, "batch_size": a.batch_size, "seq_len": a.seq_len,
-              "mean_tokens": round(s.mean_len, 1), "share_at_max_len": round(s.frac_full, 3), "params": s.d,
-              "model": {"hidden": 128, "layers": 4, "heads": 4, "intermediate": 512, "vocab": 8000, "attn": "eager"},
-              "optimizer": "adamw_torch lr 5e-4 linear", "threads": a.threads, "repeats": a.repeats,
-              "warmup_steps": a.warmup_steps, "per_sample_fraction": a.per_sample_fraction, "quick": a.quick,
-              "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default (ACTIVE)")}
-    print(f"# setup {setup_s:.1f}s: {s.n_train} examples, d={s.d}, mean tokens {s.mean_len:.1f}, "
-          f"load {load_avg()}", file=sys.stderr, flush=True)
+    config = {
+        "train_examples": s.n_train,
+        "epochs": a.epochs,
+        "batch_size": a.batch_size,
+        "seq_len": a.seq_len,
+        "mean_tokens": round(s.mean_len, 1),
+        "share_at_max_len": round(s.frac_full, 3),
+        "params": s.d,
+        "model": {"hidden": 128, "layers": 4, "heads": 4, "intermediate": 512, "vocab": 8000, "attn": "eager"},
+        "optimizer": "adamw_torch lr 5e-4 linear",
+        "threads": a.threads,
+        "repeats": a.repeats,
+        "warmup_steps": a.warmup_steps,
+        "per_sample_fraction": a.per_sample_fraction,
+        "quick": a.quick,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default (ACTIVE)"),
+    }
+    print(
+        f"# setup {setup_s:.1f}s: {s.n_train} examples, d={s.d}, mean tokens {s.mean_len:.1f}, load {load_avg()}",
+        file=sys.stderr,
+        flush=True,
+    )
     runs: list[dict] = []
     warm = {}
     try:
@@ -263,8 +316,11 @@ def main(argv=None) -> int:
                 rec["round"] = r
                 rec["load_avg"] = load_avg()
                 runs.append(rec)
-                print(f"# round {r} {v}: {rec['seconds']:.2f}s rss {rec['peak_rss_mb']:.0f}MB load {rec['load_avg']}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"# round {r} {v}: {rec['seconds']:.2f}s rss {rec['peak_rss_mb']:.0f}MB load {rec['load_avg']}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
 
@@ -281,10 +337,15 @@ def main(argv=None) -> int:
             continue
         paired = [r["seconds"] / plain_rounds[r["round"]] for r in by[v]]
         overhead[v] = med[v] / med["plain"]
-        extra = {"median_seconds": round(med[v], 3), "plain_median_seconds": round(med["plain"], 3),
-                 "median_paired_ratio": round(median(paired), 4), "min_ratio": round(min(times[v]) / min(times["plain"]), 4),
-                 "cpu_time_ratio": round(cpu[v] / cpu["plain"], 4),
-                 "seconds": [round(t, 3) for t in times[v]], "plain_seconds": [round(t, 3) for t in times["plain"]]}
+        extra = {
+            "median_seconds": round(med[v], 3),
+            "plain_median_seconds": round(med["plain"], 3),
+            "median_paired_ratio": round(median(paired), 4),
+            "min_ratio": round(min(times[v]) / min(times["plain"]), 4),
+            "cpu_time_ratio": round(cpu[v] / cpu["plain"], 4),
+            "seconds": [round(t, 3) for t in times[v]],
+            "plain_seconds": [round(t, 3) for t in times["plain"]],
+        }
         if v in TARGETS:
             extra["target"] = TARGETS[v]
             extra["meets_target"] = overhead[v] <= TARGETS[v]
@@ -292,41 +353,100 @@ def main(argv=None) -> int:
             extra["grad_sample_check"] = warm["opacus"]["opacus_grad_sample"]
         emit(BENCH, f"overhead_{v}", round(overhead[v], 4), "x plain Trainer time", dict(cfg, **extra))
     for v in overhead:  # cross-check that a busy machine disturbs less: process CPU time (user + sys)
-        emit(BENCH, f"cpu_overhead_{v}", round(cpu[v] / cpu["plain"], 4), "x plain Trainer process CPU time",
-             dict(cfg, median_cpu_seconds=round(cpu[v], 3), plain_median_cpu_seconds=round(cpu["plain"], 3),
-                  note="CPU time of this process (all threads); a cross-check of the wall-time figure, not a target"))
+        emit(
+            BENCH,
+            f"cpu_overhead_{v}",
+            round(cpu[v] / cpu["plain"], 4),
+            "x plain Trainer process CPU time",
+            dict(
+                cfg,
+                median_cpu_seconds=round(cpu[v], 3),
+                plain_median_cpu_seconds=round(cpu["plain"], 3),
+                note="CPU time of this process (all threads); a cross-check of the wall-time figure, not a target",
+            ),
+        )
     if "opacus" in overhead and "per_sample" in overhead:
         ps, op = overhead["per_sample"], overhead["opacus"]
-        emit(BENCH, "opacus_vs_per_sample_time", round(op / ps, 3), "x (total time, opacus / per_sample)",
-             dict(cfg, reading="total training time ratio"))
+        emit(
+            BENCH,
+            "opacus_vs_per_sample_time",
+            round(op / ps, 3),
+            "x (total time, opacus / per_sample)",
+            dict(cfg, reading="total training time ratio"),
+        )
         extra_ratio = (op - 1.0) / (ps - 1.0) if ps > 1.0 else None
-        emit(BENCH, "opacus_vs_per_sample_extra", None if extra_ratio is None else round(extra_ratio, 2),
-             "x (extra cost over plain, (opacus-1)/(per_sample-1))",
-             dict(cfg, reading="extra cost ratio; target >= 2", opacus_extra=round(op - 1.0, 4),
-                  per_sample_extra=round(ps - 1.0, 4),
-                  note=None if extra_ratio is not None else "per_sample extra cost <= 0 (inside the noise)"))
+        emit(
+            BENCH,
+            "opacus_vs_per_sample_extra",
+            None if extra_ratio is None else round(extra_ratio, 2),
+            "x (extra cost over plain, (opacus-1)/(per_sample-1))",
+            dict(
+                cfg,
+                reading="extra cost ratio; target >= 2",
+                opacus_extra=round(op - 1.0, 4),
+                per_sample_extra=round(ps - 1.0, 4),
+                note=None if extra_ratio is not None else "per_sample extra cost <= 0 (inside the noise)",
+            ),
+        )
     if "deltas" in by:
         r0 = by["deltas"][0]
         formula = r0["steps"] * s.d * 4
-        emit(BENCH, "log_bytes_ratio", round(r0["delta_bytes"] / formula, 5), "x formula steps*d*4",
-             dict(cfg, delta_bytes=r0["delta_bytes"], formula_bytes=formula, delta_files=r0["delta_files"],
-                  d=s.d, bytes_per_element=4, mb_per_step=round(r0["delta_bytes"] / max(1, r0["delta_files"]) / 1e6, 3),
-                  target=1.05))
+        emit(
+            BENCH,
+            "log_bytes_ratio",
+            round(r0["delta_bytes"] / formula, 5),
+            "x formula steps*d*4",
+            dict(
+                cfg,
+                delta_bytes=r0["delta_bytes"],
+                formula_bytes=formula,
+                delta_files=r0["delta_files"],
+                d=s.d,
+                bytes_per_element=4,
+                mb_per_step=round(r0["delta_bytes"] / max(1, r0["delta_files"]) / 1e6, 3),
+                target=1.05,
+            ),
+        )
     if "per_sample" in by:
         r0 = by["per_sample"][0]
         formula = s.n_train * a.epochs * r0["per_sample_k"] * 4
-        emit(BENCH, "per_sample_bytes_ratio", round(r0["per_sample_bytes"] / formula, 5), "x formula N*E*k*4",
-             dict(cfg, per_sample_bytes=r0["per_sample_bytes"], formula_bytes=formula, k=r0["per_sample_k"],
-                  k_over_d=round(r0["per_sample_k"] / s.d, 5), index_bytes=r0["per_sample_index_bytes"],
-                  skipped_params=r0.get("per_sample_skipped", [])))
+        emit(
+            BENCH,
+            "per_sample_bytes_ratio",
+            round(r0["per_sample_bytes"] / formula, 5),
+            "x formula N*E*k*4",
+            dict(
+                cfg,
+                per_sample_bytes=r0["per_sample_bytes"],
+                formula_bytes=formula,
+                k=r0["per_sample_k"],
+                k_over_d=round(r0["per_sample_k"] / s.d, 5),
+                index_bytes=r0["per_sample_index_bytes"],
+                skipped_params=r0.get("per_sample_skipped", []),
+            ),
+        )
     for v in a.variants:
         peak = median([r["peak_rss_mb"] for r in by[v]])
         before = median([r["rss_before_mb"] for r in by[v]])
-        emit(BENCH, f"peak_rss_{v}", round(peak, 1), "MB (process peak during train())",
-             dict(cfg, max_mb=round(max(r["peak_rss_mb"] for r in by[v]), 1), rss_before_train_mb=round(before, 1),
-                  increase_during_train_mb=round(peak - before, 1)))
-    emit(BENCH, "plain_time", round(med["plain"], 3), "s (context only: absolute, machine-dependent)",
-         dict(cfg, examples_per_s=round(s.n_train * a.epochs / med["plain"], 1)))
+        emit(
+            BENCH,
+            f"peak_rss_{v}",
+            round(peak, 1),
+            "MB (process peak during train())",
+            dict(
+                cfg,
+                max_mb=round(max(r["peak_rss_mb"] for r in by[v]), 1),
+                rss_before_train_mb=round(before, 1),
+                increase_during_train_mb=round(peak - before, 1),
+            ),
+        )
+    emit(
+        BENCH,
+        "plain_time",
+        round(med["plain"], 3),
+        "s (context only: absolute, machine-dependent)",
+        dict(cfg, examples_per_s=round(s.n_train * a.epochs / med["plain"], 1)),
+    )
     machine = machine_info()
     path = write_results(a.name, collected(), machine, runs=runs, warmup=list(warm.values()))
     print(f"# wrote {path}", file=sys.stderr, flush=True)

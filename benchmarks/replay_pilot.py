@@ -34,8 +34,11 @@ from _common import collected, emit, machine_info, quiet_libraries, write_result
 
 BENCH = "replay_pilot"
 SETTINGS = {
-    "scale1": {}, "scale1.5": {"correction_scale": 1.5}, "scale2": {"correction_scale": 2.0},
-    "scale3": {"correction_scale": 3.0}, "dropout_scale1": {"dropout": True},
+    "scale1": {},
+    "scale1.5": {"correction_scale": 1.5},
+    "scale2": {"correction_scale": 2.0},
+    "scale3": {"correction_scale": 3.0},
+    "dropout_scale1": {"dropout": True},
     "dropout_scale2": {"dropout": True, "correction_scale": 2.0},
 }
 
@@ -43,17 +46,21 @@ SETTINGS = {
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true", help="the quick sizes of unlearning_speed.py (a check that it runs)")
+    p.add_argument(
+        "--quick", action="store_true", help="the quick sizes of unlearning_speed.py (a check that it runs)"
+    )
     a = p.parse_args(argv)
     import torch
 
     from hf_unlearn.evaluation.predict import compare, evaluate_model
     from hf_unlearn.evaluation.report import split_for_evaluation
-    from hf_unlearn.training.replay import retrain_twin
     from hf_unlearn.methods import unlearn
     from hf_unlearn.training import UnlearningLog
+    from hf_unlearn.training.replay import retrain_twin
 
-    sa = speed.parse_args(["--betas", "0.0", "--seed", str(a.seed), "--threads", "1"] + (["--quick"] if a.quick else []))
+    sa = speed.parse_args(
+        ["--betas", "0.0", "--seed", str(a.seed), "--threads", "1"] + (["--quick"] if a.quick else [])
+    )
     quiet_libraries("hf_unlearn")
     torch.set_num_threads(1)
     start = time.perf_counter()
@@ -69,19 +76,35 @@ def main(argv=None) -> int:
         twin_m = evaluate_model(twin, s.tokenizer, splits, seed=sa.seed)
         keys = ("forget_acc", "retain_acc", "test_acc", "mia_efficacy")
         for name, kwargs in SETTINGS.items():
-            res = unlearn(model, splits["forget"], splits["retain_full"], method="per_sample_replay", log=log,
-                          tokenizer=s.tokenizer, **kwargs)
+            res = unlearn(
+                model,
+                splits["forget"],
+                splits["retain_full"],
+                method="per_sample_replay",
+                log=log,
+                tokenizer=s.tokenizer,
+                **kwargs,
+            )
             m = evaluate_model(res.model, s.tokenizer, splits, seed=sa.seed)
             c = compare(m, twin_m)
-            cfg = {"seed": a.seed, "setting": kwargs, "forget": len(ids), "replayed": {k: round(m[k], 3) for k in keys},
-                   "twin": {k: round(twin_m[k], 3) for k in keys}}
+            cfg = {
+                "seed": a.seed,
+                "setting": kwargs,
+                "forget": len(ids),
+                "replayed": {k: round(m[k], 3) for k in keys},
+                "twin": {k: round(twin_m[k], 3) for k in keys},
+            }
             emit(BENCH, f"{name}/tow", round(c["tow"], 4), "ToW vs retrain twin", cfg)
             emit(BENCH, f"{name}/tow_mia", round(c["tow_mia"], 4), "ToW-MIA vs retrain twin", cfg)
             emit(BENCH, f"{name}/seconds", round(res.stats["wall_time_s"], 3), "s (method's own work)", cfg)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    path = write_results(f"{BENCH}_seed{a.seed}" + ("_quick" if a.quick else ""), collected(), machine_info(),
-                         total_seconds=round(time.perf_counter() - start, 1))
+    path = write_results(
+        f"{BENCH}_seed{a.seed}" + ("_quick" if a.quick else ""),
+        collected(),
+        machine_info(),
+        total_seconds=round(time.perf_counter() - start, 1),
+    )
     print(f"# wrote {path}", file=sys.stderr)
     return 0
 

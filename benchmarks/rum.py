@@ -56,14 +56,14 @@ for _p in (str(_HERE.parent), str(_HERE)):
         sys.path.insert(0, _p)
 
 from _common import (  # noqa: E402
-    load_avg,
-    quiet_libraries,
     collected,
     dir_bytes,
     emit,
+    load_avg,
     machine_info,
     median,
     peak_rss_mb,
+    quiet_libraries,
     require_imdb,
     write_results,
 )
@@ -73,33 +73,76 @@ TARGETS = {"proxy_cost_ratio": 1.02}
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="small sizes for checks (~1 minute; the model stays near chance)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="small sizes for checks (~1 minute; the model stays near chance)"
+    )
     p.add_argument("--train", type=int, default=None, help="training examples (default 2500; quick 160)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default 3; quick 1)")
     p.add_argument("--test", type=int, default=None, help="test examples for the evaluation (default 800; quick 64)")
-    p.add_argument("--holdout", type=int, default=None, help="held-out training reviews for holdout retraining (default 400; quick 32)")
-    p.add_argument("--holdout-epochs", type=int, default=None, help="cap on holdout fine-tuning epochs (default 6; quick 1)")
+    p.add_argument(
+        "--holdout",
+        type=int,
+        default=None,
+        help="held-out training reviews for holdout retraining (default 400; quick 32)",
+    )
+    p.add_argument(
+        "--holdout-epochs", type=int, default=None, help="cap on holdout fine-tuning epochs (default 6; quick 1)"
+    )
     p.add_argument("--forget", type=int, default=None, help="forget-set size, a multiple of 3 (default 150; quick 12)")
-    p.add_argument("--retain-eval", type=int, default=None, help="retain examples in the evaluation (default 800; quick 64)")
-    p.add_argument("--time-train", type=int, default=None, help="examples per timing run of proxy_cost_ratio (default 400; quick 64)")
+    p.add_argument(
+        "--retain-eval", type=int, default=None, help="retain examples in the evaluation (default 800; quick 64)"
+    )
+    p.add_argument(
+        "--time-train",
+        type=int,
+        default=None,
+        help="examples per timing run of proxy_cost_ratio (default 400; quick 64)",
+    )
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per variant (>= 3; default 5; quick 3)")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps of each unlearning run / RUM group (default 25; quick 1)")
-    p.add_argument("--unlearn-lr", type=float, default=None, help="learning rate of every unlearning run / RUM group (default 3e-4)")
-    p.add_argument("--salun-shares", default="none,0.05,0.2,0.3",
-                   help="forget_share values of the SalUn step of RUM's salun preset to sweep ('none' = each forget row once)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="optimizer steps of each unlearning run / RUM group (default 25; quick 1)",
+    )
+    p.add_argument(
+        "--unlearn-lr",
+        type=float,
+        default=None,
+        help="learning rate of every unlearning run / RUM group (default 3e-4)",
+    )
+    p.add_argument(
+        "--salun-shares",
+        default="none,0.05,0.2,0.3",
+        help="forget_share values of the SalUn step of RUM's salun preset to sweep ('none' = each forget row once)",
+    )
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=16, help="training batch size")
-    p.add_argument("--lr", type=float, default=5e-4, help="training learning rate (AdamW, linear decay, warm-up 30 steps)")
+    p.add_argument(
+        "--lr", type=float, default=5e-4, help="training learning rate (AdamW, linear decay, warm-up 30 steps)"
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: the 2 cores are shared)")
     p.add_argument("--name", default=None, help="results file name (default rum[_quick])")
     p.add_argument("--plots-dir", default=None, help="also write per-group PNG bars here (default: none)")
     p.add_argument("--tmp", default=None, help="folder for temporary run folders (default: system temp)")
     a = p.parse_args(argv)
     q = a.quick
-    defaults = {"train": (2500, 160), "epochs": (3, 1), "test": (800, 64), "holdout": (400, 32), "holdout_epochs": (6, 1),
-                "forget": (150, 12), "retain_eval": (800, 64), "time_train": (400, 64), "repeats": (5, 3), "steps": (25, 1),
-                "unlearn_lr": (3e-4, 3e-4)}
+    defaults = {
+        "train": (2500, 160),
+        "epochs": (3, 1),
+        "test": (800, 64),
+        "holdout": (400, 32),
+        "holdout_epochs": (6, 1),
+        "forget": (150, 12),
+        "retain_eval": (800, 64),
+        "time_train": (400, 64),
+        "repeats": (5, 3),
+        "steps": (25, 1),
+        "unlearn_lr": (3e-4, 3e-4),
+    }
     for key, (full, quick) in defaults.items():
         if getattr(a, key) is None:
             setattr(a, key, quick if q else full)
@@ -109,8 +152,6 @@ def parse_args(argv=None):
         p.error("--forget must be a multiple of 3")
     a.name = a.name or (BENCH + ("_quick" if q else ""))
     return a
-
-
 
 
 def log(msg: str) -> None:
@@ -129,8 +170,15 @@ class Setup:
         train = balanced_subset(pool, a.train, seed=1)
         keep = set(train["id"])
         holdout = pool.select([k for k, i in enumerate(pool["id"]) if i not in keep])
-        self.spec = TinyBertSpec(vocab_size=8000, hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
-                                 intermediate_size=512, max_length=a.seq_len, dropout=0.1)
+        self.spec = TinyBertSpec(
+            vocab_size=8000,
+            hidden_size=128,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            intermediate_size=512,
+            max_length=a.seq_len,
+            dropout=0.1,
+        )
         self.model, self.tokenizer = build_tiny_bert(train["text"], spec=self.spec, seed=0)
         self.train = tokenize_dataset(train, self.tokenizer, a.seq_len)
         self.holdout = tokenize_dataset(holdout, self.tokenizer, a.seq_len)
@@ -147,10 +195,23 @@ def train_args(a, out_dir: str, events: bool, max_steps: int | None = None):
     from hf_unlearn.training import UnlearnableTrainingArguments
 
     return UnlearnableTrainingArguments(
-        output_dir=out_dir, per_device_train_batch_size=a.batch_size, learning_rate=a.lr, lr_scheduler_type="linear",
-        warmup_steps=30, num_train_epochs=a.epochs, max_steps=max_steps or -1, seed=0, report_to="none",
-        save_strategy="no", logging_strategy="no", eval_strategy="no", disable_tqdm=True, use_cpu=True,
-        record_transcript=True, record_learning_events=events)
+        output_dir=out_dir,
+        per_device_train_batch_size=a.batch_size,
+        learning_rate=a.lr,
+        lr_scheduler_type="linear",
+        warmup_steps=30,
+        num_train_epochs=a.epochs,
+        max_steps=max_steps or -1,
+        seed=0,
+        report_to="none",
+        save_strategy="no",
+        logging_strategy="no",
+        eval_strategy="no",
+        disable_tqdm=True,
+        use_cpu=True,
+        record_transcript=True,
+        record_learning_events=events,
+    )
 
 
 def make_trainer(s: Setup, a, out_dir: str, events: bool, dataset=None, max_steps: int | None = None):
@@ -158,8 +219,12 @@ def make_trainer(s: Setup, a, out_dir: str, events: bool, dataset=None, max_step
 
     from hf_unlearn.training import UnlearnableTrainer
 
-    trainer = UnlearnableTrainer(model=s.fresh_model(), args=train_args(a, out_dir, events, max_steps),
-                                 train_dataset=dataset if dataset is not None else s.train, processing_class=s.tokenizer)
+    trainer = UnlearnableTrainer(
+        model=s.fresh_model(),
+        args=train_args(a, out_dir, events, max_steps),
+        train_dataset=dataset if dataset is not None else s.train,
+        processing_class=s.tokenizer,
+    )
     trainer.remove_callback(PrinterCallback)  # keep stdout to the JSON lines
     return trainer
 
@@ -185,9 +250,17 @@ def time_proxy_cost(s: Setup, a, tmp_root: str) -> dict:
                 c0, t0 = time.process_time(), time.perf_counter()
                 trainer.train()
                 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-                runs.append({"round": r, "events": events, "seconds": wall, "cpu_seconds": cpu,
-                             "events_bytes": dir_bytes(Path(out) / "unlearning_log" / "events"),
-                             "steps": trainer.state.global_step, "load_avg": load_avg()})
+                runs.append(
+                    {
+                        "round": r,
+                        "events": events,
+                        "seconds": wall,
+                        "cpu_seconds": cpu,
+                        "events_bytes": dir_bytes(Path(out) / "unlearning_log" / "events"),
+                        "steps": trainer.state.global_step,
+                        "load_avg": load_avg(),
+                    }
+                )
                 log(f"timing round {r} events={events}: {wall:.2f}s (cpu {cpu:.2f}s)")
                 del trainer
                 shutil.rmtree(out, ignore_errors=True)
@@ -202,11 +275,13 @@ def time_proxy_cost(s: Setup, a, tmp_root: str) -> dict:
         "median_paired_ratio": median(paired),
         "min_ratio": min(x["seconds"] for x in on) / min(x["seconds"] for x in off),
         "cpu_time_ratio": median([x["cpu_seconds"] for x in on]) / median([x["cpu_seconds"] for x in off]),
-        "seconds_with": [round(x["seconds"], 3) for x in on], "seconds_without": [round(x["seconds"], 3) for x in off],
-        "events_bytes": on[0]["events_bytes"], "examples": len(subset), "steps": on[0]["steps"], "runs": runs,
+        "seconds_with": [round(x["seconds"], 3) for x in on],
+        "seconds_without": [round(x["seconds"], 3) for x in off],
+        "events_bytes": on[0]["events_bytes"],
+        "examples": len(subset),
+        "steps": on[0]["steps"],
+        "runs": runs,
     }
-
-
 
 
 # ---- forget set, twin, runs ----------------------------------------------------------------------
@@ -217,7 +292,7 @@ def mixed_forget_set(confidence, n: int, seed: int = 0) -> dict[str, list[str]]:
     ranked = confidence.sort_values(ascending=False, kind="mergesort")  # most confident (least memorized) first
     ids = list(ranked.index)
     fifth = len(ids) // 5
-    bands = {"low": ids[:fifth], "mid": ids[2 * fifth:3 * fifth], "high": ids[-fifth:]}
+    bands = {"low": ids[:fifth], "mid": ids[2 * fifth : 3 * fifth], "high": ids[-fifth:]}
     rng = np.random.default_rng(seed)
     return {k: sorted(rng.choice(v, size=n // 3, replace=False).tolist()) for k, v in bands.items()}
 
@@ -227,7 +302,9 @@ def unlearn_variant(s: Setup, model, splits, log_obj, method: str, args: dict) -
 
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON lines only
-        result = unlearn(model, splits["forget"], splits["retain_full"], method=method, log=log_obj, tokenizer=s.tokenizer, **args)
+        result = unlearn(
+            model, splits["forget"], splits["retain_full"], method=method, log=log_obj, tokenizer=s.tokenizer, **args
+        )
     return result.model, result.stats, time.perf_counter() - t0
 
 
@@ -241,25 +318,53 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
     from hf_unlearn.evaluation.report import split_for_evaluation
-    from hf_unlearn.training.replay import retrain_twin
-    from hf_unlearn.memorization import HoldoutConfig, compute_proxy, refine
     from hf_unlearn.evaluation.rum_report import plot_rum_groups, rum_section
+    from hf_unlearn.memorization import HoldoutConfig, compute_proxy, refine
     from hf_unlearn.methods.rum import PRESETS
     from hf_unlearn.training import UnlearningLog
+    from hf_unlearn.training.replay import retrain_twin
 
     t_all = time.perf_counter()
     s = Setup(a)
-    log(f"setup {time.perf_counter() - t_all:.1f}s: train {len(s.train)}, holdout {len(s.holdout)}, test {len(s.test)}, d={s.d}, load {load_avg()}")
+    log(
+        f"setup {time.perf_counter() - t_all:.1f}s: train {len(s.train)}, holdout {len(s.holdout)}, test {len(s.test)}, d={s.d}, load {load_avg()}"
+    )
     tmp_root = tempfile.mkdtemp(prefix="hfu-bench-rum-", dir=a.tmp)
-    base_cfg = {"train_examples": len(s.train), "epochs": a.epochs, "batch_size": a.batch_size, "lr": a.lr, "seq_len": a.seq_len,
-                "model": {"hidden": 128, "layers": 4, "heads": 4, "intermediate": 512, "vocab": 8000, "attn": "eager", "params": s.d},
-                "threads": a.threads, "quick": a.quick}
+    base_cfg = {
+        "train_examples": len(s.train),
+        "epochs": a.epochs,
+        "batch_size": a.batch_size,
+        "lr": a.lr,
+        "seq_len": a.seq_len,
+        "model": {
+            "hidden": 128,
+            "layers": 4,
+            "heads": 4,
+            "intermediate": 512,
+            "vocab": 8000,
+            "attn": "eager",
+            "params": s.d,
+        },
+        "threads": a.threads,
+        "quick": a.quick,
+    }
     try:
         # 1. proxy cost: training with / without the learning-event recorder
         timing = time_proxy_cost(s, a, tmp_root)
-        emit(BENCH, "proxy_cost_ratio", round(timing["ratio"], 4), "x training time without learning events",
-             dict(base_cfg, **{k: v for k, v in timing.items() if k != "runs"}, repeats=a.repeats, epochs=1,
-                  target=TARGETS["proxy_cost_ratio"], meets_target=timing["ratio"] <= TARGETS["proxy_cost_ratio"]))
+        emit(
+            BENCH,
+            "proxy_cost_ratio",
+            round(timing["ratio"], 4),
+            "x training time without learning events",
+            dict(
+                base_cfg,
+                **{k: v for k, v in timing.items() if k != "runs"},
+                repeats=a.repeats,
+                epochs=1,
+                target=TARGETS["proxy_cost_ratio"],
+                meets_target=timing["ratio"] <= TARGETS["proxy_cost_ratio"],
+            ),
+        )
 
         # 2. the original run (events on)
         run_dir = tempfile.mkdtemp(prefix="original-", dir=tmp_root)
@@ -279,8 +384,14 @@ def main(argv=None) -> int:
         splits = split_for_evaluation(s.train, s.test, forget_ids, retain_max=a.retain_eval)
         hcfg = HoldoutConfig(learning_rate=a.lr, batch_size=32, max_epochs=a.holdout_epochs, patience=4, seed=0)
         c0 = time.process_time()
-        holdout = compute_proxy("holdout_retraining", model=original, tokenizer=s.tokenizer, holdout=s.holdout,
-                                score_on=splits["forget"], holdout_config=hcfg)
+        holdout = compute_proxy(
+            "holdout_retraining",
+            model=original,
+            tokenizer=s.tokenizer,
+            holdout=s.holdout,
+            score_on=splits["forget"],
+            holdout_config=hcfg,
+        )
         holdout_cpu = time.process_time() - c0
         from hf_unlearn.evaluation.predict import predict_probs
 
@@ -288,40 +399,82 @@ def main(argv=None) -> int:
         predict_probs(original, s.train, s.tokenizer)
         full_score_s = 2 * (time.perf_counter() - t0)  # two models (original, fine-tuned) over the whole training set
         hold_cost = holdout.seconds / train_s
-        emit(BENCH, "holdout_proxy_cost", round(hold_cost, 4), "x one training run",
-             dict(base_cfg, holdout_seconds=round(holdout.seconds, 2), train_seconds=round(train_s, 2),
-                  cpu_time_ratio=round(holdout_cpu / train_cpu, 4),
-                  finetune_seconds=round(holdout.details["finetune_s"], 2), score_seconds=round(holdout.details["score_s"], 2),
-                  finetune_epochs=holdout.details["epochs"], stopped_early=holdout.details["stopped_early"],
-                  holdout_examples=len(s.holdout), scored="forget set", forget=len(forget_ids),
-                  confidence_proxy_seconds=round(conf.seconds, 3),
-                  holdout_config=holdout.details["config"]))
-        emit(BENCH, "holdout_full_train_cost", round((holdout.details["finetune_s"] + full_score_s) / train_s, 4),
-             "x one training run", dict(base_cfg, scored="every training example (scoring time: 2 x one measured forward pass)",
-                  full_score_seconds=round(full_score_s, 2)))
+        emit(
+            BENCH,
+            "holdout_proxy_cost",
+            round(hold_cost, 4),
+            "x one training run",
+            dict(
+                base_cfg,
+                holdout_seconds=round(holdout.seconds, 2),
+                train_seconds=round(train_s, 2),
+                cpu_time_ratio=round(holdout_cpu / train_cpu, 4),
+                finetune_seconds=round(holdout.details["finetune_s"], 2),
+                score_seconds=round(holdout.details["score_s"], 2),
+                finetune_epochs=holdout.details["epochs"],
+                stopped_early=holdout.details["stopped_early"],
+                holdout_examples=len(s.holdout),
+                scored="forget set",
+                forget=len(forget_ids),
+                confidence_proxy_seconds=round(conf.seconds, 3),
+                holdout_config=holdout.details["config"],
+            ),
+        )
+        emit(
+            BENCH,
+            "holdout_full_train_cost",
+            round((holdout.details["finetune_s"] + full_score_s) / train_s, 4),
+            "x one training run",
+            dict(
+                base_cfg,
+                scored="every training example (scoring time: 2 x one measured forward pass)",
+                full_score_seconds=round(full_score_s, 2),
+            ),
+        )
         ref_conf, ref_hold = refine(forget_ids, conf), refine(forget_ids, holdout)
         same = np.mean([ref_conf.group_of()[i] == ref_hold.group_of()[i] for i in forget_ids])
         mem_c, mem_h = conf.memorization().loc[forget_ids], holdout.memorization().loc[forget_ids]
         spearman = float(mem_c.rank().corr(mem_h.rank()))
-        emit(BENCH, "proxy_agreement_holdout_confidence", round(float(same), 4), "share of forget ids in the same group (chance 1/3)",
-             dict(base_cfg, spearman=round(spearman, 4), forget=len(forget_ids),
-                  bands_vs_confidence_groups=round(float(np.mean([ref_conf.group_of()[i] == b for b, ids in forget_bands.items() for i in ids])), 4)))
+        emit(
+            BENCH,
+            "proxy_agreement_holdout_confidence",
+            round(float(same), 4),
+            "share of forget ids in the same group (chance 1/3)",
+            dict(
+                base_cfg,
+                spearman=round(spearman, 4),
+                forget=len(forget_ids),
+                bands_vs_confidence_groups=round(
+                    float(np.mean([ref_conf.group_of()[i] == b for b, ids in forget_bands.items() for i in ids])), 4
+                ),
+            ),
+        )
 
         # 4. the retrain twin
         t0 = time.perf_counter()
         with contextlib.redirect_stdout(sys.stderr):  # the twin's Trainer prints its train metrics
-            twin, _ = retrain_twin(original, s.train, run_log, forget_ids, tokenizer=s.tokenizer,
-                                   output_dir=tempfile.mkdtemp(prefix="twin-", dir=tmp_root))
+            twin, _ = retrain_twin(
+                original,
+                s.train,
+                run_log,
+                forget_ids,
+                tokenizer=s.tokenizer,
+                output_dir=tempfile.mkdtemp(prefix="twin-", dir=tmp_root),
+            )
         twin_s = time.perf_counter() - t0
         log(f"twin in {twin_s:.1f}s")
 
         # 5. vanilla vs RUM
         shared = {"learning_rate": a.unlearn_lr, "max_steps": a.steps, "batch_size": 32}
         variants = {
-            "neggrad_plus": {"vanilla": ("neggrad_plus", dict(shared, alpha=0.99)),
-                             "rum": ("rum", dict(shared, proxy="confidence", preset="neggrad_plus"))},
-            "salun": {"vanilla": ("salun", dict(shared)),
-                      "rum": ("rum", dict(shared, proxy="confidence", preset="salun"))},
+            "neggrad_plus": {
+                "vanilla": ("neggrad_plus", dict(shared, alpha=0.99)),
+                "rum": ("rum", dict(shared, proxy="confidence", preset="neggrad_plus")),
+            },
+            "salun": {
+                "vanilla": ("salun", dict(shared)),
+                "rum": ("rum", dict(shared, proxy="confidence", preset="salun")),
+            },
         }
         models = {"original": original, "retrain_twin": twin}
         run_stats = {}
@@ -330,10 +483,17 @@ def main(argv=None) -> int:
                 name = f"{family}_{kind}"
                 model, stats, secs = unlearn_variant(s, original, splits, run_log, method, args)
                 models[name] = model
-                run_stats[name] = {"method": method, "args": args, "seconds": round(secs, 2),
-                                   "optimizer_steps": stats.get("optimizer_steps"),
-                                   "groups": {g["name"]: {k: g.get(k) for k in ("method", "count", "retain_count", "optimizer_steps")}
-                                              for g in stats.get("groups", [])} or None}
+                run_stats[name] = {
+                    "method": method,
+                    "args": args,
+                    "seconds": round(secs, 2),
+                    "optimizer_steps": stats.get("optimizer_steps"),
+                    "groups": {
+                        g["name"]: {k: g.get(k) for k in ("method", "count", "retain_count", "optimizer_steps")}
+                        for g in stats.get("groups", [])
+                    }
+                    or None,
+                }
                 log(f"{name}: {secs:.1f}s, {stats.get('optimizer_steps')} steps")
         # the SalUn step's forget share (the preset's default is one point of this curve)
         sweep_names = {}
@@ -346,48 +506,107 @@ def main(argv=None) -> int:
         groups = ref_conf.as_mapping()
         section = rum_section(models, s.tokenizer, splits, groups)
         comp = section["comparison"]
-        per_group = {name: {g: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in vals.items()}
-                            for g, vals in comp[name].items()} for name in comp}
+        per_group = {
+            name: {
+                g: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in vals.items()}
+                for g, vals in comp[name].items()
+            }
+            for name in comp
+        }
         accs = {name: {g: round(m[g]["forget_acc"], 2) for g in m} for name, m in section["metrics"].items()}
-        overall = {name: {k: round(m["all"][k], 4) for k in ("forget_acc", "retain_acc", "test_acc", "mia_efficacy")}
-                   for name, m in section["metrics"].items()}
+        overall = {
+            name: {k: round(m["all"][k], 4) for k in ("forget_acc", "retain_acc", "test_acc", "mia_efficacy")}
+            for name, m in section["metrics"].items()
+        }
         for family in variants:
-            cfg = dict(base_cfg, forget=len(forget_ids), steps_budget=a.steps, shared=shared,
-                       rum=run_stats[f"{family}_rum"], vanilla=run_stats[f"{family}_vanilla"],
-                       per_group={k: per_group[f"{family}_{k}"] for k in ("rum", "vanilla")},
-                       forget_acc_by_group={k: accs[k] for k in ("original", "retrain_twin", f"{family}_rum", f"{family}_vanilla")},
-                       overall={k: overall[k] for k in ("original", "retrain_twin", f"{family}_rum", f"{family}_vanilla")},
-                       original_vs_twin=per_group["original"]["all"], groups={g: len(v) for g, v in groups.items()},
-                       twin_seconds=round(twin_s, 1), train_seconds=round(train_s, 1))
+            cfg = dict(
+                base_cfg,
+                forget=len(forget_ids),
+                steps_budget=a.steps,
+                shared=shared,
+                rum=run_stats[f"{family}_rum"],
+                vanilla=run_stats[f"{family}_vanilla"],
+                per_group={k: per_group[f"{family}_{k}"] for k in ("rum", "vanilla")},
+                forget_acc_by_group={
+                    k: accs[k] for k in ("original", "retrain_twin", f"{family}_rum", f"{family}_vanilla")
+                },
+                overall={k: overall[k] for k in ("original", "retrain_twin", f"{family}_rum", f"{family}_vanilla")},
+                original_vs_twin=per_group["original"]["all"],
+                groups={g: len(v) for g, v in groups.items()},
+                twin_seconds=round(twin_s, 1),
+                train_seconds=round(train_s, 1),
+            )
             for metric, key in (("tow", "tow"), ("tow_mia", "tow_mia")):
                 for kind in ("rum", "vanilla"):
-                    emit(BENCH, f"{metric}_{kind}_{family}", round(comp[f"{family}_{kind}"]["all"][key], 4),
-                         "score in [0, 1] vs the retrain twin", cfg if (metric, kind) == ("tow", "rum") else
-                         {"family": family, "see": f"tow_rum_{family}"})
+                    emit(
+                        BENCH,
+                        f"{metric}_{kind}_{family}",
+                        round(comp[f"{family}_{kind}"]["all"][key], 4),
+                        "score in [0, 1] vs the retrain twin",
+                        cfg if (metric, kind) == ("tow", "rum") else {"family": family, "see": f"tow_rum_{family}"},
+                    )
             tow_r, tow_v = comp[f"{family}_rum"]["all"]["tow"], comp[f"{family}_vanilla"]["all"]["tow"]
-            emit(BENCH, f"tow_gain_{family}", round(tow_r - tow_v, 4), "ToW(RUM) - ToW(vanilla); target >= 0",
-                 {"family": family, "meets_target": tow_r >= tow_v})
+            emit(
+                BENCH,
+                f"tow_gain_{family}",
+                round(tow_r - tow_v, 4),
+                "ToW(RUM) - ToW(vanilla); target >= 0",
+                {"family": family, "meets_target": tow_r >= tow_v},
+            )
             if a.plots_dir:
                 others = {f"vanilla {family}": comp[f"{family}_vanilla"]}
-                plot_rum_groups({"comparison": {f"RUM {family}": comp[f"{family}_rum"]},
-                                 "metrics": {k: section["metrics"][k] for k in ("original", "retrain_twin", f"{family}_rum", f"{family}_vanilla")}},
-                                Path(a.plots_dir) / family, model=f"RUM {family}", others=others)
+                plot_rum_groups(
+                    {
+                        "comparison": {f"RUM {family}": comp[f"{family}_rum"]},
+                        "metrics": {
+                            k: section["metrics"][k]
+                            for k in ("original", "retrain_twin", f"{family}_rum", f"{family}_vanilla")
+                        },
+                    },
+                    Path(a.plots_dir) / family,
+                    model=f"RUM {family}",
+                    others=others,
+                )
         if sweep_names:
-            sweep = [{"forget_share": v, "seconds": secs, "tow": round(comp[n]["all"]["tow"], 4),
-                      "tow_mia": round(comp[n]["all"]["tow_mia"], 4), "forget_acc_by_group": accs[n]}
-                     for n, (v, secs) in sweep_names.items()]
+            sweep = [
+                {
+                    "forget_share": v,
+                    "seconds": secs,
+                    "tow": round(comp[n]["all"]["tow"], 4),
+                    "tow_mia": round(comp[n]["all"]["tow_mia"], 4),
+                    "forget_acc_by_group": accs[n],
+                }
+                for n, (v, secs) in sweep_names.items()
+            ]
             best = max(sweep, key=lambda r: r["tow"])
-            emit(BENCH, "salun_share_sweep_best_tow", best["tow"], "ToW of RUM-SalUn at the best forget_share of the sweep",
-                 dict(base_cfg, sweep=sweep, best_forget_share=best["forget_share"],
-                      preset_forget_share=PRESETS["salun"][2][1].get("forget_share"), tow_vanilla_salun=round(comp["salun_vanilla"]["all"]["tow"], 4)))
+            emit(
+                BENCH,
+                "salun_share_sweep_best_tow",
+                best["tow"],
+                "ToW of RUM-SalUn at the best forget_share of the sweep",
+                dict(
+                    base_cfg,
+                    sweep=sweep,
+                    best_forget_share=best["forget_share"],
+                    preset_forget_share=PRESETS["salun"][2][1].get("forget_share"),
+                    tow_vanilla_salun=round(comp["salun_vanilla"]["all"]["tow"], 4),
+                ),
+            )
         emit(BENCH, "peak_rss", round(peak_rss_mb(), 1), "MB (process peak)", dict(base_cfg))
-        emit(BENCH, "events_bytes_per_example_epoch", round(timing["events_bytes"] / (timing["examples"]), 1),
-             "bytes of events/*.parquet per example per epoch", dict(base_cfg, events_bytes=timing["events_bytes"]))
+        emit(
+            BENCH,
+            "events_bytes_per_example_epoch",
+            round(timing["events_bytes"] / (timing["examples"]), 1),
+            "bytes of events/*.parquet per example per epoch",
+            dict(base_cfg, events_bytes=timing["events_bytes"]),
+        )
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
     total = time.perf_counter() - t_all
     log(f"total {total:.0f}s")
-    path = write_results(a.name, collected(), machine_info(), total_seconds=round(total, 1), timing_runs=timing["runs"])
+    path = write_results(
+        a.name, collected(), machine_info(), total_seconds=round(total, 1), timing_runs=timing["runs"]
+    )
     log(f"wrote {path}")
     return 0
 

@@ -32,10 +32,42 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "imdb"
 
 SIZES = {
-    "quick": dict(n_public=1000, n_private=800, n_test=400, hidden=64, heads=2, intermediate=256, vocab=4000,
-                  max_length=64, pretrain_epochs=2, m=2, L=2, B=2, epochs=1, latency_n=20, retrain_n=3, trials=2000),
-    "full": dict(n_public=5000, n_private=4000, n_test=2000, hidden=128, heads=4, intermediate=512, vocab=8000,
-                 max_length=128, pretrain_epochs=3, m=4, L=4, B=2, epochs=1, latency_n=30, retrain_n=3, trials=10000),
+    "quick": dict(
+        n_public=1000,
+        n_private=800,
+        n_test=400,
+        hidden=64,
+        heads=2,
+        intermediate=256,
+        vocab=4000,
+        max_length=64,
+        pretrain_epochs=2,
+        m=2,
+        L=2,
+        B=2,
+        epochs=1,
+        latency_n=20,
+        retrain_n=3,
+        trials=2000,
+    ),
+    "full": dict(
+        n_public=5000,
+        n_private=4000,
+        n_test=2000,
+        hidden=128,
+        heads=4,
+        intermediate=512,
+        vocab=8000,
+        max_length=128,
+        pretrain_epochs=3,
+        m=4,
+        L=4,
+        B=2,
+        epochs=1,
+        latency_n=30,
+        retrain_n=3,
+        trials=10000,
+    ),
 }
 
 
@@ -149,14 +181,20 @@ def run(args, work: Path) -> int:
     size = SIZES["quick" if args.quick else "full"]
     t_start = time.perf_counter()
     figures: list[dict] = []
-    dd = load_sentiment_dataset(args.data, max_train=size["n_public"] + size["n_private"], max_test=size["n_test"],
-                                seed=args.seed)
+    dd = load_sentiment_dataset(
+        args.data, max_train=size["n_public"] + size["n_private"], max_test=size["n_test"], seed=args.seed
+    )
     public, private = split_public_private(dd["train"], size["n_public"], args.seed)
     test = dd["test"]
     if args.model_name_or_path == "tiny-bert":
-        spec = TinyBertSpec(vocab_size=size["vocab"], hidden_size=size["hidden"], num_hidden_layers=4,
-                            num_attention_heads=size["heads"], intermediate_size=size["intermediate"],
-                            max_length=size["max_length"])
+        spec = TinyBertSpec(
+            vocab_size=size["vocab"],
+            hidden_size=size["hidden"],
+            num_hidden_layers=4,
+            num_attention_heads=size["heads"],
+            intermediate_size=size["intermediate"],
+            max_length=size["max_length"],
+        )
         model, tok = build_tiny_bert(public["text"], spec=spec, seed=args.seed)
         base_name = f"tiny-bert h{size['hidden']} 4 layers, full fine-tune on {len(public)} public reviews"
     else:
@@ -164,22 +202,45 @@ def run(args, work: Path) -> int:
         base_name = args.model_name_or_path
     log(f"data: {len(public)} public, {len(private)} private, {len(test)} test; pretraining the base")
     t0 = time.perf_counter()
-    finetune_base(model, tok, public, epochs=size["pretrain_epochs"], learning_rate=5e-4, batch_size=32,
-                  max_length=size["max_length"], seed=args.seed)
+    finetune_base(
+        model,
+        tok,
+        public,
+        epochs=size["pretrain_epochs"],
+        learning_rate=5e-4,
+        batch_size=32,
+        max_length=size["max_length"],
+        seed=args.seed,
+    )
     pretrain_s = time.perf_counter() - t0
     base_acc = 100 * model_accuracy(model, tok, test, max_length=size["max_length"])
 
     config = S3TConfig(
-        output_dir=str(work / "system"), num_shards=size["m"], num_slices=size["L"], budget=size["B"],
-        num_train_epochs=size["epochs"], learning_rate=5e-4, per_device_train_batch_size=32,
-        max_length=size["max_length"], seed=args.seed,
+        output_dir=str(work / "system"),
+        num_shards=size["m"],
+        num_slices=size["L"],
+        budget=size["B"],
+        num_train_epochs=size["epochs"],
+        learning_rate=5e-4,
+        per_device_train_batch_size=32,
+        max_length=size["max_length"],
+        seed=args.seed,
     )
-    common = {"m": config.num_shards, "L": config.num_slices, "B": config.budget, "n_private": len(private),
-              "n_public": len(public), "n_test": len(test), "base": base_name, "max_length": size["max_length"]}
+    common = {
+        "m": config.num_shards,
+        "L": config.num_slices,
+        "B": config.budget,
+        "n_private": len(private),
+        "n_public": len(public),
+        "n_test": len(test),
+        "base": base_name,
+        "max_length": size["max_length"],
+    }
     log(f"base test acc {base_acc:.2f}% after {time.perf_counter() - t0:.0f}s; training S3T")
     t0 = time.perf_counter()
-    system = S3TModel.train(config, model, tok, private, base_model_name=base_name,
-                            base_metrics={"test_acc": base_acc})
+    system = S3TModel.train(
+        config, model, tok, private, base_model_name=base_name, base_metrics={"test_acc": base_acc}
+    )
     train_s = time.perf_counter() - t0
     s3t_acc = 100 * system.evaluate(test)["accuracy"]
     log(f"S3T trained in {train_s:.0f}s, test acc {s3t_acc:.2f}%; training the LoRA baseline")
@@ -194,22 +255,50 @@ def run(args, work: Path) -> int:
     a = system.assignment
     theory = deletion_capacity_theory(config.num_shards, config.num_slices, config.budget)
     sim = simulate_deletions_served(a.shard, a.slice, system.orders, trials=size["trials"], seed=args.seed)
-    emit(figures, "deletions_served", round(sim["mean"], 2), "deletions", **common, stderr=round(sim["stderr"], 2),
-         ci95=[round(sim["mean"] - 1.96 * sim["stderr"], 2), round(sim["mean"] + 1.96 * sim["stderr"], 2)],
-         ratio_to_theory=round(sim["mean"] / theory, 4), trials=sim["trials"], theory=round(theory, 2),
-         target=">= theory", note="uniform deletions without replacement on the real assignment, until every "
-         "shard must be retrained; the formula is the with-replacement expectation")
-    rep = simulate_deletions_served(a.shard, a.slice, system.orders, trials=size["trials"], seed=args.seed + 1, replace=True)
-    emit(figures, "deletions_served_with_replacement", round(rep["mean"], 2), "deletions", **common,
-         stderr=round(rep["stderr"], 2), ci95=[round(rep["mean"] - 1.96 * rep["stderr"], 2), round(rep["mean"] + 1.96 * rep["stderr"], 2)],
-         ratio_to_theory=round(rep["mean"] / theory, 4), trials=rep["trials"], theory=round(theory, 2),
-         theory_in_ci95=abs(rep["mean"] - theory) <= 1.96 * rep["stderr"],
-         note="requests drawn uniformly from all training ids, repeats served as no-ops: the formula's own model")
+    emit(
+        figures,
+        "deletions_served",
+        round(sim["mean"], 2),
+        "deletions",
+        **common,
+        stderr=round(sim["stderr"], 2),
+        ci95=[round(sim["mean"] - 1.96 * sim["stderr"], 2), round(sim["mean"] + 1.96 * sim["stderr"], 2)],
+        ratio_to_theory=round(sim["mean"] / theory, 4),
+        trials=sim["trials"],
+        theory=round(theory, 2),
+        target=">= theory",
+        note="uniform deletions without replacement on the real assignment, until every "
+        "shard must be retrained; the formula is the with-replacement expectation",
+    )
+    rep = simulate_deletions_served(
+        a.shard, a.slice, system.orders, trials=size["trials"], seed=args.seed + 1, replace=True
+    )
+    emit(
+        figures,
+        "deletions_served_with_replacement",
+        round(rep["mean"], 2),
+        "deletions",
+        **common,
+        stderr=round(rep["stderr"], 2),
+        ci95=[round(rep["mean"] - 1.96 * rep["stderr"], 2), round(rep["mean"] + 1.96 * rep["stderr"], 2)],
+        ratio_to_theory=round(rep["mean"] / theory, 4),
+        trials=rep["trials"],
+        theory=round(theory, 2),
+        theory_in_ci95=abs(rep["mean"] - theory) <= 1.96 * rep["stderr"],
+        note="requests drawn uniformly from all training ids, repeats served as no-ops: the formula's own model",
+    )
     emit(figures, "deletions_theory", round(theory, 2), "deletions", **common, formula="m*L*H(m*min(B,L))")
     sisa_orders = [[tuple(range(config.num_slices))] for _ in range(config.num_shards)]
     sisa = simulate_deletions_served(a.shard, a.slice, sisa_orders, trials=size["trials"], seed=args.seed)
-    emit(figures, "sisa_deletions_served", round(sisa["mean"], 2), "deletions", **common,
-         stderr=round(sisa["stderr"], 2), theory=round(deletion_capacity_theory(config.num_shards, config.num_slices, 1), 2))
+    emit(
+        figures,
+        "sisa_deletions_served",
+        round(sisa["mean"], 2),
+        "deletions",
+        **common,
+        stderr=round(sisa["stderr"], 2),
+        theory=round(deletion_capacity_theory(config.num_shards, config.num_slices, 1), 2),
+    )
 
     # latency of a deletion that needs no retrain (ledger transaction + prefix cut), after warm-up
     rng = np.random.default_rng(args.seed)
@@ -227,13 +316,34 @@ def run(args, work: Path) -> int:
         if k >= 3:  # warm-up
             times.append(1000 * dt)
             predict_ms.append(1000 * (time.perf_counter() - t0))
-    emit(figures, "deletion_latency_ms", round(statistics.median(times), 3), "ms", **common, n=len(times),
-         p90=round(float(np.percentile(times, 90)), 3), target="< 50")
-    emit(figures, "first_predict_after_delete_ms", round(statistics.median(predict_ms), 3), "ms", **common,
-         note="one example, m shards; adapters of cut stages are removed lazily here")
+    emit(
+        figures,
+        "deletion_latency_ms",
+        round(statistics.median(times), 3),
+        "ms",
+        **common,
+        n=len(times),
+        p90=round(float(np.percentile(times, 90)), 3),
+        target="< 50",
+    )
+    emit(
+        figures,
+        "first_predict_after_delete_ms",
+        round(statistics.median(predict_ms), 3),
+        "ms",
+        **common,
+        note="one example, m shards; adapters of cut stages are removed lazily here",
+    )
     acc_after = 100 * system.evaluate(test)["accuracy"]
-    emit(figures, "s3t_test_acc_after_deletions", round(acc_after, 2), "%", **common,
-         deleted=len(system.ledger.deleted()), served=system.served)
+    emit(
+        figures,
+        "s3t_test_acc_after_deletions",
+        round(acc_after, 2),
+        "%",
+        **common,
+        deleted=len(system.ledger.deleted()),
+        served=system.served,
+    )
 
     # a deletion that empties a shard: retrain that shard only, vs retraining the whole system
     log("measuring shard retrains")
@@ -245,37 +355,73 @@ def run(args, work: Path) -> int:
         retrain.append(time.perf_counter() - t0)
         assert result.action == "retrain" and result.retrained
     med = statistics.median(retrain)
-    emit(figures, "retrain_speedup", round(train_s / med, 2), "x", **common, full_retrain_s=round(train_s, 2),
-         shard_retrain_s=round(med, 2), shard_retrain_runs=[round(x, 2) for x in retrain],
-         note="full retrain = training the whole system (measured once: the initial run)")
+    emit(
+        figures,
+        "retrain_speedup",
+        round(train_s / med, 2),
+        "x",
+        **common,
+        full_retrain_s=round(train_s, 2),
+        shard_retrain_s=round(med, 2),
+        shard_retrain_runs=[round(x, 2) for x in retrain],
+        note="full retrain = training the whole system (measured once: the initial run)",
+    )
     audit = system.audit(sorted(system.ledger.deleted()))
-    emit(figures, "audit_all_clean", bool(audit["all_clean"] and audit["records_consistent"]), "bool", **common,
-         n_ids=audit["n_ids"])
+    emit(
+        figures,
+        "audit_all_clean",
+        bool(audit["all_clean"] and audit["records_consistent"]),
+        "bool",
+        **common,
+        n_ids=audit["n_ids"],
+    )
 
     # the offline S3T demo end to end (a figure here, not a test bound: tests assert no wall-clock time)
     log("timing the offline S3T demo")
     demo = run_s3t_demo(work / "demo", seed=args.seed)
-    emit(figures, "s3t_demo_seconds", demo["seconds"], "s", target="< 60", deletion_s=demo["deletion"]["seconds"],
-         audit_all_clean=demo["audit"]["all_clean"],
-         note="hf_unlearn.s3t.demo.run_s3t_demo on synthetic reviews: pretrain, train, delete, audit")
+    emit(
+        figures,
+        "s3t_demo_seconds",
+        demo["seconds"],
+        "s",
+        target="< 60",
+        deletion_s=demo["deletion"]["seconds"],
+        audit_all_clean=demo["audit"]["all_clean"],
+        note="hf_unlearn.s3t.demo.run_s3t_demo on synthetic reviews: pretrain, train, delete, audit",
+    )
 
     emit(figures, "train_seconds", round(train_s, 2), "s", **common, pretrain_s=round(pretrain_s, 1))
     emit(figures, "peak_rss_mb", round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "MB", **common)
-    emit(figures, "system_bytes", dir_bytes(system.system_dir), "bytes", **common,
-         checkpoint_bytes=dir_bytes(system.system_dir / "checkpoints"),
-         base_bytes=dir_bytes(system.system_dir / "base"))
+    emit(
+        figures,
+        "system_bytes",
+        dir_bytes(system.system_dir),
+        "bytes",
+        **common,
+        checkpoint_bytes=dir_bytes(system.system_dir / "checkpoints"),
+        base_bytes=dir_bytes(system.system_dir / "base"),
+    )
 
     results = {
-        "bench": "s3t", "mode": "quick" if args.quick else "full",
+        "bench": "s3t",
+        "mode": "quick" if args.quick else "full",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": "python benchmarks/s3t.py" + (" --quick" if args.quick else ""),
-        "machine": {"cores": os.cpu_count(), "torch": torch.__version__, "transformers": transformers.__version__,
-                    "python": platform.python_version(), "torch_threads": torch.get_num_threads()},
+        "machine": {
+            "cores": os.cpu_count(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "python": platform.python_version(),
+            "torch_threads": torch.get_num_threads(),
+        },
         "seconds": round(time.perf_counter() - t_start, 1),
         "figures": figures,
     }
-    out = Path(args.output) if args.output else REPO / "benchmarks" / "results" / (
-        "s3t_quick.json" if args.quick else "s3t.json")
+    out = (
+        Path(args.output)
+        if args.output
+        else REPO / "benchmarks" / "results" / ("s3t_quick.json" if args.quick else "s3t.json")
+    )
     atomic_write_json(out, results, indent=2, sort_keys=False)
     print(json.dumps({"bench": "s3t", "written": str(out), "seconds": results["seconds"]}))
     return 0

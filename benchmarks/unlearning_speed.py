@@ -70,31 +70,55 @@ for _p in (str(_HERE.parent), str(_HERE)):
         sys.path.insert(0, _p)
 
 from _common import (  # noqa: E402
-    load_avg,
-    quiet_libraries,
     collected,
     dir_bytes,
     emit,
+    load_avg,
     machine_info,
     median,
     peak_rss_mb,
+    quiet_libraries,
     require_imdb,
     write_results,
 )
 
 BENCH = "unlearning_speed"
 SIZES = {
-    "quick": dict(train=256, test=128, epochs=1.0, seq_len=64, retain_eval=128, small=10, frac=0.01,
-                  repeats=3, repair_steps=2, neggrad_steps=2, scrub_steps=2),
-    "full": dict(train=5000, test=2000, epochs=2.0, seq_len=128, retain_eval=1000, small=10, frac=0.01,
-                 repeats=3, repair_steps=12, neggrad_steps=15, scrub_steps=8),
+    "quick": dict(
+        train=256,
+        test=128,
+        epochs=1.0,
+        seq_len=64,
+        retain_eval=128,
+        small=10,
+        frac=0.01,
+        repeats=3,
+        repair_steps=2,
+        neggrad_steps=2,
+        scrub_steps=2,
+    ),
+    "full": dict(
+        train=5000,
+        test=2000,
+        epochs=2.0,
+        seq_len=128,
+        retain_eval=1000,
+        small=10,
+        frac=0.01,
+        repeats=3,
+        repair_steps=12,
+        neggrad_steps=15,
+        scrub_steps=8,
+    ),
 }
 TARGET_SPEEDUP_ROLLBACK = 100.0
 TARGET_COST_FRACTION, TARGET_TOW, TARGET_TOW_MIA = 0.05, 0.97, 0.95
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="small sizes for checks (~1 minute)")
     p.add_argument("--train", type=int, help="training examples (full 5000, quick 256)")
     p.add_argument("--test", type=int, help="test examples (full 2000, quick 128)")
@@ -111,7 +135,9 @@ def parse_args(argv=None):
     p.add_argument("--neggrad-batch", type=int, default=16, help="neggrad_plus batch (retain and forget batch each)")
     p.add_argument("--alpha", type=float, default=0.9, help="neggrad_plus alpha")
     p.add_argument("--scrub-steps", type=int, help="scrub max_steps (full 8, quick 2)")
-    p.add_argument("--scrub-lr", type=float, default=1e-4, help="scrub learning rate (2e-4 at batch 16 collapsed the model)")
+    p.add_argument(
+        "--scrub-lr", type=float, default=1e-4, help="scrub learning rate (2e-4 at batch 16 collapsed the model)"
+    )
     p.add_argument("--betas", default="0.9,0.0", help="comma-separated Adam beta1 values, one training arm each")
     p.add_argument("--lr", type=float, default=5e-4, help="learning rate of the original run (and so of the twin)")
     p.add_argument("--per-sample-fraction", type=float, default=0.01)
@@ -128,10 +154,6 @@ def parse_args(argv=None):
     return a
 
 
-
-
-
-
 def say(msg: str) -> None:
     print(f"# [{time.strftime('%H:%M:%S')}] {msg} (load {load_avg()})", file=sys.stderr, flush=True)
 
@@ -142,8 +164,14 @@ def methods_table(a, beta1: float = 0.0) -> list[tuple[str, str, dict]]:
     Hyperparameters were picked once on a pilot run (beta1 = 0, 1% forget set), not per cell.
     ``per_sample_replay`` needs a momentum-free optimizer: only in the beta1 = 0 arm."""
     repair = dict(repair_steps=a.repair_steps, learning_rate=a.repair_lr, seed=a.seed)
-    replay = [("per_sample_replay", "per_sample_replay", {}),
-              ("per_sample_replay_x2", "per_sample_replay", dict(correction_scale=2.0, dropout=True))] if beta1 == 0 else []
+    replay = (
+        [
+            ("per_sample_replay", "per_sample_replay", {}),
+            ("per_sample_replay_x2", "per_sample_replay", dict(correction_scale=2.0, dropout=True)),
+        ]
+        if beta1 == 0
+        else []
+    )
     return [
         ("amnesiac", "amnesiac", {}),
         *replay,
@@ -151,8 +179,17 @@ def methods_table(a, beta1: float = 0.0) -> list[tuple[str, str, dict]]:
         ("amnesiac_per_sample", "amnesiac_per_sample", {}),
         ("amnesiac_per_sample_repair", "amnesiac_per_sample", repair),
         ("single_gradient", "single_gradient", {}),
-        ("neggrad_plus", "neggrad_plus", dict(alpha=a.alpha, max_steps=a.neggrad_steps, learning_rate=a.neggrad_lr,
-                                              batch_size=a.neggrad_batch, seed=a.seed)),
+        (
+            "neggrad_plus",
+            "neggrad_plus",
+            dict(
+                alpha=a.alpha,
+                max_steps=a.neggrad_steps,
+                learning_rate=a.neggrad_lr,
+                batch_size=a.neggrad_batch,
+                seed=a.seed,
+            ),
+        ),
         ("scrub", "scrub", dict(epochs=1, msteps=1, max_steps=a.scrub_steps, learning_rate=a.scrub_lr, seed=a.seed)),
         ("finetune", "finetune", dict(max_steps=a.repair_steps, learning_rate=a.repair_lr, seed=a.seed)),
     ]
@@ -166,8 +203,15 @@ class Data:
         from hf_unlearn.models import TinyBertSpec, build_tiny_bert, tokenize_dataset
 
         data = load_sentiment_dataset(str(require_imdb()), max_train=a.train, max_test=a.test, seed=a.seed)
-        self.spec = TinyBertSpec(vocab_size=8000, hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
-                                 intermediate_size=512, max_length=a.seq_len, dropout=0.1)
+        self.spec = TinyBertSpec(
+            vocab_size=8000,
+            hidden_size=128,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            intermediate_size=512,
+            max_length=a.seq_len,
+            dropout=0.1,
+        )
         self.model0, self.tokenizer = build_tiny_bert(data["train"]["text"], spec=self.spec, seed=a.seed)
         self.train = tokenize_dataset(data["train"], self.tokenizer, a.seq_len)
         self.test = tokenize_dataset(data["test"], self.tokenizer, a.seq_len)
@@ -186,15 +230,31 @@ class Data:
 def train_original(s: Data, a, beta1: float, out_dir: str):
     import copy
 
-    from hf_unlearn.training import UnlearnableTrainer, UnlearnableTrainingArguments
     from transformers.trainer_callback import PrinterCallback
 
+    from hf_unlearn.training import UnlearnableTrainer, UnlearnableTrainingArguments
+
     args = UnlearnableTrainingArguments(
-        output_dir=out_dir, per_device_train_batch_size=32, learning_rate=a.lr, optim="adamw_torch",
-        adam_beta1=beta1, lr_scheduler_type="linear", num_train_epochs=a.epochs, seed=a.seed, report_to="none",
-        save_strategy="no", logging_strategy="no", eval_strategy="no", disable_tqdm=True, use_cpu=True,
-        record_transcript=True, record_deltas=True, delta_dtype="float32", record_per_sample=True,
-        per_sample_fraction=a.per_sample_fraction, per_sample_seed=a.seed,
+        output_dir=out_dir,
+        per_device_train_batch_size=32,
+        learning_rate=a.lr,
+        optim="adamw_torch",
+        adam_beta1=beta1,
+        lr_scheduler_type="linear",
+        num_train_epochs=a.epochs,
+        seed=a.seed,
+        report_to="none",
+        save_strategy="no",
+        logging_strategy="no",
+        eval_strategy="no",
+        disable_tqdm=True,
+        use_cpu=True,
+        record_transcript=True,
+        record_deltas=True,
+        delta_dtype="float32",
+        record_per_sample=True,
+        per_sample_fraction=a.per_sample_fraction,
+        per_sample_seed=a.seed,
     )
     model = copy.deepcopy(s.model0)
     trainer = UnlearnableTrainer(model=model, args=args, train_dataset=s.train, processing_class=s.tokenizer)
@@ -212,27 +272,30 @@ def direction_check(original, twin, unlearned) -> dict:
 
     num = nu = nr = 0.0
     with torch.no_grad():
-        for (n, pt), pr, pu in zip(original.named_parameters(), twin.parameters(), unlearned.parameters()):
+        for (_name, pt), pr, pu in zip(original.named_parameters(), twin.parameters(), unlearned.parameters()):
             if not pt.requires_grad:
                 continue
             du, dr = (pu.double() - pt.double()), (pr.double() - pt.double())
             num += float((du * dr).sum())
             nu += float((du * du).sum())
             nr += float((dr * dr).sum())
-    cos = num / (nu ** 0.5 * nr ** 0.5) if nu > 0 and nr > 0 else 0.0
-    return {"cos_to_twin_direction": round(cos, 4), "move_norm": round(nu ** 0.5, 5), "needed_norm": round(nr ** 0.5, 5),
-            "move_over_needed": round((nu / nr) ** 0.5, 4) if nr > 0 else None}
+    cos = num / (nu**0.5 * nr**0.5) if nu > 0 and nr > 0 else 0.0
+    return {
+        "cos_to_twin_direction": round(cos, 4),
+        "move_norm": round(nu**0.5, 5),
+        "needed_norm": round(nr**0.5, 5),
+        "move_over_needed": round((nu / nr) ** 0.5, 4) if nr > 0 else None,
+    }
 
 
 def run_arm(s: Data, a, beta1: float, tmp_root: str, cfg: dict, arm_runs: list) -> None:
-    import torch
 
     from hf_unlearn.evaluation.metrics import verification_error
     from hf_unlearn.evaluation.predict import compare, evaluate_model
     from hf_unlearn.evaluation.report import split_for_evaluation
-    from hf_unlearn.training.replay import retrain_twin
     from hf_unlearn.methods import unlearn
     from hf_unlearn.training import UnlearningLog
+    from hf_unlearn.training.replay import retrain_twin
 
     arm = f"beta1_{beta1:g}"
     run_dir = tempfile.mkdtemp(prefix=f"{arm}-", dir=tmp_root)
@@ -243,11 +306,23 @@ def run_arm(s: Data, a, beta1: float, tmp_root: str, cfg: dict, arm_runs: list) 
     delta_bytes = dir_bytes(log.root / "deltas")
     ps_bytes = dir_bytes(log.root / "per_sample")
     acfg = dict(cfg, adam_beta1=beta1, arm=arm, total_steps=steps)
-    say(f"{arm}: trained in {train_wall:.1f}s, {steps} steps, deltas {delta_bytes / 1e9:.2f} GB, per-sample {ps_bytes / 1e9:.2f} GB")
-    emit(BENCH, f"{arm}/train_time", round(train_wall, 2), "s (original run with deltas + per-sample recording)",
-         dict(acfg, cpu_s=round(train_cpu, 2), examples_per_s=round(len(s.train) * a.epochs / train_wall, 1)))
-    emit(BENCH, f"{arm}/log_bytes", delta_bytes + ps_bytes, "bytes (deltas + per-sample)",
-         dict(acfg, delta_bytes=delta_bytes, per_sample_bytes=ps_bytes, delta_formula=steps * s.d * 4))
+    say(
+        f"{arm}: trained in {train_wall:.1f}s, {steps} steps, deltas {delta_bytes / 1e9:.2f} GB, per-sample {ps_bytes / 1e9:.2f} GB"
+    )
+    emit(
+        BENCH,
+        f"{arm}/train_time",
+        round(train_wall, 2),
+        "s (original run with deltas + per-sample recording)",
+        dict(acfg, cpu_s=round(train_cpu, 2), examples_per_s=round(len(s.train) * a.epochs / train_wall, 1)),
+    )
+    emit(
+        BENCH,
+        f"{arm}/log_bytes",
+        delta_bytes + ps_bytes,
+        "bytes (deltas + per-sample)",
+        dict(acfg, delta_bytes=delta_bytes, per_sample_bytes=ps_bytes, delta_formula=steps * s.d * 4),
+    )
     del trainer
     gc.collect()
 
@@ -259,15 +334,24 @@ def run_arm(s: Data, a, beta1: float, tmp_root: str, cfg: dict, arm_runs: list) 
         twin_dir = tempfile.mkdtemp(prefix=f"{arm}-{fname}-twin-", dir=tmp_root)
         c0, t0 = time.process_time(), time.perf_counter()
         with contextlib.redirect_stdout(sys.stderr):  # the twin's trainer prints its final metrics
-            twin, twin_trainer = retrain_twin(model, s.train, log, forget_ids, tokenizer=s.tokenizer, output_dir=twin_dir)
+            twin, twin_trainer = retrain_twin(
+                model, s.train, log, forget_ids, tokenizer=s.tokenizer, output_dir=twin_dir
+            )
         twin_call, twin_cpu = time.perf_counter() - t0, time.process_time() - c0
         twin_time = float(twin_trainer.state.log_history[-1]["train_runtime"])
         twin_load = load_avg()
         del twin_trainer
         shutil.rmtree(twin_dir, ignore_errors=True)
         say(f"{arm}/{fname}: twin train() {twin_time:.1f}s (call {twin_call:.1f}s, cpu {twin_cpu:.1f}s)")
-        emit(BENCH, f"{arm}/{fname}/retrain_time", round(twin_time, 2), "s (retrain twin, trainer.train() wall time)",
-             dict(fcfg, call_s=round(twin_call, 2), cpu_s=round(twin_cpu, 2), load_avg=twin_load, steps_touched=touched))
+        emit(
+            BENCH,
+            f"{arm}/{fname}/retrain_time",
+            round(twin_time, 2),
+            "s (retrain twin, trainer.train() wall time)",
+            dict(
+                fcfg, call_s=round(twin_call, 2), cpu_s=round(twin_cpu, 2), load_avg=twin_load, steps_touched=touched
+            ),
+        )
         twin_metrics = evaluate_model(twin, s.tokenizer, splits, seed=a.seed)
         orig_metrics = evaluate_model(model, s.tokenizer, splits, seed=a.seed)
         ve_orig = verification_error(model, twin)
@@ -280,54 +364,115 @@ def run_arm(s: Data, a, beta1: float, tmp_root: str, cfg: dict, arm_runs: list) 
             for label, method, margs in table:
                 gc.collect()
                 c0, t0 = time.process_time(), time.perf_counter()
-                res = unlearn(model, splits["forget"], splits["retain_full"], method=method, log=log,
-                              tokenizer=s.tokenizer, **margs)
+                res = unlearn(
+                    model,
+                    splits["forget"],
+                    splits["retain_full"],
+                    method=method,
+                    log=log,
+                    tokenizer=s.tokenizer,
+                    **margs,
+                )
                 call, cpu = time.perf_counter() - t0, time.process_time() - c0
-                timings[label].append({"wall_time_s": res.stats["wall_time_s"], "call_s": call, "cpu_s": cpu,
-                                       "load_avg": load_avg()})
+                timings[label].append(
+                    {"wall_time_s": res.stats["wall_time_s"], "call_s": call, "cpu_s": cpu, "load_avg": load_avg()}
+                )
                 if r == a.repeats - 1:
                     results[label] = res
                 else:
                     del res
-            say(f"{arm}/{fname}: round {r}: " + ", ".join(f"{k} {v[-1]['wall_time_s']:.3f}s" for k, v in timings.items()))
+            say(
+                f"{arm}/{fname}: round {r}: "
+                + ", ".join(f"{k} {v[-1]['wall_time_s']:.3f}s" for k, v in timings.items())
+            )
 
         rows = {"none": {"metrics": orig_metrics, "ve": ve_orig, "stats": {}, "timing": None}}
         for label, method, margs in table:
             res = results[label]
             m = evaluate_model(res.model, s.tokenizer, splits, seed=a.seed)
-            rows[label] = {"metrics": m, "ve": verification_error(res.model, twin), "stats": res.stats,
-                           "timing": timings[label], "method": method, "args": margs,
-                           "direction": direction_check(model, twin, res.model)}
+            rows[label] = {
+                "metrics": m,
+                "ve": verification_error(res.model, twin),
+                "stats": res.stats,
+                "timing": timings[label],
+                "method": method,
+                "args": margs,
+                "direction": direction_check(model, twin, res.model),
+            }
         for label, row in rows.items():
             comp = compare(row["metrics"], twin_metrics)
-            mcfg = dict(fcfg, method=label, registered_method=row.get("method"), method_args=row.get("args", {}),
-                        accuracies={k: round(row["metrics"][f"{k}_acc"], 2) for k in ("forget", "retain", "test")},
-                        mia_efficacy=round(row["metrics"]["mia_efficacy"], 4), mia_auc=round(row["metrics"]["mia_auc"], 4),
-                        twin_accuracies={k: round(twin_metrics[f"{k}_acc"], 2) for k in ("forget", "retain", "test")},
-                        twin_mia_efficacy=round(twin_metrics["mia_efficacy"], 4),
-                        retrain_time_s=round(twin_time, 3), ve_original=round(ve_orig, 5))
+            mcfg = dict(
+                fcfg,
+                method=label,
+                registered_method=row.get("method"),
+                method_args=row.get("args", {}),
+                accuracies={k: round(row["metrics"][f"{k}_acc"], 2) for k in ("forget", "retain", "test")},
+                mia_efficacy=round(row["metrics"]["mia_efficacy"], 4),
+                mia_auc=round(row["metrics"]["mia_auc"], 4),
+                twin_accuracies={k: round(twin_metrics[f"{k}_acc"], 2) for k in ("forget", "retain", "test")},
+                twin_mia_efficacy=round(twin_metrics["mia_efficacy"], 4),
+                retrain_time_s=round(twin_time, 3),
+                ve_original=round(ve_orig, 5),
+            )
             if row["timing"] is not None:
                 wall = median([t["wall_time_s"] for t in row["timing"]])
                 call = median([t["call_s"] for t in row["timing"]])
                 cpu = median([t["cpu_s"] for t in row["timing"]])
                 speed = twin_time / wall if wall > 0 else float("inf")
-                mcfg.update(method_time_s=round(wall, 5), method_times_s=[round(t["wall_time_s"], 5) for t in row["timing"]],
-                            call_time_s=round(call, 5), speedup_call=round(twin_call / call, 2),
-                            speedup_cpu=round(twin_cpu / cpu, 2) if cpu > 0 else None,
-                            optimizer_steps=row["stats"].get("optimizer_steps"),
-                            log_bytes_read=row["stats"].get("log_bytes_read"),
-                            load_avg=row["timing"][-1]["load_avg"], **row["direction"])
-                emit(BENCH, f"{arm}/{fname}/{label}/speedup_vs_retrain", round(speed, 2), "x (retrain time / method time)", mcfg)
-                emit(BENCH, f"{arm}/{fname}/{label}/cost_fraction", round(1.0 / speed, 6), "(method time / retrain time)", mcfg)
-            emit(BENCH, f"{arm}/{fname}/{label}/tow", round(comp["tow"], 4), "ToW vs retrain twin (1 = same accuracies)", mcfg)
+                mcfg.update(
+                    method_time_s=round(wall, 5),
+                    method_times_s=[round(t["wall_time_s"], 5) for t in row["timing"]],
+                    call_time_s=round(call, 5),
+                    speedup_call=round(twin_call / call, 2),
+                    speedup_cpu=round(twin_cpu / cpu, 2) if cpu > 0 else None,
+                    optimizer_steps=row["stats"].get("optimizer_steps"),
+                    log_bytes_read=row["stats"].get("log_bytes_read"),
+                    load_avg=row["timing"][-1]["load_avg"],
+                    **row["direction"],
+                )
+                emit(
+                    BENCH,
+                    f"{arm}/{fname}/{label}/speedup_vs_retrain",
+                    round(speed, 2),
+                    "x (retrain time / method time)",
+                    mcfg,
+                )
+                emit(
+                    BENCH,
+                    f"{arm}/{fname}/{label}/cost_fraction",
+                    round(1.0 / speed, 6),
+                    "(method time / retrain time)",
+                    mcfg,
+                )
+            emit(
+                BENCH,
+                f"{arm}/{fname}/{label}/tow",
+                round(comp["tow"], 4),
+                "ToW vs retrain twin (1 = same accuracies)",
+                mcfg,
+            )
             emit(BENCH, f"{arm}/{fname}/{label}/tow_mia", round(comp["tow_mia"], 4), "ToW-MIA vs retrain twin", mcfg)
             emit(BENCH, f"{arm}/{fname}/{label}/ve", round(row["ve"], 5), "L2 norm ||w_u - w_twin||", mcfg)
-            emit(BENCH, f"{arm}/{fname}/{label}/steps_rolled_back",
-                 row["stats"].get("steps_rolled_back", row["stats"].get("steps_replayed", 0)), "steps",
-                 dict(fcfg, method=label, total_steps=steps))
-            arm_runs.append({"arm": arm, "forget_set": fname, "method": label, "tow": comp["tow"], "tow_mia": comp["tow_mia"],
-                             "ve": row["ve"], "metrics": row["metrics"], "timing": row["timing"],
-                             "stats": {k: v for k, v in row["stats"].items() if isinstance(v, (int, float, str, bool))}})
+            emit(
+                BENCH,
+                f"{arm}/{fname}/{label}/steps_rolled_back",
+                row["stats"].get("steps_rolled_back", row["stats"].get("steps_replayed", 0)),
+                "steps",
+                dict(fcfg, method=label, total_steps=steps),
+            )
+            arm_runs.append(
+                {
+                    "arm": arm,
+                    "forget_set": fname,
+                    "method": label,
+                    "tow": comp["tow"],
+                    "tow_mia": comp["tow_mia"],
+                    "ve": row["ve"],
+                    "metrics": row["metrics"],
+                    "timing": row["timing"],
+                    "stats": {k: v for k, v in row["stats"].items() if isinstance(v, (int, float, str, bool))},
+                }
+            )
         del results, twin
         gc.collect()
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -338,11 +483,21 @@ def check_targets(records: list[dict], betas, note: str | None = None) -> None:
     by = {r["figure"]: r for r in records}
     for beta in betas:
         arm = f"beta1_{beta:g}"
-        worst = min((by[f"{arm}/{f}/amnesiac/speedup_vs_retrain"]["value"] for f in ("small", "pct1")
-                     if f"{arm}/{f}/amnesiac/speedup_vs_retrain" in by), default=None)
-        emit(BENCH, f"{arm}/target_rollback_speedup_met", worst is not None and worst >= TARGET_SPEEDUP_ROLLBACK,
-             "bool (amnesiac rollback speedup >= 100 on both forget sets)",
-             {"min_speedup": worst, "target": TARGET_SPEEDUP_ROLLBACK, "note": note})
+        worst = min(
+            (
+                by[f"{arm}/{f}/amnesiac/speedup_vs_retrain"]["value"]
+                for f in ("small", "pct1")
+                if f"{arm}/{f}/amnesiac/speedup_vs_retrain" in by
+            ),
+            default=None,
+        )
+        emit(
+            BENCH,
+            f"{arm}/target_rollback_speedup_met",
+            worst is not None and worst >= TARGET_SPEEDUP_ROLLBACK,
+            "bool (amnesiac rollback speedup >= 100 on both forget sets)",
+            {"min_speedup": worst, "target": TARGET_SPEEDUP_ROLLBACK, "note": note},
+        )
         hits = []
         for fig, rec in by.items():
             if not (fig.startswith(f"{arm}/pct1/") and fig.endswith("/cost_fraction")):
@@ -350,11 +505,22 @@ def check_targets(records: list[dict], betas, note: str | None = None) -> None:
             label = fig.split("/")[2]
             tow = by[f"{arm}/pct1/{label}/tow"]["value"]
             towm = by[f"{arm}/pct1/{label}/tow_mia"]["value"]
-            hits.append({"method": label, "cost_fraction": rec["value"], "tow": tow, "tow_mia": towm,
-                         "met": rec["value"] <= TARGET_COST_FRACTION and tow >= TARGET_TOW and towm >= TARGET_TOW_MIA})
-        emit(BENCH, f"{arm}/target_quality_at_cost_met", any(h["met"] for h in hits),
-             "bool (some method: cost_fraction <= 0.05, tow >= 0.97, tow_mia >= 0.95 on the 1% forget set)",
-             {"candidates": hits, "note": note})
+            hits.append(
+                {
+                    "method": label,
+                    "cost_fraction": rec["value"],
+                    "tow": tow,
+                    "tow_mia": towm,
+                    "met": rec["value"] <= TARGET_COST_FRACTION and tow >= TARGET_TOW and towm >= TARGET_TOW_MIA,
+                }
+            )
+        emit(
+            BENCH,
+            f"{arm}/target_quality_at_cost_met",
+            any(h["met"] for h in hits),
+            "bool (some method: cost_fraction <= 0.05, tow >= 0.97, tow_mia >= 0.95 on the 1% forget set)",
+            {"candidates": hits, "note": note},
+        )
 
 
 def main(argv=None) -> int:
@@ -368,11 +534,22 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     say("setup")
     s = Data(a)
-    cfg = {"train_examples": len(s.train), "test_examples": len(s.test), "epochs": a.epochs, "batch_size": 32,
-           "seq_len": a.seq_len, "params": s.d, "retain_eval": a.retain_eval, "repeats": a.repeats,
-           "model": {"hidden": 128, "layers": 4, "heads": 4, "intermediate": 512, "vocab": 8000, "attn": "eager"},
-           "optimizer": f"adamw_torch lr {a.lr:g} linear", "per_sample_fraction": a.per_sample_fraction,
-           "threads": a.threads, "quick": a.quick, "seed": a.seed}
+    cfg = {
+        "train_examples": len(s.train),
+        "test_examples": len(s.test),
+        "epochs": a.epochs,
+        "batch_size": 32,
+        "seq_len": a.seq_len,
+        "params": s.d,
+        "retain_eval": a.retain_eval,
+        "repeats": a.repeats,
+        "model": {"hidden": 128, "layers": 4, "heads": 4, "intermediate": 512, "vocab": 8000, "attn": "eager"},
+        "optimizer": f"adamw_torch lr {a.lr:g} linear",
+        "per_sample_fraction": a.per_sample_fraction,
+        "threads": a.threads,
+        "quick": a.quick,
+        "seed": a.seed,
+    }
     tmp_root = tempfile.mkdtemp(prefix="hfu-bench-speed-", dir=a.tmp)
     runs: list[dict] = []
     try:
@@ -380,13 +557,29 @@ def main(argv=None) -> int:
             run_arm(s, a, beta, tmp_root, cfg, runs)
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
-    check_targets(collected(), a.betas, note="quick size: the model is at chance and the forget sets hold a few ids, "
-                  "so quality targets are meaningless here (a check that the code runs)" if a.quick else None)
-    emit(BENCH, "total_time", round(time.perf_counter() - t_start, 1), "s (whole benchmark)",
-         dict(cfg, peak_rss_mb=round(peak_rss_mb(), 1)))
-    path = write_results(a.name, collected(), machine_info(), runs=runs,
-                         forget_sets={k: {"count": len(v)} for k, v in s.forget_sets.items()},
-                         methods=[{"label": l, "method": m, "args": g} for l, m, g in methods_table(a)])
+    check_targets(
+        collected(),
+        a.betas,
+        note="quick size: the model is at chance and the forget sets hold a few ids, "
+        "so quality targets are meaningless here (a check that the code runs)"
+        if a.quick
+        else None,
+    )
+    emit(
+        BENCH,
+        "total_time",
+        round(time.perf_counter() - t_start, 1),
+        "s (whole benchmark)",
+        dict(cfg, peak_rss_mb=round(peak_rss_mb(), 1)),
+    )
+    path = write_results(
+        a.name,
+        collected(),
+        machine_info(),
+        runs=runs,
+        forget_sets={k: {"count": len(v)} for k, v in s.forget_sets.items()},
+        methods=[{"label": label, "method": m, "args": g} for label, m, g in methods_table(a)],
+    )
     say(f"wrote {path}")
     return 0
 

@@ -65,15 +65,22 @@ SIZES = {
     "quick": dict(train=256, test=128, epochs=1.0, seq_len=64, settings="none,sd:0.1,l2:0.01"),
     # 4,000 x 2 (250 steps), not 2,000 x 2: at 2,000 x 2 the tiny BERT is still at the edge of learning
     # (pilot: original 64.0% test, its twin without 20 ids 53.5%), so accuracy drops and VE were noise.
-    "full": dict(train=4000, test=2000, epochs=2.0, seq_len=128,
-                 settings="none,sd:0.1,sd:0.2,sd:0.3,l2:0.00001,l2:0.0001,l2:0.001"),
+    "full": dict(
+        train=4000,
+        test=2000,
+        epochs=2.0,
+        seq_len=128,
+        settings="none,sd:0.1,sd:0.2,sd:0.3,l2:0.00001,l2:0.0001,l2:0.001",
+    ),
 }
 METHODS = ("single_gradient", "amnesiac")
 TARGET_VE_RATIO, TARGET_ACC_DROP = 0.6, 1.0
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--quick", action="store_true", help="small sizes for checks (~1 minute)")
     p.add_argument("--train", type=int, help="training examples (full 4000, quick 256)")
     p.add_argument("--test", type=int, help="test examples (full 2000, quick 128)")
@@ -84,7 +91,9 @@ def parse_args(argv=None):
     p.add_argument("--beta1", type=float, default=0.0, help="Adam beta1 of every run")
     p.add_argument("--proxy-batch", type=int, default=64, help="examples of the fixed Hessian batch")
     p.add_argument("--proxy-iters", type=int, default=5, help="power iterations for lambda_max")
-    p.add_argument("--proxy-every", type=int, default=0, help="steps between proxy evaluations (0 = once, at the last step)")
+    p.add_argument(
+        "--proxy-every", type=int, default=0, help="steps between proxy evaluations (0 = once, at the last step)"
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", help="results name (default verification_error[_quick])")
@@ -111,10 +120,6 @@ def parse_setting(text: str) -> dict:
             raise ValueError(f"bad setting {text!r}: use none, sd:<lambda>, l2:<mu> or sd:<lambda>+l2:<mu>")
         out[key] = float(value)
     return out
-
-
-
-
 
 
 def say(msg: str) -> None:
@@ -156,22 +161,39 @@ def accuracy(model, dataset, tokenizer) -> float:
 
 
 def run_setting(name: str, a, s: dict, tmp_root: str) -> dict:
+    from transformers.trainer_callback import PrinterCallback
+
     from hf_unlearn.evaluation.metrics import verification_error
-    from hf_unlearn.training.replay import retrain_twin
     from hf_unlearn.methods import unlearn
     from hf_unlearn.training import UnlearnableTrainer, UnlearnableTrainingArguments, UnlearningLog
-    from transformers.trainer_callback import PrinterCallback
+    from hf_unlearn.training.replay import retrain_twin
 
     pen = parse_setting(name)
     run_dir = tempfile.mkdtemp(prefix="ve-", dir=tmp_root)
     total_steps = math.ceil(math.ceil(len(s["train"]) / 32) * a.epochs)
     args = UnlearnableTrainingArguments(
-        output_dir=run_dir, per_device_train_batch_size=32, learning_rate=5e-4, optim="adamw_torch",
-        adam_beta1=a.beta1, lr_scheduler_type="linear", num_train_epochs=a.epochs, seed=a.seed, report_to="none",
-        save_strategy="no", logging_strategy="no", eval_strategy="no", disable_tqdm=True, use_cpu=True,
-        record_transcript=True, record_deltas=True, delta_dtype="float32",
-        record_error_proxy=True, error_proxy_every=a.proxy_every or total_steps, error_proxy_batch_size=a.proxy_batch,
-        error_proxy_power_iters=a.proxy_iters, **pen,
+        output_dir=run_dir,
+        per_device_train_batch_size=32,
+        learning_rate=5e-4,
+        optim="adamw_torch",
+        adam_beta1=a.beta1,
+        lr_scheduler_type="linear",
+        num_train_epochs=a.epochs,
+        seed=a.seed,
+        report_to="none",
+        save_strategy="no",
+        logging_strategy="no",
+        eval_strategy="no",
+        disable_tqdm=True,
+        use_cpu=True,
+        record_transcript=True,
+        record_deltas=True,
+        delta_dtype="float32",
+        record_error_proxy=True,
+        error_proxy_every=a.proxy_every or total_steps,
+        error_proxy_batch_size=a.proxy_batch,
+        error_proxy_power_iters=a.proxy_iters,
+        **pen,
     )
     model = copy.deepcopy(s["model0"])
     trainer = UnlearnableTrainer(model=model, args=args, train_dataset=s["train"], processing_class=s["tokenizer"])
@@ -190,28 +212,45 @@ def run_setting(name: str, a, s: dict, tmp_root: str) -> dict:
     twin_dir = tempfile.mkdtemp(prefix="ve-twin-", dir=tmp_root)
     t0 = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):  # the twin's trainer prints its final metrics
-        twin, _twin_trainer = retrain_twin(model, s["train"], log, s["forget"], tokenizer=s["tokenizer"], output_dir=twin_dir)
+        twin, _twin_trainer = retrain_twin(
+            model, s["train"], log, s["forget"], tokenizer=s["tokenizer"], output_dir=twin_dir
+        )
     twin_s = time.perf_counter() - t0
     del _twin_trainer
-    out = {"setting": name, **pen, "train_s": train_s, "twin_s": twin_s, "steps": steps,
-           "steps_touched": len(log.steps_seeing(s["forget"])),
-           "test_acc": {"original": accuracy(model, s["test"], s["tokenizer"]),
-                        "twin": accuracy(twin, s["test"], s["tokenizer"])},
-           "ve": {"original": verification_error(model, twin)},
-           "distance_from_init": {"original": last.get("distance_from_init")},
-           "proxy": proxy, "error_proxy": last.get("error_proxy"), "error_proxy_rolling": last.get("error_proxy_rolling"),
-           "mean_lr": mean_lr, "method_s": {}}
+    out = {
+        "setting": name,
+        **pen,
+        "train_s": train_s,
+        "twin_s": twin_s,
+        "steps": steps,
+        "steps_touched": len(log.steps_seeing(s["forget"])),
+        "test_acc": {
+            "original": accuracy(model, s["test"], s["tokenizer"]),
+            "twin": accuracy(twin, s["test"], s["tokenizer"]),
+        },
+        "ve": {"original": verification_error(model, twin)},
+        "distance_from_init": {"original": last.get("distance_from_init")},
+        "proxy": proxy,
+        "error_proxy": last.get("error_proxy"),
+        "error_proxy_rolling": last.get("error_proxy_rolling"),
+        "mean_lr": mean_lr,
+        "method_s": {},
+    }
     # the proxy with the mean learning rate (the last logged lr of a linear schedule is ~0)
     if last:
-        out["error_proxy_mean_lr"] = 0.5 * mean_lr ** 2 * last["step"] * last["distance_from_init"] * last["sigma"]
+        out["error_proxy_mean_lr"] = 0.5 * mean_lr**2 * last["step"] * last["distance_from_init"] * last["sigma"]
     for method in METHODS:
         res = unlearn(model, s["forget_ds"], s["retain_ds"], method=method, log=log, tokenizer=s["tokenizer"])
         out["ve"][method] = verification_error(res.model, twin)
         out["test_acc"][method] = accuracy(res.model, s["test"], s["tokenizer"])
         out["method_s"][method] = res.stats["wall_time_s"]
         del res
-    say(f"{name}: twin {twin_s:.1f}s; VE " + ", ".join(f"{k} {v:.4f}" for k, v in out["ve"].items())
-        + "; test acc " + ", ".join(f"{k} {v:.1f}" for k, v in out["test_acc"].items()))
+    say(
+        f"{name}: twin {twin_s:.1f}s; VE "
+        + ", ".join(f"{k} {v:.4f}" for k, v in out["ve"].items())
+        + "; test acc "
+        + ", ".join(f"{k} {v:.1f}" for k, v in out["test_acc"].items())
+    )
     del twin, model
     shutil.rmtree(run_dir, ignore_errors=True)
     shutil.rmtree(twin_dir, ignore_errors=True)
@@ -238,9 +277,18 @@ def plot(rows: list[dict], path: Path, cfg: dict) -> None:
             ys.append(y)
             kind = r["setting"].split(":")[0] if r["setting"] != "none" else "none"
             hollow = method == "original"  # drawn larger and hollow: single_gradient often sits on it
-            ax1.scatter([x], [y], marker=markers.get(kind, "D"), s=110 if hollow else 45, zorder=2 if hollow else 3,
-                        facecolors="none" if hollow else colors[method], edgecolors=colors[method])
-            ax1.annotate(r["setting"], (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, color=colors[method])
+            ax1.scatter(
+                [x],
+                [y],
+                marker=markers.get(kind, "D"),
+                s=110 if hollow else 45,
+                zorder=2 if hollow else 3,
+                facecolors="none" if hollow else colors[method],
+                edgecolors=colors[method],
+            )
+            ax1.annotate(
+                r["setting"], (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, color=colors[method]
+            )
         label = {"original": "no unlearning (original vs twin)"}.get(method, method)
         ax1.plot([], [], color=colors[method], marker="o", linestyle="", label=label)
     ax1.axhline(TARGET_VE_RATIO, color="black", linestyle="--", linewidth=1)
@@ -248,8 +296,11 @@ def plot(rows: list[dict], path: Path, cfg: dict) -> None:
     ax1.axhline(1.0, color="#bbbbbb", linewidth=0.8)
     ax1.set_xlabel("test accuracy drop of the penalised model (points, vs no penalty)")
     ax1.set_ylabel("VE ratio = VE(penalty) / VE(no penalty)")
-    ax1.set_title("Penalties: verification error vs accuracy cost\n(target: below the dashed line, left of the dotted line;"
-                  " squares = SD, triangles = L2)", fontsize=10)
+    ax1.set_title(
+        "Penalties: verification error vs accuracy cost\n(target: below the dashed line, left of the dotted line;"
+        " squares = SD, triangles = L2)",
+        fontsize=10,
+    )
     ax1.legend(fontsize=8, loc="best")
     ax1.grid(alpha=0.3)
     for method in METHODS:
@@ -264,8 +315,11 @@ def plot(rows: list[dict], path: Path, cfg: dict) -> None:
     ax2.set_title("Does the proxy rank the settings like VE does?", fontsize=10)
     ax2.legend(fontsize=8)
     ax2.grid(alpha=0.3, which="both")
-    fig.suptitle(f"Verification error (Thudi et al.): tiny BERT, IMDB {cfg['train_examples']} x {cfg['epochs']:g} epochs, "
-                 f"AdamW beta1={cfg['adam_beta1']:g}, forget {cfg['forget_count']} ids", fontsize=11)
+    fig.suptitle(
+        f"Verification error (Thudi et al.): tiny BERT, IMDB {cfg['train_examples']} x {cfg['epochs']:g} epochs, "
+        f"AdamW beta1={cfg['adam_beta1']:g}, forget {cfg['forget_count']} ids",
+        fontsize=11,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
 
@@ -286,22 +340,53 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     say("setup")
     data = load_sentiment_dataset(str(require_imdb()), max_train=a.train, max_test=a.test, seed=a.seed)
-    spec = TinyBertSpec(vocab_size=8000, hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
-                        intermediate_size=512, max_length=a.seq_len, dropout=0.1)
+    spec = TinyBertSpec(
+        vocab_size=8000,
+        hidden_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=512,
+        max_length=a.seq_len,
+        dropout=0.1,
+    )
     model0, tokenizer = build_tiny_bert(data["train"]["text"], spec=spec, seed=a.seed)
     train = tokenize_dataset(data["train"], tokenizer, a.seq_len)
     test = tokenize_dataset(data["test"], tokenizer, a.seq_len)
     ids = list(train["id"])
-    forget = sorted(np.random.default_rng(a.seed + 12345).choice(ids, max(1, round(a.frac * len(ids))), replace=False).tolist())
+    forget = sorted(
+        np.random.default_rng(a.seed + 12345).choice(ids, max(1, round(a.frac * len(ids))), replace=False).tolist()
+    )
     splits = split_for_evaluation(train, test, forget, retain_max=None)
-    s = {"model0": model0, "tokenizer": tokenizer, "train": train, "test": test, "forget": forget,
-         "forget_ds": splits["forget"], "retain_ds": splits["retain_full"]}
-    cfg = {"train_examples": len(train), "test_examples": len(test), "epochs": a.epochs, "batch_size": 32,
-           "seq_len": a.seq_len, "adam_beta1": a.beta1, "optimizer": "adamw_torch lr 5e-4 linear",
-           "forget_count": len(forget), "forget_fraction": a.frac, "params": sum(p.numel() for p in model0.parameters()),
-           "model": {"hidden": 128, "layers": 4, "heads": 4, "intermediate": 512, "vocab": 8000, "attn": "eager"},
-           "error_proxy": {"every": a.proxy_every or "once, at the last step", "batch": a.proxy_batch, "power_iters": a.proxy_iters},
-           "threads": a.threads, "quick": a.quick, "seed": a.seed}
+    s = {
+        "model0": model0,
+        "tokenizer": tokenizer,
+        "train": train,
+        "test": test,
+        "forget": forget,
+        "forget_ds": splits["forget"],
+        "retain_ds": splits["retain_full"],
+    }
+    cfg = {
+        "train_examples": len(train),
+        "test_examples": len(test),
+        "epochs": a.epochs,
+        "batch_size": 32,
+        "seq_len": a.seq_len,
+        "adam_beta1": a.beta1,
+        "optimizer": "adamw_torch lr 5e-4 linear",
+        "forget_count": len(forget),
+        "forget_fraction": a.frac,
+        "params": sum(p.numel() for p in model0.parameters()),
+        "model": {"hidden": 128, "layers": 4, "heads": 4, "intermediate": 512, "vocab": 8000, "attn": "eager"},
+        "error_proxy": {
+            "every": a.proxy_every or "once, at the last step",
+            "batch": a.proxy_batch,
+            "power_iters": a.proxy_iters,
+        },
+        "threads": a.threads,
+        "quick": a.quick,
+        "seed": a.seed,
+    }
     tmp_root = tempfile.mkdtemp(prefix="hfu-bench-ve-", dir=a.tmp)
     rows = []
     try:
@@ -315,42 +400,94 @@ def main(argv=None) -> int:
     for r in rows:
         scfg = dict(cfg, setting=r["setting"], sd_lambda=r["sd_lambda"], l2_init_mu=r["l2_init_mu"])
         drop = ref["test_acc"]["original"] - r["test_acc"]["original"]
-        emit(BENCH, f"{r['setting']}/acc_drop_pts", round(drop, 2), "points of test accuracy (penalised original vs no penalty)",
-             dict(scfg, test_acc=r["test_acc"], reference_test_acc=ref["test_acc"]["original"]))
+        emit(
+            BENCH,
+            f"{r['setting']}/acc_drop_pts",
+            round(drop, 2),
+            "points of test accuracy (penalised original vs no penalty)",
+            dict(scfg, test_acc=r["test_acc"], reference_test_acc=ref["test_acc"]["original"]),
+        )
         for method in ("original", *METHODS):
             ratio = r["ve"][method] / ref["ve"][method] if ref["ve"][method] else None
-            mcfg = dict(scfg, method=method, ve_reference=round(ref["ve"][method], 5),
-                        unlearned_test_acc=round(r["test_acc"][method], 2),
-                        unlearned_acc_drop_pts=round(ref["test_acc"]["original"] - r["test_acc"][method], 2),
-                        method_time_s=round(r["method_s"].get(method, 0.0), 4), steps_touched=r["steps_touched"],
-                        total_steps=r["steps"])
+            mcfg = dict(
+                scfg,
+                method=method,
+                ve_reference=round(ref["ve"][method], 5),
+                unlearned_test_acc=round(r["test_acc"][method], 2),
+                unlearned_acc_drop_pts=round(ref["test_acc"]["original"] - r["test_acc"][method], 2),
+                method_time_s=round(r["method_s"].get(method, 0.0), 4),
+                steps_touched=r["steps_touched"],
+                total_steps=r["steps"],
+            )
             emit(BENCH, f"{r['setting']}/{method}/ve", round(r["ve"][method], 5), "L2 norm ||w_u - w_twin||", mcfg)
-            emit(BENCH, f"{r['setting']}/{method}/ve_ratio", None if ratio is None else round(ratio, 4),
-                 "x (VE with penalty / VE without)", mcfg)
-        emit(BENCH, f"{r['setting']}/error_proxy", r["error_proxy"], "proxy e_T = (eta^2/2) T ||w_T - w_0|| sigma (last logged)",
-             dict(scfg, error_proxy_rolling=r["error_proxy_rolling"], error_proxy_mean_lr=r.get("error_proxy_mean_lr"),
-                  series=r["proxy"], train_s=round(r["train_s"], 1), twin_s=round(r["twin_s"], 1)))
+            emit(
+                BENCH,
+                f"{r['setting']}/{method}/ve_ratio",
+                None if ratio is None else round(ratio, 4),
+                "x (VE with penalty / VE without)",
+                mcfg,
+            )
+        emit(
+            BENCH,
+            f"{r['setting']}/error_proxy",
+            r["error_proxy"],
+            "proxy e_T = (eta^2/2) T ||w_T - w_0|| sigma (last logged)",
+            dict(
+                scfg,
+                error_proxy_rolling=r["error_proxy_rolling"],
+                error_proxy_mean_lr=r.get("error_proxy_mean_lr"),
+                series=r["proxy"],
+                train_s=round(r["train_s"], 1),
+                twin_s=round(r["twin_s"], 1),
+            ),
+        )
     for method in ("original", *METHODS):
         pts = [(r["error_proxy"], r["ve"][method]) for r in rows if r["error_proxy"] is not None]
         rho = spearman([p[0] for p in pts], [p[1] for p in pts])
         rho_d = spearman([r["distance_from_init"]["original"] for r in rows], [r["ve"][method] for r in rows])
-        emit(BENCH, f"proxy_rank_agreement/{method}", None if rho is None else round(rho, 3),
-             "Spearman rho(error proxy, VE) over the settings (1 = same ranking)",
-             dict(cfg, settings=a.settings, spearman_distance_from_init_vs_ve=None if rho_d is None else round(rho_d, 3)))
+        emit(
+            BENCH,
+            f"proxy_rank_agreement/{method}",
+            None if rho is None else round(rho, 3),
+            "Spearman rho(error proxy, VE) over the settings (1 = same ranking)",
+            dict(
+                cfg, settings=a.settings, spearman_distance_from_init_vs_ve=None if rho_d is None else round(rho_d, 3)
+            ),
+        )
     hits = []
     for r in rows[1:]:
         drop = ref["test_acc"]["original"] - r["test_acc"]["original"]
         for method in METHODS:
             ratio = r["ve"][method] / ref["ve"][method]
-            hits.append({"setting": r["setting"], "method": method, "ve_ratio": round(ratio, 4), "acc_drop_pts": round(drop, 2),
-                         "met": ratio <= TARGET_VE_RATIO and drop <= TARGET_ACC_DROP})
-    emit(BENCH, "target_met", any(h["met"] for h in hits),
-         "bool (some setting: ve_ratio <= 0.6 at acc_drop_pts <= 1)",
-         dict(cfg, candidates=hits, note="quick size: the model is at chance, the target is meaningless here" if a.quick else None))
+            hits.append(
+                {
+                    "setting": r["setting"],
+                    "method": method,
+                    "ve_ratio": round(ratio, 4),
+                    "acc_drop_pts": round(drop, 2),
+                    "met": ratio <= TARGET_VE_RATIO and drop <= TARGET_ACC_DROP,
+                }
+            )
+    emit(
+        BENCH,
+        "target_met",
+        any(h["met"] for h in hits),
+        "bool (some setting: ve_ratio <= 0.6 at acc_drop_pts <= 1)",
+        dict(
+            cfg,
+            candidates=hits,
+            note="quick size: the model is at chance, the target is meaningless here" if a.quick else None,
+        ),
+    )
     png = RESULTS_DIR / f"{a.name}.png"
     plot(rows, png, cfg)
-    emit(BENCH, "total_time", round(time.perf_counter() - t_start, 1), "s (whole benchmark)",
-         dict(cfg, peak_rss_mb=round(peak_rss_mb(), 1), plot=str(png.relative_to(RESULTS_DIR.parent.parent))))
+    emit(
+        BENCH,
+        "total_time",
+        round(time.perf_counter() - t_start, 1),
+        "s (whole benchmark)",
+        dict(cfg, peak_rss_mb=round(peak_rss_mb(), 1), plot=str(png.relative_to(RESULTS_DIR.parent.parent))),
+    )
     path = write_results(a.name, collected(), machine_info(), rows=rows, plot=png.name)
     say(f"wrote {path} and {png}")
     return 0

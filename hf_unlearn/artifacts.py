@@ -157,9 +157,15 @@ def library_versions() -> dict[str, str]:
     import torch
     import transformers
 
-    return {"hf_unlearn": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "datasets": datasets.__version__,
-            "accelerate": accelerate.__version__, "peft": peft.__version__}
+    return {
+        "hf_unlearn": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "datasets": datasets.__version__,
+        "accelerate": accelerate.__version__,
+        "peft": peft.__version__,
+    }
 
 
 def forget_set_commitment(ids: Iterable[str]) -> str:

@@ -40,7 +40,9 @@ class TinyBertSpec:
     dropout: float = 0.1
 
 
-def train_wordpiece_tokenizer(texts: Iterable[str], vocab_size: int = 2000, max_length: int = 128) -> PreTrainedTokenizerFast:
+def train_wordpiece_tokenizer(
+    texts: Iterable[str], vocab_size: int = 2000, max_length: int = 128
+) -> PreTrainedTokenizerFast:
     """A lower-cased BERT-style WordPiece tokenizer fitted to ``texts``; adds [CLS] ... [SEP].
 
     Vocabulary: every character seen (as a word start and as a ``##`` continuation), then

@@ -47,8 +47,16 @@ def tiny(synthetic):
 def make_args(output_dir, **overrides):
     from hf_unlearn.training import UnlearnableTrainingArguments
 
-    base = dict(output_dir=str(output_dir), num_train_epochs=2, per_device_train_batch_size=16, learning_rate=1e-3,
-                save_strategy="no", logging_steps=1000, seed=7, disable_tqdm=True)
+    base = dict(
+        output_dir=str(output_dir),
+        num_train_epochs=2,
+        per_device_train_batch_size=16,
+        learning_rate=1e-3,
+        save_strategy="no",
+        logging_steps=1000,
+        seed=7,
+        disable_tqdm=True,
+    )
     base.update(overrides)
     return UnlearnableTrainingArguments(**base)
 
@@ -59,7 +67,11 @@ def train_run(tiny, output_dir, **overrides):
 
     tokenizer, tokenized, fresh = tiny
     model = fresh()
-    trainer = UnlearnableTrainer(model=model, args=make_args(output_dir, **overrides),
-                                 train_dataset=tokenized["train"], processing_class=tokenizer)
+    trainer = UnlearnableTrainer(
+        model=model,
+        args=make_args(output_dir, **overrides),
+        train_dataset=tokenized["train"],
+        processing_class=tokenizer,
+    )
     trainer.train()
     return model, trainer

@@ -67,7 +67,7 @@ class FakeHub:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def __enter__(self) -> "FakeHub":
+    def __enter__(self) -> FakeHub:
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -92,7 +92,9 @@ class FakeHub:
             def _handle(self):
                 body = self._body()
                 with hub._lock:
-                    hub.requests.append(Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                    hub.requests.append(
+                        Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                    )
                 status, payload, extra = hub._route(self.command, self.path.split("?")[0], self.headers, body)
                 data = json.dumps(payload).encode()
                 self.send_response(status)
@@ -136,7 +138,10 @@ class FakeHub:
             req = json.loads(body)
             repo_id = f"{req.get('organization') or 'me'}/{req['name']}"
             if self.mode == "other_owner":
-                return self._error(403, f'You don\'t have the rights to create a model under the namespace "{req.get("organization")}"')
+                return self._error(
+                    403,
+                    f'You don\'t have the rights to create a model under the namespace "{req.get("organization")}"',
+                )
             with self._lock:
                 if repo_id in self.repos:
                     return self._error(409, "You already created this model repo")
@@ -156,7 +161,12 @@ class FakeHub:
             if repo_id in self.repos:
                 return 200, {"id": repo_id, "sha": "0" * 40, "private": self.repos[repo_id].private}, {}
             return 404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"}
-        if len(parts) >= 6 and parts[:2] == ["api", "models"] and parts[4] in ("preupload", "commit") and method == "POST":
+        if (
+            len(parts) >= 6
+            and parts[:2] == ["api", "models"]
+            and parts[4] in ("preupload", "commit")
+            and method == "POST"
+        ):
             repo_id, action = "/".join(parts[2:4]), parts[4]
             if self.mode == "other_owner":
                 return self._error(403, f"You don't have write access to {repo_id}")
@@ -164,8 +174,16 @@ class FakeHub:
                 return 404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"}
             if action == "preupload":
                 files = json.loads(body)["files"]
-                return 200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None}
-                                       for f in files]}, {}
+                return (
+                    200,
+                    {
+                        "files": [
+                            {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None}
+                            for f in files
+                        ]
+                    },
+                    {},
+                )
             return self._commit(self.repos[repo_id], body)
         self.unexpected.append(f"{method} {path}")
         return 404, {"error": f"fake hub: no route {method} {path}"}, {}
@@ -178,8 +196,18 @@ class FakeHub:
             if item["key"] != "file":
                 return 400, {"error": f"fake hub only takes regular files, got {item['key']}"}, {}
             value = item["value"]
-            repo.files[value["path"]] = base64.b64decode(value["content"]) if value.get("encoding") == "base64" else value["content"].encode()
+            repo.files[value["path"]] = (
+                base64.b64decode(value["content"]) if value.get("encoding") == "base64" else value["content"].encode()
+            )
         oid = hashlib.sha1(body).hexdigest()
         repo.commits.append(lines[0]["value"]["summary"])
-        return 200, {"success": True, "commitOid": oid, "commitUrl": f"{self.endpoint}/{repo.repo_id}/commit/{oid}",
-                     "pullRequestUrl": None}, {}
+        return (
+            200,
+            {
+                "success": True,
+                "commitOid": oid,
+                "commitUrl": f"{self.endpoint}/{repo.repo_id}/commit/{oid}",
+                "pullRequestUrl": None,
+            },
+            {},
+        )

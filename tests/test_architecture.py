@@ -109,8 +109,11 @@ def test_the_import_walk_sees_a_violation(tmp_path):
 
 
 def test_files_are_small():
-    big = [f"{p.relative_to(PACKAGE.parent)} ({n} lines)" for p in _python_files()
-           if (n := len(p.read_text().splitlines())) > MAX_FILE_LINES]
+    big = [
+        f"{p.relative_to(PACKAGE.parent)} ({n} lines)"
+        for p in _python_files()
+        if (n := len(p.read_text().splitlines())) > MAX_FILE_LINES
+    ]
     assert not big, f"files over {MAX_FILE_LINES} lines: {big}"
 
 
@@ -121,10 +124,12 @@ def test_functions_are_short_or_say_why():
         for node in ast.walk(ast.parse("\n".join(lines))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 length = node.end_lineno - node.lineno + 1
-                head = "\n".join(lines[node.lineno - 1: node.lineno + 12])
+                head = "\n".join(lines[node.lineno - 1 : node.lineno + 12])
                 if length > MAX_FUNCTION_LINES and LONG_FUNCTION_MARK not in head:
                     long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} ({length} lines)")
-    assert not long, f"functions over {MAX_FUNCTION_LINES} lines without a '# {LONG_FUNCTION_MARK} ...' comment: {long}"
+    assert not long, (
+        f"functions over {MAX_FUNCTION_LINES} lines without a '# {LONG_FUNCTION_MARK} ...' comment: {long}"
+    )
 
 
 def test_one_atomic_writer():

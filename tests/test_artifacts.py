@@ -110,8 +110,14 @@ def test_library_versions_name_the_package_and_its_libraries():
 
 
 def test_report_round_trips_and_keeps_unknown_keys():
-    report = ForgettingReport(method="neggrad", method_description="NegGrad: gradient ascent.", guarantee="approximate",
-                              forget={"count": 2, "sha256": "ab"}, comparison={"tow": 0.9}, rum=None)
+    report = ForgettingReport(
+        method="neggrad",
+        method_description="NegGrad: gradient ascent.",
+        guarantee="approximate",
+        forget={"count": 2, "sha256": "ab"},
+        comparison={"tow": 0.9},
+        rum=None,
+    )
     data = report.to_dict()
     assert data["schema_version"] == SCHEMA_VERSION == 1 and data["method_description"] == "NegGrad: gradient ascent."
     assert "rum" not in data and "evaluation" not in data and data["comparison"] == {"tow": 0.9}

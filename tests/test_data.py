@@ -23,14 +23,18 @@ def test_synthetic_is_seeded_and_has_canaries():
     a = make_synthetic_reviews(n_train=20, n_test=10, n_canaries=3, seed=1)
     b = make_synthetic_reviews(n_train=20, n_test=10, n_canaries=3, seed=1)
     c = make_synthetic_reviews(n_train=20, n_test=10, n_canaries=3, seed=2)
-    assert list(a["train"]["text"]) == list(b["train"]["text"]) and list(a["train"]["text"]) != list(c["train"]["text"])
+    assert list(a["train"]["text"]) == list(b["train"]["text"]) and list(a["train"]["text"]) != list(
+        c["train"]["text"]
+    )
     canaries = [r for r in a["train"] if r["is_canary"]]
     assert [r["id"] for r in canaries] == ["canary-0000", "canary-0001", "canary-0002"]
     assert sum(a["train"]["label"][:20]) == 10  # balanced
 
 
 def _frame(n=12, text="review", label="stars"):
-    return pd.DataFrame({"uid": [f"u{i}" for i in range(n)], text: [f"text {i}" for i in range(n)], label: [i % 2 for i in range(n)]})
+    return pd.DataFrame(
+        {"uid": [f"u{i}" for i in range(n)], text: [f"text {i}" for i in range(n)], label: [i % 2 for i in range(n)]}
+    )
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
@@ -43,11 +47,15 @@ def test_local_file_with_configurable_columns(tmp_path, suffix):
         df.to_csv(path, index=False)
     else:
         path.write_text("".join(json.dumps(r) + "\n" for r in df.to_dict("records")))
-    dd = load_sentiment_dataset(str(path), text_column="review", label_column="stars", id_column="uid", test_fraction=0.25)
+    dd = load_sentiment_dataset(
+        str(path), text_column="review", label_column="stars", id_column="uid", test_fraction=0.25
+    )
     assert set(dd) == {"train", "test"}
     assert dd["train"].column_names == ["id", "text", "label"]
     assert sorted(list(dd["train"]["id"]) + list(dd["test"]["id"])) == sorted(df["uid"])
-    again = load_sentiment_dataset(str(path), text_column="review", label_column="stars", id_column="uid", test_fraction=0.25)
+    again = load_sentiment_dataset(
+        str(path), text_column="review", label_column="stars", id_column="uid", test_fraction=0.25
+    )
     assert list(again["train"]["id"]) == list(dd["train"]["id"])
 
 
@@ -70,7 +78,9 @@ def test_duplicate_ids_rejected(tmp_path):
     df.loc[3, "uid"] = "u0"
     df.to_parquet(tmp_path / "x.parquet")
     with pytest.raises(DatasetFormatError, match="duplicate id"):
-        load_sentiment_dataset(str(tmp_path / "x.parquet"), text_column="review", label_column="stars", id_column="uid")
+        load_sentiment_dataset(
+            str(tmp_path / "x.parquet"), text_column="review", label_column="stars", id_column="uid"
+        )
 
 
 def test_forget_request_validation(synthetic, tmp_path):

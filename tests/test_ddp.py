@@ -17,12 +17,45 @@ ACCELERATE = Path(sys.executable).with_name("accelerate")
 @pytest.mark.slow
 def test_two_rank_transcripts_cover_every_id_once_per_epoch(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "hf_unlearn.cli", "train",
-           "--dataset_name", "synthetic", "--synthetic_train", "60", "--synthetic_test", "10", "--synthetic_canaries", "3",
-           "--model_name_or_path", "tiny-bert", "--output_dir", str(tmp_path), "--num_train_epochs", "2",
-           "--per_device_train_batch_size", "8", "--learning_rate", "1e-3", "--record_deltas",
-           "--save_strategy", "no", "--disable_tqdm", "true"]
+    cmd = [
+        str(ACCELERATE),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "hf_unlearn.cli",
+        "train",
+        "--dataset_name",
+        "synthetic",
+        "--synthetic_train",
+        "60",
+        "--synthetic_test",
+        "10",
+        "--synthetic_canaries",
+        "3",
+        "--model_name_or_path",
+        "tiny-bert",
+        "--output_dir",
+        str(tmp_path),
+        "--num_train_epochs",
+        "2",
+        "--per_device_train_batch_size",
+        "8",
+        "--learning_rate",
+        "1e-3",
+        "--record_deltas",
+        "--save_strategy",
+        "no",
+        "--disable_tqdm",
+        "true",
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     log = UnlearningLog(tmp_path)

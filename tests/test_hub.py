@@ -44,7 +44,14 @@ METRIC_KEYS = {
 
 
 def _metrics(f, r, t, mia, auc, canary):
-    return {"forget_acc": f, "retain_acc": r, "test_acc": t, "mia_efficacy": mia, "mia_auc": auc, "canary_score": canary}
+    return {
+        "forget_acc": f,
+        "retain_acc": r,
+        "test_acc": t,
+        "mia_efficacy": mia,
+        "mia_auc": auc,
+        "canary_score": canary,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +64,9 @@ def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     dd = load_sentiment_dataset("synthetic", n_train=60, n_test=20, n_canaries=4)
     train = dd["train"]
-    spec = TinyBertSpec(vocab_size=400, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    spec = TinyBertSpec(
+        vocab_size=400, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
     model, tok = build_tiny_bert(train["text"], spec=spec)
     model.save_pretrained(out)
     tok.save_pretrained(out)
@@ -77,23 +86,36 @@ def run(tmp_path_factory):
     (out / "plots").mkdir()
     (out / "plots" / "accuracy.png").write_bytes(b"\x89PNG\r\n\x1a\nplot")
     report = {
-        "hf_unlearn_version": "0.1.0", "method": "amnesiac", "method_args": {"repair_epochs": 1, "lr": 5e-4},
-        "guarantee": "approximate", "base_model": "tiny-bert", "task": "text-classification",
-        "dataset": {"source": "synthetic",
-                    "fingerprints": {"train": fingerprint_dataset(train), "test": fingerprint_dataset(dd["test"])}},
+        "hf_unlearn_version": "0.1.0",
+        "method": "amnesiac",
+        "method_args": {"repair_epochs": 1, "lr": 5e-4},
+        "guarantee": "approximate",
+        "base_model": "tiny-bert",
+        "task": "text-classification",
+        "dataset": {
+            "source": "synthetic",
+            "fingerprints": {"train": fingerprint_dataset(train), "test": fingerprint_dataset(dd["test"])},
+        },
         "forget": {"count": len(ids), "sha256": forget_set_commitment(ids), "request_date": "2026-11-25"},
         "seeds": {"train": 42, "unlearn": 0},
-        "metrics": {"original": _metrics(99.2, 97.1, 88.0, 0.12, 0.61, 0.93),
-                    "unlearned": _metrics(85.71, 96.5, 87.25, 0.48, None, 0.51),
-                    "retrain_twin": _metrics(85.0, 96.9, 87.5, 0.5, 0.52, 0.49)},
+        "metrics": {
+            "original": _metrics(99.2, 97.1, 88.0, 0.12, 0.61, 0.93),
+            "unlearned": _metrics(85.71, 96.5, 87.25, 0.48, None, 0.51),
+            "retrain_twin": _metrics(85.0, 96.9, 87.5, 0.5, 0.52, 0.49),
+        },
         "comparison": {"tow": 0.9712, "tow_mia": 0.95, "verification_error": 1.2345},
-        "training": {"penalties": {"sd_lambda": 0.1, "l2_init_mu": 0.0}, "recorders": ["transcript", "deltas"],
-                     "delta_dtype": "float32"},
+        "training": {
+            "penalties": {"sd_lambda": 0.1, "l2_init_mu": 0.0},
+            "recorders": ["transcript", "deltas"],
+            "delta_dtype": "float32",
+        },
         "timings": {"unlearn_s": 1.2, "retrain_s": 60.0},
         "config": {"forget": {"ids": ids, "file": "forget_ids.txt"}, "lr": 5e-4, "debug": {"sample": texts[:2]}},
         "versions": {"torch": "2.13.0", "transformers": "5.24.0"},
-        "per_example": {"canaries": {i: {"text": t, "p": 0.9} for i, t in zip(ids, texts) if i.startswith("canary")},
-                        "forget_scores": [[i, 0.1] for i in ids]},
+        "per_example": {
+            "canaries": {i: {"text": t, "p": 0.9} for i, t in zip(ids, texts) if i.startswith("canary")},
+            "forget_scores": [[i, 0.1] for i in ids],
+        },
     }
     (out / "report.json").write_text(json.dumps(report, indent=1))
     return {"dir": out, "ids": ids, "texts": texts, "canaries": canaries, "report": report}
@@ -104,13 +126,19 @@ def run(tmp_path_factory):
 
 def test_strip_private_removes_everything_per_example():
     report = {
-        "method": "neggrad_plus", "method_args": {"alpha": 0.99, "target_modules": ["query", "value"]},
+        "method": "neggrad_plus",
+        "method_args": {"alpha": 0.99, "target_modules": ["query", "value"]},
         "forget": {"count": 3, "sha256": "ab" * 32, "ids": ["train/1", "train/2", "train/3"]},
         "num_train_examples": 60,
         "training": {"recorders": ["transcript", "deltas"]},
         "per_example": {"canaries": {"canary-0001": 0.9}},
-        "config": {"forget_ids": ["x"], "texts": "one secret review", "request": {"examples": [{"a": 1}]},
-                   "notes": ["this was a great movie really"], "scores": list(range(100))},
+        "config": {
+            "forget_ids": ["x"],
+            "texts": "one secret review",
+            "request": {"examples": [{"a": 1}]},
+            "notes": ["this was a great movie really"],
+            "scores": list(range(100)),
+        },
         "by_id": {"synthetic-train-00001": 0.2, "synthetic-train-00002": 0.3},
         "rows": [{"id": "synthetic-train-00001", "text": "the movie was dull", "score": 0.2}],
     }
@@ -123,33 +151,83 @@ def test_strip_private_removes_everything_per_example():
     assert "per_example" not in clean and "by_id" not in clean
     assert clean["config"] == {"request": {}}
     assert clean["rows"] == [{"score": 0.2}]
-    assert set(removed) == {"forget.ids", "per_example", "config.forget_ids", "config.texts", "config.request.examples",
-                            "config.notes", "config.scores", "by_id", "rows[0].id", "rows[0].text"}
+    assert set(removed) == {
+        "forget.ids",
+        "per_example",
+        "config.forget_ids",
+        "config.texts",
+        "config.request.examples",
+        "config.notes",
+        "config.scores",
+        "by_id",
+        "rows[0].id",
+        "rows[0].text",
+    }
     text = json.dumps(clean)
     for secret in ("train/1", "canary-0001", "synthetic-train-00001", "great movie", "secret review", "dull"):
         assert secret not in text
 
 
 def test_allow_list():
-    ok = ["model.safetensors", "model-00001-of-00002.safetensors", "config.json", "tokenizer.json", "vocab.txt",
-          "tokenizer_config.json", "special_tokens_map.json", "plots/accuracy.png"]
-    never = ["forget_ids.txt", "forget_ids.safetensors", "unlearning_log/step.safetensors", "checkpoint-5/model.safetensors",
-             "optimizer.pt", "trainer_state.json", "training_args.bin", "assignment.json", "ledger.sqlite", "report.json",
-             "README.md", "sub/model.safetensors", "plots/a/b.png", "data.parquet", "pytorch_model.bin"]
+    ok = [
+        "model.safetensors",
+        "model-00001-of-00002.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "vocab.txt",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "plots/accuracy.png",
+    ]
+    never = [
+        "forget_ids.txt",
+        "forget_ids.safetensors",
+        "unlearning_log/step.safetensors",
+        "checkpoint-5/model.safetensors",
+        "optimizer.pt",
+        "trainer_state.json",
+        "training_args.bin",
+        "assignment.json",
+        "ledger.sqlite",
+        "report.json",
+        "README.md",
+        "sub/model.safetensors",
+        "plots/a/b.png",
+        "data.parquet",
+        "pytorch_model.bin",
+    ]
     assert all(is_allowed_path(p) for p in ok)
     assert not any(is_allowed_path(p) for p in never)
-    system_ok = ["s3t_config.json", "active.json", "base/model.safetensors", "base/config.json",
-                 "adapters/shard0/order1/stage2/adapter_model.safetensors", "heads/shard0_order1_stage2.safetensors"]
-    system_never = ["assignment.parquet", "assignment.json", "ledger.sqlite", "ledger.sqlite-journal",
-                    "adapters/checkpoint-1/adapter_model.safetensors", "shard0/forget_ids.json", "shard0/slices.json"]
+    system_ok = [
+        "s3t_config.json",
+        "active.json",
+        "base/model.safetensors",
+        "base/config.json",
+        "adapters/shard0/order1/stage2/adapter_model.safetensors",
+        "heads/shard0_order1_stage2.safetensors",
+    ]
+    system_never = [
+        "assignment.parquet",
+        "assignment.json",
+        "ledger.sqlite",
+        "ledger.sqlite-journal",
+        "adapters/checkpoint-1/adapter_model.safetensors",
+        "shard0/forget_ids.json",
+        "shard0/slices.json",
+    ]
     assert all(is_allowed_path(p, system=True) for p in system_ok)
     assert not any(is_allowed_path(p, system=True) for p in system_never)
 
 
 def test_private_names_come_from_the_artifact_contract():
     """Every private file the package writes, its journal and a writer's temporary copy are private."""
-    own = [*artifacts.PRIVATE_DIRS, *artifacts.PRIVATE_FILES, artifacts.TRAINING_ARGS_FILE,
-           f"{artifacts.CHECKPOINT_PREFIX}12", f"{artifacts.S3T_LEDGER_FILE}-journal"]
+    own = [
+        *artifacts.PRIVATE_DIRS,
+        *artifacts.PRIVATE_FILES,
+        artifacts.TRAINING_ARGS_FILE,
+        f"{artifacts.CHECKPOINT_PREFIX}12",
+        f"{artifacts.S3T_LEDGER_FILE}-journal",
+    ]
     for name in own:
         assert is_private_path(name) and is_private_path(f"base/{name}"), name
     temporary = f".model.safetensors{artifacts.TEMP_MARKER}x1y2"  # a killed writer's half file
@@ -163,12 +241,26 @@ def test_private_names_come_from_the_artifact_contract():
 
 def test_upload_folder_holds_exactly_the_public_files(run, tmp_path):
     folder = build_upload_folder(run["dir"], tmp_path / "up", repo_id=REPO)
-    assert folder.files == ["README.md", "config.json", "model.safetensors", "plots/accuracy.png", "report.json",
-                            "tokenizer.json", "tokenizer_config.json"]
+    assert folder.files == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "plots/accuracy.png",
+        "report.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ]
     on_disk = sorted(p.relative_to(folder.path).as_posix() for p in folder.path.rglob("*") if p.is_file())
     assert on_disk == folder.files
-    assert {"forget_ids.txt", "unlearning_log/", "checkpoint-10/", "optimizer.pt", "training_args.bin",
-            "trainer_state.json", "retain.sqlite"} <= set(folder.left_behind)
+    assert {
+        "forget_ids.txt",
+        "unlearning_log/",
+        "checkpoint-10/",
+        "optimizer.pt",
+        "training_args.bin",
+        "trainer_state.json",
+        "retain.sqlite",
+    } <= set(folder.left_behind)
     assert {"per_example", "config.forget.ids", "config.debug.sample"} <= set(folder.stripped)
     assert (folder.path / "model.safetensors").read_bytes() == (run["dir"] / "model.safetensors").read_bytes()
     public = json.loads((folder.path / "report.json").read_text())
@@ -241,15 +333,28 @@ def test_run_dir_without_report_or_weights_gives_clear_errors(run, tmp_path):
 def test_s3t_system_folder_keeps_structure_and_drops_assignment_and_ledger(run, tmp_path):
     sysdir = tmp_path / "s3t"
     w = {"w": np.zeros((2, 2), dtype=np.float32)}
-    for rel in ("base/model.safetensors", "adapters/shard0/order0/stage1/adapter_model.safetensors",
-                "heads/shard0_order0_stage1.safetensors", "checkpoint-3/model.safetensors"):
+    for rel in (
+        "base/model.safetensors",
+        "adapters/shard0/order0/stage1/adapter_model.safetensors",
+        "heads/shard0_order0_stage1.safetensors",
+        "checkpoint-3/model.safetensors",
+    ):
         (sysdir / rel).parent.mkdir(parents=True, exist_ok=True)
         save_file(w, str(sysdir / rel))
     for rel in ("base/config.json", "base/tokenizer.json", "adapters/shard0/order0/stage1/adapter_config.json"):
         (sysdir / rel).write_bytes((run["dir"] / Path(rel).name).read_bytes() if "adapter" not in rel else b"{}")
     local = str(tmp_path / "private_data" / "imdb")
-    (sysdir / "s3t_config.json").write_text(json.dumps({"shards": 2, "slices": 3, "budget": 2, "base_model": "tiny-bert",
-                                                       "data": {"dataset": local, "other": "../data/x.parquet"}}))
+    (sysdir / "s3t_config.json").write_text(
+        json.dumps(
+            {
+                "shards": 2,
+                "slices": 3,
+                "budget": 2,
+                "base_model": "tiny-bert",
+                "data": {"dataset": local, "other": "../data/x.parquet"},
+            }
+        )
+    )
     (sysdir / "active.json").write_text(json.dumps({"shard0": [[0, 1, 2], [1, 2, 0]], "shard1": [[0], [1]]}))
     (sysdir / "assignment.json").write_text(json.dumps({run["ids"][0]: [0, 1]}))
     (sysdir / "ledger.sqlite").write_bytes(b"SQLite format 3\x00" + run["ids"][0].encode())
@@ -258,16 +363,36 @@ def test_s3t_system_folder_keeps_structure_and_drops_assignment_and_ledger(run, 
     (sysdir / "report.json").write_text(json.dumps(report))
     folder = build_upload_folder(sysdir, tmp_path / "up", repo_id=REPO)
     assert folder.system and folder.files == [
-        "README.md", "active.json", "adapters/shard0/order0/stage1/adapter_config.json",
-        "adapters/shard0/order0/stage1/adapter_model.safetensors", "base/config.json", "base/model.safetensors",
-        "base/tokenizer.json", "heads/shard0_order0_stage1.safetensors", "report.json", "s3t_config.json"]
+        "README.md",
+        "active.json",
+        "adapters/shard0/order0/stage1/adapter_config.json",
+        "adapters/shard0/order0/stage1/adapter_model.safetensors",
+        "base/config.json",
+        "base/model.safetensors",
+        "base/tokenizer.json",
+        "heads/shard0_order0_stage1.safetensors",
+        "report.json",
+        "s3t_config.json",
+    ]
     assert {"assignment.json", "ledger.sqlite", "checkpoint-3/", "forget_ids.txt"} <= set(folder.left_behind)
     card = (folder.path / "README.md").read_text()
-    assert "## Guarantee: exact unlearning" in card and "the shard assignment (which slice" in card and "`adapters/`: 2 files" in card and "exact-unlearning" in card
+    assert (
+        "## Guarantee: exact unlearning" in card
+        and "the shard assignment (which slice" in card
+        and "`adapters/`: 2 files" in card
+        and "exact-unlearning" in card
+    )
     assert _scan(folder.path, run["ids"] + run["texts"]) == []
     published = json.loads((folder.path / "s3t_config.json").read_text())
-    assert published["data"] == {"dataset": "<local>/imdb", "other": "<local>/x.parquet"} and published["base_model"] == "tiny-bert"
-    assert all(str(tmp_path) not in p.read_text(errors="ignore") for p in folder.path.rglob("*") if p.suffix in (".json", ".md"))
+    assert (
+        published["data"] == {"dataset": "<local>/imdb", "other": "<local>/x.parquet"}
+        and published["base_model"] == "tiny-bert"
+    )
+    assert all(
+        str(tmp_path) not in p.read_text(errors="ignore")
+        for p in folder.path.rglob("*")
+        if p.suffix in (".json", ".md")
+    )
     (sysdir / "active.json").write_text(json.dumps({"shard0": [[0, 1]], "forget_ids": ["x"]}))
     with pytest.raises(LeakError, match="active.json"):
         build_upload_folder(sysdir, tmp_path / "up")
@@ -320,7 +445,12 @@ def test_card_loads_and_model_index_holds_every_metric(run, tmp_path):
     assert name == REPO.split("/")[1]
     got = {(r.metric_config, r.dataset_split, r.metric_type): r.metric_value for r in results}
     report = run["report"]
-    want = {(variant, *METRIC_KEYS[k]): v for variant, m in report["metrics"].items() for k, v in m.items() if v is not None}
+    want = {
+        (variant, *METRIC_KEYS[k]): v
+        for variant, m in report["metrics"].items()
+        for k, v in m.items()
+        if v is not None
+    }
     want.update({("comparison", None, k): v for k, v in report["comparison"].items()})
     assert got == want
     assert len(results) == len(want) == 3 * 6 - 1 + 3  # mia_auc of the unlearned model is null
@@ -331,10 +461,29 @@ def test_card_text_is_clear_aligned_and_formatted(run, tmp_path):
     text = str(card)
     for table in _tables(text):
         assert len({len(line) for line in table}) == 1, "misaligned table:\n" + "\n".join(table)
-    for needle in ("| Forget accuracy (%)", "85.7", "moves the forget accuracy by 11.1 points", "+0.7", "n/a", "| Examples forgotten", run["report"]["forget"]["sha256"],
-                   "2026-11-25", "**Approximate.**", "| ToW ", "0.971", "1.234", "50.0x faster", "`sd_lambda`",
-                   "`transcript`: which example ids", "| `train`", "`torch`", "super_squash_history",
-                   "vocabulary", "## Limitations", "`lr`"):
+    for needle in (
+        "| Forget accuracy (%)",
+        "85.7",
+        "moves the forget accuracy by 11.1 points",
+        "+0.7",
+        "n/a",
+        "| Examples forgotten",
+        run["report"]["forget"]["sha256"],
+        "2026-11-25",
+        "**Approximate.**",
+        "| ToW ",
+        "0.971",
+        "1.234",
+        "50.0x faster",
+        "`sd_lambda`",
+        "`transcript`: which example ids",
+        "| `train`",
+        "`torch`",
+        "super_squash_history",
+        "vocabulary",
+        "## Limitations",
+        "`lr`",
+    ):
         assert needle in text, needle
     assert "85.71" not in text.split("---", 2)[2] and "nan" not in text.lower().split()
     assert "forget_ids.txt" in text  # the (non-secret) config file name survives; the ids do not
@@ -344,7 +493,7 @@ def test_card_text_is_clear_aligned_and_formatted(run, tmp_path):
 
 
 def test_card_method_text_comes_from_the_report(run):
-    text = "Amnesiac unlearning (Graves et al., \"Amnesiac Machine Learning\", AAAI 2021): updates are subtracted."
+    text = 'Amnesiac unlearning (Graves et al., "Amnesiac Machine Learning", AAAI 2021): updates are subtracted.'
     described = dict(run["report"], method_description=text, schema_version=1)
     assert "## Method\n\n" + text in str(render_card(described))
     assert str(render_card(ForgettingReport.from_dict(described))) == str(render_card(described))
@@ -354,11 +503,19 @@ def test_card_method_text_comes_from_the_report(run):
 
 def test_training_card_says_prepared_for_deletion(tmp_path):
     summary = {
-        "base_model": "distilbert-base-uncased", "dataset": {"source": "imdb", "fingerprints": {"train": "c" * 64}},
+        "base_model": "distilbert-base-uncased",
+        "dataset": {"source": "imdb", "fingerprints": {"train": "c" * 64}},
         "penalties": {"sd_lambda": 0.1, "sd_lambda_decay": 2.0, "l2_init_mu": 0.01},
-        "recorders": ["transcript", "deltas", "per_sample"], "delta_dtype": "bfloat16", "per_sample_fraction": 0.01,
-        "seeds": {"train": 42}, "versions": {"torch": "2.13.0"}, "metrics": {"eval_accuracy": 0.8812, "eval_loss": 0.31},
-        "num_train_examples": 5000, "epochs": 3, "forget_ids": ["train/17"], "example_texts": ["a secret review here"],
+        "recorders": ["transcript", "deltas", "per_sample"],
+        "delta_dtype": "bfloat16",
+        "per_sample_fraction": 0.01,
+        "seeds": {"train": 42},
+        "versions": {"torch": "2.13.0"},
+        "metrics": {"eval_accuracy": 0.8812, "eval_loss": 0.31},
+        "num_train_examples": 5000,
+        "epochs": 3,
+        "forget_ids": ["train/17"],
+        "example_texts": ["a secret review here"],
     }
     path = render_training_card(summary, tmp_path / "out")
     assert path == str(tmp_path / "out" / "README.md")
@@ -367,8 +524,19 @@ def test_training_card_says_prepared_for_deletion(tmp_path):
     card = ModelCard.load(path)
     assert card.data.base_model == "distilbert-base-uncased" and card.data.datasets == ["imdb"]
     assert "unlearning-ready" in card.data.tags
-    for needle in ("## Prepared for deletion", "**private**", "`transcript`", "`deltas`", "`per_sample`", "`bfloat16`",
-                   "fraction 0.01", "5000 training examples, 3 epochs", "hf-unlearn version: 0.1.0", "| eval_accuracy |", "`sd_lambda_decay`"):
+    for needle in (
+        "## Prepared for deletion",
+        "**private**",
+        "`transcript`",
+        "`deltas`",
+        "`per_sample`",
+        "`bfloat16`",
+        "fraction 0.01",
+        "5000 training examples, 3 epochs",
+        "hf-unlearn version: 0.1.0",
+        "| eval_accuracy |",
+        "`sd_lambda_decay`",
+    ):
         assert needle in text, needle
     assert "train/17" not in text and "secret review" not in text
     _, results = model_index_to_eval_results(_front_matter(text)["model-index"])
@@ -382,15 +550,27 @@ def test_training_card_says_prepared_for_deletion(tmp_path):
 
 def _cli(args: list[str], tmp_path: Path, endpoint: str | None = None, extra_env: dict | None = None):
     """Run ``hf-unlearn`` in a fresh process with DEBUG logging of every library on stderr."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("HF_", "HUGGING_FACE", "TRANSFORMERS_")) and "PROXY" not in k.upper()}
-    env.update(HF_HOME=str(tmp_path / "hf_home"), HF_HUB_OFFLINE="0", HF_HUB_DISABLE_TELEMETRY="1", HF_DEBUG="1",
-               HF_HUB_DISABLE_PROGRESS_BARS="1", OMP_NUM_THREADS="1", NO_PROXY="127.0.0.1,localhost")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HF_", "HUGGING_FACE", "TRANSFORMERS_")) and "PROXY" not in k.upper()
+    }
+    env.update(
+        HF_HOME=str(tmp_path / "hf_home"),
+        HF_HUB_OFFLINE="0",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        HF_DEBUG="1",
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+        OMP_NUM_THREADS="1",
+        NO_PROXY="127.0.0.1,localhost",
+    )
     if endpoint:
         env["HF_ENDPOINT"] = endpoint
     env.update(extra_env or {})
-    code = ("import logging, sys; logging.basicConfig(level=logging.DEBUG, stream=sys.stderr); "
-            "from hf_unlearn.cli import main; sys.exit(main(sys.argv[1:]))")
+    code = (
+        "import logging, sys; logging.basicConfig(level=logging.DEBUG, stream=sys.stderr); "
+        "from hf_unlearn.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
     return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=60)
 
 
@@ -401,8 +581,15 @@ def test_cli_dry_run_and_write_dry_run_folder(run, tmp_path):
     assert "model.safetensors" in proc.stdout and not (tmp_path / "hf_home").exists()
     dest = write_dry_run_folder(run["dir"], tmp_path / "demo" / "hub")
     assert dest == tmp_path / "demo" / "hub" and (dest / "README.md").is_file()
-    assert sorted(p.name for p in dest.iterdir()) == ["README.md", "config.json", "model.safetensors", "plots",
-                                                       "report.json", "tokenizer.json", "tokenizer_config.json"]
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "plots",
+        "report.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ]
 
 
 def _assert_token_only_in_auth_header(hub: FakeHub, *outputs: str) -> None:
@@ -420,14 +607,22 @@ def _assert_token_only_in_auth_header(hub: FakeHub, *outputs: str) -> None:
 
 def test_push_through_huggingface_hub_to_local_server(run, tmp_path):
     with FakeHub(token=TOKEN) as hub:
-        proc = _cli(["push", str(run["dir"]), "--repo-id", REPO, "--token-env", "MY_HF_TOKEN", "--out", str(tmp_path / "up")],
-                    tmp_path, hub.endpoint, {"MY_HF_TOKEN": TOKEN})
+        proc = _cli(
+            ["push", str(run["dir"]), "--repo-id", REPO, "--token-env", "MY_HF_TOKEN", "--out", str(tmp_path / "up")],
+            tmp_path,
+            hub.endpoint,
+            {"MY_HF_TOKEN": TOKEN},
+        )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"Published to {hub.endpoint}/{REPO}" in proc.stdout
     assert hub.unexpected == []
     routes = [f"{r.method} {r.path.split('?')[0]}" for r in hub.requests if "agent-harnesses" not in r.path]
-    assert routes == ["POST /api/repos/create", "POST /api/validate-yaml", f"POST /api/models/{REPO}/preupload/main",
-                      f"POST /api/models/{REPO}/commit/main"]
+    assert routes == [
+        "POST /api/repos/create",
+        "POST /api/validate-yaml",
+        f"POST /api/models/{REPO}/preupload/main",
+        f"POST /api/models/{REPO}/commit/main",
+    ]
     repo = hub.repos[REPO]
     assert repo.private is True
     upload = tmp_path / "up"
@@ -438,15 +633,22 @@ def test_push_through_huggingface_hub_to_local_server(run, tmp_path):
     _assert_token_only_in_auth_header(hub, proc.stdout, proc.stderr)
 
 
-@pytest.mark.parametrize("mode, message", [
-    ("bad_token", "rejected the token (HTTP 401)"),
-    ("other_owner", "Permission denied for someone-else/model (HTTP 403)"),
-])
+@pytest.mark.parametrize(
+    "mode, message",
+    [
+        ("bad_token", "rejected the token (HTTP 401)"),
+        ("other_owner", "Permission denied for someone-else/model (HTTP 403)"),
+    ],
+)
 def test_push_refused_by_the_hub_gives_a_clear_error(run, tmp_path, mode, message):
     repo = "someone-else/model" if mode == "other_owner" else REPO
     with FakeHub(token=TOKEN, mode=mode) as hub:
-        proc = _cli(["push", str(run["dir"]), "--repo-id", repo, "--public", "--out", str(tmp_path / "up")],
-                    tmp_path, hub.endpoint, {"HF_TOKEN": TOKEN})
+        proc = _cli(
+            ["push", str(run["dir"]), "--repo-id", repo, "--public", "--out", str(tmp_path / "up")],
+            tmp_path,
+            hub.endpoint,
+            {"HF_TOKEN": TOKEN},
+        )
     assert proc.returncode == 1
     assert message in proc.stderr and "Retry with:" in proc.stderr and "--public" in proc.stderr
     assert "Traceback" not in proc.stderr and hub.unexpected == [] and not hub.repos
@@ -458,8 +660,12 @@ def test_push_when_the_hub_is_unreachable_keeps_the_folder_and_says_how_to_retry
     with socket.socket() as s:  # a port nobody listens on: connection refused
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = _cli(["push", str(run["dir"]), "--repo-id", REPO, "--out", str(tmp_path / "up")], tmp_path,
-                f"http://127.0.0.1:{port}", {"HF_TOKEN": TOKEN})
+    proc = _cli(
+        ["push", str(run["dir"]), "--repo-id", REPO, "--out", str(tmp_path / "up")],
+        tmp_path,
+        f"http://127.0.0.1:{port}",
+        {"HF_TOKEN": TOKEN},
+    )
     assert proc.returncode == 1
     err = proc.stderr
     assert "Could not reach the Hub" in err and "Connection refused" in err
@@ -470,7 +676,9 @@ def test_push_when_the_hub_is_unreachable_keeps_the_folder_and_says_how_to_retry
 
 
 def test_push_without_token_or_with_an_unset_token_env(run, tmp_path):
-    proc = _cli(["push", str(run["dir"]), "--repo-id", REPO, "--out", str(tmp_path / "up")], tmp_path, "http://127.0.0.1:9")
+    proc = _cli(
+        ["push", str(run["dir"]), "--repo-id", REPO, "--out", str(tmp_path / "up")], tmp_path, "http://127.0.0.1:9"
+    )
     assert proc.returncode == 1 and "No Hugging Face token" in proc.stderr and "hf auth login" in proc.stderr
     assert (tmp_path / "up" / "README.md").is_file()
     proc = _cli(["push", str(run["dir"]), "--repo-id", REPO, "--token-env", "NOPE"], tmp_path)

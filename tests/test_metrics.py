@@ -4,6 +4,7 @@ Offline: toy inputs with hand-computed values, tiny torch modules, a tiny BERT b
 config, and the evaluate modules loaded by local path with HF_EVALUATE_OFFLINE=1 and a
 temporary HF_HOME.
 """
+
 import math
 import os
 import sys
@@ -41,7 +42,11 @@ def offline_hf(tmp_path_factory):
             assert cfg.HF_EVALUATE_OFFLINE is True
         # Also right if another test imported evaluate before the variables were set.
         mp.setattr(cfg, "HF_EVALUATE_OFFLINE", True)
-        for attr, sub in (("HF_METRICS_CACHE", "metrics"), ("HF_MODULES_CACHE", "modules"), ("HF_EVALUATE_CACHE", "evaluate")):
+        for attr, sub in (
+            ("HF_METRICS_CACHE", "metrics"),
+            ("HF_MODULES_CACHE", "modules"),
+            ("HF_EVALUATE_CACHE", "evaluate"),
+        ):
             mp.setattr(cfg, attr, home / sub)
         yield home
 
@@ -180,7 +185,9 @@ def test_confidence_and_loss_helpers():
     probs = np.array([[0.2, 0.8], [1.0, 0.0], [0.5, 0.5]], dtype=np.float32)
     labels = np.array([1, 1, 0])
     np.testing.assert_allclose(true_class_confidence(probs, labels), [0.8, 0.0, 0.5])
-    np.testing.assert_allclose(per_example_loss(probs, labels), [-math.log(0.8), -math.log(1e-12), math.log(2)], rtol=1e-6)
+    np.testing.assert_allclose(
+        per_example_loss(probs, labels), [-math.log(0.8), -math.log(1e-12), math.log(2)], rtol=1e-6
+    )
 
 
 # ------------------------------------------------------------------------- evaluate modules
@@ -194,7 +201,9 @@ MODULE_CASES = {
         dict(predictions=[90.0, 95.0, 85.0], references=[80.0, 95.0, 86.0], mia_unlearned=0.3, mia_retrained=0.5),
         {
             "tow": M.tow({"forget": 90, "retain": 95, "test": 85}, {"forget": 80, "retain": 95, "test": 86}),
-            "tow_mia": M.tow_mia({"forget": 90, "retain": 95, "test": 85}, {"forget": 80, "retain": 95, "test": 86}, 0.3, 0.5),
+            "tow_mia": M.tow_mia(
+                {"forget": 90, "retain": 95, "test": 85}, {"forget": 80, "retain": 95, "test": 86}, 0.3, 0.5
+            ),
         },
     ),
     "mia_efficacy": (
@@ -208,7 +217,7 @@ MODULE_CASES = {
     "canary_score": (dict(predictions=[0.9, 0.7, 0.2]), {"canary_score": M.canary_score([0.9, 0.7, 0.2])}),
     "verification_error": (
         dict(predictions=[[1.0, 2.0], [3.0, 4.0, 5.0]], references=[[1.0, 0.0], [0.0, 4.0, 5.0]]),
-        {"verification_error": math.sqrt(2.0 ** 2 + 3.0 ** 2)},
+        {"verification_error": math.sqrt(2.0**2 + 3.0**2)},
     ),
 }
 
@@ -297,7 +306,9 @@ def test_evaluate_model_on_tiny_bert(tiny_setup):
     # the canary score is the mean p(y|x) of exactly the 4 canaries
     probs, labels = predict_probs(model, splits["forget"], tok)
     is_canary = np.array([i in set(canaries) for i in splits["forget"]["id"]])
-    assert out["canary_score"] == pytest.approx(float(true_class_confidence(probs, labels)[is_canary].mean()), rel=1e-6)
+    assert out["canary_score"] == pytest.approx(
+        float(true_class_confidence(probs, labels)[is_canary].mean()), rel=1e-6
+    )
 
     no_canary = evaluate_model(model, tok, splits)
     assert no_canary["canary_score"] is None
@@ -326,15 +337,38 @@ def test_plots_write_png_atomically(tmp_path):
     from hf_unlearn.evaluation import plots
 
     mbm = {
-        "original": {"forget_acc": 100.0, "retain_acc": 97.0, "test_acc": 81.0, "mia_efficacy": 0.05, "mia_auc": 0.85, "canary_score": 0.97},
-        "unlearned": {"forget_acc": 83.0, "retain_acc": 95.0, "test_acc": 80.0, "mia_efficacy": 0.31, "mia_auc": 0.58, "canary_score": None},
-        "retrain_twin": {"forget_acc": 79.0, "retain_acc": 96.8, "test_acc": 80.9, "mia_efficacy": 0.36, "mia_auc": 0.52, "canary_score": 0.49},
+        "original": {
+            "forget_acc": 100.0,
+            "retain_acc": 97.0,
+            "test_acc": 81.0,
+            "mia_efficacy": 0.05,
+            "mia_auc": 0.85,
+            "canary_score": 0.97,
+        },
+        "unlearned": {
+            "forget_acc": 83.0,
+            "retain_acc": 95.0,
+            "test_acc": 80.0,
+            "mia_efficacy": 0.31,
+            "mia_auc": 0.58,
+            "canary_score": None,
+        },
+        "retrain_twin": {
+            "forget_acc": 79.0,
+            "retain_acc": 96.8,
+            "test_acc": 80.9,
+            "mia_efficacy": 0.36,
+            "mia_auc": 0.52,
+            "canary_score": 0.49,
+        },
     }
     out = [
         plots.plot_accuracies(mbm, tmp_path / "acc.png"),
         plots.plot_mia(mbm, tmp_path / "mia.png"),
         plots.plot_verification_error({"unlearned": 1.23, "original": 3.9}, tmp_path / "ve.png"),
-        plots.plot_group_bars({"low": {"tow": 0.97, "tow_mia": 0.9}, "high": {"tow": 0.7}}, tmp_path / "sub" / "g.png", "ToW per group"),
+        plots.plot_group_bars(
+            {"low": {"tow": 0.97, "tow_mia": 0.9}, "high": {"tow": 0.7}}, tmp_path / "sub" / "g.png", "ToW per group"
+        ),
     ]
     assert all(_is_png(p) for p in out)
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["acc.png", "g.png", "mia.png", "ve.png"]

@@ -8,7 +8,9 @@ from hf_unlearn.models import TinyBertSpec, build_tiny_bert, load_model_and_toke
 
 def test_tiny_bert_round_trip(tmp_path, synthetic):
     texts = synthetic["train"]["text"]
-    model, tok = build_tiny_bert(texts, spec=TinyBertSpec(num_hidden_layers=2, hidden_size=32, num_attention_heads=2), seed=3)
+    model, tok = build_tiny_bert(
+        texts, spec=TinyBertSpec(num_hidden_layers=2, hidden_size=32, num_attention_heads=2), seed=3
+    )
     assert model.config.num_hidden_layers == 2 and model.config.hidden_size == 32
     model.save_pretrained(tmp_path)
     tok.save_pretrained(tmp_path)

@@ -45,13 +45,22 @@ from hf_unlearn.s3t import (  # noqa: E402
 from hf_unlearn.s3t.layers import activate, inject_lora  # noqa: E402
 from hf_unlearn.s3t.staged import UnitJob, train_unit  # noqa: E402
 
-SPEC = TinyBertSpec(vocab_size=300, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
-                    intermediate_size=64, max_length=32)
+SPEC = TinyBertSpec(
+    vocab_size=300, hidden_size=32, num_hidden_layers=4, num_attention_heads=2, intermediate_size=64, max_length=32
+)
 
 
 def tiny_config(output_dir, cls=S3TConfig, **kw):
-    base = dict(output_dir=str(output_dir), num_shards=2, num_slices=2, budget=2, num_train_epochs=1,
-                per_device_train_batch_size=16, max_length=32, learning_rate=1e-3)
+    base = dict(
+        output_dir=str(output_dir),
+        num_shards=2,
+        num_slices=2,
+        budget=2,
+        num_train_epochs=1,
+        per_device_train_batch_size=16,
+        max_length=32,
+        learning_rate=1e-3,
+    )
     if cls is SISAConfig:
         base.pop("budget")
     base.update(kw)
@@ -69,8 +78,15 @@ def trained(data, tmp_path_factory):
     root = tmp_path_factory.mktemp("s3t")
     model, tok = build_tiny_bert(data["train"]["text"], spec=SPEC, seed=0)
     seen = []
-    system = S3TModel.train(tiny_config(root / "system"), model, tok, data["train"], eval_dataset=data["test"],
-                            base_model_name="tiny-bert", on_stage=lambda job, k, names: seen.append((job.shard, job.order_idx, k, names)))
+    system = S3TModel.train(
+        tiny_config(root / "system"),
+        model,
+        tok,
+        data["train"],
+        eval_dataset=data["test"],
+        base_model_name="tiny-bert",
+        on_stage=lambda job, k, names: seen.append((job.shard, job.order_idx, k, names)),
+    )
     system.save_pretrained(root / "pristine")
     return {"root": root, "system": system, "seen": seen, "model": model}
 
@@ -145,7 +161,11 @@ def test_assignment_is_balanced_and_deterministic():
     sizes = a.sizes()
     assert sizes.max() - sizes.min() <= 1
     for c in (0, 1):
-        per = [sum(1 for s, t, y in zip(a.shard, a.slice, a.label) if (s, t, y) == (j, k, c)) for j in range(3) for k in range(4)]
+        per = [
+            sum(1 for s, t, y in zip(a.shard, a.slice, a.label) if (s, t, y) == (j, k, c))
+            for j in range(3)
+            for k in range(4)
+        ]
         assert max(per) - min(per) <= 1
 
 
@@ -230,8 +250,15 @@ def test_emptied_shard_is_retrained_like_a_twin(trained, data, tmp_path):
     from hf_unlearn.s3t.persistence import load_base
 
     twin_base, _ = load_base(system.system_dir / "base")
-    twin = train_unit(twin_base, system._training_data(), UnitJob(0, 1, order, 0, stage_ids), system.layout,
-                      system.config, system.scheme, root=None)
+    twin = train_unit(
+        twin_base,
+        system._training_data(),
+        UnitJob(0, 1, order, 0, stage_ids),
+        system.layout,
+        system.config,
+        system.scheme,
+        root=None,
+    )
     for k, ckpt in enumerate(twin):
         live = system.ensemble.checkpoints[system.state.keys(0, 1, [k])[0]]
         assert all(torch.equal(ckpt.adapter[n], live.adapter[n]) for n in ckpt.adapter)
@@ -278,7 +305,8 @@ def test_sisa_retrains_from_last_clean_slice(data, tmp_path):
     x = id_in(system, 0, 1)  # slice 1 = position 1 of SISA's single order (0, 1)
     result = system.delete([x])
     assert result.action == "retrain" and result.retrained == [
-        {"shard": 0, "order": 0, "from_stage": 1, "generation": 1, "seconds": result.retrained[0]["seconds"]}]
+        {"shard": 0, "order": 0, "from_stage": 1, "generation": 1, "seconds": result.retrained[0]["seconds"]}
+    ]
     assert system.state.generations[0][0] == [0, 1] and system.served[0] == {"order": 0, "prefix_len": 2}
     kept = system.ensemble.loader(system.state.keys(0, 0, [0])[0]).params
     assert all(torch.equal(stage0[k], kept[k]) for k in stage0)  # the clean snapshot is untouched
@@ -318,8 +346,16 @@ def test_distilbert_style_model_from_a_local_folder(data, tmp_path):
     from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
     _, tok = build_tiny_bert(data["train"]["text"], spec=SPEC)
-    cfg = DistilBertConfig(vocab_size=len(tok), dim=32, n_layers=6, n_heads=2, hidden_dim=64, max_position_embeddings=64,
-                           num_labels=2, pad_token_id=tok.pad_token_id)
+    cfg = DistilBertConfig(
+        vocab_size=len(tok),
+        dim=32,
+        n_layers=6,
+        n_heads=2,
+        hidden_dim=64,
+        max_position_embeddings=64,
+        num_labels=2,
+        pad_token_id=tok.pad_token_id,
+    )
     DistilBertForSequenceClassification(cfg).save_pretrained(tmp_path / "distil")
     tok.save_pretrained(tmp_path / "distil")
     from hf_unlearn.models import load_model_and_tokenizer
@@ -329,7 +365,12 @@ def test_distilbert_style_model_from_a_local_folder(data, tmp_path):
     layout = system.layout
     assert layout.blocks == [[5, 4], [3, 2], [1, 0]]
     assert all(n.endswith(("q_lin", "v_lin")) for mods in layout.stage_modules for n in mods)
-    assert set(layout.head_params) == {"pre_classifier.weight", "pre_classifier.bias", "classifier.weight", "classifier.bias"}
+    assert set(layout.head_params) == {
+        "pre_classifier.weight",
+        "pre_classifier.bias",
+        "classifier.weight",
+        "classifier.bias",
+    }
     x = id_in(system, 0, system.orders[0][0][1])  # second slice of the only order: keeps one stage
     system.delete([x])
     assert system.served[0] == {"order": 0, "prefix_len": 1} and system.audit([x])["all_clean"]
@@ -349,8 +390,15 @@ def test_on_cut_retrain_resumes_from_the_clean_prefix(trained, data, tmp_path):
     order = system.orders[1][0]
     stage_ids = [[i for i in system.assignment.members(1, order[: k + 1]) if i != x] for k in range(2)]
     twin_base, _ = load_base(system.system_dir / "base")
-    twin = train_unit(twin_base, system._training_data(), UnitJob(1, 0, order, 0, stage_ids), system.layout,
-                      system.config, system.scheme, root=None)
+    twin = train_unit(
+        twin_base,
+        system._training_data(),
+        UnitJob(1, 0, order, 0, stage_ids),
+        system.layout,
+        system.config,
+        system.scheme,
+        root=None,
+    )
     live = system.ensemble.checkpoints[system.state.keys(1, 0, [1])[0]]
     assert all(torch.equal(twin[1].adapter[n], live.adapter[n]) for n in live.adapter)
     assert all(torch.equal(twin[1].params[n], live.params[n]) for n in live.params)
@@ -367,8 +415,9 @@ def test_hub_upload_folder_of_a_system_loads_read_only(trained, data, tmp_path):
     upload = folder.build_upload_folder(system.system_dir, tmp_path / "upload")
     assert not any(("assignment" in f or "ledger" in f) for f in upload.files)
     assert "s3t_config.json" in upload.files and "active_prefixes.json" in upload.files
-    assert not any(x in (tmp_path / "upload" / f).read_text(errors="ignore") for f in upload.files
-                   if f.endswith((".json", ".md")))
+    assert not any(
+        x in (tmp_path / "upload" / f).read_text(errors="ignore") for f in upload.files if f.endswith((".json", ".md"))
+    )
     published = S3TModel.from_pretrained(tmp_path / "upload")
     assert published.read_only and published.served == system.served
     assert torch.equal(published.logits(data["test"]), system.logits(data["test"]))

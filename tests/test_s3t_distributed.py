@@ -13,9 +13,32 @@ import pytest
 
 os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="hf_home_s3t_"))
 
-ARGS = ["s3t", "train", "--dataset_name", "synthetic", "--max_train_samples", "160", "--max_test_samples", "32",
-        "--model_name_or_path", "tiny-bert", "--tiny_hidden_size", "32", "--tiny_vocab_size", "300",
-        "--max_length", "24", "--num_shards", "2", "--num_slices", "2", "--budget", "2", "--num_train_epochs", "1"]
+ARGS = [
+    "s3t",
+    "train",
+    "--dataset_name",
+    "synthetic",
+    "--max_train_samples",
+    "160",
+    "--max_test_samples",
+    "32",
+    "--model_name_or_path",
+    "tiny-bert",
+    "--tiny_hidden_size",
+    "32",
+    "--tiny_vocab_size",
+    "300",
+    "--max_length",
+    "24",
+    "--num_shards",
+    "2",
+    "--num_slices",
+    "2",
+    "--budget",
+    "2",
+    "--num_train_epochs",
+    "1",
+]
 
 
 def free_port() -> int:
@@ -37,9 +60,29 @@ def test_two_process_accelerate_equals_single_process(tmp_path):
     if accelerate is None:
         pytest.skip("accelerate launcher not found")
     run([sys.executable, "-m", "hf_unlearn.cli", *ARGS, "--output_dir", "one"], tmp_path)
-    out = run([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
-               "-m", "hf_unlearn.cli", *ARGS, "--output_dir", "two"], tmp_path)
+    out = run(
+        [
+            accelerate,
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            str(free_port()),
+            "-m",
+            "hf_unlearn.cli",
+            *ARGS,
+            "--output_dir",
+            "two",
+        ],
+        tmp_path,
+    )
     assert '"world_size": 2' in out
 
     import json

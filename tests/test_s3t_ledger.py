@@ -34,21 +34,32 @@ CHILD = (
 def pristine(tmp_path_factory):
     root = tmp_path_factory.mktemp("ledger")
     data = load_sentiment_dataset("synthetic", n_train=80, n_test=8, n_canaries=0, seed=1)
-    spec = TinyBertSpec(vocab_size=200, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_length=24)
+    spec = TinyBertSpec(
+        vocab_size=200, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, max_length=24
+    )
     model, tok = build_tiny_bert(data["train"]["text"], spec=spec)
-    config = S3TConfig(output_dir=str(root / "system"), num_shards=2, num_slices=2, budget=2, num_train_epochs=1,
-                       max_length=24)
+    config = S3TConfig(
+        output_dir=str(root / "system"), num_shards=2, num_slices=2, budget=2, num_train_epochs=1, max_length=24
+    )
     S3TModel.train(config, model, tok, data["train"])
     return root / "system"
 
 
 def kill_during_delete(system_dir, example_id, point):
     marker = system_dir.parent / f"paused-{point}"
-    env = {**os.environ, PAUSE_ENV: point, PAUSE_MARKER_ENV: str(marker), PAUSE_SECONDS_ENV: "120",
-           "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(system_dir), example_id], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    env = {
+        **os.environ,
+        PAUSE_ENV: point,
+        PAUSE_MARKER_ENV: str(marker),
+        PAUSE_SECONDS_ENV: "120",
+        "OMP_NUM_THREADS": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(system_dir), example_id],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.time() + 120
         while not marker.exists():

@@ -44,10 +44,18 @@ ACCURACY_METRICS = (
 COMPARISONS = (
     ("tow", "ToW", "unit", "1 = same forget / retain / test accuracy as the retrain twin; lower is worse"),
     ("tow_mia", "ToW-MIA", "unit", "ToW with the forget-accuracy factor replaced by the MIA-efficacy gap"),
-    ("verification_error", "Verification error", "sci",
-     "L2 distance between the weights of this model and of the retrain twin (0 = identical)"),
-    ("verification_error_original", "Verification error of the original model", "sci",
-     "L2 distance between the weights of the original model and of the retrain twin: the distance unlearning started from"),
+    (
+        "verification_error",
+        "Verification error",
+        "sci",
+        "L2 distance between the weights of this model and of the retrain twin (0 = identical)",
+    ),
+    (
+        "verification_error_original",
+        "Verification error of the original model",
+        "sci",
+        "L2 distance between the weights of the original model and of the retrain twin: the distance unlearning started from",
+    ),
 )
 VARIANTS = (
     ("original", "Original", "original model before unlearning"),
@@ -67,7 +75,7 @@ RECORDERS = {
 }
 PENALTIES = {
     "sd_lambda": "weight of the SD loss: mean over the batch of the std of each example's logits "
-    "(Thudi et al., \"Unrolling SGD\"); 0 = off",
+    '(Thudi et al., "Unrolling SGD"); 0 = off',
     "sd_lambda_decay": "the SD weight is divided by this after each epoch",
     "l2_init_mu": "weight of the squared L2 distance between the weights and the initial weights; 0 = off",
 }
@@ -102,9 +110,17 @@ def md_table(header: list[str], rows: list[list[str]], right: Iterable[int] = ()
     widths = [max(3, *(len(r[i]) for r in cells)) for i in range(len(header))]
 
     def line(row):
-        return "| " + " | ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))) + " |"
+        return (
+            "| "
+            + " | ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+            + " |"
+        )
 
-    sep = "|" + "|".join(("-" * (w + 1) + ":") if i in right else (":" + "-" * (w + 1)) for i, w in enumerate(widths)) + "|"
+    sep = (
+        "|"
+        + "|".join(("-" * (w + 1) + ":") if i in right else (":" + "-" * (w + 1)) for i, w in enumerate(widths))
+        + "|"
+    )
     return "\n".join([line(cells[0]), sep, *(line(r) for r in cells[1:])])
 
 
@@ -138,7 +154,9 @@ def _tag(name: str) -> str:
 def _dataset_label(source: Any) -> str:
     if not isinstance(source, str) or not source:
         return "unknown"
-    return Path(source).name if (os.path.isabs(source) or os.sep in source and hub_id_or_none(source) is None) else source
+    return (
+        Path(source).name if (os.path.isabs(source) or os.sep in source and hub_id_or_none(source) is None) else source
+    )
 
 
 def _key(name: Any) -> str:
@@ -167,21 +185,33 @@ def eval_results(report: dict, model_name: str) -> list[EvalResult]:
                 continue
             split, mtype, label = known.get(key, (None, key, key))
             suffix = "" if variant == "unlearned" else f", {description}"
-            out.append(EvalResult(
-                task_type=task, dataset_type=dataset_type,
-                dataset_name=f"{dataset_type} ({split} set)" if split else dataset_type,
-                dataset_split=split, metric_type=mtype, metric_value=value,
-                metric_name=f"{label}{suffix}", metric_config=variant,
-            ))
+            out.append(
+                EvalResult(
+                    task_type=task,
+                    dataset_type=dataset_type,
+                    dataset_name=f"{dataset_type} ({split} set)" if split else dataset_type,
+                    dataset_split=split,
+                    metric_type=mtype,
+                    metric_value=value,
+                    metric_name=f"{label}{suffix}",
+                    metric_config=variant,
+                )
+            )
     labels = {k: label for k, label, _, _ in COMPARISONS}
     for key, value in (report.get("comparison") or {}).items():
         if _num(value):
-            out.append(EvalResult(
-                task_type=task, dataset_type=dataset_type, dataset_name=dataset_type,
-                metric_type=key, metric_value=value,
-                metric_name=labels.get(key, key) + ("" if key.endswith("_original") else " (this model vs retrain twin)"),
-                metric_config="comparison",
-            ))
+            out.append(
+                EvalResult(
+                    task_type=task,
+                    dataset_type=dataset_type,
+                    dataset_name=dataset_type,
+                    metric_type=key,
+                    metric_value=value,
+                    metric_name=labels.get(key, key)
+                    + ("" if key.endswith("_original") else " (this model vs retrain twin)"),
+                    metric_config="comparison",
+                )
+            )
     return out
 
 
@@ -210,13 +240,17 @@ def _comparison_table(report: dict) -> str:
     return md_table(["Comparison with the retrain twin", "Value", "Meaning"], rows, right=[1])
 
 
-def _kv_table(header: list[str], d: dict | None, notes: dict | None = None, names: dict | None = None,
-              kind: str = "auto") -> str | None:
+def _kv_table(
+    header: list[str], d: dict | None, notes: dict | None = None, names: dict | None = None, kind: str = "auto"
+) -> str | None:
     if not d:
         return None
     notes, names = notes or {}, names or {}
-    rows = [[names.get(k, f"`{k}`"), fmt(v, kind) if not isinstance(v, (dict, list)) else json.dumps(v)]
-            + ([notes.get(k, "")] if notes else []) for k, v in d.items()]
+    rows = [
+        [names.get(k, f"`{k}`"), fmt(v, kind) if not isinstance(v, (dict, list)) else json.dumps(v)]
+        + ([notes.get(k, "")] if notes else [])
+        for k, v in d.items()
+    ]
     numeric = all(_num(v) or v is None for v in d.values())
     return md_table(header + (["Meaning"] if notes else []), rows, right=[1] if numeric else [])
 
@@ -239,8 +273,11 @@ def _common_context(report: dict, penalties: dict | None, recorders: Any) -> dic
     return {
         "base_model": base or NA,
         "dataset": _dataset_label(source) if source else NA,
-        "fingerprints_table": md_table(["Split", "Fingerprint (sha256 of ids and labels in row order)"],
-                                       [[k, f"`{v}`"] for k, v in fps.items()]) if fps else None,
+        "fingerprints_table": md_table(
+            ["Split", "Fingerprint (sha256 of ids and labels in row order)"], [[k, f"`{v}`"] for k, v in fps.items()]
+        )
+        if fps
+        else None,
         "seeds_table": _kv_table(["Seed", "Value"], report.get("seeds")),
         "versions_table": _kv_table(["Library", "Version"], report.get("versions")),
         "penalties_table": _kv_table(["Penalty", "Value"], penalties, PENALTIES),
@@ -250,8 +287,9 @@ def _common_context(report: dict, penalties: dict | None, recorders: Any) -> dic
     }
 
 
-def _card_data(report: dict, *, model_name: str, license: str | None, tags: list[str],
-               results: list[EvalResult]) -> ModelCardData:
+def _card_data(
+    report: dict, *, model_name: str, license: str | None, tags: list[str], results: list[EvalResult]
+) -> ModelCardData:
     source = _get(report, "dataset", "source")
     base = report.get("base_model")
     if license is None:
@@ -269,8 +307,9 @@ def _card_data(report: dict, *, model_name: str, license: str | None, tags: list
     )
 
 
-def render_card(report: dict, *, repo_id: str | None = None, license: str | None = None,
-                layout: list[str] | None = None) -> ModelCard:
+def render_card(
+    report: dict, *, repo_id: str | None = None, license: str | None = None, layout: list[str] | None = None
+) -> ModelCard:
     """The card of an unlearned model (or exact-unlearning system) from its ``report.json``.
 
     ``report``: a :class:`~hf_unlearn.cards.schema.ForgettingReport` or its dict. The method text
@@ -288,7 +327,9 @@ def render_card(report: dict, *, repo_id: str | None = None, license: str | None
     inferred = guarantee not in ("exact", "approximate")
     if inferred:
         guarantee = "exact" if mkey in EXACT_METHODS else "approximate"
-    model_name = (repo_id or "").split("/")[-1] or f"{_tag(report.get('base_model') or 'model')}-unlearned-{_tag(method)}"
+    model_name = (repo_id or "").split("/")[
+        -1
+    ] or f"{_tag(report.get('base_model') or 'model')}-unlearned-{_tag(method)}"
     results = eval_results(report, model_name)
     tags = ["hf-unlearn", "machine-unlearning", _tag(method), f"{guarantee}-unlearning", "text-classification"]
     data = _card_data(report, model_name=model_name, license=license, tags=tags, results=results)
@@ -312,11 +353,14 @@ def render_card(report: dict, *, repo_id: str | None = None, license: str | None
         forget_count=fmt(forget.get("count")),
         small_forget=_num(forget.get("count")) and 0 < forget["count"] < SMALL_FORGET_SET,
         one_example_pts=f"{100 / forget['count']:.1f}" if _num(forget.get("count")) and forget["count"] > 0 else NA,
-        forgotten_table=md_table(["What", "Value"], [
-            ["Examples forgotten", fmt(forget.get("count"))],
-            ["Forget-set sha256", f"`{forget['sha256']}`" if forget.get("sha256") else NA],
-            ["Deletion request date", fmt(forget.get("request_date"))],
-        ]),
+        forgotten_table=md_table(
+            ["What", "Value"],
+            [
+                ["Examples forgotten", fmt(forget.get("count"))],
+                ["Forget-set sha256", f"`{forget['sha256']}`" if forget.get("sha256") else NA],
+                ["Deletion request date", fmt(forget.get("request_date"))],
+            ],
+        ),
         evaluation_table=_evaluation_table(report) if report.get("metrics") else None,
         comparison_table=_comparison_table(report) if report.get("comparison") else None,
         delta_dtype=training.get("delta_dtype"),
@@ -343,8 +387,17 @@ def render_training_card(summary: dict, output_dir: str | os.PathLike) -> str:
     model_name = (repo_id or "").split("/")[-1] or f"{_tag(summary.get('base_model') or 'model')}-unlearnable"
     metrics = {k: v for k, v in (summary.get("metrics") or {}).items() if _num(v)}
     dataset_type = _dataset_label(_get(summary, "dataset", "source"))
-    results = [EvalResult(task_type="text-classification", dataset_type=dataset_type, dataset_name=dataset_type,
-                          metric_type=k, metric_value=v, metric_name=k) for k, v in metrics.items()]
+    results = [
+        EvalResult(
+            task_type="text-classification",
+            dataset_type=dataset_type,
+            dataset_name=dataset_type,
+            metric_type=k,
+            metric_value=v,
+            metric_name=k,
+        )
+        for k, v in metrics.items()
+    ]
     recorders = summary.get("recorders") or []
     tags = ["hf-unlearn", "machine-unlearning", "unlearning-ready", "text-classification"]
     data = _card_data(summary, model_name=model_name, license=summary.get("license"), tags=tags, results=results)
@@ -356,7 +409,9 @@ def render_training_card(summary: dict, output_dir: str | os.PathLike) -> str:
         per_sample_fraction=summary.get("per_sample_fraction"),
         num_train_examples=fmt(summary.get("num_train_examples")),
         epochs=fmt(summary.get("epochs")),
-        metrics_table=md_table(["Metric", "Value"], [[k, fmt(v)] for k, v in metrics.items()], right=[1]) if metrics else None,
+        metrics_table=md_table(["Metric", "Value"], [[k, fmt(v)] for k, v in metrics.items()], right=[1])
+        if metrics
+        else None,
         license_known=data.get("license") is not None,
         has_recorders=bool(recorders),
         repo_id=repo_id,

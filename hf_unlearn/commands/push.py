@@ -22,13 +22,24 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR", help="output of `hf-unlearn unlearn` (holds report.json)")
     p.add_argument("--repo-id", help="target model repo, `user/name` or `org/name` (required unless --dry-run)")
     vis = p.add_mutually_exclusive_group()
-    vis.add_argument("--private", dest="private", action="store_true", default=True,
-                     help="create the repo as private (default; an existing repo keeps its visibility)")
+    vis.add_argument(
+        "--private",
+        dest="private",
+        action="store_true",
+        default=True,
+        help="create the repo as private (default; an existing repo keeps its visibility)",
+    )
     vis.add_argument("--public", dest="private", action="store_false", help="create the repo as public")
-    p.add_argument("--dry-run", action="store_true",
-                   help="only build the upload folder and list it; nothing is sent, no token needed")
-    p.add_argument("--token-env", metavar="VAR",
-                   help="name of the environment variable holding the token (default: HF_TOKEN, then the saved login)")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only build the upload folder and list it; nothing is sent, no token needed",
+    )
+    p.add_argument(
+        "--token-env",
+        metavar="VAR",
+        help="name of the environment variable holding the token (default: HF_TOKEN, then the saved login)",
+    )
     p.add_argument("--out", metavar="DIR", help="where to build the upload folder (default: RUN_DIR/hub_upload)")
     p.add_argument("--license", help="license id for the card, e.g. apache-2.0 (default: from the report)")
     p.add_argument("--commit-message", help="commit message on the Hub")
@@ -75,10 +86,19 @@ def main(argv: list[str] | None = None) -> int:
             folder = build_upload_folder(args.run_dir, args.out, repo_id=args.repo_id, license=args.license)
             print(_describe(folder))
             repo = args.repo_id or "user/name"
-            print(f"Dry run: nothing was sent. To publish: hf-unlearn push {shlex.quote(args.run_dir)} --repo-id {repo}")
+            print(
+                f"Dry run: nothing was sent. To publish: hf-unlearn push {shlex.quote(args.run_dir)} --repo-id {repo}"
+            )
             return 0
-        result = publish(args.run_dir, args.repo_id, private=args.private, token=token, dest=args.out,
-                         license=args.license, commit_message=args.commit_message)
+        result = publish(
+            args.run_dir,
+            args.repo_id,
+            private=args.private,
+            token=token,
+            dest=args.out,
+            license=args.license,
+            commit_message=args.commit_message,
+        )
     except (RunDirError, PublishError, ValueError) as e:
         return fail(str(e))
     print(_describe(result.folder))

@@ -22,8 +22,11 @@ class ForgetRequestError(ValueError):
 
 def forget_ids_sha256(ids: Iterable[str]) -> str:
     """Deprecated: use :func:`hf_unlearn.artifacts.forget_set_commitment` (the same value)."""
-    warnings.warn("hf_unlearn.data.forget_ids_sha256 is deprecated: use hf_unlearn.artifacts.forget_set_commitment",
-                  DeprecationWarning, stacklevel=2)
+    warnings.warn(
+        "hf_unlearn.data.forget_ids_sha256 is deprecated: use hf_unlearn.artifacts.forget_set_commitment",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     return forget_set_commitment(ids)
 
 

@@ -29,7 +29,9 @@ def _local_files(path: Path) -> tuple[str, dict[str, list[str]]]:
     if path.is_file():
         kind = LOCAL_SUFFIXES.get(path.suffix)
         if kind is None:
-            raise DatasetFormatError(f"{path}: unsupported file type {path.suffix!r}; use one of {sorted(LOCAL_SUFFIXES)}")
+            raise DatasetFormatError(
+                f"{path}: unsupported file type {path.suffix!r}; use one of {sorted(LOCAL_SUFFIXES)}"
+            )
         return kind, {"train": [str(path)]}
     files: dict[str, list[str]] = {}
     kinds = set()
@@ -128,9 +130,7 @@ def load_sentiment_dataset(
     missing_splits = [s for s in ("train", "test") if s not in dd]
     if missing_splits:
         raise DatasetFormatError(f"{source}: no split(s) {missing_splits}; it has {list(dd)}")
-    out = DatasetDict(
-        {s: _normalise(dd[s], s, text_column, label_column, id_column) for s in ("train", "test")}
-    )
+    out = DatasetDict({s: _normalise(dd[s], s, text_column, label_column, id_column) for s in ("train", "test")})
     out["train"] = balanced_subset(out["train"], max_train, seed)
     out["test"] = balanced_subset(out["test"], max_test, seed + 1)
     return out

@@ -19,9 +19,26 @@ from ..artifacts import atomic_write
 
 SPLITS = ("forget", "retain", "test")
 MODEL_COLORS = {"original": "#8c8c8c", "unlearned": "#1f77b4", "retrain_twin": "#2ca02c"}
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
-LABELS = {"original": "original", "unlearned": "unlearned", "retrain_twin": "retrain twin", "tow": "ToW", "tow_mia": "ToW-MIA",
-          "verification_error": "verification error"}
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+LABELS = {
+    "original": "original",
+    "unlearned": "unlearned",
+    "retrain_twin": "retrain twin",
+    "tow": "ToW",
+    "tow_mia": "ToW-MIA",
+    "verification_error": "verification error",
+}
 
 
 def _label(name: str) -> str:
@@ -58,7 +75,9 @@ def _save(fig: Figure, path) -> str:
     return path
 
 
-def _grouped_bars(ax, categories: Sequence[str], series: Mapping[str, Sequence], pct: bool = False, colors=None) -> None:
+def _grouped_bars(
+    ax, categories: Sequence[str], series: Mapping[str, Sequence], pct: bool = False, colors=None
+) -> None:
     """Bars for each series inside each category; missing values print ``n/a`` at the baseline."""
     names = list(series)
     colors = colors or _colors(names)
@@ -114,17 +133,30 @@ def plot_mia(metrics_by_model: Mapping[str, Mapping], path) -> str:
     _check_models(metrics_by_model, ["mia_efficacy", "mia_auc"], "plot_mia")
     names = list(metrics_by_model)
     panels = [
-        ("mia_efficacy", "MIA efficacy (SVC attack)\nhigher = forget set looks unseen", "share of forget examples\ncalled non-members", None),
+        (
+            "mia_efficacy",
+            "MIA efficacy (SVC attack)\nhigher = forget set looks unseen",
+            "share of forget examples\ncalled non-members",
+            None,
+        ),
         ("mia_auc", "Loss-threshold MIA AUC, forget vs test\ndashed = chance (0.5)", "ROC AUC", 0.5),
     ]
     if any(_num(m.get("canary_score")) for m in metrics_by_model.values()):
-        panels.append(("canary_score", "Canary score: mean p(y|x)\ndashed = chance for 2 classes", "mean p(y|x) over canaries", 0.5))
+        panels.append(
+            (
+                "canary_score",
+                "Canary score: mean p(y|x)\ndashed = chance for 2 classes",
+                "mean p(y|x) over canaries",
+                0.5,
+            )
+        )
     fig, axes = _new_figure(max(7.0, 2.2 + 1.1 * len(names) * len(panels)), 4.4, ncols=len(panels))
     colors = _colors(names)
     for ax, (key, title, ylabel, ref) in zip(axes, panels):
         vals = [metrics_by_model[n].get(key) for n in names]
-        bars = ax.bar(range(len(names)), [float(v) if _num(v) else 0.0 for v in vals], 0.7,
-                      color=[colors[n] for n in names])
+        bars = ax.bar(
+            range(len(names)), [float(v) if _num(v) else 0.0 for v in vals], 0.7, color=[colors[n] for n in names]
+        )
         ax.bar_label(bars, labels=[_fmt(v) for v in vals], padding=2, fontsize=8)
         _model_ticks(ax, names)
         if ref is not None:

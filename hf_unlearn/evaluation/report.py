@@ -22,14 +22,20 @@ from .metrics import verification_error
 from .predict import compare, evaluate_model
 
 
-def split_for_evaluation(tokenized_train, tokenized_test, forget_ids: Iterable[str], retain_max: int | None = 2000, seed: int = 0) -> dict:
+def split_for_evaluation(
+    tokenized_train, tokenized_test, forget_ids: Iterable[str], retain_max: int | None = 2000, seed: int = 0
+) -> dict:
     """forget / retain / test splits; the retain split is a balanced subset of at most ``retain_max`` rows."""
     forget = set(forget_ids)
     is_forget = [i in forget for i in tokenized_train["id"]]
     forget_ds = tokenized_train.select([k for k, f in enumerate(is_forget) if f])
     retain_ds = tokenized_train.select([k for k, f in enumerate(is_forget) if not f])
-    return {"forget": forget_ds, "retain": balanced_subset(retain_ds, retain_max, seed) if retain_max else retain_ds,
-            "test": tokenized_test, "retain_full": retain_ds}
+    return {
+        "forget": forget_ds,
+        "retain": balanced_subset(retain_ds, retain_max, seed) if retain_max else retain_ds,
+        "test": tokenized_test,
+        "retain_full": retain_ds,
+    }
 
 
 def build_report(
@@ -68,11 +74,16 @@ def build_report(
         guarantee=guarantee,
         base_model=base_model,
         task="text-classification",
-        dataset={"source": dataset_source,
-                 "fingerprints": {"train": train_fingerprint, "test": fingerprint_dataset(splits["test"])},
-                 "evaluated_retain_examples": len(splits["retain"])},
-        forget={"count": len(forget_ids), "sha256": forget_set_commitment(forget_ids),
-                "request_date": _dt.date.today().isoformat()},
+        dataset={
+            "source": dataset_source,
+            "fingerprints": {"train": train_fingerprint, "test": fingerprint_dataset(splits["test"])},
+            "evaluated_retain_examples": len(splits["retain"]),
+        },
+        forget={
+            "count": len(forget_ids),
+            "sha256": forget_set_commitment(forget_ids),
+            "request_date": _dt.date.today().isoformat(),
+        },
         seeds=dict(seeds or {}),
         metrics=metrics,
         comparison=_comparison(models, metrics),
@@ -101,10 +112,14 @@ def _training_section(log) -> dict:
     if log is None:
         return {}
     args = log.meta.get("training_args", {})
-    return {"penalties": {k: args.get(k) for k in ("sd_lambda", "sd_lambda_decay", "l2_init_mu")},
-            "recorders": log.meta.get("recorders"), "delta_dtype": log.meta.get("delta_dtype"),
-            "per_sample_fraction": log.meta.get("per_sample_fraction"),
-            "steps": len(log.steps()), "error_proxy": (log.error_proxy() or [None])[-1]}
+    return {
+        "penalties": {k: args.get(k) for k in ("sd_lambda", "sd_lambda_decay", "l2_init_mu")},
+        "recorders": log.meta.get("recorders"),
+        "delta_dtype": log.meta.get("delta_dtype"),
+        "per_sample_fraction": log.meta.get("per_sample_fraction"),
+        "steps": len(log.steps()),
+        "error_proxy": (log.error_proxy() or [None])[-1],
+    }
 
 
 def write_report(report: dict, out_dir: str | Path, plots: bool = True) -> Path:
@@ -129,8 +144,16 @@ def summary_table(report: dict) -> str:
     rows = [("model", "forget %", "retain %", "test %", "MIA eff.", "canary p")]
     for name, m in report["metrics"].items():
         fmt = lambda v, p=1: "n/a" if v is None else f"{v:.{p}f}"  # noqa: E731
-        rows.append((name, fmt(m["forget_acc"]), fmt(m["retain_acc"]), fmt(m["test_acc"]), fmt(m["mia_efficacy"], 3),
-                     fmt(m.get("canary_score"), 3)))
+        rows.append(
+            (
+                name,
+                fmt(m["forget_acc"]),
+                fmt(m["retain_acc"]),
+                fmt(m["test_acc"]),
+                fmt(m["mia_efficacy"], 3),
+                fmt(m.get("canary_score"), 3),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     comp = report.get("comparison") or {}

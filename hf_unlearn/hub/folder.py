@@ -190,14 +190,17 @@ def build_upload_folder(
 
     def fill(tmp: Path) -> list[str]:
         _copy_chosen(run_dir, tmp, chosen)
-        _write_report_and_card(tmp, report, repo_id=repo_id, license=license, layout=_layout(chosen) if system else None)
+        _write_report_and_card(
+            tmp, report, repo_id=repo_id, license=license, layout=_layout(chosen) if system else None
+        )
         files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
         _assert_no_leak(tmp, files, _known_forget_ids(run_dir))
         return files
 
     files = atomic_write_folder(dest, fill)
-    return UploadFolder(path=dest, run_dir=run_dir, files=files, left_behind=left, stripped=stripped,
-                        method=method, system=system)
+    return UploadFolder(
+        path=dest, run_dir=run_dir, files=files, left_behind=left, stripped=stripped, method=method, system=system
+    )
 
 
 def _check_system_files(run_dir: Path, chosen: list[str]) -> None:

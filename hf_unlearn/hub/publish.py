@@ -20,8 +20,18 @@ from .folder import UploadFolder, build_upload_folder
 logger = logging.getLogger(__name__)
 
 _NETWORK_ERRORS = {
-    "ConnectError", "ConnectTimeout", "ReadTimeout", "WriteTimeout", "PoolTimeout", "TimeoutException",
-    "NetworkError", "TransportError", "ProxyError", "RemoteProtocolError", "SSLError", "ConnectionError",
+    "ConnectError",
+    "ConnectTimeout",
+    "ReadTimeout",
+    "WriteTimeout",
+    "PoolTimeout",
+    "TimeoutException",
+    "NetworkError",
+    "TransportError",
+    "ProxyError",
+    "RemoteProtocolError",
+    "SSLError",
+    "ConnectionError",
 }
 
 
@@ -85,13 +95,17 @@ def _http_error(exc: HfHubHTTPError, folder: UploadFolder, repo_id: str, private
         return PermissionDeniedError(
             f"The Hub rejected the token (HTTP 401): it is invalid, expired or revoked. Create a token with "
             f"write access at https://huggingface.co/settings/tokens and pass it via HF_TOKEN or "
-            f"`hf auth login`.{said}\n{hint}", folder)
+            f"`hf auth login`.{said}\n{hint}",
+            folder,
+        )
     if status in (403, 404):
         return PermissionDeniedError(
             f"Permission denied for {repo_id} (HTTP {status}): this token cannot write to the namespace "
             f"'{namespace}'. The repository may belong to someone else, or the token is read-only or a "
             f"fine-grained token without write access to it. Use a --repo-id under your own namespace or an "
-            f"organisation you can write to, or a write token of the owner.{said}\n{hint}", folder)
+            f"organisation you can write to, or a write token of the owner.{said}\n{hint}",
+            folder,
+        )
     return PublishError(f"The Hub answered HTTP {status} while publishing {repo_id}.{said}\n{hint}", folder)
 
 
@@ -158,31 +172,38 @@ def publish(
     return result
 
 
-def _token_and_endpoint(folder: UploadFolder, repo_id: str, private: bool, token: str | None,
-                        endpoint: str | None) -> tuple[str, str]:
+def _token_and_endpoint(
+    folder: UploadFolder, repo_id: str, private: bool, token: str | None, endpoint: str | None
+) -> tuple[str, str]:
     """The token (argument, ``HF_TOKEN`` or the login) and endpoint to publish with, or the error that says why not."""
     token = token or get_token()
     if not token:
         raise NoTokenError(
             "No Hugging Face token: pass token=..., set HF_TOKEN (or the variable named by --token-env), "
-            "or log in once with `hf auth login`.\n" + _retry_hint(folder, repo_id, private), folder)
+            "or log in once with `hf auth login`.\n" + _retry_hint(folder, repo_id, private),
+            folder,
+        )
     endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or constants.ENDPOINT).rstrip("/")
     if constants.HF_HUB_OFFLINE:
         raise HubUnreachableError(
             f"HF_HUB_OFFLINE is set, so nothing can be sent to {endpoint}. Unset it to publish.\n"
-            + _retry_hint(folder, repo_id, private), folder)
+            + _retry_hint(folder, repo_id, private),
+            folder,
+        )
     return token, endpoint
 
 
-def _upload(folder: UploadFolder, repo_id: str, private: bool, token: str, endpoint: str,
-            message: str) -> tuple[str, str | None]:
+def _upload(
+    folder: UploadFolder, repo_id: str, private: bool, token: str, endpoint: str, message: str
+) -> tuple[str, str | None]:
     """Create (or reuse) the repo and upload the folder in one commit: (repo url, commit url)."""
     api = HfApi(endpoint=endpoint, token=token, library_name="hf-unlearn")
     logger.info("publishing %d files (%d bytes) to %s", len(folder.files), folder.total_bytes, repo_id)
     try:
         url = _ensure_repo(api, repo_id, private, endpoint)
-        info = api.upload_folder(repo_id=repo_id, folder_path=str(folder.path), repo_type="model",
-                                 commit_message=message)
+        info = api.upload_folder(
+            repo_id=repo_id, folder_path=str(folder.path), repo_type="model", commit_message=message
+        )
     except HfHubHTTPError as e:
         raise _http_error(e, folder, repo_id, private, token) from e
     except Exception as e:
@@ -190,9 +211,14 @@ def _upload(folder: UploadFolder, repo_id: str, private: bool, token: str, endpo
             raise HubUnreachableError(
                 f"Could not reach the Hub at {endpoint} ({type(e).__name__}: {_scrub(str(e), token)}). "
                 "Check the network, proxy or HF_ENDPOINT. Each commit is atomic: files that did not arrive "
-                "will be sent again on retry.\n" + _retry_hint(folder, repo_id, private), folder) from e
+                "will be sent again on retry.\n" + _retry_hint(folder, repo_id, private),
+                folder,
+            ) from e
         if isinstance(e, ValueError) and "metadata" in str(e):
-            raise PublishError(f"The Hub rejected the card metadata: {_scrub(str(e), token)}\n"
-                               + _retry_hint(folder, repo_id, private), folder) from e
+            raise PublishError(
+                f"The Hub rejected the card metadata: {_scrub(str(e), token)}\n"
+                + _retry_hint(folder, repo_id, private),
+                folder,
+            ) from e
         raise
     return str(url), getattr(info, "commit_url", None)

@@ -10,8 +10,8 @@ returns its statistics. ``forget`` and ``retain`` are tokenized ``datasets.Datas
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch.utils.data import DataLoader

@@ -99,7 +99,11 @@ class Assignment:
 
 
 def make_assignment(
-    ids: list[str], labels: list[int], num_shards: int, num_slices: int, seed: int = 0,
+    ids: list[str],
+    labels: list[int],
+    num_shards: int,
+    num_slices: int,
+    seed: int = 0,
     public_ids: Iterable[str] = (),
 ) -> Assignment:
     """Deal each label's examples (shuffled by ``seed``) round-robin over the m*L cells.
@@ -122,6 +126,12 @@ def make_assignment(
         shard[rows], slc[rows] = cell % num_shards, cell // num_shards
         counter += len(rows)
     return Assignment(
-        num_shards=num_shards, num_slices=num_slices, seed=seed, ids=list(map(str, ids)),
-        shard=shard.tolist(), slice=slc.tolist(), label=[int(y) for y in labels], public_ids=sorted(public_ids),
+        num_shards=num_shards,
+        num_slices=num_slices,
+        seed=seed,
+        ids=list(map(str, ids)),
+        shard=shard.tolist(),
+        slice=slc.tolist(),
+        label=[int(y) for y in labels],
+        public_ids=sorted(public_ids),
     )

@@ -61,9 +61,15 @@ def _audit_one(x, sets: _TrainingSets, assignment, orders, state, deleted, reque
     j, s = assignment.locate(x)
     seq = deleted.get(x)
     entry = {
-        "id": x, "shard": j, "slice": s, "deleted": seq is not None,
-        "request_id": requests.get(seq), "request_seq": seq,
-        "shard_status": state.status[j], "served": None, "orders": [],
+        "id": x,
+        "shard": j,
+        "slice": s,
+        "deleted": seq is not None,
+        "request_id": requests.get(seq),
+        "request_seq": seq,
+        "shard_status": state.status[j],
+        "served": None,
+        "orders": [],
         "other_shards": f"the id is in no other shard's data (assignment: shard {j} only)",
     }
     served = state.served(j)
@@ -102,7 +108,10 @@ def _order_evidence(j, b, order, s, seq, sets: _TrainingSets, state) -> dict:
     else:
         reason = f"stages {excluded_at} were retrained after request {seq} with the id excluded"
     return {
-        "order": b, "slice_position": pos, "prefix_len": prefix,
+        "order": b,
+        "slice_position": pos,
+        "prefix_len": prefix,
         "generations": state.generations[j][b][:prefix],
-        "stages_trained_on_it": stages_on_it, "reason": reason,
+        "stages_trained_on_it": stages_on_it,
+        "reason": reason,
     }

@@ -49,6 +49,8 @@ def simulate_deletions_served(shard, slc, orders, *, trials: int = 2000, seed: i
                     break
         counts[t] = served
     return {
-        "mean": float(counts.mean()), "std": float(counts.std(ddof=1)) if trials > 1 else 0.0,
-        "stderr": float(counts.std(ddof=1) / np.sqrt(trials)) if trials > 1 else 0.0, "trials": trials,
+        "mean": float(counts.mean()),
+        "std": float(counts.std(ddof=1)) if trials > 1 else 0.0,
+        "stderr": float(counts.std(ddof=1) / np.sqrt(trials)) if trials > 1 else 0.0,
+        "trials": trials,
     }

@@ -62,8 +62,9 @@ class Checkpoint:
 
 
 def save_checkpoint(root: str | Path, ckpt: Checkpoint) -> Path:
-    return atomic_save_tensors(Path(root) / ckpt.key.relpath, ckpt.tensors(),
-                               metadata={META_KEY: json.dumps(ckpt.meta, sort_keys=True)})
+    return atomic_save_tensors(
+        Path(root) / ckpt.key.relpath, ckpt.tensors(), metadata={META_KEY: json.dumps(ckpt.meta, sort_keys=True)}
+    )
 
 
 def load_checkpoint(root: str | Path, key: CheckpointKey) -> Checkpoint:

@@ -35,7 +35,9 @@ def parse_blocks(blocks) -> list[list[int]] | None:
 class S3TConfig:
     """Shards, slices, slice orders, LoRA and per-stage training options of an S3T system."""
 
-    output_dir: str = field(default="s3t_output", metadata={"help": "Folder of the system: checkpoints, ledger, report."})
+    output_dir: str = field(
+        default="s3t_output", metadata={"help": "Folder of the system: checkpoints, ledger, report."}
+    )
     num_shards: int = field(default=4, metadata={"help": "m: number of disjoint shards (one model per shard)."})
     num_slices: int = field(default=4, metadata={"help": "L: slices per shard = training stages = layer blocks."})
     budget: int = field(default=2, metadata={"help": "B: number of slice orders trained per shard (1 <= B <= L!)."})
@@ -47,7 +49,8 @@ class S3TConfig:
         metadata={"help": "bms: probability that each slice (0..L-1) receives a deletion; low-prior slices go first."},
     )
     block_order: str = field(
-        default="top_down", metadata={"help": "Stage 1 trains the top layers (top_down, as the paper) or the bottom ones."}
+        default="top_down",
+        metadata={"help": "Stage 1 trains the top layers (top_down, as the paper) or the bottom ones."},
     )
     blocks: str | None = field(
         default=None,
@@ -74,10 +77,13 @@ class S3TConfig:
     max_length: int = field(default=128, metadata={"help": "Tokens kept per example."})
     on_cut: str = field(
         default="serve_prefix",
-        metadata={"help": "After a deletion cuts an order: serve the surviving prefix (S3T) or retrain the cut stages."},
+        metadata={
+            "help": "After a deletion cuts an order: serve the surviving prefix (S3T) or retrain the cut stages."
+        },
     )
     on_empty_shard: str = field(
-        default="retrain", metadata={"help": "A shard with no surviving prefix is retrained on its remaining data or dropped."}
+        default="retrain",
+        metadata={"help": "A shard with no surviving prefix is retrained on its remaining data or dropped."},
     )
     seed: int = field(default=0, metadata={"help": "Seeds the assignment, the orders and every stage."})
     overwrite_output_dir: bool = field(

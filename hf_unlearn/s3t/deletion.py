@@ -143,8 +143,15 @@ def plan_deletion(state, assignment, orders, ids, already_deleted, config, reque
         affected.append(entry)
     jobs = pending_jobs(new, config.num_slices, config.on_cut) if new_ids else []
     return DeletionPlan(
-        request_id=request_id, ids=ids, new_ids=new_ids, already_deleted=sorted(set(ids) - set(new_ids)),
-        affected=affected, old_state=state, new_state=new, jobs=jobs, purge=purge,
+        request_id=request_id,
+        ids=ids,
+        new_ids=new_ids,
+        already_deleted=sorted(set(ids) - set(new_ids)),
+        affected=affected,
+        old_state=state,
+        new_state=new,
+        jobs=jobs,
+        purge=purge,
     )
 
 

@@ -16,8 +16,9 @@ from .config import S3TConfig
 from .pretrain import finetune_base, model_accuracy, split_public_private
 from .system import S3TModel
 
-DEMO_SPEC = TinyBertSpec(vocab_size=600, hidden_size=64, num_hidden_layers=4, num_attention_heads=2,
-                         intermediate_size=128, max_length=32)
+DEMO_SPEC = TinyBertSpec(
+    vocab_size=600, hidden_size=64, num_hidden_layers=4, num_attention_heads=2, intermediate_size=128, max_length=32
+)
 
 
 def run_s3t_demo(output_dir, seed: int = 0) -> dict:
@@ -30,14 +31,27 @@ def run_s3t_demo(output_dir, seed: int = 0) -> dict:
     base_acc = 100 * model_accuracy(model, tokenizer, data["test"], max_length=32)
 
     config = S3TConfig(
-        output_dir=str(Path(output_dir) / "s3t_system"), num_shards=2, num_slices=2, budget=2,
-        num_train_epochs=2, learning_rate=1e-3, per_device_train_batch_size=16, max_length=32, seed=seed,
+        output_dir=str(Path(output_dir) / "s3t_system"),
+        num_shards=2,
+        num_slices=2,
+        budget=2,
+        num_train_epochs=2,
+        learning_rate=1e-3,
+        per_device_train_batch_size=16,
+        max_length=32,
+        seed=seed,
         overwrite_output_dir=True,
     )
     system = S3TModel.train(
-        config, model, tokenizer, private, eval_dataset=data["test"], base_model_name="tiny-bert",
+        config,
+        model,
+        tokenizer,
+        private,
+        eval_dataset=data["test"],
+        base_model_name="tiny-bert",
         base_metrics={"test_acc": round(base_acc, 4)},
-        data_info={"source": "synthetic", "n_train": 800, "seed": seed}, public_ids=list(public["id"]),
+        data_info={"source": "synthetic", "n_train": 800, "seed": seed},
+        public_ids=list(public["id"]),
     )
     before = 100 * system.evaluate(data["test"])["accuracy"]
 
@@ -53,8 +67,14 @@ def run_s3t_demo(output_dir, seed: int = 0) -> dict:
         "test_acc_before": round(before, 2),
         "test_acc_after": round(after, 2),
         "deleted_ids": request,
-        "deletion": {"action": result.action, "served": result.served, "retrained": result.retrained,
-                     "seconds": round(result.seconds, 3)},
-        "audit": {k: audit[k] for k in ("all_clean", "n_ids", "n_clean", "checkpoints_verified", "records_consistent")},
+        "deletion": {
+            "action": result.action,
+            "served": result.served,
+            "retrained": result.retrained,
+            "seconds": round(result.seconds, 3),
+        },
+        "audit": {
+            k: audit[k] for k in ("all_clean", "n_ids", "n_clean", "checkpoints_verified", "records_consistent")
+        },
         "seconds": round(time.perf_counter() - start, 2),
     }

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ class EncodedData:
         return self.tokenizer.pad_token_id
 
     @classmethod
-    def from_texts(cls, texts: Sequence[str], tokenizer, max_length: int, labels=None, ids=None) -> "EncodedData":
+    def from_texts(cls, texts: Sequence[str], tokenizer, max_length: int, labels=None, ids=None) -> EncodedData:
         enc = tokenizer(list(texts), truncation=True, max_length=max_length)
         n = len(enc["input_ids"])
         labels = np.full(n, -1, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
@@ -35,7 +35,7 @@ class EncodedData:
         return cls(ids=ids, input_ids=[list(x) for x in enc["input_ids"]], labels=labels, tokenizer=tokenizer)
 
     @classmethod
-    def from_dataset(cls, data: Dataset, tokenizer, max_length: int) -> "EncodedData":
+    def from_dataset(cls, data: Dataset, tokenizer, max_length: int) -> EncodedData:
         cols = data.column_names
         labels = data["label"] if "label" in cols else None
         ids = data["id"] if "id" in cols else None

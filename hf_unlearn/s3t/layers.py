@@ -100,10 +100,7 @@ def head_param_names(model: nn.Module, head_modules: Iterable[str] | None = None
         chosen = [n for n in names if any(n.startswith(m + ".") or f".{m}." in n for m in mods)]
     else:
         prefix = getattr(model, "base_model_prefix", "") + "."
-        chosen = [
-            n for n in names
-            if not n.startswith(prefix) or any(f".{m}." in n for m in DEFAULT_HEAD_MODULES)
-        ]
+        chosen = [n for n in names if not n.startswith(prefix) or any(f".{m}." in n for m in DEFAULT_HEAD_MODULES)]
     chosen = [n for n in chosen if "lora_" not in n]
     if not chosen:
         raise ValueError("no classification-head parameters found: set head_modules")
@@ -114,8 +111,15 @@ def lora_config(module_names: list[str], r: int, alpha: float, dropout: float) -
     return LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(module_names), bias="none")
 
 
-def inject_lora(model: nn.Module, adapter: str, module_names: list[str], r: int, alpha: float, dropout: float,
-                seed: int | None = None) -> None:
+def inject_lora(
+    model: nn.Module,
+    adapter: str,
+    module_names: list[str],
+    r: int,
+    alpha: float,
+    dropout: float,
+    seed: int | None = None,
+) -> None:
     """Add adapter ``adapter`` on exactly ``module_names``; its random init is drawn from ``seed``.
 
     The global RNG state is restored afterwards (loading checkpoints must not shift training RNG).

@@ -157,8 +157,17 @@ class Ledger:
         cur = self.conn.execute(
             "INSERT INTO requests (request_id, created_at, ids, ids_sha256, n_new, affected, action, status, completed_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (request_id, _now(), json.dumps(ids), ids_sha256, n_new, json.dumps(affected), action, status,
-             _now() if status == "done" else None),
+            (
+                request_id,
+                _now(),
+                json.dumps(ids),
+                ids_sha256,
+                n_new,
+                json.dumps(affected),
+                action,
+                status,
+                _now() if status == "done" else None,
+            ),
         )
         return int(cur.lastrowid)
 
@@ -199,8 +208,16 @@ class Ledger:
         conn.executemany(
             "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
             [
-                (r["shard"], r["order"], r["stage"], r["generation"], r["excluded_through_seq"], r["n_train"],
-                 r["train_ids_sha256"], r["created_at"])
+                (
+                    r["shard"],
+                    r["order"],
+                    r["stage"],
+                    r["generation"],
+                    r["excluded_through_seq"],
+                    r["n_train"],
+                    r["train_ids_sha256"],
+                    r["created_at"],
+                )
                 for r in rows
             ],
         )

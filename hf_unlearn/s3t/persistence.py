@@ -57,8 +57,9 @@ def publishable_files(system_dir: str | Path) -> list[Path]:
 
 
 def write_system_config(root: str | Path, config, info: dict) -> None:
-    write_json(Path(root) / CONFIG_FILE, {"format": 1, "method": info["method"], "config": config.to_dict(),
-                                          "system": info})
+    write_json(
+        Path(root) / CONFIG_FILE, {"format": 1, "method": info["method"], "config": config.to_dict(), "system": info}
+    )
 
 
 def read_system_config(root: str | Path) -> tuple[dict, dict]:

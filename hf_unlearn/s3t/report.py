@@ -20,14 +20,28 @@ from ..cards.schema import SCHEMA_VERSION, ForgettingReport
 from .persistence import REPORT_FILE, read_json, write_json
 
 DESCRIPTIONS = {
-    "s3t": "S3T (Chowdhury et al., \"Towards Scalable Exact Machine Unlearning Using Parameter-Efficient "
-    "Fine-Tuning\", 2024): shards of LoRA adapters trained slice by slice; every adapter stage that saw a "
+    "s3t": 'S3T (Chowdhury et al., "Towards Scalable Exact Machine Unlearning Using Parameter-Efficient '
+    'Fine-Tuning", 2024): shards of LoRA adapters trained slice by slice; every adapter stage that saw a '
     "forgotten example is switched off, so the remaining system never saw it.",
-    "sisa": "SISA (Bourtoule et al., \"Machine Unlearning\", IEEE S&P 2021): one model per shard, checkpointed "
+    "sisa": 'SISA (Bourtoule et al., "Machine Unlearning", IEEE S&P 2021): one model per shard, checkpointed '
     "after each data slice; a shard that saw a forgotten example is retrained from the last checkpoint before it.",
 }
-METHOD_ARGS = ("num_shards", "num_slices", "budget", "order_selection", "block_order", "lora_r", "lora_alpha",
-               "lora_target_modules", "learning_rate", "num_train_epochs", "on_cut", "on_empty_shard", "finetune", "seed")
+METHOD_ARGS = (
+    "num_shards",
+    "num_slices",
+    "budget",
+    "order_selection",
+    "block_order",
+    "lora_r",
+    "lora_alpha",
+    "lora_target_modules",
+    "learning_rate",
+    "num_train_epochs",
+    "on_cut",
+    "on_empty_shard",
+    "finetune",
+    "seed",
+)
 
 
 def initial_report(info: dict, config) -> dict:

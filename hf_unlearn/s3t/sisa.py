@@ -74,8 +74,9 @@ class SISAScheme(S3TScheme):
     def begin_unit(self, model, layout, config, job) -> None:
         if self._lora(config):
             seed = derive_seed(config.seed, "lora-init", job.shard, job.order_idx, 0)
-            inject_lora(model, ADAPTER, layout.stage_modules[0], config.lora_r, config.lora_alpha,
-                        config.lora_dropout, seed)
+            inject_lora(
+                model, ADAPTER, layout.stage_modules[0], config.lora_r, config.lora_alpha, config.lora_dropout, seed
+            )
         if job.prior:  # retrain from the last clean snapshot
             snapshot = job.prior[-1]
             if snapshot.adapter:

@@ -136,8 +136,11 @@ class S3TModel:
         root = Path(system_dir)
         _, info = read_system_config(root)
         klass = SYSTEMS.get(info["method"], cls) if cls is S3TModel else cls
-        source = Ledger(root / LEDGER_FILE).read_state() if (root / LEDGER_FILE).is_file() else \
-            SystemState.from_dict(read_json(root / SERVED_FILE)["state"])
+        source = (
+            Ledger(root / LEDGER_FILE).read_state()
+            if (root / LEDGER_FILE).is_file()
+            else SystemState.from_dict(read_json(root / SERVED_FILE)["state"])
+        )
         state = source.copy()
         for j in range(len(state.prefix)):
             state.prefix[j] = [0] * len(state.prefix[j])
@@ -156,8 +159,16 @@ class S3TModel:
         base, tokenizer = load_base(root / BASE_DIR)
         layout = Layout(**info["layout"])
         ensemble = Ensemble(base, layout, config, scheme, loader=lambda key: load_checkpoint(root, key))
-        return cls(root, config=config, info=info, state=state, ensemble=ensemble, tokenizer=tokenizer,
-                   ledger=ledger, assignment=assignment)
+        return cls(
+            root,
+            config=config,
+            info=info,
+            state=state,
+            ensemble=ensemble,
+            tokenizer=tokenizer,
+            ledger=ledger,
+            assignment=assignment,
+        )
 
     # -- inference ------------------------------------------------------------------------------
     @property
@@ -230,7 +241,9 @@ class S3TModel:
         already = self.ledger.deleted_among(ids)
         return plan_deletion(self.state, self.assignment, self.orders, ids, already, self.config)
 
-    def delete(self, ids, *, request_id: str | None = None, retrain: bool = True, train_dataset=None) -> DeletionResult:
+    def delete(
+        self, ids, *, request_id: str | None = None, retrain: bool = True, train_dataset=None
+    ) -> DeletionResult:
         """Forget ``ids`` exactly. Unknown ids raise ``ForgetRequestError`` before anything changes;
         replaying a request (same ``request_id``, default: derived from the ids) is a no-op."""
         start = time.perf_counter()
@@ -244,7 +257,12 @@ class S3TModel:
                 already = self.ledger.deleted_among(ids)
                 plan = plan_deletion(state, self.assignment, self.orders, ids, already, self.config, rid)
                 seq = self.ledger.insert_request(
-                    rid, ids, forget_set_commitment(ids), len(plan.new_ids), plan.affected, plan.action,
+                    rid,
+                    ids,
+                    forget_set_commitment(ids),
+                    len(plan.new_ids),
+                    plan.affected,
+                    plan.action,
                     "retraining" if plan.jobs else "done",
                 )
                 self.ledger.insert_deleted(plan.new_ids, seq)
@@ -254,8 +272,17 @@ class S3TModel:
         if previous is not None:
             if sorted(previous["ids"]) != ids:
                 raise ForgetRequestError(f"request id {rid!r} was already used for other ids")
-            return DeletionResult(rid, previous["seq"], "noop", [], ids, previous["affected"], self.served,
-                                  replayed=True, seconds=time.perf_counter() - start)
+            return DeletionResult(
+                rid,
+                previous["seq"],
+                "noop",
+                [],
+                ids,
+                previous["affected"],
+                self.served,
+                replayed=True,
+                seconds=time.perf_counter() - start,
+            )
         debug_pause("after_commit")
         self.state = plan.new_state
         self.ensemble.forget(plan.purge)
@@ -273,7 +300,9 @@ class S3TModel:
                 if retrain:
                     warnings.warn(
                         "deletion served exactly, but the retrain it needs has no training data: the affected "
-                        "shard(s) stay out of the ensemble until retrain_pending(train_dataset) runs", stacklevel=2)
+                        "shard(s) stay out of the ensemble until retrain_pending(train_dataset) runs",
+                        stacklevel=2,
+                    )
         result.seconds = time.perf_counter() - start
         return result
 
@@ -292,7 +321,9 @@ class S3TModel:
             known = set(data["id"])
             missing = [i for i in self.assignment.ids if i not in known]
             if missing:
-                raise MissingTrainingDataError(f"the training data lacks {len(missing)} assigned id(s), e.g. {missing[:3]}")
+                raise MissingTrainingDataError(
+                    f"the training data lacks {len(missing)} assigned id(s), e.g. {missing[:3]}"
+                )
             self._train_data = EncodedData.from_dataset(data, self.tokenizer, self.config.max_length)
         return self._train_data
 
@@ -315,10 +346,16 @@ class S3TModel:
                 prior_keys = self.state.keys(job.shard, job.order, range(job.from_stage))
                 self.ensemble.ensure(prior_keys)
                 unit = UnitJob(
-                    job.shard, job.order, order, g,
-                    [[i for i in self.assignment.members(job.shard, order[: k + 1]) if i not in deleted]
-                     for k in range(len(order))],
-                    from_stage=job.from_stage, excluded_through_seq=seq,
+                    job.shard,
+                    job.order,
+                    order,
+                    g,
+                    [
+                        [i for i in self.assignment.members(job.shard, order[: k + 1]) if i not in deleted]
+                        for k in range(len(order))
+                    ],
+                    from_stage=job.from_stage,
+                    excluded_through_seq=seq,
                     prior=[self.ensemble.checkpoints[k] for k in prior_keys],
                 )
                 ckpts = train_unit(base, data, unit, self.layout, self.config, self.scheme, self.system_dir)
@@ -328,8 +365,12 @@ class S3TModel:
             with self.ledger.transaction():
                 if self.ledger.last_seq() != seq:  # a request arrived meanwhile: train again
                     continue
-                new_state = apply_retrain(self.ledger.read_state(), jobs, lambda j, gens=gens: gens[(j.shard, j.order)],
-                                          self.config.num_slices)
+                new_state = apply_retrain(
+                    self.ledger.read_state(),
+                    jobs,
+                    lambda j, gens=gens: gens[(j.shard, j.order)],
+                    self.config.num_slices,
+                )
                 self.ledger.add_checkpoints(rows)
                 self.ledger.write_state(new_state)
                 self.ledger.finish_requests()
@@ -345,8 +386,13 @@ class S3TModel:
         ids = self.assignment.check_known(ids)
         requests = {r["seq"]: r["request_id"] for r in self.ledger.requests()}
         return audit_ids(
-            ids, assignment=self.assignment, orders=self.orders, state=self.ledger.read_state(),
-            deleted=self.ledger.deleted(), records=self.ledger.checkpoint_records(), requests=requests,
+            ids,
+            assignment=self.assignment,
+            orders=self.orders,
+            state=self.ledger.read_state(),
+            deleted=self.ledger.deleted(),
+            records=self.ledger.checkpoint_records(),
+            requests=requests,
         )
 
     def requests(self) -> list[dict]:

@@ -107,11 +107,25 @@ def train_system(
         _prepare_output_dir(root, config.overwrite_output_dir)
         save_base(model, tokenizer, root / BASE_DIR)
         make_assignment(
-            list(train_dataset["id"]), list(train_dataset["label"]), config.num_shards, config.num_slices,
-            config.seed, public_ids,
+            list(train_dataset["id"]),
+            list(train_dataset["label"]),
+            config.num_shards,
+            config.num_slices,
+            config.seed,
+            public_ids,
         ).save(root)
-        info = _system_info(system_cls, config, model, train_dataset, eval_dataset, base_model_name=base_model_name,
-                            base_metrics=base_metrics, data_info=data_info, public_ids=public_ids, world=world)
+        info = _system_info(
+            system_cls,
+            config,
+            model,
+            train_dataset,
+            eval_dataset,
+            base_model_name=base_model_name,
+            base_metrics=base_metrics,
+            data_info=data_info,
+            public_ids=public_ids,
+            world=world,
+        )
         write_system_config(root, config, info)
     state.wait_for_everyone()
 
@@ -126,8 +140,19 @@ def train_system(
     return system
 
 
-def _system_info(system_cls, config, model, train_dataset, eval_dataset, *, base_model_name, base_metrics, data_info,
-                 public_ids, world) -> dict:
+def _system_info(
+    system_cls,
+    config,
+    model,
+    train_dataset,
+    eval_dataset,
+    *,
+    base_model_name,
+    base_metrics,
+    data_info,
+    public_ids,
+    world,
+) -> dict:
     """The structure recorded in ``s3t_config.json``: layout, slice orders, data source, fingerprints."""
     orders = select_orders(config)
     check_orders(orders, config.num_slices)
@@ -170,7 +195,9 @@ def _assemble(system_cls, config, root: Path, info: dict, train_dataset, eval_da
     if len(rows) != expected:
         raise RuntimeError(f"expected {expected} stage checkpoints after training, found {len(rows)}")
     Ledger.create(
-        root / LEDGER_FILE, SystemState.initial(config.num_shards, config.budget, config.num_slices), rows,
+        root / LEDGER_FILE,
+        SystemState.initial(config.num_shards, config.budget, config.num_slices),
+        rows,
         meta={"method": system_cls.method, "created_at": info["created_at"]},
     ).close()
     report = initial_report(info, config)

@@ -8,7 +8,7 @@ tested with; ``pyproject.toml`` states the minimums.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

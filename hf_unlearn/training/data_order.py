@@ -14,7 +14,7 @@ boundary and skips batches left empty: this is the data order of the retrain twi
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch

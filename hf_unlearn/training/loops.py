@@ -12,7 +12,7 @@ the ids carried aside under ``batch["_order"]`` (:func:`to_device` drops them).
 from __future__ import annotations
 
 import inspect
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader

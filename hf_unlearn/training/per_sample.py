@@ -173,7 +173,7 @@ class PerSampleSubsetGradients:
         """name -> flat int64 indices into ``param.view(-1)``, in ``param_names`` (column) order."""
         return {n: self._specs[n].flat for n in self.param_names}
 
-    def attach(self) -> "PerSampleSubsetGradients":
+    def attach(self) -> PerSampleSubsetGradients:
         """Register the forward hooks (idempotent)."""
         if not self._handles:
             for module, plan in self._plans:
