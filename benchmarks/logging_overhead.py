@@ -8,7 +8,7 @@ subset, batch 32, AdamW lr 5e-4 with linear decay, ``torch.set_num_threads(2)``:
 * ``deltas``      + batch deltas ``w_after - w_before`` of every trainable parameter, fp32
                   (Graves et al., "Amnesiac Machine Learning", AAAI 2021);
 * ``per_sample``  + per-sample gradients on a random subset of p = 1% of the parameters
-                  (guide section 2.2, the per-sample variant);
+                  (the per-sample variant of amnesiac rollback);
 * ``opacus``      the anchor: ``transformers.Trainer`` on
                   ``opacus.grad_sample.wrap_model(model, grad_sample_mode="hooks")``, which
                   computes the full per-sample gradient of every parameter (in train mode).
@@ -23,7 +23,7 @@ figure is the median over repeats. Figures (one JSON line each):
 * ``opacus_vs_per_sample_time`` = overhead_opacus / overhead_per_sample (total time), and
   ``opacus_vs_per_sample_extra`` = (overhead_opacus - 1) / (overhead_per_sample - 1), the
   reading that compares the EXTRA cost of each method over plain training;
-* ``log_bytes_ratio`` = bytes of ``deltas/`` / (steps * d * 4) (guide 2.2 formula);
+* ``log_bytes_ratio`` = bytes of ``deltas/`` / (steps * d * 4) (the storage formula of amnesiac rollback);
 * ``per_sample_bytes_ratio`` = bytes of the ``per_sample/step_*`` files / (N * E * k * 4);
 * ``peak_rss_<variant>`` (MB, peak during ``train()``), ``plain_time`` (s, context only).
 

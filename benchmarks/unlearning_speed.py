@@ -44,7 +44,7 @@ Figures per arm, forget set and method (one JSON line each): ``speedup_vs_retrai
 time / method time), ``cost_fraction`` (= its inverse), ``tow``, ``tow_mia``, ``ve`` (||w_u -
 w_twin||_2) and ``steps_rolled_back``; per arm and forget set: ``retrain_time``; per arm:
 ``train_time``, log bytes. Evaluation: forget set, a label-balanced retain subset
-(``--retain-eval``) and the test subset; ToW / ToW-MIA against the twin (guide section 3).
+(``--retain-eval``) and the test subset; ToW / ToW-MIA against the twin (defined in the README).
 
 Usage::
 

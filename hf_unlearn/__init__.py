@@ -5,7 +5,7 @@ Training that prepares for deletion (``UnlearnableTrainer``), unlearning methods
 canaries) and Hub publishing with a forgetting card.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "UnlearnableTrainer": "hf_unlearn.training",

@@ -25,6 +25,7 @@ from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from safetensors.numpy import save_file
 
+import hf_unlearn
 from hf_unlearn import artifacts
 from hf_unlearn.cards import is_allowed_path, is_private_path, render_card, render_training_card, strip_private
 from hf_unlearn.cards.schema import ForgettingReport
@@ -533,7 +534,7 @@ def test_training_card_says_prepared_for_deletion(tmp_path):
         "`bfloat16`",
         "fraction 0.01",
         "5000 training examples, 3 epochs",
-        "hf-unlearn version: 0.1.0",
+        f"hf-unlearn version: {hf_unlearn.__version__}",
         "| eval_accuracy |",
         "`sd_lambda_decay`",
     ):

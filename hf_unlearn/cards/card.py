@@ -2,18 +2,17 @@
 
 Cards are rendered with ``huggingface_hub.ModelCard.from_template`` from the Jinja templates in
 ``hf_unlearn/cards/templates/``; the evaluation figures also go into the card's ``model-index``
-metadata (``ModelCardData(eval_results=[EvalResult(...)])``). Tables are built here, padded so
-that they read well as plain text too. Inputs are scrubbed with :func:`strip_private` first, so
-a card can never show an example id or text even if the caller passed one.
+metadata (``ModelCardData(eval_results=[EvalResult(...)])``). Tables are built here with the
+helpers of :mod:`hf_unlearn.cards.tables`, padded so that they read well as plain text too. Inputs
+are scrubbed with :func:`strip_private` first, so a card can never show an example id or text even
+if the caller passed one.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,26 @@ from .. import __version__
 from ..artifacts import atomic_write_text
 from .privacy import SYSTEM_METHODS, strip_private
 from .schema import ForgettingReport
+from .tables import (
+    NA,
+    OFFLINE_BASES,
+    _dataset_label,
+    _forgotten_table,
+    _get,
+    _key,
+    _kv_table,
+    _num,
+    _speedup,
+    _tag,
+    fmt,
+    hub_id_or_none,
+    md_table,
+)
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 UNLEARNED_TEMPLATE = TEMPLATE_DIR / "unlearned_model_card.md"
 TRAINING_TEMPLATE = TEMPLATE_DIR / "trained_model_card.md"
-NA = "n/a"
 EXACT_METHODS = ("s3t", "sisa", "retrain")
-OFFLINE_BASES = ("tiny-bert",)
 SMALL_FORGET_SET = 200  # below this, the card warns that forget-set figures are noisy
 
 # (report key, label, split, metric type, formatter kind)
@@ -79,88 +91,6 @@ PENALTIES = {
     "sd_lambda_decay": "the SD weight is divided by this after each epoch",
     "l2_init_mu": "weight of the squared L2 distance between the weights and the initial weights; 0 = off",
 }
-
-
-# ------------------------------------------------------------------------------------ formatting
-
-
-def fmt(value: Any, kind: str = "auto") -> str:
-    """Format a figure for a table: ``None``/missing/NaN -> ``n/a``; pct 1 decimal; unit 3 decimals."""
-    if value is None or isinstance(value, bool):
-        return NA if value is None else ("yes" if value else "no")
-    if not isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
-        return NA
-    if kind == "pct":
-        return f"{value:.1f}"
-    if kind == "unit":
-        return f"{value:.3f}"
-    if kind == "sci":
-        return f"{value:.4g}"
-    if kind == "s":
-        return f"{value:,.1f} s"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def md_table(header: list[str], rows: list[list[str]], right: Iterable[int] = ()) -> str:
-    """A Markdown table padded to aligned columns; columns in ``right`` are right-aligned."""
-    right = set(right)
-    cells = [[str(c).replace("|", "\\|") for c in row] for row in [header, *rows]]
-    widths = [max(3, *(len(r[i]) for r in cells)) for i in range(len(header))]
-
-    def line(row):
-        return (
-            "| "
-            + " | ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
-            + " |"
-        )
-
-    sep = (
-        "|"
-        + "|".join(("-" * (w + 1) + ":") if i in right else (":" + "-" * (w + 1)) for i, w in enumerate(widths))
-        + "|"
-    )
-    return "\n".join([line(cells[0]), sep, *(line(r) for r in cells[1:])])
-
-
-def _get(d: Any, *keys: str) -> Any:
-    for k in keys:
-        if not isinstance(d, dict):
-            return None
-        d = d.get(k)
-    return d
-
-
-def _num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def hub_id_or_none(name: Any) -> str | None:
-    """``name`` if it can be a Hub repo id (not a local path, not an offline built-in), else None."""
-    if not isinstance(name, str) or name in OFFLINE_BASES or name in ("synthetic",):
-        return None
-    if os.path.isabs(name) or name.startswith(".") or os.path.exists(name) or "\\" in name:
-        return None
-    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", name) or ".." in name or "--" in name:
-        return None
-    return name
-
-
-def _tag(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", str(name).lower()).strip("-")
-
-
-def _dataset_label(source: Any) -> str:
-    if not isinstance(source, str) or not source:
-        return "unknown"
-    return (
-        Path(source).name if (os.path.isabs(source) or os.sep in source and hub_id_or_none(source) is None) else source
-    )
-
-
-def _key(name: Any) -> str:
-    return str(name or "").lower().replace("-", "_")
 
 
 # ------------------------------------------------------------------------------- model-index
@@ -240,21 +170,6 @@ def _comparison_table(report: dict) -> str:
     return md_table(["Comparison with the retrain twin", "Value", "Meaning"], rows, right=[1])
 
 
-def _kv_table(
-    header: list[str], d: dict | None, notes: dict | None = None, names: dict | None = None, kind: str = "auto"
-) -> str | None:
-    if not d:
-        return None
-    notes, names = notes or {}, names or {}
-    rows = [
-        [names.get(k, f"`{k}`"), fmt(v, kind) if not isinstance(v, (dict, list)) else json.dumps(v)]
-        + ([notes.get(k, "")] if notes else [])
-        for k, v in d.items()
-    ]
-    numeric = all(_num(v) or v is None for v in d.values())
-    return md_table(header + (["Meaning"] if notes else []), rows, right=[1] if numeric else [])
-
-
 def _finish(card: ModelCard) -> ModelCard:
     """Collapse the blank lines Jinja blocks leave behind; end with one newline."""
     return ModelCard(re.sub(r"\n{3,}", "\n\n", str(card)).rstrip() + "\n")
@@ -307,6 +222,13 @@ def _card_data(
     )
 
 
+def _guarantee(declared: Any, mkey: str) -> tuple[str, bool]:
+    """The report's guarantee and False; or, when it names neither, the method's kind and True (inferred)."""
+    if declared in ("exact", "approximate"):
+        return declared, False
+    return ("exact" if mkey in EXACT_METHODS else "approximate"), True
+
+
 def render_card(
     report: dict, *, repo_id: str | None = None, license: str | None = None, layout: list[str] | None = None
 ) -> ModelCard:
@@ -323,10 +245,7 @@ def render_card(
     report = parsed.to_dict()
     method = parsed.method
     mkey = _key(method)
-    guarantee = parsed.guarantee
-    inferred = guarantee not in ("exact", "approximate")
-    if inferred:
-        guarantee = "exact" if mkey in EXACT_METHODS else "approximate"
+    guarantee, inferred = _guarantee(parsed.guarantee, mkey)
     model_name = (repo_id or "").split("/")[
         -1
     ] or f"{_tag(report.get('base_model') or 'model')}-unlearned-{_tag(method)}"
@@ -335,9 +254,6 @@ def render_card(
     data = _card_data(report, model_name=model_name, license=license, tags=tags, results=results)
     training = parsed.training or {}
     timings = parsed.timings or {}
-    speedup = None
-    if _num(timings.get("unlearn_s")) and _num(timings.get("retrain_s")) and timings["unlearn_s"] > 0:
-        speedup = f"{timings['retrain_s'] / timings['unlearn_s']:,.1f}x"
     forget = parsed.forget or {}
     config = parsed.config
     context = _common_context(report, training.get("penalties"), training.get("recorders"))
@@ -353,19 +269,12 @@ def render_card(
         forget_count=fmt(forget.get("count")),
         small_forget=_num(forget.get("count")) and 0 < forget["count"] < SMALL_FORGET_SET,
         one_example_pts=f"{100 / forget['count']:.1f}" if _num(forget.get("count")) and forget["count"] > 0 else NA,
-        forgotten_table=md_table(
-            ["What", "Value"],
-            [
-                ["Examples forgotten", fmt(forget.get("count"))],
-                ["Forget-set sha256", f"`{forget['sha256']}`" if forget.get("sha256") else NA],
-                ["Deletion request date", fmt(forget.get("request_date"))],
-            ],
-        ),
+        forgotten_table=_forgotten_table(forget),
         evaluation_table=_evaluation_table(report) if report.get("metrics") else None,
         comparison_table=_comparison_table(report) if report.get("comparison") else None,
         delta_dtype=training.get("delta_dtype"),
         timings_table=_kv_table(["Step", "Wall-clock time"], timings, names=TIMINGS, kind="s"),
-        speedup=speedup,
+        speedup=_speedup(timings),
         config_json=json.dumps(config, indent=2, sort_keys=True, default=str) if config else None,
         license_known=data.get("license") is not None,
         repo_id=repo_id,

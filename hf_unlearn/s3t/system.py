@@ -11,34 +11,26 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from datasets import Dataset
 
-from ..artifacts import forget_set_commitment
-from ..data import ForgetRequestError, fingerprint_dataset
+from ..data import fingerprint_dataset
 from .assignment import ASSIGNMENT_FILE, Assignment
 from .audit import audit_ids
 from .checkpoints import CheckpointKey, load_checkpoint
 from .config import S3TConfig
-from .deletion import (
-    DeletionPlan,
-    SystemState,
-    apply_retrain,
-    next_generation,
-    pending_jobs,
-    plan_deletion,
-    request_id_for,
-)
+from .deletion import DeletionPlan, SystemState, next_generation, pending_jobs, plan_deletion, request_id_for
 from .encoding import EncodedData
 from .engine import Ensemble
 from .ledger import LEDGER_FILE, Ledger, debug_pause
 from .persistence import BASE_DIR, SERVED_FILE, copy_system, load_base, read_json, read_system_config, write_json
 from .report import forget_section, load_report, record_evaluation, save_report
-from .staged import Layout, S3TScheme, UnitJob, train_unit
+from .staged import Layout, S3TScheme, train_unit
+from .unlearning import DeletionResult, commit_deletion, commit_retrain, replayed_result, retrain_unit
 
 SYSTEMS: dict[str, type] = {}
 
@@ -49,24 +41,6 @@ class ReadOnlySystemError(RuntimeError):
 
 class MissingTrainingDataError(RuntimeError):
     """A retrain needs the private training split and none is attached."""
-
-
-@dataclass
-class DeletionResult:
-    request_id: str
-    seq: int | None
-    action: str
-    new_ids: list[str]
-    already_deleted: list[str]
-    affected: list[dict]
-    served: dict
-    replayed: bool = False
-    retrained: list[dict] = field(default_factory=list)
-    pending_retrain: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -250,61 +224,41 @@ class S3TModel:
         self._require_writable("delete")
         ids = self.assignment.check_known(ids)
         rid = request_id or request_id_for(ids)
-        with self.ledger.transaction():
-            previous = self.ledger.find_request(rid)
-            if previous is None:
-                state = self.ledger.read_state()
-                already = self.ledger.deleted_among(ids)
-                plan = plan_deletion(state, self.assignment, self.orders, ids, already, self.config, rid)
-                seq = self.ledger.insert_request(
-                    rid,
-                    ids,
-                    forget_set_commitment(ids),
-                    len(plan.new_ids),
-                    plan.affected,
-                    plan.action,
-                    "retraining" if plan.jobs else "done",
-                )
-                self.ledger.insert_deleted(plan.new_ids, seq)
-                debug_pause("in_transaction")
-                self.ledger.write_state(plan.new_state)
-                self.ledger.mark_purged(plan.purge)
+        previous, plan, seq = commit_deletion(self.ledger, self.assignment, self.orders, self.config, ids, rid)
         if previous is not None:
-            if sorted(previous["ids"]) != ids:
-                raise ForgetRequestError(f"request id {rid!r} was already used for other ids")
-            return DeletionResult(
-                rid,
-                previous["seq"],
-                "noop",
-                [],
-                ids,
-                previous["affected"],
-                self.served,
-                replayed=True,
-                seconds=time.perf_counter() - start,
-            )
+            return replayed_result(previous, ids, rid, self.served, start)
         debug_pause("after_commit")
+        self._apply_cut(plan, start)
+        result = DeletionResult(rid, seq, plan.action, plan.new_ids, plan.already_deleted, plan.affected, self.served)
+        if plan.jobs:
+            self._retrain_or_defer(result, plan, retrain, train_dataset)
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _apply_cut(self, plan: DeletionPlan, start: float) -> None:
+        """After the commit: serve the plan's state, drop and delete the purged checkpoints, and
+        update ``served.json`` and the report (unlearning time counted from ``start``)."""
         self.state = plan.new_state
         self.ensemble.forget(plan.purge)
         for key in plan.purge:
             (self.system_dir / key.relpath).unlink(missing_ok=True)
         self._export_served()
         self._update_report(time.perf_counter() - start)
-        result = DeletionResult(rid, seq, plan.action, plan.new_ids, plan.already_deleted, plan.affected, self.served)
-        if plan.jobs:
-            if retrain and (train_dataset is not None or self._train_source is not None or self._train_data):
-                result.retrained = self.retrain_pending(train_dataset)
-                result.served = self.served
-            else:
-                result.pending_retrain = [asdict(j) for j in plan.jobs]
-                if retrain:
-                    warnings.warn(
-                        "deletion served exactly, but the retrain it needs has no training data: the affected "
-                        "shard(s) stay out of the ensemble until retrain_pending(train_dataset) runs",
-                        stacklevel=2,
-                    )
-        result.seconds = time.perf_counter() - start
-        return result
+
+    def _retrain_or_defer(self, result: DeletionResult, plan: DeletionPlan, retrain: bool, train_dataset) -> None:
+        """Run the retrains ``plan`` needs when asked to and training data is at hand; else record them
+        as pending in ``result`` (with a warning if a retrain was asked for)."""
+        if retrain and (train_dataset is not None or self._train_source is not None or self._train_data):
+            result.retrained = self.retrain_pending(train_dataset)
+            result.served = self.served
+            return
+        result.pending_retrain = [asdict(j) for j in plan.jobs]
+        if retrain:
+            warnings.warn(
+                "deletion served exactly, but the retrain it needs has no training data: the affected "
+                "shard(s) stay out of the ensemble until retrain_pending(train_dataset) runs",
+                stacklevel=3,  # the caller of delete()
+            )
 
     def attach_training_data(self, train_dataset) -> None:
         """The private training split (a Dataset, or a callable returning it), used by retrains only."""
@@ -345,35 +299,15 @@ class S3TModel:
                 gens[(job.shard, job.order)] = g = next_generation(self.state, job)
                 prior_keys = self.state.keys(job.shard, job.order, range(job.from_stage))
                 self.ensemble.ensure(prior_keys)
-                unit = UnitJob(
-                    job.shard,
-                    job.order,
-                    order,
-                    g,
-                    [
-                        [i for i in self.assignment.members(job.shard, order[: k + 1]) if i not in deleted]
-                        for k in range(len(order))
-                    ],
-                    from_stage=job.from_stage,
-                    excluded_through_seq=seq,
-                    prior=[self.ensemble.checkpoints[k] for k in prior_keys],
-                )
+                prior = [self.ensemble.checkpoints[k] for k in prior_keys]
+                unit = retrain_unit(job, order, g, self.assignment, deleted, seq, prior)
                 ckpts = train_unit(base, data, unit, self.layout, self.config, self.scheme, self.system_dir)
                 trained += ckpts
                 rows += [c.meta for c in ckpts]
                 done.append({**asdict(job), "generation": g, "seconds": round(time.perf_counter() - t0, 3)})
-            with self.ledger.transaction():
-                if self.ledger.last_seq() != seq:  # a request arrived meanwhile: train again
-                    continue
-                new_state = apply_retrain(
-                    self.ledger.read_state(),
-                    jobs,
-                    lambda j, gens=gens: gens[(j.shard, j.order)],
-                    self.config.num_slices,
-                )
-                self.ledger.add_checkpoints(rows)
-                self.ledger.write_state(new_state)
-                self.ledger.finish_requests()
+            new_state = commit_retrain(self.ledger, jobs, gens, rows, seq, self.config.num_slices)
+            if new_state is None:  # a request arrived meanwhile: train again
+                continue
             self.state = new_state
             for c in trained:
                 self.ensemble.add(c)

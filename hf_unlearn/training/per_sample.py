@@ -2,7 +2,7 @@
 
 Amnesiac unlearning (Graves, Nagisetty and Ganesh, "Amnesiac Machine Learning", AAAI 2021)
 rolls a model back by subtracting the updates of the steps that saw the data to forget. Its
-per-sample variant (guide section 2.2) stores, for every example, its gradient restricted to a
+per-sample variant (after Marincione 2024) stores, for every example, its gradient restricted to a
 fixed random subset J of about a fraction ``p`` of the trainable parameters, and rolls back with
 ``w_J += (lr_s / |B_s|) * g_{i,J}`` for each step s that saw example i.
 
@@ -79,7 +79,7 @@ class PerSampleSubsetGradients:
 
     Source: Graves et al., "Amnesiac Machine Learning" (AAAI 2021) for per-step rollback; the
     per-sample variant (store ``g_{i,J}``, roll back ``w_J += lr_s / |B_s| * g_{i,J}``) is the
-    one of guide section 2.2. Formulas (g = gradient of the loss w.r.t. the module output,
+    one after Marincione 2024. Formulas (g = gradient of the loss w.r.t. the module output,
     a = module input, sums over positions t of sample b; see the module docstring):
     Linear ``dW[i,j] = sum_t g[b,t,i] a[b,t,j]``, ``db[i] = sum_t g[b,t,i]``; Embedding
     ``dW[v,j] = sum_{t: x[b,t]=v} g[b,t,j]``; LayerNorm ``dw[e] = sum_t g[b,t,e] x_hat[b,t,e]``,
