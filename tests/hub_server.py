@@ -4,7 +4,7 @@ It answers the routes ``huggingface_hub`` 2.4 calls for ``create_repo`` + ``uplo
 small files (read from the client source: ``hf_api.create_repo``, ``hf_api._validate_yaml``,
 ``_commit_api._fetch_upload_modes`` and ``_commit_api._send_commit``):
 
-- ``POST /api/repos/create``                      JSON {name, organization, visibility, type} -> {url}
+- ``POST /api/repos/create``                      JSON {name, organization, visibility or private, type} -> {url}
 - ``GET  /api/agent-harnesses``                   registry read by ``utils._detect_agent`` for the User-Agent
 - ``GET  /api/models/{ns}/{name}``                repo info (called after a 401/403 on create)
 - ``POST /api/validate-yaml``                     JSON {content, repoType} -> {errors, warnings}
@@ -145,7 +145,9 @@ class FakeHub:
             with self._lock:
                 if repo_id in self.repos:
                     return self._error(409, "You already created this model repo")
-                self.repos[repo_id] = FakeRepo(repo_id, private=req.get("visibility") == "private")
+                # clients send {"visibility": "private"} (recent huggingface_hub) or {"private": true} (older)
+                private = req.get("visibility") == "private" or req.get("private") is True
+                self.repos[repo_id] = FakeRepo(repo_id, private=private)
             return 200, {"url": f"{self.endpoint}/{repo_id}", "name": repo_id, "id": repo_id}, {}
         if method == "POST" and path == "/api/validate-yaml":
             content = json.loads(body)["content"]
