@@ -35,15 +35,7 @@ def load_splits(data_args: DataArguments, n_public: int = 0):
             seed=data_args.dataset_seed,
         )
     else:
-        dd = load_sentiment_dataset(
-            data_args.dataset_name,
-            text_column=data_args.text_column,
-            label_column=data_args.label_column,
-            id_column=data_args.id_column,
-            max_train=data_args.max_train_samples,
-            max_test=data_args.max_test_samples,
-            seed=data_args.dataset_seed,
-        )
+        dd = data_args.load()
     public, private = split_public_private(dd["train"], n_public, data_args.dataset_seed)
     return public, private, dd["test"]
 
