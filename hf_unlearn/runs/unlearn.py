@@ -220,10 +220,13 @@ def _build_report(run: TrainedRun, models, splits, forget_ids, spec, method_args
 def steps_summary(stats: dict) -> str:
     """``"40 optimizer steps"`` (and the steps replayed, when a method reports them) for a phase line."""
     parts = []
-    if isinstance(stats.get("optimizer_steps"), int):
-        parts.append(f"{stats['optimizer_steps']} optimizer steps")
-    if isinstance(stats.get("steps_replayed"), int):
-        parts.append(f"{stats['steps_replayed']} steps replayed")
+    for key, (one, many) in {
+        "optimizer_steps": ("optimizer step", "optimizer steps"),
+        "steps_replayed": ("step replayed", "steps replayed"),
+    }.items():
+        n = stats.get(key)
+        if isinstance(n, int) and not isinstance(n, bool):
+            parts.append(f"{n} {one if n == 1 else many}")
     return ", ".join(parts)
 
 
