@@ -145,7 +145,9 @@ def _file_kind(path: str, flag: str) -> str:
         raise DatasetFormatError(f"{flag}: no such file: {path}")
     kind = LOCAL_SUFFIXES.get(file.suffix.lower())
     if kind is None:
-        raise DatasetFormatError(f"{flag} {path}: unsupported file type {file.suffix!r}; use one of {sorted(LOCAL_SUFFIXES)}")
+        raise DatasetFormatError(
+            f"{flag} {path}: unsupported file type {file.suffix!r}; use one of {sorted(LOCAL_SUFFIXES)}"
+        )
     return kind
 
 

@@ -54,8 +54,6 @@ def deprecated(old: str, new: str, where: str = "the flag", stacklevel: int = 4)
     )
 
 
-
-
 def add_output_flags(parser: argparse.ArgumentParser) -> None:
     """``--verbose`` and ``--quiet`` (every command has them; see ``hf_unlearn.console.configure_output``)."""
     parser.add_argument(
@@ -213,6 +211,9 @@ class RecipeParser(HfArgumentParser):
         outputs = []
         for dtype in self.dataclass_types:
             names = {f.name for f in dataclasses.fields(dtype) if f.init}
-            outputs.append(dtype(**{k: v for k, v in values.items() if k in names}))
+            try:
+                outputs.append(dtype(**{k: v for k, v in values.items() if k in names}))
+            except ValueError as exc:  # a dataclass's own validation (__post_init__)
+                self.error(str(exc))
         extra = {k: v for k, v in values.items() if k in self.extra_dests}
         return (*outputs, argparse.Namespace(**extra)) if extra else tuple(outputs)
