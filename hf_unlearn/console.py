@@ -64,18 +64,19 @@ def _configure_libraries(loud: bool) -> None:
     import huggingface_hub.utils as hub_utils
     import transformers
 
+    # A user's HF_DATASETS_DISABLE_PROGRESS_BARS / HF_HUB_DISABLE_PROGRESS_BARS has priority (the libraries
+    # would only warn that it does).
+    if os.environ.get("HF_DATASETS_DISABLE_PROGRESS_BARS") is None:
+        (datasets.enable_progress_bars if loud else datasets.disable_progress_bars)()
+    if os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") is None:
+        (hub_utils.enable_progress_bars if loud else hub_utils.disable_progress_bars)()
     if loud:
-        datasets.enable_progress_bars()
-        datasets.utils.logging.set_verbosity_warning()
         transformers.utils.logging.enable_progress_bar()
-        transformers.utils.logging.set_verbosity_warning()
-        hub_utils.enable_progress_bars()
     else:
-        datasets.disable_progress_bars()
-        datasets.utils.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
-        transformers.utils.logging.set_verbosity_error()
-        hub_utils.disable_progress_bars()
+    level = "warning" if loud else "error"
+    datasets.utils.logging.set_verbosity(getattr(datasets.logging, level.upper()))
+    transformers.utils.logging.set_verbosity(getattr(transformers.logging, level.upper()))
 
 
 def _silent() -> bool:

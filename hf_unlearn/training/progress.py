@@ -70,8 +70,9 @@ class LabelledProgress(TrainerCallback):
         if console.is_verbose() and state.is_world_process_zero:
             logs.pop("total_flos", None)
             shown = {k: f"{v:.4g}" if isinstance(v, float) else v for k, v in logs.items()}
-            if self.training_bar is not None:
-                self.training_bar.write(str(shown), file=sys.stderr)
+            bar = self.training_bar or self.prediction_bar
+            if bar is not None:
+                bar.write(str(shown), file=sys.stderr)
             else:
                 print(str(shown), file=sys.stderr)
 
