@@ -128,20 +128,7 @@ def unlearn_run(
     splits = split_for_evaluation(run.tokenized["train"], run.tokenized["test"], forget_ids, retain_eval_max)
     inputs = rum_inputs(run, method, options)
     timings = {}
-    with console.phase(f"unlearning {len(forget_ids)} examples with {method}") as step:
-        start = time.perf_counter()
-        result = unlearn(
-            run.model,
-            splits["forget"],
-            splits["retain_full"],
-            method=method,
-            log=run.log,
-            tokenizer=run.tokenizer,
-            **inputs,
-            **options,
-        )
-        timings["unlearn_s"] = time.perf_counter() - start
-        step.summary = steps_summary(result.stats)
+    result, timings["unlearn_s"] = run_method(run, splits, method, {**inputs, **options})
     models = {"original": run.model, "unlearned": result.model}
     if with_twin and twin is None:
         twin, timings["retrain_s"] = build_twin(run, forget_ids)
@@ -159,6 +146,23 @@ def unlearn_run(
         write_outputs(Path(output_dir), result.model, run.tokenizer, report, others)
     report["_twin"] = twin  # for callers that reuse it; never serialised
     return report
+
+
+def run_method(run: TrainedRun, splits: dict, method: str, kwargs: dict):
+    """(the method's result, seconds): ``method`` on the forget split, under one phase line."""
+    with console.phase(f"unlearning {len(splits['forget'])} examples with {method}") as step:
+        start = time.perf_counter()
+        result = unlearn(
+            run.model,
+            splits["forget"],
+            splits["retain_full"],
+            method=method,
+            log=run.log,
+            tokenizer=run.tokenizer,
+            **kwargs,
+        )
+        step.summary = steps_summary(result.stats)
+    return result, time.perf_counter() - start
 
 
 def typed_options(spec, options: dict) -> dict:
