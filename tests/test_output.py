@@ -281,3 +281,29 @@ def test_label_progress_replaces_the_trainers_bar(tiny, tmp_path):
     callbacks = trainer.callback_handler.callbacks
     assert not [c for c in callbacks if isinstance(c, (ProgressCallback, PrinterCallback))]
     assert [c.desc for c in callbacks if isinstance(c, LabelledProgress)] == ["retraining the twin"]
+
+
+def test_unlearning_steps_keep_their_bar(restore_output, capsys):
+    """The loop's bar is labelled and stays on screen at 100% (NegGrad+'s used to vanish); progress=False: none."""
+    import torch
+
+    from hf_unlearn.training.loops import run_steps
+
+    console.configure_output()
+    model = torch.nn.Linear(2, 1)
+
+    def step_loss(step: int) -> torch.Tensor:
+        return model(torch.ones(1, 2)).pow(2).sum()
+
+    assert run_steps(model, 3, step_loss, learning_rate=0.1) == 3
+    err = capsys.readouterr().err
+    final = err.split("\n")[-2].split("\r")[-1]  # what stays on the screen once the bar is closed
+    assert final.startswith("unlearning steps: 100%|") and "3/3" in final
+    assert run_steps(model, 3, step_loss, learning_rate=0.1, progress=False) == 3
+    assert capsys.readouterr().err == ""
+
+
+def test_methods_show_their_progress_by_default():
+    from hf_unlearn.methods.base import MethodContext
+
+    assert MethodContext(tokenizer=None).progress  # per_sample_replay's "replaying steps" bar is shown
