@@ -228,6 +228,16 @@ def _card_data(
     )
 
 
+def _shown_config(report: dict) -> dict:
+    """The report's configuration without the fields that do not apply to this run."""
+    config = report.get("config") or {}
+    return applicable_config(
+        config,
+        dataset=_get(report, "dataset", "source") or _get(config, "data", "dataset_name"),
+        base=report.get("base_model") or _get(config, "model", "model_name_or_path"),
+    )
+
+
 def _guarantee(declared: Any, mkey: str) -> tuple[str, bool]:
     """The report's guarantee and False; or, when it names neither, the method's kind and True (inferred)."""
     if declared in ("exact", "approximate"):
@@ -248,11 +258,9 @@ def render_card(
     ``report``: a :class:`~hf_unlearn.cards.schema.ForgettingReport` or its dict. The method text
     is the report's ``method_description`` (the method registry's, or S3T/SISA's); a report
     without one (written before the schema) gets the method's name only. ``layout`` (one line per
-    top-level folder) is shown for S3T/SISA system folders. ``summary_figure``: the relative path of
-    the summary plot in the repository (``plots/summary.png``), embedded in the Evaluation section.
-    The card names the base as it is (a randomly initialised tiny-bert is not "fine-tuned from"
-    anything) and leaves out configuration fields that do not apply to the run
-    (:func:`~hf_unlearn.cards.tables.applicable_config`).
+    top-level folder) is shown for S3T/SISA system folders. ``summary_figure`` (``plots/summary.png``)
+    is embedded in the Evaluation section. The base is named as it is (tiny-bert: randomly
+    initialised); configuration fields that do not apply to the run are left out.
     """
     if isinstance(report, ForgettingReport):
         report = report.to_dict()
@@ -270,11 +278,7 @@ def render_card(
     training = parsed.training or {}
     timings = parsed.timings or {}
     forget = parsed.forget or {}
-    config = applicable_config(
-        parsed.config,
-        dataset=_get(report, "dataset", "source") or _get(parsed.config, "data", "dataset_name"),
-        base=parsed.base_model or _get(parsed.config, "model", "model_name_or_path"),
-    )
+    config = _shown_config(report)
     context = _common_context(report, training.get("penalties"), training.get("recorders"))
     context.update(
         title=repo_id or model_name,
