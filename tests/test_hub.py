@@ -546,6 +546,79 @@ def test_training_card_says_prepared_for_deletion(tmp_path):
         assert len({len(line) for line in table}) == 1
 
 
+def test_card_embeds_the_summary_figure_of_the_upload_folder(run, tmp_path):
+    import shutil
+
+    from hf_unlearn.evaluation.plots import plot_report
+
+    without = build_upload_folder(run["dir"], tmp_path / "up0")
+    assert "plots/summary.png" not in (without.path / "README.md").read_text()  # no broken image
+    copy = tmp_path / "run"
+    shutil.copytree(run["dir"], copy)
+    plot_report(run["report"], copy / "plots")
+    folder = build_upload_folder(copy, tmp_path / "up")
+    assert "plots/summary.png" in folder.files and "plots/accuracy.png" in folder.files
+    text = (folder.path / "README.md").read_text()
+    evaluation = text.split("## Evaluation", 1)[1].split("\n## ", 1)[0]
+    assert evaluation.count("](plots/summary.png)") == 1 and "![" in evaluation
+
+
+def test_card_tells_the_truth_about_its_base(run, tmp_path):
+    tiny = str(render_card(run["report"]))
+    assert "trained from a randomly initialised tiny-bert" in tiny
+    assert "fine-tuned from" not in tiny and "pretraining data" not in tiny
+    hub = str(render_card(dict(run["report"], base_model="distilbert-base-uncased")))
+    assert "fine-tuned from `distilbert-base-uncased`" in hub and "randomly initialised" not in hub
+    assert "base model's own pretraining" in hub
+    summary = {"base_model": "tiny-bert", "dataset": {"source": "synthetic"}, "recorders": ["transcript"]}
+    assert "trained from a randomly initialised tiny-bert" in Path(render_training_card(summary, tmp_path)).read_text()
+
+
+def test_trainer_names_a_model_built_from_a_config_tiny_bert():
+    from types import SimpleNamespace
+
+    from hf_unlearn.training.trainer import _base_name
+
+    assert _base_name(SimpleNamespace(_name_or_path="", hf_unlearn_tiny_spec={"hidden_size": 32})) == "tiny-bert"
+    assert _base_name(SimpleNamespace(_name_or_path="runs/base", hf_unlearn_tiny_spec={"h": 1})) == "runs/base"
+    assert _base_name(SimpleNamespace(_name_or_path="")) is None
+
+
+def _config_json(card_text: str) -> dict:
+    return json.loads(card_text.split("```json\n", 1)[1].split("\n```", 1)[0])
+
+
+def test_card_leaves_out_configuration_that_does_not_apply(run):
+    config = {
+        "data": {"dataset_name": "imdb", "max_length": 64, "synthetic_train": 600, "synthetic_canaries": 8},
+        "model": {"model_name_or_path": "distilbert-base-uncased", "tiny_vocab_size": 2000, "num_labels": 2},
+    }
+    real = dict(run["report"], base_model="distilbert-base-uncased", dataset={"source": "imdb"}, config=config)
+    shown = _config_json(str(render_card(real)))
+    assert shown == {
+        "data": {"dataset_name": "imdb", "max_length": 64},
+        "model": {"model_name_or_path": "distilbert-base-uncased", "num_labels": 2},
+    }
+    synthetic = dict(config, data=dict(config["data"], dataset_name="synthetic"))
+    synthetic["model"] = dict(config["model"], model_name_or_path="tiny-bert")
+    kept = _config_json(str(render_card(dict(run["report"], dataset={"source": "synthetic"}, config=synthetic))))
+    assert kept == synthetic  # on synthetic data with tiny-bert every field applies
+
+
+def test_each_recorder_is_named_and_explained_once(run, tmp_path):
+    names = ["transcript", "deltas", "per_sample", "learning_events", "error_proxy"]
+    report = dict(run["report"], training=dict(run["report"]["training"], recorders=names + ["deltas"]))
+    texts = [
+        str(render_card(report)),
+        Path(render_training_card({"base_model": "tiny-bert", "recorders": names}, tmp_path)).read_text(),
+    ]
+    for text in texts:
+        for name in names:
+            lines = [line for line in text.splitlines() if f"`{name}`" in line]
+            assert len(lines) == 1 and lines[0].startswith(f"- `{name}`: "), (name, lines)
+        assert "batch_deltas" not in text and "`events`" not in text
+
+
 # ---------------------------------------------------------------------------- CLI and pushes
 
 

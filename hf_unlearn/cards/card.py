@@ -33,8 +33,11 @@ from .tables import (
     _num,
     _speedup,
     _tag,
+    applicable_config,
+    base_phrase,
     fmt,
     hub_id_or_none,
+    is_random_init,
     md_table,
 )
 
@@ -75,15 +78,14 @@ VARIANTS = (
     ("retrain_twin", "Retrain twin", "retrain twin trained without the forget set"),
 )
 TIMINGS = {"unlearn_s": "Unlearning", "retrain_s": "Retraining the twin", "train_s": "Training"}
+# one entry per recorder, named as the unlearning log's meta names them (UnlearnableTrainingArguments.recorders)
 RECORDERS = {
-    "transcript": "which example ids each optimizer step saw",
-    "deltas": "the parameter update of each optimizer step",
-    "batch_deltas": "the parameter update of each optimizer step",
+    "transcript": "which example ids each optimizer step saw (and each one's weight in the step)",
+    "deltas": "the parameter update of each optimizer step (for rolling back the steps that saw an example)",
     "per_sample": "each example's gradient on a fixed random subset of the parameters",
-    "events": "learning events: when each example was learned or forgotten",
-    "learning_events": "learning events: when each example was learned or forgotten",
-    "memorization": "memorization proxies (confidence, entropy, ...) of each example",
-    "proxies": "memorization proxies (confidence, entropy, ...) of each example",
+    "learning_events": "per example and step: true-class confidence, entropy and correctness "
+    "(memorization proxies, for grouping a forget set by how memorized it is)",
+    "error_proxy": 'the unlearning-error proxy of Thudi et al. ("Unrolling SGD") along training',
 }
 PENALTIES = {
     "sd_lambda": "weight of the SD loss: mean over the batch of the std of each example's logits "
@@ -176,9 +178,11 @@ def _finish(card: ModelCard) -> ModelCard:
 
 
 def _recorder_lines(names: Any) -> list[str]:
+    """One line per recorder, each named once (a name given twice is listed once)."""
     if not isinstance(names, list):
         return []
-    return [f"`{n}`: {RECORDERS[_key(n)]}" if _key(n) in RECORDERS else f"`{n}`" for n in names]
+    unique = list(dict.fromkeys(_key(n) for n in names))
+    return [f"`{n}`: {RECORDERS[n]}" if n in RECORDERS else f"`{n}`" for n in unique]
 
 
 def _common_context(report: dict, penalties: dict | None, recorders: Any) -> dict:
@@ -187,6 +191,8 @@ def _common_context(report: dict, penalties: dict | None, recorders: Any) -> dic
     fps = _get(report, "dataset", "fingerprints") or {}
     return {
         "base_model": base or NA,
+        "base_phrase": base_phrase(base),
+        "random_init": is_random_init(base),
         "dataset": _dataset_label(source) if source else NA,
         "fingerprints_table": md_table(
             ["Split", "Fingerprint (sha256 of ids and labels in row order)"], [[k, f"`{v}`"] for k, v in fps.items()]
@@ -222,6 +228,16 @@ def _card_data(
     )
 
 
+def _shown_config(report: dict) -> dict:
+    """The report's configuration without the fields that do not apply to this run."""
+    config = report.get("config") or {}
+    return applicable_config(
+        config,
+        dataset=_get(report, "dataset", "source") or _get(config, "data", "dataset_name"),
+        base=report.get("base_model") or _get(config, "model", "model_name_or_path"),
+    )
+
+
 def _guarantee(declared: Any, mkey: str) -> tuple[str, bool]:
     """The report's guarantee and False; or, when it names neither, the method's kind and True (inferred)."""
     if declared in ("exact", "approximate"):
@@ -230,14 +246,21 @@ def _guarantee(declared: Any, mkey: str) -> tuple[str, bool]:
 
 
 def render_card(
-    report: dict, *, repo_id: str | None = None, license: str | None = None, layout: list[str] | None = None
+    report: dict,
+    *,
+    repo_id: str | None = None,
+    license: str | None = None,
+    layout: list[str] | None = None,
+    summary_figure: str | None = None,
 ) -> ModelCard:
     """The card of an unlearned model (or exact-unlearning system) from its ``report.json``.
 
     ``report``: a :class:`~hf_unlearn.cards.schema.ForgettingReport` or its dict. The method text
     is the report's ``method_description`` (the method registry's, or S3T/SISA's); a report
     without one (written before the schema) gets the method's name only. ``layout`` (one line per
-    top-level folder) is shown for S3T/SISA system folders.
+    top-level folder) is shown for S3T/SISA system folders. ``summary_figure`` (``plots/summary.png``)
+    is embedded in the Evaluation section. The base is named as it is (tiny-bert: randomly
+    initialised); configuration fields that do not apply to the run are left out.
     """
     if isinstance(report, ForgettingReport):
         report = report.to_dict()
@@ -255,7 +278,7 @@ def render_card(
     training = parsed.training or {}
     timings = parsed.timings or {}
     forget = parsed.forget or {}
-    config = parsed.config
+    config = _shown_config(report)
     context = _common_context(report, training.get("penalties"), training.get("recorders"))
     context.update(
         title=repo_id or model_name,
@@ -278,6 +301,7 @@ def render_card(
         config_json=json.dumps(config, indent=2, sort_keys=True, default=str) if config else None,
         license_known=data.get("license") is not None,
         repo_id=repo_id,
+        summary_figure=summary_figure,
     )
     return _finish(ModelCard.from_template(data, template_path=str(UNLEARNED_TEMPLATE), **context))
 

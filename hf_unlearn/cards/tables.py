@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 NA = "n/a"
+# bases built from a configuration, with random weights (no pretraining)
 OFFLINE_BASES = ("tiny-bert",)
+SYNTHETIC_DATASET = "synthetic"
 
 
 # ------------------------------------------------------------------------------------ formatting
@@ -135,3 +137,38 @@ def _dataset_label(source: Any) -> str:
 
 def _key(name: Any) -> str:
     return str(name or "").lower().replace("-", "_")
+
+
+# ------------------------------------------------------------------------------------ the run's base
+
+
+def is_random_init(base: Any) -> bool:
+    """True when the base model was built from a configuration with random weights (tiny-bert)."""
+    return isinstance(base, str) and base in OFFLINE_BASES
+
+
+def base_phrase(base: Any) -> str:
+    """How the card names the start of training: ``fine-tuned from `X``` or, for a model built from a
+    configuration, ``trained from a randomly initialised tiny-bert``."""
+    if is_random_init(base):
+        return f"trained from a randomly initialised {base} (built from a configuration: no pretrained weights)"
+    return f"fine-tuned from `{base or NA}`"
+
+
+def applicable_config(config: Any, *, dataset: Any, base: Any) -> Any:
+    """``config`` without the fields that do not apply to this run, at any depth: the synthetic
+    generator's ``synthetic_*`` settings unless ``dataset`` is ``synthetic``, and tiny-bert's
+    ``tiny_*`` sizes unless ``base`` is tiny-bert."""
+    drop = () if dataset == SYNTHETIC_DATASET else ("synthetic_",)
+    drop += () if is_random_init(base) else ("tiny_",)
+    if not drop:
+        return config
+
+    def keep(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: keep(v) for k, v in value.items() if not str(k).startswith(drop)}
+        if isinstance(value, list):
+            return [keep(v) for v in value]
+        return value
+
+    return keep(config)

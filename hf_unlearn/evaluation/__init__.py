@@ -3,7 +3,8 @@
 - ``metrics``: the figures as pure functions (accuracy, verification error, ToW, ToW-MIA,
   SVC MIA-efficacy, loss-threshold MIA AUC, canary score).
 - ``predict``: class probabilities of a model on tokenized splits, ``evaluate_model``, ``compare``.
-- ``plots``: PNG figures a person would rather look at than read JSON.
+- ``plots``: PNG figures a person would rather look at than read JSON (``plot_style``: the one
+  colour of each model, titles, the noise band, PNG metadata).
 
 Names are imported lazily, so ``hf_unlearn.evaluation.metrics`` does not pull in matplotlib.
 """
@@ -28,6 +29,11 @@ _LAZY = {
     "plot_mia": "hf_unlearn.evaluation.plots",
     "plot_verification_error": "hf_unlearn.evaluation.plots",
     "plot_group_bars": "hf_unlearn.evaluation.plots",
+    "plot_summary": "hf_unlearn.evaluation.plots",
+    "plot_report": "hf_unlearn.evaluation.plots",
+    # plot_style.py
+    "model_color": "hf_unlearn.evaluation.plot_style",
+    "noise_band": "hf_unlearn.evaluation.plot_style",
     # retrain.py, report.py: add their public names here.
 }
 

@@ -126,19 +126,14 @@ def _training_section(log) -> dict:
 
 
 def write_report(report: dict, out_dir: str | Path, plots: bool = True) -> Path:
-    """Write ``report.json`` and (with ``plots``) ``plots/accuracy.png``, ``mia.png``, ``verification_error.png``."""
+    """Write ``report.json`` and (with ``plots``) ``plots/accuracy.png``, ``mia.png``, ``summary.png`` (the
+    card's figure) and ``verification_error.png`` (:func:`hf_unlearn.evaluation.plots.plot_report`)."""
     out = Path(out_dir)
     atomic_write_json(out / REPORT_FILE, report)
     if plots and report.get("metrics"):
-        from .plots import plot_accuracies, plot_mia, plot_verification_error
+        from .plots import plot_report
 
-        plot_accuracies(report["metrics"], out / "plots" / "accuracy.png")
-        plot_mia(report["metrics"], out / "plots" / "mia.png")
-        comp = report.get("comparison", {})
-        labels = {"verification_error": "unlearned vs twin", "verification_error_original": "original vs twin"}
-        ve = {label: comp[key] for key, label in labels.items() if comp.get(key) is not None}
-        if ve:
-            plot_verification_error(ve, out / "plots" / "verification_error.png")
+        plot_report(report, out / "plots")
     return out / REPORT_FILE
 
 

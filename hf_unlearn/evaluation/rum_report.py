@@ -145,46 +145,58 @@ def group_summary(rum_stats: Mapping) -> dict[str, dict]:
 
 
 def plot_rum_groups(
-    section: Mapping, out_dir: str | Path, model: str = "unlearned", others: Mapping[str, Mapping] | None = None
+    section: Mapping,
+    out_dir: str | Path,
+    model: str = "unlearned",
+    others: Mapping[str, Mapping] | None = None,
+    *,
+    method: str | None = "rum",
+    forget_count: int | None = None,
 ) -> list[str]:
     """PNG bars: ``plots/rum_tow_by_group.png`` (ToW and ToW-MIA per group of ``model``, and of
     ``others`` such as a vanilla run, given as ``{label: {group: {"tow", "tow_mia"}}}``) and
-    ``plots/rum_forget_acc_by_group.png`` (forget accuracy per group of every model)."""
+    ``plots/rum_forget_acc_by_group.png`` (forget accuracy per group of every model).
+
+    Each model keeps its colour of every other plot (ToW-MIA bars are hatched); titles name
+    ``method`` and the forget-set size (default: the section's ``"all"`` group count); each group
+    is labelled with its number of examples.
+    """
+    from .plot_style import model_color, plot_title
     from .plots import plot_group_bars
 
     out = Path(out_dir) / "plots"
-    paths = []
-    comp = section.get("comparison", {})
-    series = {model: comp.get(model, {})}
-    series.update(others or {})
-    groups = [g for g in next(iter(series.values()), {})]
-    tow = {
-        g: {
-            f"{label} {name}": v.get(g, {}).get(key)
-            for label, v in series.items()
-            for key, name in (("tow", "ToW"), ("tow_mia", "ToW-MIA"))
-        }
-        for g in groups
-    }
-    if tow:
-        paths.append(
-            plot_group_bars(
-                tow,
-                out / "rum_tow_by_group.png",
-                "ToW / ToW-MIA per memorization group vs the retrain twin (1 = same as retraining)",
-                ylabel="score",
-            )
-        )
     metrics = section.get("metrics", {})
+    counts = _group_counts(section)
+    if forget_count is None:
+        forget_count = counts.get("all")
+    name = lambda g: f"{g}\n({counts[g]} examples)" if counts.get(g) is not None else g  # noqa: E731
+    paths = []
+    series = {model: section.get("comparison", {}).get(model, {})}
+    series.update(others or {})
+    groups = list(next(iter(series.values()), {}))
+    kinds = (("tow", "ToW"), ("tow_mia", "ToW-MIA"))
+    tow = {name(g): {f"{m} {k}": v.get(g, {}).get(key) for m, v in series.items() for key, k in kinds} for g in groups}
+    if tow:
+        colors = {f"{m} {k}": model_color(m) for m in series for _, k in kinds}
+        hatches = {f"{m} ToW-MIA": "//" for m in series}
+        title = plot_title(
+            "ToW (plain) and ToW-MIA (hatched) per memorization group, 1 = as retraining", method, forget_count
+        )
+        paths.append(
+            plot_group_bars(tow, out / "rum_tow_by_group.png", title, "score", colors=colors, hatches=hatches)
+        )
     if metrics:
         first = next(iter(metrics.values()))
-        acc = {g: {name: metrics[name][g]["forget_acc"] for name in metrics} for g in first}
-        paths.append(
-            plot_group_bars(
-                acc,
-                out / "rum_forget_acc_by_group.png",
-                "Forget accuracy per memorization group (%): closer to the retrain twin is better",
-                ylabel="accuracy (%)",
-            )
+        acc = {name(g): {m: metrics[m][g]["forget_acc"] for m in metrics} for g in first}
+        title = plot_title(
+            "forget accuracy (%) per memorization group, closer to the twin is better", method, forget_count
         )
+        paths.append(plot_group_bars(acc, out / "rum_forget_acc_by_group.png", title, ylabel="accuracy (%)"))
     return paths
+
+
+def _group_counts(section: Mapping) -> dict:
+    """``{group: count}`` from the section's figures (any model's), else from its summary."""
+    for figures in (section.get("metrics") or {}).values():
+        return {g: f.get("count") for g, f in figures.items()}
+    return {g: s.get("count") for g, s in (section.get("groups") or {}).items()}

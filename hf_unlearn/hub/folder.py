@@ -23,6 +23,7 @@ from ..cards.privacy import (
 )
 
 DEFAULT_FOLDER_NAME = "hub_upload"
+SUMMARY_FIGURE = "plots/summary.png"  # written by evaluation.plots.plot_report, embedded in the card
 GENERATED = ("README.md", REPORT_FILE)
 _TEXT_SUFFIXES = (".json", ".md", ".txt", ".model")
 # Standard Hugging Face files, copied as they are; any other JSON (S3T system files) is checked.
@@ -168,7 +169,7 @@ def build_upload_folder(
 
     The folder (default ``RUN_DIR/hub_upload``, replaced if it is a previous upload folder) gets:
     the model weights (``*.safetensors``), config and tokenizer files, ``plots/*.png``, a
-    ``README.md`` model card rendered from the report and ``report.json`` without anything
+    ``README.md`` model card rendered from the report (embedding ``plots/summary.png`` when the run has it) and ``report.json`` without anything
     per-example. Everything is chosen by allow-list; private files (forget ids, unlearning logs,
     checkpoints, optimizer state, S3T assignment and ledger) never qualify. For an S3T/SISA
     system (``report["method"]`` in ``("s3t", "sisa")``) the allowed files keep their subfolders.
@@ -191,7 +192,12 @@ def build_upload_folder(
     def fill(tmp: Path) -> list[str]:
         _copy_chosen(run_dir, tmp, chosen)
         _write_report_and_card(
-            tmp, report, repo_id=repo_id, license=license, layout=_layout(chosen) if system else None
+            tmp,
+            report,
+            repo_id=repo_id,
+            license=license,
+            layout=_layout(chosen) if system else None,
+            summary_figure=SUMMARY_FIGURE if SUMMARY_FIGURE in chosen else None,
         )
         files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
         _assert_no_leak(tmp, files, _known_forget_ids(run_dir))
@@ -222,11 +228,14 @@ def _copy_chosen(run_dir: Path, folder: Path, chosen: list[str]) -> None:
             shutil.copyfile(run_dir / rel, folder / rel)
 
 
-def _write_report_and_card(folder: Path, report: dict, *, repo_id, license, layout) -> None:
-    """``report.json`` without per-example data or local paths, and the card rendered from the report."""
+def _write_report_and_card(folder: Path, report: dict, *, repo_id, license, layout, summary_figure=None) -> None:
+    """``report.json`` without per-example data or local paths, and the card rendered from the report
+    (embedding ``summary_figure`` when the folder holds it)."""
     clean_report, _ = redact_local_paths(strip_private(report)[0])
     (folder / REPORT_FILE).write_text(json.dumps(clean_report, indent=2, default=str) + "\n", encoding="utf-8")
-    card = render_card(redact_local_paths(report)[0], repo_id=repo_id, license=license, layout=layout)
+    card = render_card(
+        redact_local_paths(report)[0], repo_id=repo_id, license=license, layout=layout, summary_figure=summary_figure
+    )
     card.save(folder / "README.md")
 
 

@@ -225,7 +225,7 @@ class UnlearnableTrainer(Trainer):
         args = self.args
         metrics = {k: v for h in self.state.log_history for k, v in h.items() if k.startswith("eval_")}
         return {
-            "base_model": getattr(self.model.config, "_name_or_path", None) or type(self.model).__name__,
+            "base_model": _base_name(self.model.config) or type(self.model).__name__,
             "dataset": {
                 "source": None,
                 "fingerprints": {"train": fingerprint_dataset(self.train_dataset)}
@@ -285,3 +285,9 @@ class UnlearnableTrainer(Trainer):
             allow_patterns=[*WEIGHT_PATTERNS, *CONFIG_FILES, *TOKENIZER_FILES, "README.md"],
             ignore_patterns=["*/*"],
         )  # top-level files only: never the log or checkpoints
+
+
+def _base_name(config) -> str | None:
+    """The model's Hub name or path; ``"tiny-bert"`` for one built from a configuration here (random weights)."""
+    name = getattr(config, "_name_or_path", None)
+    return name or ("tiny-bert" if getattr(config, "hf_unlearn_tiny_spec", None) else None)
