@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "hf_unlearn"
 # Lowest first. The top-level package (``hf_unlearn/__init__.py``: the version) may be imported by all.
 LAYERS = (
     "artifacts",
+    "console",
     "data",
     "models",
     "cards",
