@@ -25,6 +25,7 @@ DAMAGES = "damages retained accuracy"
 NO_BETTER = "no better than doing nothing"
 VERDICTS = (WITHIN_NOISE, FORGETS_LESS, FORGETS_MORE, DAMAGES, NO_BETTER)
 RETAIN_TOLERANCE = 1.0  # percentage points of retain / test accuracy
+REPAIR = {"repair_epochs": 1.0, "learning_rate": 5e-4}  # the same repair after both rollback methods
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,7 @@ def _unlearn_three_ways(out: Path, sizes: DemoSizes) -> dict:
             "amnesiac",
             out / "unlearned" / "amnesiac",
             run=run,
-            method_args={"repair_epochs": 1.0, "learning_rate": 5e-4},
+            method_args=REPAIR,
         )
     twin = reports["amnesiac"].pop("_twin")
     with phase("3/5 NegGrad+ on the same request"):
@@ -218,7 +219,13 @@ def _unlearn_three_ways(out: Path, sizes: DemoSizes) -> dict:
         )
     with phase("4/5 per-sample step replay on the same request"):
         reports["per_sample_replay"] = unlearn_run(
-            out / "run", request, "per_sample_replay", out / "unlearned" / "per_sample_replay", run=run, twin=twin
+            out / "run",
+            request,
+            "per_sample_replay",
+            out / "unlearned" / "per_sample_replay",
+            run=run,
+            twin=twin,
+            method_args=REPAIR,
         )
     for report in reports.values():
         report.pop("_twin", None)
