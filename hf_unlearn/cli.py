@@ -21,19 +21,38 @@ COMMANDS = {
 
 def _usage() -> str:
     width = max(map(len, COMMANDS))
-    lines = ["usage: hf-unlearn <command> [options]   (hf-unlearn <command> --help for its options)", "", "commands:"]
+    lines = [
+        "usage: hf-unlearn <command> [options]   (hf-unlearn <command> --help for its options and an example)",
+        "       hf-unlearn --version",
+        "",
+        "commands:",
+    ]
     lines += [f"  {name.ljust(width)}  {text}" for name, text in COMMANDS.items()]
     return "\n".join(lines)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as one line (deprecated flags, library notices), without the source line."""
+    print(f"hf-unlearn: {category.__name__}: {message}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if __name__ == "__main__" or sys.argv[0].endswith("hf-unlearn"):
+        import warnings
+
+        warnings.showwarning = _show_warning
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
+    if argv[0] in ("--version", "-V"):
+        from . import __version__
+
+        print(f"hf-unlearn {__version__}")
+        return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
-        print(f"hf-unlearn: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+        print(f"hf-unlearn: error: unknown command {command!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module = importlib.import_module(f"hf_unlearn.commands.{command}")
     return int(module.main(rest) or 0)

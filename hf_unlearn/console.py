@@ -15,6 +15,7 @@ This module sits just above ``artifacts``: it imports nothing else from ``hf_unl
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -27,6 +28,7 @@ PREFIX = "[hf-unlearn]"
 class _Settings:
     verbose: bool = False
     quiet: bool = False
+    configured: bool = False
 
 
 _SETTINGS = _Settings()
@@ -38,7 +40,15 @@ def configure_output(verbose: bool = False, quiet: bool = False) -> None:
     are off). Both: ``verbose`` wins for the libraries, ``quiet`` for our own lines."""
     _SETTINGS.verbose = bool(verbose)
     _SETTINGS.quiet = bool(quiet)
+    _SETTINGS.configured = True
     _configure_libraries(loud=bool(verbose))
+
+
+def ensure_configured() -> None:
+    """:func:`configure_output` with the defaults, unless a command configured the output already
+    (the application functions call this first, so that they are quiet by default from Python too)."""
+    if not _SETTINGS.configured:
+        configure_output()
 
 
 def is_quiet() -> bool:
@@ -54,23 +64,29 @@ def _configure_libraries(loud: bool) -> None:
     import huggingface_hub.utils as hub_utils
     import transformers
 
+    # A user's HF_DATASETS_DISABLE_PROGRESS_BARS / HF_HUB_DISABLE_PROGRESS_BARS has priority (the libraries
+    # would only warn that it does).
+    if os.environ.get("HF_DATASETS_DISABLE_PROGRESS_BARS") is None:
+        (datasets.enable_progress_bars if loud else datasets.disable_progress_bars)()
+    if os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") is None:
+        (hub_utils.enable_progress_bars if loud else hub_utils.disable_progress_bars)()
     if loud:
-        datasets.enable_progress_bars()
-        datasets.utils.logging.set_verbosity_warning()
         transformers.utils.logging.enable_progress_bar()
-        transformers.utils.logging.set_verbosity_warning()
-        hub_utils.enable_progress_bars()
     else:
-        datasets.disable_progress_bars()
-        datasets.utils.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
-        transformers.utils.logging.set_verbosity_error()
-        hub_utils.disable_progress_bars()
+    level = "warning" if loud else "error"
+    datasets.utils.logging.set_verbosity(getattr(datasets.logging, level.upper()))
+    transformers.utils.logging.set_verbosity(getattr(transformers.logging, level.upper()))
+
+
+def _silent() -> bool:
+    """Quiet, or a process other than the main one of a distributed launch (``RANK`` > 0)."""
+    return _SETTINGS.quiet or os.environ.get("RANK", "0") not in ("", "0")
 
 
 def say(msg: str) -> None:
-    """One line to stderr (unless quiet)."""
-    if not _SETTINGS.quiet:
+    """One line to stderr (unless quiet; only the main process of a distributed launch prints)."""
+    if not _silent():
         print(f"{PREFIX} {msg}", file=sys.stderr, flush=True)
 
 
@@ -116,7 +132,7 @@ def progress(iterable: Iterable | None = None, desc: str = "", total: int | None
         desc=desc,
         total=total,
         leave=leave,
-        disable=_SETTINGS.quiet,
+        disable=_silent(),
         file=sys.stderr,
         dynamic_ncols=True,
     )

@@ -7,9 +7,11 @@ use goes through the Hub (``distilbert-base-uncased``, ``bert-base-uncased``...)
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from datasets import Dataset, DatasetDict
@@ -25,6 +27,39 @@ from transformers import (
 
 TINY_BERT = "tiny-bert"
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """The model cannot be loaded: a local folder that is missing or incomplete, or a Hub model that
+    cannot be reached (offline, not cached). Its message is one line that says what to do."""
+
+
+def looks_local(name_or_path: str) -> bool:
+    """Whether ``name_or_path`` is meant as a folder: it starts with ``.``, ``/`` or ``~``, or (part of) it exists."""
+    if name_or_path.startswith((".", "/", "~", os.sep)) or os.path.exists(name_or_path):
+        return True
+    first = Path(name_or_path).parts[0] if Path(name_or_path).parts else ""
+    return len(Path(name_or_path).parts) > 2 or (bool(first) and os.path.isdir(first))
+
+
+def _check_local(name_or_path: str) -> None:
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        raise ModelNotFoundError(f"model folder not found: {name_or_path}")
+    if not path.is_dir() or not (path / "config.json").is_file():
+        raise ModelNotFoundError(
+            f"{name_or_path} is not a model folder (no config.json): give a folder written by "
+            "save_pretrained / hf-unlearn train, a Hub name, or tiny-bert"
+        )
+
+
+def _hub_unreachable(name_or_path: str, exc: Exception) -> ModelNotFoundError:
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    why = "the Hub is offline (HF_HUB_OFFLINE=1)" if offline else f"it could not be loaded ({type(exc).__name__})"
+    return ModelNotFoundError(
+        f"cannot load model {name_or_path!r} from the Hub: {why} and it is not in the local cache; "
+        f"use --model_name_or_path {TINY_BERT} (built offline) or a local model folder"
+    )
 
 
 @dataclass
@@ -123,19 +158,28 @@ def load_model_and_tokenizer(
     """Model + tokenizer by Hub name or local path, or ``"tiny-bert"`` built offline from ``train_texts``.
 
     Remote code is never trusted (``trust_remote_code=False``). A classification head that is
-    new for the base model is initialised from ``seed``.
+    new for the base model is initialised from ``seed``. A missing local folder, or a Hub model that
+    cannot be reached and is not cached, is a :class:`ModelNotFoundError` with a one-line message.
     """
     if name_or_path == TINY_BERT:
         if train_texts is None:
             raise ValueError("tiny-bert trains its tokenizer on the training texts: pass train_texts=")
         return build_tiny_bert(train_texts, num_labels=num_labels, spec=spec, seed=seed)
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False)
+    if looks_local(name_or_path):
+        _check_local(name_or_path)
+        name_or_path = str(Path(name_or_path).expanduser())
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            name_or_path, num_labels=num_labels, trust_remote_code=False, **kwargs
-        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                name_or_path, num_labels=num_labels, trust_remote_code=False, **kwargs
+            )
+    except OSError as exc:
+        if os.path.isdir(name_or_path):
+            raise
+        raise _hub_unreachable(name_or_path, exc) from None
     return model, tokenizer
 
 

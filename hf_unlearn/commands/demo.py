@@ -6,6 +6,7 @@ import sys
 from dataclasses import dataclass, field
 
 from ..runs.recipe import RecipeParser
+from . import start
 
 
 @dataclass
@@ -22,11 +23,14 @@ def make_parser() -> RecipeParser:
         DemoArguments,
         prog="hf-unlearn demo",
         description="Train, forget, verify and prepare a Hub upload, offline, in a few minutes.",
+        example="hf-unlearn demo --output_dir demo_out --no_s3t",
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    (args,) = make_parser().parse(sys.argv[1:] if argv is None else argv)
+    parser = make_parser()
+    (args,) = parser.parse(sys.argv[1:] if argv is None else argv)
+    start(parser.output)
     from ..runs.demo import run_demo
 
     run_demo(args.output_dir, seed=args.seed, with_s3t=not args.no_s3t)

@@ -6,6 +6,7 @@ import sys
 from dataclasses import dataclass, field
 
 from ..runs.recipe import RecipeParser
+from . import fail, start, user_errors
 
 PROG = "hf-unlearn evaluate"
 
@@ -38,16 +39,20 @@ def make_parser() -> RecipeParser:
         EvaluateArguments,
         prog=PROG,
         description="Evaluate saved models on the forget / retain / test splits of a training run.",
+        example="hf-unlearn evaluate --run runs/tiny --forget ids.txt --unlearned runs/tiny-forgot "
+        "--twin runs/tiny-forgot/retrain_twin --output_dir runs/tiny-eval",
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     (args,) = parser.parse(sys.argv[1:] if argv is None else argv)
+    start(parser.output)
     missing = [f"--{name}" for name in ("run", "forget", "unlearned", "output_dir") if not getattr(args, name)]
     if missing:
         parser.error(f"the following arguments are required: {', '.join(missing)}")
-    from ..data.forget import ForgetRequest, ForgetRequestError
+    from ..console import result
+    from ..data.forget import ForgetRequest
     from ..evaluation.report import summary_table
     from ..runs.evaluate import evaluate_run
     from ..training.log_store import LogError
@@ -63,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             method=args.method,
             retain_eval_max=args.retain_eval_max,
         )
-    except (ForgetRequestError, LogError, FileNotFoundError, OSError, ValueError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    print(summary_table(report))
+    except (*user_errors(), LogError, OSError, ValueError) as exc:
+        return fail(PROG, str(exc))
+    result(summary_table(report))
     return 0

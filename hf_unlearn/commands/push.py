@@ -1,7 +1,9 @@
-"""``hf-unlearn push RUN_DIR --repo-id user/name``: publish an unlearned model with its card.
+"""``hf-unlearn push RUN_DIR --repo_id user/name``: publish an unlearned model with its card.
 
 The token is never taken on the command line (it would land in shell history and process
-lists): it comes from ``--token-env VAR``, ``HF_TOKEN`` or the saved ``hf auth login``.
+lists): it comes from ``--token_env VAR``, ``HF_TOKEN`` or the saved ``hf auth login``.
+Flags are snake_case with kebab-case aliases, like every command's; ``--out`` is the
+deprecated name of ``--output_dir``.
 """
 
 from __future__ import annotations
@@ -11,16 +13,30 @@ import os
 import shlex
 import sys
 
+from ..runs.recipe import add_output_flags, rename_flags
+from . import fail, start
+
+PROG = "hf-unlearn push"
+RENAMES = {"out": "output_dir"}
+EXAMPLE = "hf-unlearn push runs/tiny-forgot --dry_run\n  hf-unlearn push runs/tiny-forgot --repo_id you/tiny-unlearned"
+
+
+def _flag(name: str) -> list[str]:
+    """``--name`` and, for a name with underscores, its kebab-case alias."""
+    return [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+
 
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="hf-unlearn push",
+        prog=PROG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"example:\n  {EXAMPLE}\n\nDeprecated names, still accepted for one release: --out (now --output_dir).",
         description="Publish an unlearned model (weights, tokenizer, forgetting card, report without "
         "per-example data, plots) to the Hugging Face Hub. Files are chosen by allow-list: forget ids, "
         "unlearning logs, checkpoints and optimizer state never leave the machine.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="output of `hf-unlearn unlearn` (holds report.json)")
-    p.add_argument("--repo-id", help="target model repo, `user/name` or `org/name` (required unless --dry-run)")
+    p.add_argument(*_flag("repo_id"), help="target model repo, `user/name` or `org/name` (required unless --dry_run)")
     vis = p.add_mutually_exclusive_group()
     vis.add_argument(
         "--private",
@@ -31,18 +47,21 @@ def make_parser() -> argparse.ArgumentParser:
     )
     vis.add_argument("--public", dest="private", action="store_false", help="create the repo as public")
     p.add_argument(
-        "--dry-run",
+        *_flag("dry_run"),
         action="store_true",
         help="only build the upload folder and list it; nothing is sent, no token needed",
     )
     p.add_argument(
-        "--token-env",
+        *_flag("token_env"),
         metavar="VAR",
         help="name of the environment variable holding the token (default: HF_TOKEN, then the saved login)",
     )
-    p.add_argument("--out", metavar="DIR", help="where to build the upload folder (default: RUN_DIR/hub_upload)")
+    p.add_argument(
+        *_flag("output_dir"), metavar="DIR", help="where to build the upload folder (default: RUN_DIR/hub_upload)"
+    )
     p.add_argument("--license", help="license id for the card, e.g. apache-2.0 (default: from the report)")
-    p.add_argument("--commit-message", help="commit message on the Hub")
+    p.add_argument(*_flag("commit_message"), help="commit message on the Hub")
+    add_output_flags(p)
     return p
 
 
@@ -67,42 +86,42 @@ def _describe(folder) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = make_parser().parse_args(argv)
+    parser = make_parser()
+    parser.error = lambda message: parser.exit(2, f"{PROG}: error: {message}\n")  # one line, like every command
+    args = parser.parse_args(rename_flags(sys.argv[1:] if argv is None else argv, RENAMES))
+    start(args)
+    from ..console import result
     from ..hub import PublishError, RunDirError, build_upload_folder, publish  # light: no torch
 
-    def fail(message: str) -> int:
-        print(f"hf-unlearn push: error: {message}", file=sys.stderr)
-        return 1
-
     if not args.dry_run and not args.repo_id:
-        return fail("--repo-id user/name is required (or use --dry-run)")
+        return fail(PROG, "--repo_id user/name is required (or use --dry_run)")
     token = None
     if args.token_env:
         token = os.environ.get(args.token_env)
         if not token:
-            return fail(f"the environment variable {args.token_env} (--token-env) is not set or empty")
+            return fail(PROG, f"the environment variable {args.token_env} (--token_env) is not set or empty")
     try:
         if args.dry_run:
-            folder = build_upload_folder(args.run_dir, args.out, repo_id=args.repo_id, license=args.license)
-            print(_describe(folder))
+            folder = build_upload_folder(args.run_dir, args.output_dir, repo_id=args.repo_id, license=args.license)
+            result(_describe(folder))
             repo = args.repo_id or "user/name"
-            print(
-                f"Dry run: nothing was sent. To publish: hf-unlearn push {shlex.quote(args.run_dir)} --repo-id {repo}"
+            result(
+                f"Dry run: nothing was sent. To publish: hf-unlearn push {shlex.quote(args.run_dir)} --repo_id {repo}"
             )
             return 0
-        result = publish(
+        published = publish(
             args.run_dir,
             args.repo_id,
             private=args.private,
             token=token,
-            dest=args.out,
+            dest=args.output_dir,
             license=args.license,
             commit_message=args.commit_message,
         )
     except (RunDirError, PublishError, ValueError) as e:
-        return fail(str(e))
-    print(_describe(result.folder))
-    print(f"Published to {result.url} ({'private' if result.private else 'public'} if newly created)")
-    if result.commit_url:
-        print(f"Commit: {result.commit_url}")
+        return fail(PROG, str(e))
+    result(_describe(published.folder))
+    result(f"Published to {published.url} ({'private' if published.private else 'public'} if newly created)")
+    if published.commit_url:
+        result(f"Commit: {published.commit_url}")
     return 0

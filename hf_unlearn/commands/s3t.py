@@ -1,6 +1,6 @@
 """S3T (or SISA) exact unlearning: hf-unlearn s3t train | delete | predict | audit.
 
-    hf-unlearn s3t train --config recipes/s3t_imdb.yaml [--flag value ...]
+    hf-unlearn s3t train --config recipes/s3t_imdb.yaml [--flag value ...] [--verbose | --quiet]
     hf-unlearn s3t delete --system_dir DIR --ids ID [ID ...] | --ids_file F | --random N
     hf-unlearn s3t audit  --system_dir DIR --ids ... | --ids_file F | --deleted
     hf-unlearn s3t predict --system_dir DIR --dataset_name SRC [--split test] | --text "..."
@@ -20,9 +20,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..runs.config import S3T_RENAMES, DataArguments, ModelArguments, S3TArguments
-from ..runs.recipe import RecipeParser, read_recipe, rename_flags
+from ..runs.recipe import RecipeParser, add_output_flags, read_recipe, rename_flags
+from . import fail, start
 
 SUBCOMMANDS = ("train", "delete", "predict", "audit")
+SUBCOMMAND_RENAMES = {"dataset": "dataset_name", "output": "output_file"}
+EXAMPLES = {
+    "train": "hf-unlearn s3t train --dataset_name synthetic --model_name_or_path tiny-bert --n_public 100 "
+    "--num_shards 2 --output_dir runs/s3t",
+    "delete": "hf-unlearn s3t delete --system_dir runs/s3t --ids_file ids.txt --evaluate",
+    "audit": "hf-unlearn s3t audit --system_dir runs/s3t --deleted --output_file audit.json",
+    "predict": "hf-unlearn s3t predict --system_dir runs/s3t --text 'a wonderful film'",
+}
 
 
 @dataclass
@@ -30,7 +39,7 @@ class SystemArguments:
     system_dir: str | None = field(
         default=None, metadata={"help": "Folder of the system (default: the recipe's output_dir)."}
     )
-    output: str | None = field(default=None, metadata={"help": "Write the full JSON result here."})
+    output_file: str | None = field(default=None, metadata={"help": "Write the full JSON result to this file."})
 
 
 @dataclass
@@ -77,6 +86,7 @@ def make_train_parser(method: str = "s3t") -> RecipeParser:
         (DataArguments, ModelArguments, S3TArguments, _config_class(method)),
         renames=S3T_RENAMES,
         prog="hf-unlearn s3t train",
+        example=EXAMPLES["train"],
     )
 
 
@@ -103,15 +113,16 @@ def parse_train_args(argv: list[str]):
 def parse_subcommand_args(name: str, argv: list[str]):
     """The arguments of ``delete``/``audit``/``predict``: the recipe's ``output_dir`` and ``name:`` section, then flags."""
     parser = RecipeParser(
-        SUBCOMMAND_ARGUMENTS[name], renames={"dataset": "dataset_name"}, prog=f"hf-unlearn s3t {name}"
+        SUBCOMMAND_ARGUMENTS[name], renames=SUBCOMMAND_RENAMES, prog=f"hf-unlearn s3t {name}", example=EXAMPLES[name]
     )
     recipe = read_recipe(RecipeParser.config_path(argv))
     section = dict(recipe.get(name) or {})
+    argv = rename_flags(argv, SUBCOMMAND_RENAMES)
     if recipe.get("output_dir"):
         section.setdefault("system_dir", recipe["output_dir"])
     (args,) = parser.parse(argv, recipe=section)
     if not args.system_dir:
-        raise ValueError("give --system_dir (or --config with output_dir)")
+        parser.error("give --system_dir (or --config with output_dir)")
     return args
 
 
@@ -160,14 +171,14 @@ def _delete(args, system) -> int:
         retrain=not args.no_retrain,
         evaluate=args.evaluate,
     )
-    _emit(result, args.output)
+    _emit(result, args.output_file)
     return 0
 
 
 def _audit(args, system) -> int:
     report = system.audit(_ids("audit", args, system))
-    if args.output:
-        Path(args.output).write_text(json.dumps(report, indent=2))
+    if args.output_file:
+        Path(args.output_file).write_text(json.dumps(report, indent=2))
     shown = report if report["n_ids"] <= 20 else {k: v for k, v in report.items() if k != "ids"}
     print(json.dumps(shown))
     return 0 if report["all_clean"] or not report["n_deleted"] else 1
@@ -178,16 +189,16 @@ def _predict(args, system) -> int:
 
     if args.text:
         out = system.predict(args.text)
-        _emit({"predictions": out.predictions.tolist(), "logits": out.logits.tolist()}, args.output)
+        _emit({"predictions": out.predictions.tolist(), "logits": out.logits.tolist()}, args.output_file)
         return 0
     data = prediction_data(system, args.split, args.dataset_name, args.max_examples)
     out = system.predict(data)
     result = {"n": len(data), "served": system.served}
     if out.label_ids is not None:
         result["accuracy"] = float((out.predictions == out.label_ids).mean())
-    if args.output:
+    if args.output_file:
         rows = [{"id": i, "prediction": int(p)} for i, p in zip(data["id"], out.predictions)]
-        Path(args.output).write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+        Path(args.output_file).write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     print(json.dumps(result))
     return 0
 
@@ -202,26 +213,31 @@ def _run(name: str, argv: list[str]) -> int:
     return {"delete": _delete, "audit": _audit, "predict": _predict}[name](args, system)
 
 
+def _output_flags(argv: list[str]) -> argparse.Namespace:
+    pre = argparse.ArgumentParser(add_help=False)
+    add_output_flags(pre)
+    return pre.parse_known_args(argv)[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
         make_parser().print_help()
         return 0
     if argv[0] not in SUBCOMMANDS:
-        make_parser().parse_args(argv[:1])  # argparse's own "invalid choice" message, exit 2
-    from ..data import ForgetRequestError
+        return fail("hf-unlearn s3t", f"unknown sub-command {argv[0]!r}; choose from {', '.join(SUBCOMMANDS)}")
+    from ..data import DatasetFormatError, ForgetRequestError
+    from ..models import ModelNotFoundError
     from ..runs.recipe import RecipeError
     from ..s3t import MissingTrainingDataError, ReadOnlySystemError
 
+    start(_output_flags(argv[1:]))
     try:
-        import datasets
-        import transformers
-
-        datasets.disable_progress_bars()
-        transformers.utils.logging.disable_progress_bar()
         return _run(argv[0], argv[1:])
     except (
+        DatasetFormatError,
         ForgetRequestError,
+        ModelNotFoundError,
         ReadOnlySystemError,
         MissingTrainingDataError,
         RecipeError,
@@ -229,8 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         FileExistsError,
         ValueError,
     ) as err:
-        print(f"hf-unlearn s3t {argv[0]}: {type(err).__name__}: {err}", file=sys.stderr)
-        return 2
+        return fail(f"hf-unlearn s3t {argv[0]}", str(err))
 
 
 if __name__ == "__main__":

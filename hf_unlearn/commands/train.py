@@ -2,6 +2,8 @@
 
 Every ``UnlearnableTrainingArguments`` field is a flag; ``--config recipe.yaml`` gives
 defaults that flags override. Runs as is under ``accelerate launch -m hf_unlearn.cli train``.
+``--help`` lists the data, model and unlearning-log options first, transformers'
+``TrainingArguments`` last.
 """
 
 from __future__ import annotations
@@ -12,14 +14,24 @@ import sys
 from ..runs.config import TRAIN_RENAMES, DataArguments, ModelArguments
 from ..runs.recipe import RecipeParser
 from ..training import UnlearnableTrainingArguments
+from . import fail, start, user_errors
+
+PROG = "hf-unlearn train"
+EXAMPLE = (
+    "hf-unlearn train --dataset_name synthetic --model_name_or_path tiny-bert "
+    "--num_train_epochs 1 --record_deltas --output_dir runs/tiny\n"
+    "  hf-unlearn train --train_file train.csv --test_file test.csv --model_name_or_path tiny-bert "
+    "--output_dir runs/mine"
+)
 
 
 def make_parser() -> RecipeParser:
     return RecipeParser(
         (DataArguments, ModelArguments, UnlearnableTrainingArguments),
         renames=TRAIN_RENAMES,
-        prog="hf-unlearn train",
+        prog=PROG,
         description="Fine-tune a text classifier that is prepared for deletion requests.",
+        example=EXAMPLE,
     )
 
 
@@ -28,10 +40,16 @@ def parse(argv: list[str]) -> tuple[DataArguments, ModelArguments, UnlearnableTr
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    data_args, model_args, args = parser.parse(sys.argv[1:] if argv is None else argv)
+    start(parser.output)
+    from ..console import result
     from ..runs.train import train
 
-    data_args, model_args, args = parse(sys.argv[1:] if argv is None else argv)
-    metrics = train(data_args, model_args, args)
+    try:
+        metrics = train(data_args, model_args, args)
+    except user_errors() as exc:
+        return fail(PROG, str(exc))
     if args.process_index == 0:
-        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}))
+        result(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}))
     return 0

@@ -6,6 +6,7 @@ import sys
 from dataclasses import dataclass, field
 
 from ..runs.recipe import RecipeParser
+from . import fail, start, user_errors
 
 PROG = "hf-unlearn unlearn"
 
@@ -22,7 +23,9 @@ class UnlearnArguments:
     forget_label: int | None = field(
         default=None, metadata={"help": "Forget every training example with this label (instead of --forget)."}
     )
-    method: str = field(default="amnesiac", metadata={"help": "Registered method (see --list-methods)."})
+    method: str = field(
+        default="amnesiac", metadata={"help": "Registered method (see --list_methods; --method NAME --help)."}
+    )
     output_dir: str | None = field(
         default=None, metadata={"help": "Where the unlearned model, report.json and plots go. Required."}
     )
@@ -56,26 +59,48 @@ class UnlearnArguments:
     list_methods: bool = field(default=False, metadata={"help": "Print the registered methods and exit."})
 
 
-def _options_help() -> str:
-    from ..methods import available_methods
+EXAMPLE = (
+    "hf-unlearn unlearn --run runs/tiny --forget ids.txt --method neggrad_plus "
+    "--set learning_rate=1e-4 --retrain_twin --output_dir runs/tiny-forgot"
+)
+
+
+def _option_lines(spec, indent: str = "    ") -> list[str]:
     from ..methods.registry import describe_options
 
-    lines = ["method options (--set KEY=VALUE, values converted to the option's type):"]
+    rows = describe_options(spec)
+    if not rows:
+        return [f"{indent}(no options)"]
+    return [
+        f"{indent}{opt}: {kind} = {default!r}" + (f"  {text}" if text else "") for opt, kind, default, text in rows
+    ]
+
+
+def _options_help(method: str | None = None) -> str:
+    """The ``--set`` options of ``method`` (with their help), or of every method."""
+    from ..methods import available_methods
+    from ..methods.registry import describe_options, get_method
+
+    if method:
+        spec = get_method(method)
+        head = f"options of {spec.name} ({spec.guarantee}; --set KEY=VALUE, converted to the option's type):"
+        return "\n".join([head, f"  {spec.summary}", *_option_lines(spec, "  ")])
+    lines = ["method options (--set KEY=VALUE, values converted to the option's type; --method NAME --help for one):"]
     for name, spec in available_methods().items():
         shown = ", ".join(f"{opt}: {kind} = {default!r}" for opt, kind, default, _ in describe_options(spec))
         lines.append(f"  {name}: {shown or '(none)'}")
     return "\n".join(lines)
 
 
-def make_parser(with_options_help: bool = False) -> RecipeParser:
-    import argparse
-
+def make_parser(with_options_help: bool | str = False) -> RecipeParser:
+    """The parser; ``with_options_help`` adds every method's options (True) or one method's (its name)."""
+    method = with_options_help if isinstance(with_options_help, str) else None
     parser = RecipeParser(
         UnlearnArguments,
         prog=PROG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Forget training examples from a run trained with `hf-unlearn train`.",
-        epilog=_options_help() if with_options_help else None,
+        epilog=_options_help(method) if with_options_help else None,
+        example=EXAMPLE,
     )
     parser.add_extra_argument(
         "--set",
@@ -92,15 +117,10 @@ def parse_options(pairs: list[str]) -> dict[str, str]:
     out = {}
     for pair in pairs:
         if "=" not in pair:
-            raise SystemExit(f"{PROG}: --set expects KEY=VALUE, got {pair!r}")
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
         key, value = pair.split("=", 1)
         out[key.strip()] = value.strip()
     return out
-
-
-def _fail(message: str) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
-    return 2
 
 
 def _method_options(args, pairs: list[str]) -> dict:
@@ -113,31 +133,49 @@ def _method_options(args, pairs: list[str]) -> dict:
                 raise ValueError(f"--{flag} only applies to --method rum")
             options[flag] = getattr(args, flag)
     if args.compare_vanilla and args.method != "rum":
-        raise ValueError("--compare-vanilla only applies to --method rum")
+        raise ValueError("--compare_vanilla only applies to --method rum")
     if not args.run or not args.output_dir:
         raise ValueError("--run and --output_dir are required")
     if (args.forget is None) == (args.forget_label is None):
-        raise ValueError("give exactly one of --forget FILE or --forget-label N")
+        raise ValueError("give exactly one of --forget FILE or --forget_label N")
     return options
 
 
 def _list_methods() -> int:
+    from ..console import result
     from ..methods import available_methods
 
     for name, spec in available_methods().items():
-        print(f"{name:22s} {spec.guarantee:12s} {spec.summary}")
+        result(f"{name} ({spec.guarantee}): {spec.summary}")
+        result("\n".join(_option_lines(spec)))
     return 0
+
+
+def _help_method(argv: list[str]) -> str | bool:
+    """For ``--help``: the method named by ``--method`` (its options only), else True (every method's)."""
+    import argparse
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--method", default=None)
+    return pre.parse_known_args(argv)[0].method or True
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--list-methods" in argv or "--list_methods" in argv:
         return _list_methods()
-    args, extra = make_parser(with_options_help="-h" in argv or "--help" in argv).parse(argv)
-    from ..data.forget import ForgetRequest, ForgetRequestError
-    from ..evaluation.report import summary_table
     from ..methods.registry import MethodOptionError, UnknownMethodError
-    from ..runs.recipe import RecipeError
+
+    try:
+        help_for = _help_method(argv) if "-h" in argv or "--help" in argv else False
+        parser = make_parser(with_options_help=help_for)
+    except UnknownMethodError as exc:
+        return fail(PROG, str(exc))
+    args, extra = parser.parse(argv)
+    start(parser.output)
+    from ..console import result
+    from ..data.forget import ForgetRequest
+    from ..evaluation.report import summary_table
     from ..runs.unlearn import unlearn_run
     from ..training.log_store import LogError
 
@@ -154,10 +192,8 @@ def main(argv: list[str] | None = None) -> int:
             retain_eval_max=args.retain_eval_max,
             compare_vanilla=args.compare_vanilla,
         )
-    except UnknownMethodError as exc:
-        return _fail(exc.args[0] if exc.args else str(exc))
-    except (ForgetRequestError, MethodOptionError, LogError, RecipeError, ValueError, FileNotFoundError) as exc:
-        return _fail(str(exc))
-    print(summary_table(report))
-    print(f"wrote {args.output_dir}/report.json and plots/")
+    except (*user_errors(), UnknownMethodError, MethodOptionError, LogError, ValueError) as exc:
+        return fail(PROG, str(exc))
+    result(summary_table(report))
+    result(f"wrote {args.output_dir}/report.json and plots/")
     return 0

@@ -1,7 +1,13 @@
-"""Sentiment data loading, the synthetic generator and deletion requests."""
+"""Sentiment data loading (Hub, local files, --train_file), the synthetic generator and deletion requests."""
 
 from .forget import ForgetRequest, ForgetRequestError, check_ids_known, forget_ids_sha256, read_id_file
-from .loading import DatasetFormatError, balanced_subset, fingerprint_dataset, load_sentiment_dataset
+from .loading import (
+    DatasetFormatError,
+    balanced_subset,
+    fingerprint_dataset,
+    load_data_files,
+    load_sentiment_dataset,
+)
 from .synthetic import CANARY_PREFIX, make_synthetic_reviews
 
 __all__ = [
@@ -13,6 +19,7 @@ __all__ = [
     "check_ids_known",
     "fingerprint_dataset",
     "forget_ids_sha256",
+    "load_data_files",
     "load_sentiment_dataset",
     "make_synthetic_reviews",
     "read_id_file",

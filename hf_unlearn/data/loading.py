@@ -40,7 +40,10 @@ def _local_files(path: Path) -> tuple[str, dict[str, list[str]]]:
             files.setdefault(f.stem.split("-")[0], []).append(str(f))
             kinds.add(LOCAL_SUFFIXES[f.suffix])
     if "train" not in files:
-        raise DatasetFormatError(f"{path}: no train.(parquet|csv|jsonl) file found")
+        raise DatasetFormatError(
+            f"{path}: a data folder must hold train.(parquet|csv|jsonl|json) (and test.*) files; "
+            "for files named otherwise use --train_file FILE [--test_file FILE]"
+        )
     if len(kinds) != 1:
         raise DatasetFormatError(f"{path}: mixed file types {sorted(kinds)}")
     return kinds.pop(), files
@@ -131,6 +134,55 @@ def load_sentiment_dataset(
     if missing_splits:
         raise DatasetFormatError(f"{source}: no split(s) {missing_splits}; it has {list(dd)}")
     out = DatasetDict({s: _normalise(dd[s], s, text_column, label_column, id_column) for s in ("train", "test")})
+    out["train"] = balanced_subset(out["train"], max_train, seed)
+    out["test"] = balanced_subset(out["test"], max_test, seed + 1)
+    return out
+
+
+def _file_kind(path: str, flag: str) -> str:
+    file = Path(path)
+    if not file.is_file():
+        raise DatasetFormatError(f"{flag}: no such file: {path}")
+    kind = LOCAL_SUFFIXES.get(file.suffix.lower())
+    if kind is None:
+        raise DatasetFormatError(
+            f"{flag} {path}: unsupported file type {file.suffix!r}; use one of {sorted(LOCAL_SUFFIXES)}"
+        )
+    return kind
+
+
+def load_data_files(
+    train_file: str,
+    *,
+    validation_file: str | None = None,
+    test_file: str | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
+    id_column: str | None = None,
+    max_train: int | None = None,
+    max_test: int | None = None,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> DatasetDict:
+    """Sentiment data from files, as ``--train_file`` / ``--validation_file`` / ``--test_file`` in the
+    transformers example scripts (csv, json, jsonl or parquet; the types may differ).
+
+    The test split is ``test_file``, else ``validation_file``, else a ``test_fraction`` split of the
+    training file drawn with ``seed``. With both, the validation file becomes a ``validation`` split.
+    Columns, ids and subsets as in :func:`load_sentiment_dataset`.
+    """
+    given = {"train": (train_file, "--train_file"), "validation": (validation_file, "--validation_file")}
+    given["test"] = (test_file, "--test_file")
+    splits = {}
+    for split, (path, flag) in given.items():
+        if path:
+            splits[split] = load_dataset(_file_kind(path, flag), data_files={"train": [str(path)]})["train"]
+    if "test" not in splits and "validation" in splits:
+        splits["test"] = splits.pop("validation")
+    if "test" not in splits:
+        parts = splits["train"].train_test_split(test_size=test_fraction, seed=seed, shuffle=True)
+        splits.update(train=parts["train"], test=parts["test"])
+    out = DatasetDict({s: _normalise(ds, s, text_column, label_column, id_column) for s, ds in splits.items()})
     out["train"] = balanced_subset(out["train"], max_train, seed)
     out["test"] = balanced_subset(out["test"], max_test, seed + 1)
     return out

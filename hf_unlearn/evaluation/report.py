@@ -14,7 +14,7 @@ import datetime as _dt
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, console
 from ..artifacts import REPORT_FILE, atomic_write_json, forget_set_commitment, library_versions
 from ..cards.schema import ForgettingReport
 from ..data.loading import balanced_subset, fingerprint_dataset
@@ -65,7 +65,10 @@ def build_report(
     """
     forget_ids = sorted(set(forget_ids))
     eval_splits = {k: splits[k] for k in ("forget", "retain", "test")}
-    metrics = {name: evaluate_model(m, tokenizer, eval_splits, canary_ids=canary_ids) for name, m in models.items()}
+    metrics = {
+        name: evaluate_model(m, tokenizer, eval_splits, canary_ids=canary_ids)
+        for name, m in console.progress(models.items(), desc="evaluation", total=len(models))
+    }
     return ForgettingReport(
         hf_unlearn_version=__version__,
         method=method,

@@ -69,7 +69,7 @@ def _retry_hint(folder: UploadFolder, repo_id: str, private: bool) -> str:
     vis = "--private" if private else "--public"
     return (
         f"The upload folder is kept at {folder.path}. Retry with:\n"
-        f"  hf-unlearn push {shlex.quote(str(folder.run_dir))} --repo-id {repo_id} {vis}\n"
+        f"  hf-unlearn push {shlex.quote(str(folder.run_dir))} --repo_id {repo_id} {vis}\n"
         f"or upload that folder as it is with:\n"
         f"  hf upload {repo_id} {shlex.quote(str(folder.path))} . {'--private' if private else ''}".rstrip()
     )
@@ -102,7 +102,7 @@ def _http_error(exc: HfHubHTTPError, folder: UploadFolder, repo_id: str, private
         return PermissionDeniedError(
             f"Permission denied for {repo_id} (HTTP {status}): this token cannot write to the namespace "
             f"'{namespace}'. The repository may belong to someone else, or the token is read-only or a "
-            f"fine-grained token without write access to it. Use a --repo-id under your own namespace or an "
+            f"fine-grained token without write access to it. Use a --repo_id under your own namespace or an "
             f"organisation you can write to, or a write token of the owner.{said}\n{hint}",
             folder,
         )
@@ -160,7 +160,7 @@ def publish(
     try:
         validate_repo_id(repo_id)
     except ValueError as e:
-        raise ValueError(f"invalid --repo-id {repo_id!r}: {e}") from None
+        raise ValueError(f"invalid --repo_id {repo_id!r}: {e}") from None
     folder = build_upload_folder(run_dir, dest, repo_id=repo_id, license=license)
     result = PublishResult(repo_id=repo_id, folder=folder, private=private, dry_run=dry_run)
     if dry_run:
@@ -179,7 +179,7 @@ def _token_and_endpoint(
     token = token or get_token()
     if not token:
         raise NoTokenError(
-            "No Hugging Face token: pass token=..., set HF_TOKEN (or the variable named by --token-env), "
+            "No Hugging Face token: pass token=..., set HF_TOKEN (or the variable named by --token_env), "
             "or log in once with `hf auth login`.\n" + _retry_hint(folder, repo_id, private),
             folder,
         )

@@ -54,11 +54,15 @@ class UnlearnResult:
 
 @dataclass
 class MethodContext:
-    """What a method may need besides the data: the tokenizer (for batching) and the device."""
+    """What a method may need besides the data: the tokenizer (for batching) and the device.
+
+    ``progress``: show the method's progress bars (``console.progress``, which is off when the
+    output is quiet); False keeps a method silent whatever the output settings.
+    """
 
     tokenizer: object
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    progress: bool = False
+    progress: bool = True
 
     def loader(self, dataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
         return loops.make_loader(dataset, self.tokenizer, batch_size, shuffle=shuffle, seed=seed)
@@ -90,4 +94,5 @@ def run_steps(
         weight_decay=config.weight_decay,
         seed=config.seed,
         grad_hook=grad_hook,
+        progress=ctx.progress,
     )

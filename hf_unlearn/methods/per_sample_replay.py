@@ -43,8 +43,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
+from .. import console
 from ..training.log_store import LogError
 from ..training.penalties import per_example_loss
 from .amnesiac import AmnesiacConfig, repair
@@ -208,7 +208,8 @@ def per_sample_replay(model, forget, retain, config: PerSampleReplayConfig, log,
     grad_examples = 0
     has_wd = bool(wd.any())
     d, g, scale_buf = torch.empty_like(w), torch.empty_like(w), torch.empty_like(w)  # reused every step
-    for t in tqdm(range(total, first - 1, -1), desc="replaying steps", disable=not ctx.progress):
+    walk = range(total, first - 1, -1)
+    for t in console.progress(walk, desc="replaying steps", total=len(walk)) if ctx.progress else walk:
         rec = steps[t - 1]
         flat.fill(d, log.delta(t))
         w.sub_(d)  # now w_{t-1}

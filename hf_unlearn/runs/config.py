@@ -32,7 +32,23 @@ class DataArguments:
     dataset_name: str = field(
         default="imdb",
         metadata={
-            "help": "Hub data set name (imdb), a local parquet/csv/jsonl file or folder, or 'synthetic' (offline)."
+            "help": "Hub data set name (imdb), a local parquet/csv/jsonl file or a folder holding train.* and "
+            "test.* files, or 'synthetic' (offline). Ignored when --train_file is given."
+        },
+    )
+    train_file: str | None = field(
+        default=None,
+        metadata={"help": "A csv/json/jsonl/parquet file of training examples (instead of --dataset_name)."},
+    )
+    validation_file: str | None = field(
+        default=None,
+        metadata={"help": "A csv/json/jsonl/parquet file of evaluation examples (the test split if no --test_file)."},
+    )
+    test_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "A csv/json/jsonl/parquet file of test examples (default: the validation file, else a "
+            "20% split of the training file drawn with --dataset_seed)."
         },
     )
     text_column: str = field(default="text", metadata={"help": "Column holding the text."})
@@ -71,10 +87,36 @@ class DataArguments:
         },
     )
 
+    def __post_init__(self):
+        # recorded in the run file: absolute, so that unlearn/evaluate find them from any folder
+        for name in ("train_file", "validation_file", "test_file"):
+            value = getattr(self, name)
+            if value:
+                setattr(self, name, str(Path(value).expanduser().resolve()))
+        if (self.validation_file or self.test_file) and not self.train_file:
+            raise ValueError("--validation_file / --test_file need --train_file")
+
+    @property
+    def source(self) -> str:
+        """What the data comes from, for messages and cards: the training file, else ``dataset_name``."""
+        return self.train_file or self.dataset_name
+
     def load(self):
         """``DatasetDict(train, test)`` with ``id``, ``text``, ``label`` (``max_*_samples`` subsets)."""
-        from ..data import load_sentiment_dataset
+        from ..data import load_data_files, load_sentiment_dataset
 
+        if self.train_file:
+            return load_data_files(
+                self.train_file,
+                validation_file=self.validation_file,
+                test_file=self.test_file,
+                text_column=self.text_column,
+                label_column=self.label_column,
+                id_column=self.id_column,
+                max_train=self.max_train_samples,
+                max_test=self.max_test_samples,
+                seed=self.dataset_seed,
+            )
         if self.dataset_name == "synthetic":
             return load_sentiment_dataset(
                 "synthetic",

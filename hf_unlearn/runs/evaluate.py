@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .. import console
 from ..data.forget import ForgetRequest
 from ..data.synthetic import CANARY_PREFIX
 from ..evaluation.report import REPORT_FILE, build_report, split_for_evaluation, write_report
@@ -33,17 +34,30 @@ def evaluate_run(
     run = load_run(run_dir)
     forget_ids = request.resolve(run.trained_split())
     folders = {"original": original, "unlearned": unlearned, "retrain_twin": twin}
-    models = {
-        k: AutoModelForSequenceClassification.from_pretrained(v, trust_remote_code=False).eval()
-        for k, v in folders.items()
-        if v
-    }
+    with console.phase("loading the models"):
+        models = {
+            k: AutoModelForSequenceClassification.from_pretrained(v, trust_remote_code=False).eval()
+            for k, v in folders.items()
+            if v
+        }
     models["original"] = models.get("original", run.model)
     models = {k: models[k] for k in ("original", "unlearned", "retrain_twin") if k in models}
     previous = Path(unlearned) / REPORT_FILE
     old = json.loads(previous.read_text()) if previous.is_file() else {}
     splits = split_for_evaluation(run.tokenized["train"], run.tokenized["test"], forget_ids, retain_eval_max)
-    report = build_report(
+    with console.phase(f"evaluating {len(models)} models on the forget, retain and test splits"):
+        report = _report(run, models, splits, forget_ids, method, old)
+    if old.get("method_description") and (method is None or method == old.get("method")):
+        report["method_description"] = old["method_description"]
+    elif report["method"] != "unknown":
+        report["method_description"] = _description(report["method"])
+    with console.phase(f"writing report.json to {output_dir}"):
+        write_report(report, output_dir)
+    return report
+
+
+def _report(run, models: dict, splits: dict, forget_ids: list[str], method: str | None, old: dict) -> dict:
+    return build_report(
         models=models,
         tokenizer=run.tokenizer,
         splits=splits,
@@ -60,12 +74,6 @@ def evaluate_run(
         seeds={"train": run.meta.get("seed")},
         timings=old.get("timings"),
     )
-    if old.get("method_description") and (method is None or method == old.get("method")):
-        report["method_description"] = old["method_description"]
-    elif report["method"] != "unknown":
-        report["method_description"] = _description(report["method"])
-    write_report(report, output_dir)
-    return report
 
 
 def _description(method: str) -> str | None:

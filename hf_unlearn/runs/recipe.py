@@ -4,6 +4,12 @@ Every command parses with it. A recipe's keys are the parser's dataclass fields 
 is an error that names it); deprecated names, given as flags or as keys, are renamed with a
 ``FutureWarning`` that names the new one. A field declared by two of the dataclasses (e.g.
 ``max_length`` in ``DataArguments`` and ``S3TConfig``) is one flag that fills both.
+
+Flags are snake_case as ``HfArgumentParser`` writes them, each with its kebab-case spelling as an
+alias (``--retrain_twin`` / ``--retrain-twin``). Every parser also takes ``--verbose`` and
+``--quiet`` (:attr:`RecipeParser.output`); ``--help`` lists each dataclass's options as a group
+(the command's own first, a base class's such as ``TrainingArguments`` last), then an example.
+A user error exits 2 with one line ``PROG: error: ...``.
 """
 
 from __future__ import annotations
@@ -36,12 +42,35 @@ def read_recipe(path: str | Path | None) -> dict:
     return data
 
 
-def _deprecated(old: str, new: str, where: str) -> None:
+OUTPUT_FLAGS = ("verbose", "quiet")
+
+
+def deprecated(old: str, new: str, where: str = "the flag", stacklevel: int = 4) -> None:
+    """A ``FutureWarning``: ``old`` is deprecated, use ``new`` (removed in the next release)."""
     warnings.warn(
         f"{where} {old!r} is deprecated and will be removed in the next release: use {new!r}",
         FutureWarning,
-        stacklevel=4,
+        stacklevel=stacklevel,
     )
+
+
+def add_output_flags(parser: argparse.ArgumentParser) -> None:
+    """``--verbose`` and ``--quiet`` (every command has them; see ``hf_unlearn.console.configure_output``)."""
+    parser.add_argument(
+        "--verbose", action="store_true", help="Also show the progress bars and log lines of datasets/transformers."
+    )
+    parser.add_argument("--quiet", action="store_true", help="Print only the final result (no progress, no phases).")
+
+
+def _group_title(dtype) -> str:
+    doc = (dtype.__doc__ or "").strip().splitlines()
+    first = doc[0].strip().rstrip(".") if doc and not doc[0].startswith(dtype.__name__ + "(") else ""
+    return getattr(dtype, "_argument_group_name", None) or (f"{dtype.__name__}: {first}" if first else dtype.__name__)
+
+
+def _base_dataclass(dtype):
+    """The nearest dataclass base of ``dtype`` (``TrainingArguments`` for ``UnlearnableTrainingArguments``)."""
+    return next((b for b in dtype.__mro__[1:] if dataclasses.is_dataclass(b)), None)
 
 
 def rename_flags(argv: Iterable[str], renames: Mapping[str, str]) -> list[str]:
@@ -51,7 +80,7 @@ def rename_flags(argv: Iterable[str], renames: Mapping[str, str]) -> list[str]:
         name, eq, value = token.partition("=")
         key = name[2:].replace("-", "_") if name.startswith("--") else None
         if key in renames:
-            _deprecated(name, f"--{renames[key]}", "the flag")
+            deprecated(name, f"--{renames[key]}", "the flag")
             token = f"--{renames[key]}{eq}{value}"
         out.append(token)
     return out
@@ -65,7 +94,7 @@ def rename_keys(recipe: Mapping, renames: Mapping[str, str], source: str = "reci
         if new is None:
             out[key] = value
             continue
-        _deprecated(key, new, f"{source} key")
+        deprecated(key, new, f"{source} key")
         if new not in recipe:
             out[new] = value
     return out
@@ -79,20 +108,64 @@ class RecipeParser(HfArgumentParser):
     returns one instance per dataclass (plus a namespace when extra arguments were added).
     """
 
-    def __init__(self, dataclass_types, *, renames: Mapping[str, str] | None = None, **kwargs):
+    def __init__(
+        self,
+        dataclass_types,
+        *,
+        renames: Mapping[str, str] | None = None,
+        example: str | None = None,
+        **kwargs,
+    ):
         kwargs.setdefault("conflict_handler", "resolve")  # a field shared by two dataclasses is one flag
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        prog = kwargs.get("prog")
+        if prog:
+            kwargs.setdefault("usage", f"{prog} [--config YAML] [options]   ({prog} --help for the options)")
         super().__init__(dataclass_types, **kwargs)
         self.renames = dict(renames or {})
         self.extra_dests: set[str] = set()
+        self.output = argparse.Namespace(verbose=False, quiet=False)
         self.add_argument(
             "--config",
             default=None,
             metavar="YAML",
             help="YAML recipe; its keys are the options below, flags override it.",
         )
+        add_output_flags(self)
+        self._group_by_dataclass()
+        epilog = [self.epilog] if self.epilog else []
+        if example:
+            epilog.append(f"example:\n  {example}")
         if self.renames:
             shown = ", ".join(f"--{old} (now --{new})" for old, new in self.renames.items())
-            self.epilog = f"Deprecated names, still accepted for one release: {shown}."
+            epilog.append(f"Deprecated names, still accepted for one release: {shown}.")
+        self.epilog = "\n\n".join(epilog) or None
+
+    def error(self, message: str):
+        """One line ``PROG: error: MESSAGE`` on stderr and exit status 2 (no usage block, no traceback)."""
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def _group_by_dataclass(self) -> None:
+        """One help group per dataclass, the commands' own first and a base class's (TrainingArguments) last."""
+        own, bases, where = [], [], {}
+        for dtype in self.dataclass_types:
+            base = _base_dataclass(dtype)
+            base_names = {f.name for f in dataclasses.fields(base)} if base else set()
+            own.append(self.add_argument_group(_group_title(dtype)))
+            for f in dataclasses.fields(dtype):
+                if f.init and f.name not in base_names:
+                    where.setdefault(f.name, own[-1])
+            if base_names:
+                bases.append(self.add_argument_group(f"{base.__name__} (transformers)"))
+                for name in base_names:
+                    where.setdefault(name, bases[-1])
+        for action in list(self._optionals._group_actions):
+            group = where.get(action.dest)
+            if group is not None:
+                self._optionals._group_actions.remove(action)
+                group._group_actions.append(action)
+        general = [g for g in self._action_groups if g not in own and g not in bases]  # --help, --config ...
+        self._action_groups[:] = general[:1] + own + general[1:] + bases
 
     def field_names(self) -> set[str]:
         return {f.name for dtype in self.dataclass_types for f in dataclasses.fields(dtype) if f.init}
@@ -107,7 +180,7 @@ class RecipeParser(HfArgumentParser):
     def apply_recipe(self, recipe: Mapping, source: str = "recipe") -> None:
         """Make ``recipe``'s values the defaults (flags still win); unknown keys are an error."""
         recipe = rename_keys(recipe, self.renames, source)
-        unknown = sorted(set(recipe) - self.field_names() - self.extra_dests)
+        unknown = sorted(set(recipe) - self.field_names() - self.extra_dests - set(OUTPUT_FLAGS))
         if unknown:
             self.error(f"unknown key(s) in {source}: {unknown}")
         self.set_defaults(**recipe)
@@ -134,9 +207,13 @@ class RecipeParser(HfArgumentParser):
         if rest:
             self.error(f"unrecognised arguments: {' '.join(rest)}")
         values = vars(namespace)
+        self.output = argparse.Namespace(**{k: bool(values.pop(k, False)) for k in OUTPUT_FLAGS})
         outputs = []
         for dtype in self.dataclass_types:
             names = {f.name for f in dataclasses.fields(dtype) if f.init}
-            outputs.append(dtype(**{k: v for k, v in values.items() if k in names}))
+            try:
+                outputs.append(dtype(**{k: v for k, v in values.items() if k in names}))
+            except ValueError as exc:  # a dataclass's own validation (__post_init__)
+                self.error(str(exc))
         extra = {k: v for k, v in values.items() if k in self.extra_dests}
         return (*outputs, argparse.Namespace(**extra)) if extra else tuple(outputs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from .. import console
 from ..data.synthetic import CANARY_PREFIX
 from ..evaluation.rum_report import group_summary, rum_section
 from ..methods import get_method, unlearn
@@ -22,28 +23,30 @@ def rum_section_of(run, splits, models, result, spec, options: dict, compare_van
     vanilla_name = None
     if compare_vanilla:
         v_method, v_args = vanilla(method_config(spec, options))
-        start = time.perf_counter()
-        v = unlearn(
-            run.model,
-            splits["forget"],
-            splits["retain_full"],
-            method=v_method,
-            log=run.log if get_method(v_method).needs_log else None,  # checked by the RUM call already
-            tokenizer=run.tokenizer,
-            **v_args,
-        )
-        timings["vanilla_s"] = time.perf_counter() - start
+        with console.phase(f"unlearning the whole forget set with {v_method} (vanilla, for comparison)"):
+            start = time.perf_counter()
+            v = unlearn(
+                run.model,
+                splits["forget"],
+                splits["retain_full"],
+                method=v_method,
+                log=run.log if get_method(v_method).needs_log else None,  # checked by the RUM call already
+                tokenizer=run.tokenizer,
+                **v_args,
+            )
+            timings["vanilla_s"] = time.perf_counter() - start
         vanilla_name = f"vanilla_{v_method}"
         models[vanilla_name] = v.model
     canaries = [i for i in splits["forget"]["id"] if i.startswith(CANARY_PREFIX)]
-    section = rum_section(
-        models,
-        run.tokenizer,
-        splits,
-        result.stats["groups"],
-        summary=group_summary(result.stats),
-        canary_ids=canaries or None,
-    )
+    with console.phase(f"evaluating {len(models)} models per memorization group"):
+        section = rum_section(
+            models,
+            run.tokenizer,
+            splits,
+            result.stats["groups"],
+            summary=group_summary(result.stats),
+            canary_ids=canaries or None,
+        )
     section = {"proxy": result.stats.get("proxy"), "proxy_source": result.stats.get("proxy_source"), **section}
     others = {vanilla_name: section["comparison"][vanilla_name]} if vanilla_name and section["comparison"] else None
     return section, others

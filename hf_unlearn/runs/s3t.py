@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+from .. import console
 from ..data import fingerprint_dataset, load_sentiment_dataset
 from ..models import TINY_BERT, build_tiny_bert, load_model_and_tokenizer
 from ..s3t import S3TModel, SISAModel, finetune_base, split_public_private
@@ -63,6 +64,32 @@ def base_model(model_args: ModelArguments, s3t_args: S3TArguments, config, publi
     """(model, tokenizer, base metrics): the base the system is trained on, fine-tuned on ``public`` first."""
     from ..s3t.pretrain import model_accuracy
 
+    with console.phase(f"preparing the base model {model_args.model_name_or_path}"):
+        model, tokenizer = _load_base(model_args, config, public, private)
+    if len(public):
+        with console.phase(f"fine-tuning the base on {len(public)} public examples") as step:
+            stats = finetune_base(
+                model,
+                tokenizer,
+                public,
+                epochs=s3t_args.pretrain_epochs,
+                learning_rate=s3t_args.pretrain_learning_rate,
+                batch_size=s3t_args.pretrain_batch_size,
+                max_length=config.max_length,
+                seed=config.seed,
+            )
+            step.summary = f"{stats['steps']} steps" + (
+                f", loss {stats['loss']:.4f}" if stats["loss"] is not None else ""
+            )
+    with console.phase("evaluating the base on the test split") as step:
+        base_metrics = {
+            "test_acc": round(100 * model_accuracy(model, tokenizer, test, max_length=config.max_length), 4)
+        }
+        step.summary = f"accuracy {base_metrics['test_acc']:.1f} %"
+    return model, tokenizer, base_metrics
+
+
+def _load_base(model_args: ModelArguments, config, public, private):
     name = model_args.model_name_or_path
     if name == TINY_BERT:
         texts = public["text"] if len(public) else private["text"]  # public only, when there is one
@@ -76,19 +103,7 @@ def base_model(model_args: ModelArguments, s3t_args: S3TArguments, config, publi
             seed=config.seed,
             attn_implementation=model_args.attn_implementation,
         )
-    if len(public):
-        finetune_base(
-            model,
-            tokenizer,
-            public,
-            epochs=s3t_args.pretrain_epochs,
-            learning_rate=s3t_args.pretrain_learning_rate,
-            batch_size=s3t_args.pretrain_batch_size,
-            max_length=config.max_length,
-            seed=config.seed,
-        )
-    base_metrics = {"test_acc": round(100 * model_accuracy(model, tokenizer, test, max_length=config.max_length), 4)}
-    return model, tokenizer, base_metrics
+    return model, tokenizer
 
 
 def train_system(data_args: DataArguments, model_args: ModelArguments, s3t_args: S3TArguments, config):
@@ -96,8 +111,11 @@ def train_system(data_args: DataArguments, model_args: ModelArguments, s3t_args:
     returns ``(system, world_size)``, the system being None on ranks other than 0."""
     from ..s3t.training import distributed_state
 
+    console.ensure_configured()
     state = distributed_state()
-    public, private, test = load_splits(data_args, s3t_args.n_public)
+    with console.phase("loading the data") as step:
+        public, private, test = load_splits(data_args, s3t_args.n_public)
+        step.summary = f"{len(public)} public, {len(private)} private and {len(test)} test examples"
     model = tokenizer = base_metrics = None
     if state.is_main_process:
         model, tokenizer, base_metrics = base_model(model_args, s3t_args, config, public, private, test)
@@ -106,17 +124,19 @@ def train_system(data_args: DataArguments, model_args: ModelArguments, s3t_args:
         data_info["dataset_name"] = str(Path(data_info["dataset_name"]).resolve())
     data_info["source"] = data_info["dataset_name"]
     system_cls = SISAModel if s3t_args.method == "sisa" else S3TModel
-    system = system_cls.train(
-        config,
-        model,
-        tokenizer,
-        private,
-        eval_dataset=test,
-        base_model_name=model_args.model_name_or_path,
-        base_metrics=base_metrics,
-        data_info=data_info,
-        public_ids=list(public["id"]),
-    )
+    units = f"{config.num_shards} shards x {getattr(config, 'budget', 1)} orders x {config.num_slices} slices"
+    with console.phase(f"training the {system_cls.method} system ({units})"):
+        system = system_cls.train(
+            config,
+            model,
+            tokenizer,
+            private,
+            eval_dataset=test,
+            base_model_name=model_args.model_name_or_path,
+            base_metrics=base_metrics,
+            data_info=data_info,
+            public_ids=list(public["id"]),
+        )
     return system, state.num_processes
 
 
@@ -135,12 +155,16 @@ def delete(
     system, ids: list[str], *, request_id: str | None = None, retrain: bool = True, evaluate: bool = False
 ) -> dict:
     """Serve a deletion request exactly; with ``evaluate``, re-evaluate on the recorded test split."""
+    console.ensure_configured()
     system.attach_training_data(private_loader(system))
-    result = system.delete(ids, request_id=request_id, retrain=retrain).to_dict()
+    with console.phase(f"deleting {len(set(ids))} examples" + (" and retraining what saw them" if retrain else "")):
+        result = system.delete(ids, request_id=request_id, retrain=retrain).to_dict()
     if evaluate:
-        data_args, n_public = data_args_of(system)
-        _, _, test = load_splits(data_args, n_public)
-        result["evaluation"] = system.evaluate(test)
+        with console.phase("evaluating the system on the test split") as step:
+            data_args, n_public = data_args_of(system)
+            _, _, test = load_splits(data_args, n_public)
+            result["evaluation"] = system.evaluate(test)
+            step.summary = f"accuracy {100 * result['evaluation']['accuracy']:.1f} %"
     return result
 
 

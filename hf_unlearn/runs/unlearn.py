@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import console
 from ..artifacts import LOG_DIRNAME
 from ..data import fingerprint_dataset
 from ..data.forget import ForgetRequest
@@ -64,16 +65,19 @@ def load_run(run_dir: str | Path) -> TrainedRun:
 
     from ..models import tokenize_dataset
 
+    console.ensure_configured()
     run_dir = Path(run_dir)
-    data_args, model_args, extra = read_run_file(run_dir)
-    log = UnlearningLog(run_dir) if (run_dir / LOG_DIRNAME).is_dir() else None
-    data = data_args.load()
-    check_fingerprints(data, data_args, log, extra.get("fingerprints") or {})
-    tokenizer = AutoTokenizer.from_pretrained(run_dir, trust_remote_code=False)
-    kwargs = {"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}
-    model = AutoModelForSequenceClassification.from_pretrained(run_dir, trust_remote_code=False, **kwargs)
-    model.eval()
-    tokenized = tokenize_dataset(data, tokenizer, data_args.max_length)
+    with console.phase(f"loading the run {run_dir}") as step:
+        data_args, model_args, extra = read_run_file(run_dir)
+        log = UnlearningLog(run_dir) if (run_dir / LOG_DIRNAME).is_dir() else None
+        data = data_args.load()
+        check_fingerprints(data, data_args, log, extra.get("fingerprints") or {})
+        tokenizer = AutoTokenizer.from_pretrained(run_dir, trust_remote_code=False)
+        kwargs = {"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}
+        model = AutoModelForSequenceClassification.from_pretrained(run_dir, trust_remote_code=False, **kwargs)
+        model.eval()
+        tokenized = tokenize_dataset(data, tokenizer, data_args.max_length)
+        step.summary = f"{len(data['train'])} training examples" + (", unlearning log found" if log else "")
     return TrainedRun(run_dir, model, tokenizer, data, tokenized, log, data_args, model_args, extra)
 
 
@@ -114,6 +118,7 @@ def unlearn_run(
     model, ToW / ToW-MIA against the twin) and ``plots/rum_*.png``; ``compare_vanilla`` also runs
     the highest group's method on the whole forget set and compares it group by group.
     """
+    console.ensure_configured()
     spec = get_method(method)  # unknown method or option: an error before any work
     options = typed_options(spec, method_args or {})
     run = run or load_run(run_dir)
@@ -123,18 +128,7 @@ def unlearn_run(
     splits = split_for_evaluation(run.tokenized["train"], run.tokenized["test"], forget_ids, retain_eval_max)
     inputs = rum_inputs(run, method, options)
     timings = {}
-    start = time.perf_counter()
-    result = unlearn(
-        run.model,
-        splits["forget"],
-        splits["retain_full"],
-        method=method,
-        log=run.log,
-        tokenizer=run.tokenizer,
-        **inputs,
-        **options,
-    )
-    timings["unlearn_s"] = time.perf_counter() - start
+    result, timings["unlearn_s"] = run_method(run, splits, method, {**inputs, **options})
     models = {"original": run.model, "unlearned": result.model}
     if with_twin and twin is None:
         twin, timings["retrain_s"] = build_twin(run, forget_ids)
@@ -148,9 +142,27 @@ def unlearn_run(
 
         report["rum"], others = rum_section_of(run, splits, models, result, spec, options, compare_vanilla, timings)
         report["timings"].update(timings)
-    write_outputs(Path(output_dir), result.model, run.tokenizer, report, others)
+    with console.phase(f"writing the unlearned model and report.json to {output_dir}"):
+        write_outputs(Path(output_dir), result.model, run.tokenizer, report, others)
     report["_twin"] = twin  # for callers that reuse it; never serialised
     return report
+
+
+def run_method(run: TrainedRun, splits: dict, method: str, kwargs: dict):
+    """(the method's result, seconds): ``method`` on the forget split, under one phase line."""
+    with console.phase(f"unlearning {len(splits['forget'])} examples with {method}") as step:
+        start = time.perf_counter()
+        result = unlearn(
+            run.model,
+            splits["forget"],
+            splits["retain_full"],
+            method=method,
+            log=run.log,
+            tokenizer=run.tokenizer,
+            **kwargs,
+        )
+        step.summary = steps_summary(result.stats)
+    return result, time.perf_counter() - start
 
 
 def typed_options(spec, options: dict) -> dict:
@@ -173,14 +185,23 @@ def build_twin(run: TrainedRun, forget_ids: list[str]):
     """(the retrain twin, seconds): the run retrained from w_0 on its recorded order without ``forget_ids``."""
     from ..training.replay import retrain_twin
 
-    start = time.perf_counter()
-    twin, _ = retrain_twin(run.model, run.tokenized["train"], run.log, forget_ids, tokenizer=run.tokenizer)
+    with console.phase("retraining the twin") as step:
+        start = time.perf_counter()
+        twin, trainer = retrain_twin(run.model, run.tokenized["train"], run.log, forget_ids, tokenizer=run.tokenizer)
+        step.summary = f"{trainer.state.global_step} steps without the {len(set(forget_ids))} forgotten examples"
     return twin, time.perf_counter() - start
 
 
 def run_report(run: TrainedRun, models, splits, forget_ids, spec, method_args, stats, timings) -> dict:
     canaries = [i for i in forget_ids if i.startswith(CANARY_PREFIX)]
-    report = build_report(
+    with console.phase(f"evaluating {len(models)} models on the forget, retain and test splits"):
+        report = _build_report(run, models, splits, forget_ids, spec, method_args, stats, timings, canaries)
+    report["method_description"] = spec.description
+    return report
+
+
+def _build_report(run: TrainedRun, models, splits, forget_ids, spec, method_args, stats, timings, canaries) -> dict:
+    return build_report(
         models=models,
         tokenizer=run.tokenizer,
         splits=splits,
@@ -198,8 +219,19 @@ def run_report(run: TrainedRun, models, splits, forget_ids, spec, method_args, s
         timings=timings,
         config={"data": vars(run.data_args), "model": vars(run.model_args)},
     )
-    report["method_description"] = spec.description
-    return report
+
+
+def steps_summary(stats: dict) -> str:
+    """``"40 optimizer steps"`` (and the steps replayed, when a method reports them) for a phase line."""
+    parts = []
+    for key, (one, many) in {
+        "optimizer_steps": ("optimizer step", "optimizer steps"),
+        "steps_replayed": ("step replayed", "steps replayed"),
+    }.items():
+        n = stats.get(key)
+        if isinstance(n, int) and not isinstance(n, bool):
+            parts.append(f"{n} {one if n == 1 else many}")
+    return ", ".join(parts)
 
 
 def write_outputs(out: Path, model, tokenizer, report: dict, others=None) -> None:

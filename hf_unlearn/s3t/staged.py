@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .. import console
 from ..artifacts import forget_set_commitment as ids_sha256
 from ..training.loops import run_steps
 from .checkpoints import Checkpoint, CheckpointKey, derive_seed, save_checkpoint
@@ -118,11 +119,20 @@ class S3TScheme:
         return adapter_state(model, f"s{k}"), param_state(model, layout.head_params)
 
 
-def fit(model: nn.Module, data: EncodedData, rows: list[int], config, seed: int) -> dict:
+def fit(
+    model: nn.Module,
+    data: EncodedData,
+    rows: list[int],
+    config,
+    seed: int,
+    desc: str = "fine-tuning",
+    leave: bool = True,
+) -> dict:
     """AdamW + linear schedule over the trainable parameters; batches and dropout seeded by ``seed``.
 
     Each epoch shuffles ``rows`` with a generator seeded by ``seed``; the steps are
-    :func:`training.loops.run_steps` (gradient norm clipped at ``config.max_grad_norm``).
+    :func:`training.loops.run_steps` (gradient norm clipped at ``config.max_grad_norm``), under a
+    progress bar labelled ``desc`` (cleared at the end unless ``leave``).
     """
     params = [p for p in model.parameters() if p.requires_grad]
     bs, epochs = config.per_device_train_batch_size, int(config.num_train_epochs)
@@ -154,7 +164,8 @@ def fit(model: nn.Module, data: EncodedData, rows: list[int], config, seed: int)
         seed=seed,
         max_grad_norm=config.max_grad_norm,
         warmup_steps=int(config.warmup_ratio * len(batches)),
-        desc="s3t stage",
+        desc=desc,
+        leave=leave,
     )
     stats["loss"] = sum(losses) / len(batches)
     return stats
@@ -186,6 +197,8 @@ def train_unit(
             data.rows_of(job.stage_ids[k]),
             config,
             derive_seed(config.seed, "train", job.shard, job.order_idx, k),
+            desc=_stage_label(job, k),
+            leave=False,
         )
         adapter, params = scheme.stage_checkpoint(model, layout, k)
         meta = {
@@ -207,4 +220,11 @@ def train_unit(
         if root is not None:
             save_checkpoint(root, ckpt)
         out.append(ckpt)
+        loss = "" if stats["loss"] is None else f", loss {stats['loss']:.4f}"
+        console.say(f"{_stage_label(job, k)}: done in {meta['seconds']:.1f} s, {stats['steps']} steps{loss}")
     return out
+
+
+def _stage_label(job: UnitJob, k: int) -> str:
+    """``"shard 0, order 1, stage 2/3"``: a stage's label for its bar and its line (no ids)."""
+    return f"shard {job.shard}, order {job.order_idx}, stage {k + 1}/{len(job.order)}"

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 
+from .. import console
 from ..artifacts import forget_set_commitment, is_temporary
 from ..data import fingerprint_dataset
 from .assignment import ASSIGNMENT_FILE, Assignment, make_assignment
@@ -205,6 +206,9 @@ def _assemble(system_cls, config, root: Path, info: dict, train_dataset, eval_da
     save_report(root, report)
     system = system_cls.from_pretrained(root, train_dataset=train_dataset)
     if eval_dataset is not None:
-        system.evaluate(eval_dataset)
+        with console.phase("evaluating the system on the test split") as step:
+            metrics = system.evaluate(eval_dataset)
+            if isinstance(metrics, dict) and isinstance(metrics.get("accuracy"), float):
+                step.summary = f"accuracy {100 * metrics['accuracy']:.1f} %"
     assert (root / ASSIGNMENT_FILE).is_file()
     return system

@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 from transformers import DataCollatorWithPadding, get_linear_schedule_with_warmup
 
+from .. import console
 from .data_order import IdCarryingCollator
 
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -127,6 +127,8 @@ def run_steps(
     desc: str = "unlearning steps",
     max_grad_norm: float | None = None,
     warmup_steps: int | None = None,
+    leave: bool = True,
+    progress: bool = True,
 ) -> int:
     """``n_steps`` AdamW steps on ``step_loss(step)``; returns the number of steps taken.
 
@@ -134,7 +136,9 @@ def run_steps(
     seed is set to ``seed`` first (dropout). ``grad_hook`` runs between backward and the step
     (SalUn masks gradients there); ``max_grad_norm`` clips the gradient norm of ``params``;
     ``warmup_steps`` switches the constant learning rate to a linear schedule (warmup, then
-    decay to 0 at ``n_steps``). A non-finite loss raises ``FloatingPointError``.
+    decay to 0 at ``n_steps``). A non-finite loss raises ``FloatingPointError``. The steps show
+    one progress bar labelled ``desc`` (``console.progress``; ``leave=False`` clears it at the end,
+    ``progress=False`` shows none).
     """
     if n_steps <= 0:
         return 0
@@ -143,7 +147,8 @@ def run_steps(
     schedule = get_linear_schedule_with_warmup(optimizer, warmup_steps, n_steps) if warmup_steps is not None else None
     model.train()
     torch.manual_seed(seed)
-    for step in tqdm(range(n_steps), desc=desc, disable=None, leave=False):
+    steps = console.progress(range(n_steps), desc=desc, leave=leave) if progress else range(n_steps)
+    for step in steps:
         optimizer.zero_grad(set_to_none=True)
         loss = step_loss(step)
         if not torch.isfinite(loss):

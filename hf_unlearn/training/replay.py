@@ -27,6 +27,7 @@ import torch
 from ..artifacts import private_temp_dir
 from ..data.forget import check_ids_known
 from .arguments import UnlearnableTrainingArguments
+from .progress import label_progress
 from .trainer import UnlearnableTrainer
 from .unlearning_log import UnlearningLog
 
@@ -84,6 +85,7 @@ def replayed(
     tokenizer=None,
     output_dir: str | Path | None = None,
     data_collator=None,
+    desc: str = "replaying the run",
     **overrides,
 ) -> Iterator[tuple[torch.nn.Module, UnlearnableTrainer]]:
     """Replay ``log`` from w_0 without ``forget_ids``; yields ``(model, trainer)`` once trained.
@@ -91,6 +93,7 @@ def replayed(
     Inside the ``with`` block the replay's own log is readable at ``trainer.log_root``; without
     ``output_dir`` it lives in a private temporary folder removed when the block exits (also on
     error). ``overrides`` change the replay's training arguments (:func:`twin_arguments`).
+    ``desc`` labels the replay's progress bar.
     """
     log = log if isinstance(log, UnlearningLog) else UnlearningLog(log)
     forget_ids = sorted(set(forget_ids))
@@ -114,6 +117,7 @@ def replayed(
             replay_order=log.recorded_order(),
             drop_ids=forget_ids,
         )
+        label_progress(trainer, desc)
         trainer.train()
         replica.eval()
         yield replica, trainer
@@ -128,6 +132,7 @@ def retrain_twin(
     tokenizer=None,
     output_dir: str | Path | None = None,
     data_collator=None,
+    desc: str = "retraining the twin",
 ) -> tuple[torch.nn.Module, UnlearnableTrainer]:
     """Retrain from w_0 on the recorded order of ``log`` without ``forget_ids``.
 
@@ -135,8 +140,16 @@ def retrain_twin(
     and reset to w_0); ``train_dataset`` is the ORIGINAL tokenized training set (with ``id``).
     Returns the twin model and its trainer. With ``output_dir`` the twin's log (its transcript,
     the proof it never saw the forget ids) stays there; without, it is removed before returning.
+    Its progress bar is labelled ``desc`` (a noise twin: ``"noise twin 2/5"``).
     """
     with replayed(
-        model, train_dataset, log, forget_ids, tokenizer=tokenizer, output_dir=output_dir, data_collator=data_collator
+        model,
+        train_dataset,
+        log,
+        forget_ids,
+        tokenizer=tokenizer,
+        output_dir=output_dir,
+        data_collator=data_collator,
+        desc=desc,
     ) as (twin, trainer):
         return twin, trainer
