@@ -1,6 +1,7 @@
 """The offline demo: its forget request, the verdict rule, and a run at reduced sizes."""
 
 import json
+import re
 
 import pytest
 
@@ -86,5 +87,11 @@ def test_demo_runs_at_reduced_sizes(tmp_path, capsys):
         assert f"{method}" in out and figures["verdict"] in out
     assert out.count("do nothing (the original against the twin)") == 3
     assert "[hf-unlearn] 1/5 training" in err and "done in" in err
-    assert "it/s]" not in err and "%|" not in err  # no third-party progress bar
+    labels = {m.group(1).strip() for line in re.split(r"[\r\n]", err) if (m := re.match(r"(.*?):?\s*\d+%\|", line))}
+    assert labels and "" not in labels  # every bar drawn is labelled
+    assert not labels & {"Loading weights", "Writing model shards", "Map", "Casting the dataset"}
+    assert not any(
+        text in err for text in ("Loading weights", "Casting the dataset", "Writing model shards", "tokenize:")
+    )
+    assert "{'loss'" not in out + err and "{'train_runtime'" not in out + err  # no Trainer log dicts
     assert "canary-0000" not in out + err  # never an id of a forgotten example

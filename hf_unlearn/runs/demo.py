@@ -251,7 +251,9 @@ def _print_summary(out: Path, reports: dict, summary: dict) -> None:
             f"{audit['records_consistent']}"
         )
     n_forget = summary["forget"]["count"]
-    result(f"\n== verdicts ({n_forget} examples forgotten) ==\n{summary['verdict_rule']}")
+    import textwrap
+
+    result(f"\n== verdicts ({n_forget} examples forgotten) ==\n{textwrap.fill(summary['verdict_rule'], 110)}")
     for method, s in summary["unlearning"].items():
         acc = s["forget_acc"]
         result(
