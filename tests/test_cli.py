@@ -400,7 +400,7 @@ def test_demo_flags_and_request():
     assert (args.output_dir, args.no_s3t, args.seed) == ("d", True, 2)
     ids = [f"canary-{i:04d}" for i in range(2)] + [f"synthetic-train-{i:05d}" for i in range(500)]
     forget = demo_request(ids)
-    assert len(forget) == 5 and {"canary-0000", "canary-0001"} <= set(forget) and forget == sorted(forget)
+    assert len(forget) == 25 and {"canary-0000", "canary-0001"} <= set(forget) and forget == sorted(forget)
 
 
 def test_requests_resolve_against_the_transcript(tmp_path, capsys):
