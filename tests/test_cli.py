@@ -614,3 +614,25 @@ def test_missing_local_model_folder_is_reported_as_missing(path, tmp_path):
     err = done.stderr.strip()
     assert done.returncode == 2 and len(err.splitlines()) == 1, err
     assert f"model folder not found: {path}" in err and "repo id" not in err.lower(), err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["unlearn", "--run", "nowhere", "--forget_label", "1", "--output_dir", "o"],
+        ["push", "no_run"],
+        ["s3t", "audit", "--system_dir", "nowhere", "--deleted"],
+        ["train", "--dataset_name", "synthetic", "--model_name_or_path", "./missing", "--output_dir", "o"],
+    ],
+)
+@pytest.mark.parametrize(
+    "flag, expected", [("--quiet", (False, True)), ("--verbose", (True, False)), (None, (False, False))]
+)
+def test_every_command_configures_output_first(argv, flag, expected, monkeypatch, tmp_path):
+    import hf_unlearn.console as console
+
+    seen = []
+    monkeypatch.setattr(console, "configure_output", lambda verbose=False, quiet=False: seen.append((verbose, quiet)))
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, *([flag] if flag else [])]) == 2
+    assert seen == [expected]
