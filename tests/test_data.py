@@ -162,3 +162,11 @@ def test_data_arguments_record_absolute_file_paths(tmp_path, monkeypatch):
     assert args.source == args.train_file
     with pytest.raises(ValueError, match="need --train_file"):
         DataArguments(test_file="e.csv")
+
+
+def test_unreachable_hub_data_or_missing_path_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(DatasetFormatError, match="offline.*--dataset_name synthetic.*--train_file"):
+        load_sentiment_dataset("someone/not-a-cached-dataset")
+    with pytest.raises(DatasetFormatError, match="data file or folder not found: ./no/such/folder"):
+        load_sentiment_dataset("./no/such/folder")
