@@ -159,9 +159,11 @@ def test_data_arguments_record_absolute_file_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = DataArguments(train_file="t.csv", test_file="./e.csv")
     assert args.train_file == str(tmp_path / "t.csv") and args.test_file == str(tmp_path / "e.csv")
-    assert args.source == args.train_file
+    assert args.dataset_name == args.train_file  # reports and cards name the file as the source
     with pytest.raises(ValueError, match="need --train_file"):
         DataArguments(test_file="e.csv")
+    with pytest.raises(ValueError, match="not both"):
+        DataArguments(dataset_name="synthetic", train_file="t.csv")
 
 
 def test_unreachable_hub_data_or_missing_path_is_one_clear_error(monkeypatch):
