@@ -443,3 +443,196 @@ def test_the_model_is_fingerprinted_once_per_unlearn(tiny_run, tmp_path, monkeyp
     argv = ["--run", str(run), "--forget", str(ids), "--retrain-twin", "--retain-eval-max", "20"]
     assert unlearn_cmd.main([*argv, "--output_dir", str(tmp_path / "o")]) == 0
     assert calls.count("final") == 1  # the weights hash; the twin checks the structure only
+
+
+# ---- the public face: one flag style, help, exit codes, data and models a user brings --------------------
+def test_version(capsys):
+    from hf_unlearn import __version__
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"hf-unlearn {__version__}"
+
+
+@pytest.mark.parametrize("command", ["train", "unlearn", "evaluate", "push", "demo"])
+def test_every_command_help_has_an_example_and_output_flags(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0
+    assert f"example:\n  hf-unlearn {command} " in out
+    assert "--verbose" in out and "--quiet" in out
+
+
+def test_s3t_subcommand_help_has_an_example(capsys):
+    for sub in ("train", "delete", "audit", "predict"):
+        with pytest.raises(SystemExit):
+            main(["s3t", sub, "--help"])
+        assert f"example:\n  hf-unlearn s3t {sub} " in capsys.readouterr().out
+
+
+def test_train_help_lists_our_options_before_trainings(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    first_trainer_flag = out.index("--per_device_train_batch_size")
+    for ours in ("--train_file", "--model_name_or_path", "--record_deltas", "--sd_lambda", "--dataset_seed"):
+        assert out.index(ours) < first_trainer_flag, ours
+    assert len(out.split("\n\n", 1)[0].splitlines()) <= 2  # the usage line is short, not every flag
+
+
+def test_unlearn_method_help_lists_that_methods_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["unlearn", "--method", "neggrad_plus", "--help"])
+    out = capsys.readouterr().out
+    assert "options of neggrad_plus" in out and "alpha: float = 0.99" in out and "learning_rate: float" in out
+    assert "scrub:" not in out  # only the method asked for
+
+
+@pytest.mark.parametrize("flag", ["--list_methods", "--list-methods"])
+def test_list_methods_shows_description_guarantee_and_options(flag, capsys):
+    from hf_unlearn.methods import available_methods
+
+    assert main(["unlearn", flag]) == 0
+    out = capsys.readouterr().out
+    for name, spec in available_methods().items():
+        assert f"{name} ({spec.guarantee}): {spec.summary}" in out
+    assert "alpha: float = 0.99" in out and "repair_epochs: float = 0.0" in out
+
+
+def test_kebab_case_aliases_mean_the_same_without_warning():
+    from hf_unlearn.commands import unlearn as unlearn_cmd
+
+    snake = ["--run", "r", "--forget_label", "1", "--retrain_twin", "--retain_eval_max", "5", "--compare_vanilla"]
+    kebab = ["--run", "r", "--forget-label", "1", "--retrain-twin", "--retain-eval-max", "5", "--compare-vanilla"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        assert unlearn_cmd.make_parser().parse(kebab) == unlearn_cmd.make_parser().parse(snake)
+
+
+def test_push_old_flag_names_warn_and_do_the_same(tmp_path, capsys):
+    from hf_unlearn.commands import push as push_cmd
+
+    with pytest.warns(FutureWarning, match="'--output_dir'"):
+        assert push_cmd.main([str(tmp_path), "--dry-run", "--out", str(tmp_path / "up")]) == 2
+    old = capsys.readouterr().err
+    assert push_cmd.main([str(tmp_path), "--dry_run", "--output_dir", str(tmp_path / "up")]) == 2
+    assert capsys.readouterr().err == old and "no report.json" in old
+
+
+def test_s3t_output_is_a_deprecated_name_of_output_file():
+    from hf_unlearn.commands import s3t as s3t_cmd
+
+    with pytest.warns(FutureWarning, match="'--output_file'"):
+        old = s3t_cmd.parse_subcommand_args("audit", ["--system_dir", "s", "--output", "a.json"])
+    assert old == s3t_cmd.parse_subcommand_args("audit", ["--system_dir", "s", "--output_file", "a.json"])
+
+
+def _cli(args, tmp_path):
+    env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "hf_unlearn.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--no_such_flag"], "unrecognised arguments: --no_such_flag"),
+        (["unlearn", "--run", "nowhere", "--forget_label", "1", "--output_dir", "o"], "nowhere"),
+        (["unlearn", "--method", "nope", "--help"], "unknown unlearning method 'nope'"),
+        (["unlearn", "--set", "oops", "--run", "r", "--forget_label", "1", "--output_dir", "o"], "KEY=VALUE"),
+        (["evaluate", "--run", "r"], "--forget"),
+        (["push", "no_run", "--repo_id", "a/b", "--token_env", "NO_SUCH_VARIABLE"], "NO_SUCH_VARIABLE"),
+        (["push", "no_run"], "--repo_id user/name is required"),
+        (["s3t", "audit", "--system_dir", "nowhere", "--deleted"], "nowhere"),
+        (["s3t", "nope"], "unknown sub-command"),
+        (["frobnicate"], "unknown command"),
+        (["train", "--test_file", "t.csv", "--output_dir", "o"], "need --train_file"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(args, message, tmp_path):
+    done = _cli(args, tmp_path)
+    err = done.stderr.strip()
+    assert done.returncode == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    prefix = "hf-unlearn" if args[0] == "frobnicate" else f"hf-unlearn {args[0]}"
+    assert err.startswith(prefix) and ": error: " in err and message in err, err
+
+
+def test_train_on_user_files_end_to_end(tmp_path):
+    from hf_unlearn.commands import train as train_cmd
+    from hf_unlearn.runs.config import read_run_file
+
+    words = {0: "awful boring dull bad", 1: "great lovely fine good"}
+    rows = [{"review": f"{words[i % 2]} film {i}", "stars": i % 2} for i in range(40)]
+    (tmp_path / "my_train.csv").write_text(
+        "review,stars\n" + "".join(f"{r['review']},{r['stars']}\n" for r in rows[:30])
+    )
+    (tmp_path / "held_out.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[30:]))
+    run = tmp_path / "run"
+    argv = [
+        *TINY_RUN[TINY_RUN.index("--model_name_or_path") :],
+        "--train_file",
+        str(tmp_path / "my_train.csv"),
+        "--test_file",
+        str(tmp_path / "held_out.jsonl"),
+        "--text_column",
+        "review",
+        "--label_column",
+        "stars",
+        "--output_dir",
+        str(run),
+    ]
+    assert train_cmd.main(argv) == 0
+    data_args, _, extra = read_run_file(run)
+    assert data_args.train_file == str(tmp_path / "my_train.csv")
+    assert data_args.test_file == str(tmp_path / "held_out.jsonl")
+    rebuilt = data_args.load()  # what unlearn / evaluate rebuild from the run file
+    assert (len(rebuilt["train"]), len(rebuilt["test"])) == (30, 10)
+    from hf_unlearn.data import fingerprint_dataset
+
+    assert fingerprint_dataset(rebuilt["train"]) == extra["fingerprints"]["train"]
+
+
+def test_offline_hub_model_is_one_line_pointing_to_tiny_bert(tmp_path):
+    done = _cli(["train", "--dataset_name", "synthetic", "--model_name_or_path", "someone/not-cached-model",
+                 "--output_dir", "o"], tmp_path)  # fmt: skip
+    err = done.stderr.strip()
+    assert done.returncode == 2 and len(err.splitlines()) == 1, err
+    assert "someone/not-cached-model" in err and "offline" in err and "--model_name_or_path tiny-bert" in err
+
+
+@pytest.mark.parametrize("path", ["./my_models/bert", "/no/such/folder/model"])
+def test_missing_local_model_folder_is_reported_as_missing(path, tmp_path):
+    done = _cli(["train", "--dataset_name", "synthetic", "--model_name_or_path", path, "--output_dir", "o"], tmp_path)
+    err = done.stderr.strip()
+    assert done.returncode == 2 and len(err.splitlines()) == 1, err
+    assert f"model folder not found: {path}" in err and "repo id" not in err.lower(), err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["unlearn", "--run", "nowhere", "--forget_label", "1", "--output_dir", "o"],
+        ["push", "no_run"],
+        ["s3t", "audit", "--system_dir", "nowhere", "--deleted"],
+        ["train", "--dataset_name", "synthetic", "--model_name_or_path", "./missing", "--output_dir", "o"],
+    ],
+)
+@pytest.mark.parametrize(
+    "flag, expected", [("--quiet", (False, True)), ("--verbose", (True, False)), (None, (False, False))]
+)
+def test_every_command_configures_output_first(argv, flag, expected, monkeypatch, tmp_path):
+    import hf_unlearn.console as console
+
+    seen = []
+    monkeypatch.setattr(console, "configure_output", lambda verbose=False, quiet=False: seen.append((verbose, quiet)))
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, *([flag] if flag else [])]) == 2
+    assert seen == [expected]

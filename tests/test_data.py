@@ -117,3 +117,58 @@ def test_imdb_local_copy_ids_are_the_files_own():
     assert sorted(set(dd["train"]["label"])) == [0, 1] and sum(dd["train"]["label"]) == 25
     again = load_sentiment_dataset(str(IMDB), max_train=50, max_test=20, seed=3)
     assert list(again["train"]["id"]) == list(dd["train"]["id"])
+
+
+def _rows(n, start=0):
+    return [{"text": f"review number {i}", "label": i % 2} for i in range(start, start + n)]
+
+
+def test_data_files_train_validation_test(tmp_path):
+    from hf_unlearn.data import load_data_files
+
+    pd.DataFrame(_rows(20)).to_csv(tmp_path / "a.csv", index=False)
+    pd.DataFrame(_rows(6, 20)).to_json(tmp_path / "b.jsonl", orient="records", lines=True)
+    pd.DataFrame(_rows(4, 26)).to_parquet(tmp_path / "c.parquet")
+    only_val = load_data_files(str(tmp_path / "a.csv"), validation_file=str(tmp_path / "b.jsonl"))
+    assert (len(only_val["train"]), len(only_val["test"])) == (20, 6)  # the validation file is the test split
+    both = load_data_files(
+        str(tmp_path / "a.csv"), validation_file=str(tmp_path / "b.jsonl"), test_file=str(tmp_path / "c.parquet")
+    )
+    assert (len(both["test"]), len(both["validation"])) == (4, 6) and both["test"]["id"][0] == "test/0"
+    alone = load_data_files(str(tmp_path / "a.csv"), seed=3)
+    assert (len(alone["train"]), len(alone["test"])) == (16, 4)
+
+
+def test_data_files_errors_are_one_clear_line(tmp_path):
+    from hf_unlearn.data import DatasetFormatError, load_data_files
+
+    with pytest.raises(DatasetFormatError, match="--train_file: no such file"):
+        load_data_files(str(tmp_path / "missing.csv"))
+    (tmp_path / "a.txt").write_text("x")
+    with pytest.raises(DatasetFormatError, match="unsupported file type '.txt'"):
+        load_data_files(str(tmp_path / "a.txt"))
+    (tmp_path / "folder").mkdir()
+    pd.DataFrame(_rows(4)).to_csv(tmp_path / "folder" / "reviews.csv", index=False)
+    with pytest.raises(DatasetFormatError, match="--train_file FILE"):
+        load_sentiment_dataset(str(tmp_path / "folder"))
+
+
+def test_data_arguments_record_absolute_file_paths(tmp_path, monkeypatch):
+    from hf_unlearn.runs.config import DataArguments
+
+    monkeypatch.chdir(tmp_path)
+    args = DataArguments(train_file="t.csv", test_file="./e.csv")
+    assert args.train_file == str(tmp_path / "t.csv") and args.test_file == str(tmp_path / "e.csv")
+    assert args.dataset_name == args.train_file  # reports and cards name the file as the source
+    with pytest.raises(ValueError, match="need --train_file"):
+        DataArguments(test_file="e.csv")
+    with pytest.raises(ValueError, match="not both"):
+        DataArguments(dataset_name="synthetic", train_file="t.csv")
+
+
+def test_unreachable_hub_data_or_missing_path_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(DatasetFormatError, match="offline.*--dataset_name synthetic.*--train_file"):
+        load_sentiment_dataset("someone/not-a-cached-dataset")
+    with pytest.raises(DatasetFormatError, match="data file or folder not found: ./no/such/folder"):
+        load_sentiment_dataset("./no/such/folder")

@@ -649,7 +649,7 @@ def _cli(args: list[str], tmp_path: Path, endpoint: str | None = None, extra_env
 
 
 def test_cli_dry_run_and_write_dry_run_folder(run, tmp_path):
-    proc = _cli(["push", str(run["dir"]), "--dry-run", "--out", str(tmp_path / "dry")], tmp_path)
+    proc = _cli(["push", str(run["dir"]), "--dry-run", "--output_dir", str(tmp_path / "dry")], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "Dry run: nothing was sent" in proc.stdout and "forget_ids.txt" in proc.stdout  # listed as not uploaded
     assert "model.safetensors" in proc.stdout and not (tmp_path / "hf_home").exists()
@@ -682,7 +682,16 @@ def _assert_token_only_in_auth_header(hub: FakeHub, *outputs: str) -> None:
 def test_push_through_huggingface_hub_to_local_server(run, tmp_path):
     with FakeHub(token=TOKEN) as hub:
         proc = _cli(
-            ["push", str(run["dir"]), "--repo-id", REPO, "--token-env", "MY_HF_TOKEN", "--out", str(tmp_path / "up")],
+            [
+                "push",
+                str(run["dir"]),
+                "--repo-id",
+                REPO,
+                "--token-env",
+                "MY_HF_TOKEN",
+                "--output_dir",
+                str(tmp_path / "up"),
+            ],
             tmp_path,
             hub.endpoint,
             {"MY_HF_TOKEN": TOKEN},
@@ -718,12 +727,12 @@ def test_push_refused_by_the_hub_gives_a_clear_error(run, tmp_path, mode, messag
     repo = "someone-else/model" if mode == "other_owner" else REPO
     with FakeHub(token=TOKEN, mode=mode) as hub:
         proc = _cli(
-            ["push", str(run["dir"]), "--repo-id", repo, "--public", "--out", str(tmp_path / "up")],
+            ["push", str(run["dir"]), "--repo-id", repo, "--public", "--output_dir", str(tmp_path / "up")],
             tmp_path,
             hub.endpoint,
             {"HF_TOKEN": TOKEN},
         )
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert message in proc.stderr and "Retry with:" in proc.stderr and "--public" in proc.stderr
     assert "Traceback" not in proc.stderr and hub.unexpected == [] and not hub.repos
     assert (tmp_path / "up" / "README.md").is_file()
@@ -735,15 +744,15 @@ def test_push_when_the_hub_is_unreachable_keeps_the_folder_and_says_how_to_retry
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = _cli(
-        ["push", str(run["dir"]), "--repo-id", REPO, "--out", str(tmp_path / "up")],
+        ["push", str(run["dir"]), "--repo-id", REPO, "--output_dir", str(tmp_path / "up")],
         tmp_path,
         f"http://127.0.0.1:{port}",
         {"HF_TOKEN": TOKEN},
     )
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     err = proc.stderr
     assert "Could not reach the Hub" in err and "Connection refused" in err
-    assert f"hf-unlearn push {run['dir']} --repo-id {REPO} --private" in err
+    assert f"hf-unlearn push {run['dir']} --repo_id {REPO} --private" in err
     assert re.search(rf"hf upload {REPO} \S+/up \. --private", err)
     assert (tmp_path / "up" / "model.safetensors").is_file()
     assert TOKEN not in proc.stdout + err
@@ -751,11 +760,13 @@ def test_push_when_the_hub_is_unreachable_keeps_the_folder_and_says_how_to_retry
 
 def test_push_without_token_or_with_an_unset_token_env(run, tmp_path):
     proc = _cli(
-        ["push", str(run["dir"]), "--repo-id", REPO, "--out", str(tmp_path / "up")], tmp_path, "http://127.0.0.1:9"
+        ["push", str(run["dir"]), "--repo-id", REPO, "--output_dir", str(tmp_path / "up")],
+        tmp_path,
+        "http://127.0.0.1:9",
     )
-    assert proc.returncode == 1 and "No Hugging Face token" in proc.stderr and "hf auth login" in proc.stderr
+    assert proc.returncode == 2 and "No Hugging Face token" in proc.stderr and "hf auth login" in proc.stderr
     assert (tmp_path / "up" / "README.md").is_file()
     proc = _cli(["push", str(run["dir"]), "--repo-id", REPO, "--token-env", "NOPE"], tmp_path)
-    assert proc.returncode == 1 and "NOPE (--token-env) is not set" in proc.stderr
+    assert proc.returncode == 2 and "NOPE (--token_env) is not set" in proc.stderr
     proc = _cli(["push", str(tmp_path), "--repo-id", REPO], tmp_path, extra_env={"HF_TOKEN": TOKEN})
-    assert proc.returncode == 1 and "no report.json" in proc.stderr and TOKEN not in proc.stderr
+    assert proc.returncode == 2 and "no report.json" in proc.stderr and TOKEN not in proc.stderr

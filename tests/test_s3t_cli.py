@@ -144,7 +144,7 @@ def test_cli_train_delete_audit_predict(tmp_path, capsys):
     deleted = last_json(capsys)
     assert len(deleted["new_ids"]) == 2 and "accuracy" in deleted["evaluation"]
 
-    assert cmd.main(["audit", "--system_dir", out, "--deleted", "--output", str(tmp_path / "audit.json")]) == 0
+    assert cmd.main(["audit", "--system_dir", out, "--deleted", "--output_file", str(tmp_path / "audit.json")]) == 0
     audit = last_json(capsys)
     assert audit["all_clean"] and audit["n_ids"] == 2
     assert json.loads((tmp_path / "audit.json").read_text())["records_consistent"]

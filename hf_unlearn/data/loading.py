@@ -81,6 +81,21 @@ def _normalise(ds: Dataset, split: str, text_column: str, label_column: str, id_
     return ds
 
 
+def _load_hub(source: str) -> DatasetDict:
+    """A Hub data set; a missing local path or an unreachable Hub is one clear ``DatasetFormatError``."""
+    if source.startswith((".", "/", "~", os.sep)):
+        raise DatasetFormatError(f"data file or folder not found: {source}")
+    try:
+        return load_dataset(HUB_ALIASES.get(source, source))
+    except (ConnectionError, FileNotFoundError) as exc:
+        offline = os.environ.get("HF_DATASETS_OFFLINE", os.environ.get("HF_HUB_OFFLINE", "")).lower()
+        why = "the Hub is offline" if offline in ("1", "true", "yes", "on") else type(exc).__name__
+        raise DatasetFormatError(
+            f"cannot load data set {source!r} from the Hub ({why}) and it is not in the local cache; "
+            "use --dataset_name synthetic (offline), a local file or folder, or --train_file FILE"
+        ) from None
+
+
 def balanced_subset(ds: Dataset, n: int, seed: int = 0) -> Dataset:
     """A label-balanced random subset of ``n`` rows (all rows when ``n >= len(ds)``), order by seed."""
     if n is None or n >= len(ds):
@@ -129,7 +144,7 @@ def load_sentiment_dataset(
             parts = dd["train"].train_test_split(test_size=test_fraction, seed=seed, shuffle=True)
             dd = DatasetDict(train=parts["train"], test=parts["test"])
     else:
-        dd = load_dataset(HUB_ALIASES.get(source, source))
+        dd = _load_hub(source)
     missing_splits = [s for s in ("train", "test") if s not in dd]
     if missing_splits:
         raise DatasetFormatError(f"{source}: no split(s) {missing_splits}; it has {list(dd)}")

@@ -23,6 +23,7 @@ from ..artifacts import RUN_FILE, atomic_write_json
 # tiny-bert's number of layers when nothing says otherwise: S3T splits the layers into L blocks
 # (4 layers serve L = 1, 2 or 4), plain training keeps the smaller model.
 TINY_NUM_LAYERS_DEFAULT = {"train": 2, "s3t": 4}
+DEFAULT_DATASET = "imdb"
 
 
 @dataclass
@@ -30,10 +31,10 @@ class DataArguments:
     """Which sentiment data to use, and how much of it."""
 
     dataset_name: str = field(
-        default="imdb",
+        default=DEFAULT_DATASET,
         metadata={
             "help": "Hub data set name (imdb), a local parquet/csv/jsonl file or a folder holding train.* and "
-            "test.* files, or 'synthetic' (offline). Ignored when --train_file is given."
+            "test.* files, or 'synthetic' (offline). With --train_file: that file."
         },
     )
     train_file: str | None = field(
@@ -95,11 +96,10 @@ class DataArguments:
                 setattr(self, name, str(Path(value).expanduser().resolve()))
         if (self.validation_file or self.test_file) and not self.train_file:
             raise ValueError("--validation_file / --test_file need --train_file")
-
-    @property
-    def source(self) -> str:
-        """What the data comes from, for messages and cards: the training file, else ``dataset_name``."""
-        return self.train_file or self.dataset_name
+        if self.train_file and self.dataset_name not in (DEFAULT_DATASET, self.train_file):
+            raise ValueError("give --dataset_name or --train_file, not both")
+        if self.train_file:  # what reports, cards and messages name as the data source
+            self.dataset_name = self.train_file
 
     def load(self):
         """``DatasetDict(train, test)`` with ``id``, ``text``, ``label`` (``max_*_samples`` subsets)."""

@@ -64,7 +64,9 @@ def add_output_flags(parser: argparse.ArgumentParser) -> None:
 
 def _group_title(dtype) -> str:
     doc = (dtype.__doc__ or "").strip().splitlines()
-    first = doc[0].strip().rstrip(".") if doc and not doc[0].startswith(dtype.__name__ + "(") else ""
+    first = (
+        doc[0].strip().rstrip(".").replace("``", "`") if doc and not doc[0].startswith(dtype.__name__ + "(") else ""
+    )
     return getattr(dtype, "_argument_group_name", None) or (f"{dtype.__name__}: {first}" if first else dtype.__name__)
 
 
