@@ -35,6 +35,11 @@ TINY_RUN = [
 ]
 
 
+def error_lines(stderr: str) -> list[str]:
+    """stderr without the labelled progress lines (``[hf-unlearn] <phase> ...``): what the user error says."""
+    return [line for line in stderr.strip().splitlines() if not line.startswith("[hf-unlearn] ")]
+
+
 def test_top_level_help_lists_every_command(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
@@ -312,7 +317,7 @@ def test_unknown_method_or_option_is_a_one_line_error(tiny_run, tmp_path, capsys
     run, ids = tiny_run
     assert unlearn_cmd.main(["--run", str(run), "--forget", str(ids), "--output_dir", str(tmp_path / "o"), *argv]) == 2
     err = capsys.readouterr().err.strip()
-    assert message in err and len(err.splitlines()) == 1 and not (tmp_path / "o").exists()
+    assert message in err and len(error_lines(err)) == 1 and not (tmp_path / "o").exists()
 
 
 def test_unlearn_does_not_hide_bugs(tiny_run, tmp_path, monkeypatch):
@@ -560,9 +565,10 @@ def test_user_errors_exit_2_with_one_line(args, message, tmp_path):
     done = _cli(args, tmp_path)
     err = done.stderr.strip()
     assert done.returncode == 2, err
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert len(error_lines(err)) == 1 and "Traceback" not in err, err
     prefix = "hf-unlearn" if args[0] == "frobnicate" else f"hf-unlearn {args[0]}"
-    assert err.startswith(prefix) and ": error: " in err and message in err, err
+    line = error_lines(err)[0]
+    assert line.startswith(prefix) and ": error: " in line and message in line, err
 
 
 def test_train_on_user_files_end_to_end(tmp_path):
@@ -604,7 +610,7 @@ def test_offline_hub_model_is_one_line_pointing_to_tiny_bert(tmp_path):
     done = _cli(["train", "--dataset_name", "synthetic", "--model_name_or_path", "someone/not-cached-model",
                  "--output_dir", "o"], tmp_path)  # fmt: skip
     err = done.stderr.strip()
-    assert done.returncode == 2 and len(err.splitlines()) == 1, err
+    assert done.returncode == 2 and len(error_lines(err)) == 1, err
     assert "someone/not-cached-model" in err and "offline" in err and "--model_name_or_path tiny-bert" in err
 
 
@@ -612,7 +618,7 @@ def test_offline_hub_model_is_one_line_pointing_to_tiny_bert(tmp_path):
 def test_missing_local_model_folder_is_reported_as_missing(path, tmp_path):
     done = _cli(["train", "--dataset_name", "synthetic", "--model_name_or_path", path, "--output_dir", "o"], tmp_path)
     err = done.stderr.strip()
-    assert done.returncode == 2 and len(err.splitlines()) == 1, err
+    assert done.returncode == 2 and len(error_lines(err)) == 1, err
     assert f"model folder not found: {path}" in err and "repo id" not in err.lower(), err
 
 
