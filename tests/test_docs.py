@@ -8,6 +8,10 @@ namespace per file (a later block uses an earlier one's variables); shell blocks
 ``recipes/`` (a copy of the repository's) and ``forget_ids.txt`` / ``ids.txt``: five ids of the
 ``synthetic`` training split, one a canary.
 
+Each block is one test, named ``FILE:LINE`` of its opening fence (``-rs`` lists the skipped ones
+with their reasons). Selecting a later block alone runs the earlier blocks of its file first; once
+a block fails, the later blocks of its file fail as well, naming it.
+
 Markers: HTML comments (invisible on GitHub) on the lines right before a block's opening fence:
 
 - ``<!-- docs-test: skip REASON -->``: the block is not run; the test reports it as skipped
@@ -41,7 +45,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELL_LANGS = {"bash", "sh", "shell", "console"}
-MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(skip|sub-all|sub|before)\b\s*(.*?)\s*-->\s*$")
+MARKER = re.compile(r"^\s*<!--\s*docs-test:\s*(\S+)\s*(.*?)\s*-->\s*$")
+MARKER_KINDS = ("skip", "sub", "sub-all", "before")
 FENCE = re.compile(r"^```(\w*)\s*$")
 FORGET_IDS = [
     "synthetic-train-00003",
@@ -99,6 +104,8 @@ def parse_blocks(path: Path) -> list[Block]:
         if m:
             where = f"{_shown(path)}:{i + 1}"
             kind, arg = m.groups()
+            if kind not in MARKER_KINDS:
+                raise AssertionError(f"{where}: unknown docs-test marker {kind!r}; known: {MARKER_KINDS}")
             if kind == "skip" and not arg:
                 raise AssertionError(f"{where}: `docs-test: skip` needs a reason")
             if kind == "sub-all":
@@ -172,15 +179,80 @@ def _prepare_folder(folder: Path) -> None:
         (folder / name).write_text("\n".join(FORGET_IDS) + "\n")
 
 
-def test_markers_parse_and_every_doc_has_blocks():
-    """The parser finds blocks and markers; a marker that is not right before a fence is an error."""
+@dataclass
+class _FileRun:
+    """One markdown file's run: its folder, its Python namespace, how far it got."""
+
+    folder: Path
+    namespace: dict = field(default_factory=lambda: {"__name__": "__docs__"})
+    done: int = 0  # blocks [0, done) have been handled
+    failed: str | None = None
+
+
+_RUNS: dict[Path, _FileRun] = {}
+
+
+def _run_block(block: Block, state: _FileRun) -> None:
+    for command in block.before:
+        run_shell(command, f"{block.where} (before)", state.folder)
+    code = block.source()
+    if block.lang == "python":
+        run_python(code, block.where, state.namespace)
+    else:
+        run_shell(code, block.where, state.folder)
+
+
+def _all_blocks() -> list[Block]:
+    return [b for p in DOC_FILES for b in parse_blocks(p)]
+
+
+ALL_BLOCKS = _all_blocks()
+
+
+@pytest.fixture
+def docs_env(monkeypatch):
+    for key, value in _env().items():
+        if key != "PYTHONPATH":
+            monkeypatch.setenv(key, value)
+
+
+@pytest.mark.parametrize("block", ALL_BLOCKS, ids=[b.where for b in ALL_BLOCKS])
+def test_doc_block(block: Block, tmp_path_factory, monkeypatch, docs_env):
+    """Run one block, after the earlier blocks of its file (run here if they were not selected)."""
+    if block.skip:
+        pytest.skip(block.skip)
+    blocks = parse_blocks(block.path)
+    index = next(k for k, b in enumerate(blocks) if b.line == block.line)
+    state = _RUNS.get(block.path)
+    if state is None:
+        folder = tmp_path_factory.mktemp(block.path.stem.lower())
+        _prepare_folder(folder)
+        state = _RUNS[block.path] = _FileRun(folder)
+    monkeypatch.chdir(state.folder)
+    while state.done <= index:
+        if state.failed:
+            pytest.fail(f"an earlier block of this file failed: {state.failed}")
+        current = blocks[state.done]
+        state.done += 1
+        if current.skip:
+            continue
+        try:
+            _run_block(current, state)
+        except AssertionError:
+            state.failed = current.where
+            raise
+
+
+def test_every_block_runs_or_says_why():
+    """Every python/shell block of the docs is collected; a skipped one gives its reason."""
     counts = {p.name: len(parse_blocks(p)) for p in DOC_FILES}
     assert counts["README.md"] > 5, counts
-    skipped = [b for p in DOC_FILES for b in parse_blocks(p) if b.skip]
+    skipped = [b for b in ALL_BLOCKS if b.skip]
     assert all(b.skip.strip() for b in skipped)
+    assert len(skipped) < len(ALL_BLOCKS) / 2, [b.where for b in skipped]
 
 
-def test_parser_rejects_a_stray_marker_and_a_skip_without_reason(tmp_path):
+def test_parser_rejects_bad_markers(tmp_path):
     md = tmp_path / "x.md"
     md.write_text("<!-- docs-test: skip needs the Hub -->\nsome prose\n```python\nx = 1\n```\n")
     with pytest.raises(AssertionError, match="right before a code fence"):
@@ -188,33 +260,23 @@ def test_parser_rejects_a_stray_marker_and_a_skip_without_reason(tmp_path):
     md.write_text("<!-- docs-test: skip -->\n```python\nx = 1\n```\n")
     with pytest.raises(AssertionError, match="needs a reason"):
         parse_blocks(md)
+    md.write_text("<!-- docs-test: skipp typo -->\n```python\nx = 1\n```\n")
+    with pytest.raises(AssertionError, match="unknown docs-test marker"):
+        parse_blocks(md)
     md.write_text("<!-- docs-test: sub a => b -->\n<!-- docs-test: sub-all x =>  -->\n```bash\na x\n```\n")
     (block,) = parse_blocks(md)
     assert block.source() == "b \n"
+    md.write_text("<!-- docs-test: sub nowhere => b -->\n```bash\na x\n```\n")
+    (block,) = parse_blocks(md)
+    with pytest.raises(AssertionError, match="does not match"):
+        block.source()
 
 
-@pytest.mark.parametrize("doc", DOC_FILES, ids=[str(p.relative_to(ROOT)) for p in DOC_FILES])
-def test_doc_blocks_run(doc: Path, tmp_path, monkeypatch):
-    blocks = parse_blocks(doc)
-    _prepare_folder(tmp_path)
-    monkeypatch.chdir(tmp_path)
-    for key, value in _env().items():
-        if key != "PYTHONPATH":
-            monkeypatch.setenv(key, value)
-    namespace: dict = {"__name__": "__docs__"}
-    ran, skipped = 0, []
-    for block in blocks:
-        if block.skip:
-            skipped.append(f"{block.where} ({block.skip})")
-            continue
-        for command in block.before:
-            run_shell(command, f"{block.where} (before)", tmp_path)
-        code = block.source()
-        if block.lang == "python":
-            run_python(code, block.where, namespace)
-        else:
-            run_shell(code, block.where, tmp_path)
-        ran += 1
-    print(f"{doc.name}: {ran} block(s) ran, {len(skipped)} skipped: " + "; ".join(skipped))
-    if ran == 0:
-        pytest.skip(f"{doc.name}: every block is marked skip: " + "; ".join(skipped))
+def test_a_wrong_example_fails(tmp_path):
+    """The runner fails on a python block that raises and on a shell block that exits non-zero."""
+    with pytest.raises(AssertionError, match="python block raised NameError"):
+        run_python("print(undefined_name)\n", "x.md:1", {})
+    with pytest.raises(AssertionError, match="shell block exited 3"):
+        run_shell("true\nexit 3\necho never\n", "x.md:1", tmp_path)
+    with pytest.raises(AssertionError, match="shell block exited 1"):
+        run_shell("false\necho not reached\n", "x.md:1", tmp_path)  # set -e: the first failure stops it
