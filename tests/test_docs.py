@@ -202,11 +202,8 @@ def _run_block(block: Block, state: _FileRun) -> None:
         run_shell(code, block.where, state.folder)
 
 
-def _all_blocks() -> list[Block]:
-    return [b for p in DOC_FILES for b in parse_blocks(p)]
-
-
-ALL_BLOCKS = _all_blocks()
+FILE_BLOCKS = {p: parse_blocks(p) for p in DOC_FILES}  # parsed once, at collection
+ALL_BLOCKS = [(b, k) for p in DOC_FILES for k, b in enumerate(FILE_BLOCKS[p])]
 
 
 @pytest.fixture
@@ -216,13 +213,12 @@ def docs_env(monkeypatch):
             monkeypatch.setenv(key, value)
 
 
-@pytest.mark.parametrize("block", ALL_BLOCKS, ids=[b.where for b in ALL_BLOCKS])
-def test_doc_block(block: Block, tmp_path_factory, monkeypatch, docs_env):
+@pytest.mark.parametrize(("block", "index"), ALL_BLOCKS, ids=[b.where for b, _ in ALL_BLOCKS])
+def test_doc_block(block: Block, index: int, tmp_path_factory, monkeypatch, docs_env):
     """Run one block, after the earlier blocks of its file (run here if they were not selected)."""
     if block.skip:
         pytest.skip(block.skip)
-    blocks = parse_blocks(block.path)
-    index = next(k for k, b in enumerate(blocks) if b.line == block.line)
+    blocks = FILE_BLOCKS[block.path]
     state = _RUNS.get(block.path)
     if state is None:
         folder = tmp_path_factory.mktemp(block.path.stem.lower())
@@ -247,9 +243,9 @@ def test_every_block_runs_or_says_why():
     """Every python/shell block of the docs is collected; a skipped one gives its reason."""
     counts = {p.name: len(parse_blocks(p)) for p in DOC_FILES}
     assert counts["README.md"] > 5, counts
-    skipped = [b for b in ALL_BLOCKS if b.skip]
+    skipped = [b for b, _ in ALL_BLOCKS if b.skip]
     assert all(b.skip.strip() for b in skipped)
-    assert len(skipped) < len(ALL_BLOCKS) / 2, [b.where for b in skipped]
+    assert len(skipped) < len(ALL_BLOCKS) / 2, [b.where for b in skipped]  # most examples really run
 
 
 def test_parser_rejects_bad_markers(tmp_path):
