@@ -32,6 +32,7 @@ reader copies.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import shutil
@@ -204,6 +205,19 @@ def _run_block(block: Block, state: _FileRun) -> None:
 
 FILE_BLOCKS = {p: parse_blocks(p) for p in DOC_FILES}  # parsed once, at collection
 ALL_BLOCKS = [(b, k) for p in DOC_FILES for k, b in enumerate(FILE_BLOCKS[p])]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _forget_dynamic_modules():
+    """Python blocks run in this process: drop the ``evaluate`` modules they imported, and their cache
+    folder from ``sys.path``, so a later test that points ``evaluate`` at another cache imports afresh."""
+    modules, path = set(sys.modules), list(sys.path)
+    yield
+    for name in set(sys.modules) - modules:
+        if name.split(".")[0] in ("evaluate_modules", "datasets_modules"):
+            del sys.modules[name]
+    sys.path[:] = path + [p for p in sys.path if p not in path and "modules" not in Path(p).name]
+    importlib.invalidate_caches()
 
 
 @pytest.fixture
