@@ -485,6 +485,19 @@ def test_train_help_lists_our_options_before_trainings(capsys):
     assert len(out.split("\n\n", 1)[0].splitlines()) <= 2  # the usage line is short, not every flag
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["train"], ["unlearn"], ["evaluate"], ["push"], ["demo"], ["s3t", "train"], ["s3t", "delete"], ["s3t", "audit"]],
+)
+def test_help_text_is_rendered_cleanly(command, capsys):
+    """argparse %-formats help strings: a bare '%' in a field's help once printed argparse's internals."""
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    assert "option_strings" not in out and "<argparse." not in out, out[:2000]
+    assert "example" in out.lower(), command  # every command's help ends with an example
+
+
 def test_unlearn_method_help_lists_that_methods_options(capsys):
     with pytest.raises(SystemExit):
         main(["unlearn", "--method", "neggrad_plus", "--help"])

@@ -49,7 +49,7 @@ class DataArguments:
         default=None,
         metadata={
             "help": "A csv/json/jsonl/parquet file of test examples (default: the validation file, else a "
-            "20% split of the training file drawn with --dataset_seed)."
+            "fifth of the training file drawn with --dataset_seed)."
         },
     )
     text_column: str = field(default="text", metadata={"help": "Column holding the text."})
