@@ -105,37 +105,21 @@ class DataArguments:
         """``DatasetDict(train, test)`` with ``id``, ``text``, ``label`` (``max_*_samples`` subsets)."""
         from ..data import load_data_files, load_sentiment_dataset
 
-        if self.train_file:
-            return load_data_files(
-                self.train_file,
-                validation_file=self.validation_file,
-                test_file=self.test_file,
-                text_column=self.text_column,
-                label_column=self.label_column,
-                id_column=self.id_column,
-                max_train=self.max_train_samples,
-                max_test=self.max_test_samples,
-                seed=self.dataset_seed,
-            )
-        if self.dataset_name == "synthetic":
+        subsets = {"max_train": self.max_train_samples, "max_test": self.max_test_samples, "seed": self.dataset_seed}
+        if self.dataset_name == "synthetic" and not self.train_file:
             return load_sentiment_dataset(
                 "synthetic",
                 n_train=self.synthetic_train or 600,
                 n_test=self.synthetic_test or 200,
                 n_canaries=self.synthetic_canaries,
-                seed=self.dataset_seed,
-                max_train=self.max_train_samples,
-                max_test=self.max_test_samples,
+                **subsets,
             )
-        return load_sentiment_dataset(
-            self.dataset_name,
-            text_column=self.text_column,
-            label_column=self.label_column,
-            id_column=self.id_column,
-            max_train=self.max_train_samples,
-            max_test=self.max_test_samples,
-            seed=self.dataset_seed,
-        )
+        columns = {"text_column": self.text_column, "label_column": self.label_column, "id_column": self.id_column}
+        if self.train_file:
+            return load_data_files(
+                self.train_file, validation_file=self.validation_file, test_file=self.test_file, **columns, **subsets
+            )
+        return load_sentiment_dataset(self.dataset_name, **columns, **subsets)
 
 
 @dataclass
