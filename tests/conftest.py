@@ -23,6 +23,24 @@ import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 IMDB = REPO.parent / "shared" / "data" / "imdb"
+# a tiny `hf-unlearn train` on synthetic data, for CLI-level tests (add --output_dir)
+TINY_TRAIN_ARGS = [
+    "--dataset_name",
+    "synthetic",
+    "--synthetic_train",
+    "40",
+    "--synthetic_test",
+    "20",
+    "--synthetic_canaries",
+    "2",
+    "--model_name_or_path",
+    "tiny-bert",
+    "--num_train_epochs",
+    "1",
+    "--record_deltas",
+    "--save_strategy",
+    "no",
+]
 
 
 @pytest.fixture(scope="session")

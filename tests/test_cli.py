@@ -8,31 +8,13 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, TINY_TRAIN_ARGS
 
 from hf_unlearn.cli import COMMANDS, main
 from hf_unlearn.commands.train import parse
 
 TRAIN_RECIPES = ["imdb_train.yaml", "amnesiac_imdb.yaml", "verification_error_imdb.yaml"]
-TINY_RUN = [
-    "--dataset_name",
-    "synthetic",
-    "--synthetic_train",
-    "40",
-    "--synthetic_test",
-    "20",
-    "--synthetic_canaries",
-    "2",
-    "--model_name_or_path",
-    "tiny-bert",
-    "--num_train_epochs",
-    "1",
-    "--record_deltas",
-    "--save_strategy",
-    "no",
-    "--disable_tqdm",
-    "true",
-]
+TINY_RUN = [*TINY_TRAIN_ARGS, "--disable_tqdm", "true"]
 
 
 def error_lines(stderr: str) -> list[str]:

@@ -15,30 +15,12 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from conftest import REPO, TINY_TRAIN_ARGS
 
 from hf_unlearn import console
 
 THIRD_PARTY = ("Casting the dataset", "Loading weights", "Writing model shards", "tokenize:")
-TINY_TRAIN = [
-    "--dataset_name",
-    "synthetic",
-    "--synthetic_train",
-    "40",
-    "--synthetic_test",
-    "20",
-    "--synthetic_canaries",
-    "2",
-    "--model_name_or_path",
-    "tiny-bert",
-    "--num_train_epochs",
-    "1",
-    "--logging_steps",
-    "1",
-    "--record_deltas",
-    "--save_strategy",
-    "no",
-]
+TINY_TRAIN = [*TINY_TRAIN_ARGS, "--logging_steps", "1"]
 TINY_S3T = [
     "--dataset_name",
     "synthetic",
