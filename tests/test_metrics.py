@@ -5,6 +5,7 @@ config, and the evaluate modules loaded by local path with HF_EVALUATE_OFFLINE=1
 temporary HF_HOME.
 """
 
+import importlib
 import math
 import os
 import sys
@@ -48,7 +49,17 @@ def offline_hf(tmp_path_factory):
             ("HF_EVALUATE_CACHE", "evaluate"),
         ):
             mp.setattr(cfg, attr, home / sub)
+        _drop_dynamic_modules()  # an earlier test may have imported them from another (removed) cache
         yield home
+        _drop_dynamic_modules()
+
+
+def _drop_dynamic_modules() -> None:
+    """Forget the ``evaluate_modules`` package evaluate builds in its modules cache: a stale one keeps the
+    __path__ of the cache it was first imported from, and every later metric import would look there."""
+    for name in [n for n in sys.modules if n.split(".")[0] == "evaluate_modules"]:
+        del sys.modules[name]
+    importlib.invalidate_caches()
 
 
 # ---------------------------------------------------------------------------- pure metrics

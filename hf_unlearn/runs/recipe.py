@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -102,6 +103,16 @@ def rename_keys(recipe: Mapping, renames: Mapping[str, str], source: str = "reci
     return out
 
 
+class LiteralPercentHelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help strings are %-formatted by argparse: a lone '%' written as text (e.g. "about 10% slower"
+    in some transformers versions' ``TrainingArguments`` help) would break ``--help``. It is escaped
+    here; ``%%`` and ``%(default)s``-style fields keep their meaning."""
+
+    def _get_help_string(self, action):  # the documented extension point of argparse's formatters
+        text = super()._get_help_string(action)
+        return re.sub(r"(?<!%)%(?![(%])", "%%", text) if text else text
+
+
 class RecipeParser(HfArgumentParser):
     """``HfArgumentParser`` over ``dataclass_types`` with ``--config`` and deprecated names.
 
@@ -119,7 +130,7 @@ class RecipeParser(HfArgumentParser):
         **kwargs,
     ):
         kwargs.setdefault("conflict_handler", "resolve")  # a field shared by two dataclasses is one flag
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("formatter_class", LiteralPercentHelpFormatter)
         prog = kwargs.get("prog")
         if prog:
             kwargs.setdefault("usage", f"{prog} [--config YAML] [options]   ({prog} --help for the options)")
