@@ -95,9 +95,97 @@ def test_private_temp_dir_is_removed_also_on_error(tmp_path):
     assert _entries(tmp_path) == []
 
 
-def test_forget_set_commitment_is_the_documented_sha256():
-    assert artifacts.forget_set_commitment(["b", "a", "b"]) == hashlib.sha256(b"a\nb").hexdigest()
-    assert artifacts.forget_set_commitment(("a", "b")) == artifacts.forget_set_commitment(iter(["b", "a"]))
+def test_ids_digest_is_the_documented_sha256_for_private_records():
+    assert artifacts.ids_digest(["b", "a", "b"]) == hashlib.sha256(b"a\nb").hexdigest()
+    assert artifacts.ids_digest(("a", "b")) == artifacts.ids_digest(iter(["b", "a"]))
+
+
+def test_salted_commitment_verifies_with_ids_and_salt_only():
+    import hmac
+
+    salt = artifacts.new_salt()
+    value = artifacts.forget_set_commitment(["id-3", "id-1", "id-3"], salt)
+    assert value == "hmac-sha256:" + hmac.new(salt, b"id-1\nid-3", hashlib.sha256).hexdigest()
+    assert artifacts.verify_commitment(["id-1", "id-3"], salt, value)
+    assert not artifacts.verify_commitment(["id-1", "id-4"], salt, value)
+    assert not artifacts.verify_commitment(["id-1", "id-3"], artifacts.new_salt(), value)
+    assert hashlib.sha256(b"id-1\nid-3").hexdigest() not in value
+
+
+def test_salt_is_created_once_and_kept_private(tmp_path):
+    salt = artifacts.load_or_create_salt(tmp_path)
+    assert len(salt) == 32 and artifacts.load_or_create_salt(tmp_path) == salt
+    path = tmp_path / artifacts.COMMITMENT_SALT_FILE
+    assert oct(path.stat().st_mode & 0o777) == "0o600" and artifacts.read_salt(path) == salt
+    assert artifacts.COMMITMENT_SALT_FILE in artifacts.PRIVATE_FILES
+
+
+def test_manifest_names_the_damaged_missing_or_added_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.txt").write_text("a")
+    (tmp_path / "sub" / "b.bin").write_bytes(b"\x00\x01")
+    artifacts.write_manifest(tmp_path, kind="test")
+    assert artifacts.verify_folder(tmp_path, kind="test")["files"].keys() == {"a.txt", "sub/b.bin"}
+    (tmp_path / "sub" / "b.bin").write_bytes(b"\x00\x02")
+    with pytest.raises(artifacts.IntegrityError, match="b.bin is damaged"):
+        artifacts.verify_files(tmp_path, ["sub/b.bin"])
+    artifacts.verify_files(tmp_path, ["a.txt"])  # only what a request reads is hashed
+    (tmp_path / "sub" / "b.bin").unlink()
+    with pytest.raises(artifacts.IntegrityError, match="b.bin is missing"):
+        artifacts.verify_folder(tmp_path)
+    (tmp_path / "sub" / "b.bin").write_bytes(b"\x00\x01")
+    (tmp_path / "c.txt").write_text("c")
+    with pytest.raises(artifacts.IntegrityError, match="c.txt is not listed"):
+        artifacts.verify_folder(tmp_path)
+    with pytest.raises(artifacts.IntegrityError, match="not a 'log' one"):
+        artifacts.read_manifest(tmp_path, kind="log")
+    (tmp_path / artifacts.MANIFEST_FILE).unlink()
+    with pytest.raises(artifacts.IntegrityError, match="has no manifest.json"):
+        artifacts.verify_folder(tmp_path)
+
+
+def test_hashes_recorded_while_writing_equal_the_files_hashes(tmp_path):
+    with artifacts.recording_hashes(tmp_path) as hashes:
+        artifacts.atomic_write_text(tmp_path / "x" / "a.txt", "one")
+        artifacts.atomic_write_text(tmp_path / "x" / "a.txt", "two")
+    artifacts.atomic_write_text(tmp_path / "late.txt", "not recorded")
+    assert hashes == {"x/a.txt": hashlib.sha256(b"two").hexdigest()}
+
+
+def test_staged_folder_is_whole_or_absent(tmp_path):
+    dest = tmp_path / "out"
+    with pytest.raises(RuntimeError):
+        with artifacts.staged_folder(dest, kind="test") as tmp:
+            (tmp / "model.bin").write_bytes(b"half")
+            raise RuntimeError
+    assert _entries(tmp_path) == []
+    with artifacts.staged_folder(dest, kind="test") as tmp:
+        artifacts.atomic_write_text(tmp / "model.bin", "whole")
+    assert _entries(dest) == ["manifest.json", "model.bin"] and _entries(tmp_path) == ["out"]
+    assert artifacts.verify_folder(dest, kind="test")["kind"] == "test"
+
+
+def test_output_folder_checks_refuse_before_work(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.safetensors").write_text("x")
+    with pytest.raises(artifacts.OutputFolderError, match="not empty; pass --overwrite"):
+        artifacts.check_output_folder(run, overwrite=False)
+    with pytest.raises(artifacts.OutputFolderError, match="reads from"):
+        artifacts.check_output_folder(run / "unlearned", overwrite=True, reads_from=[run])
+    assert artifacts.check_output_folder(run, overwrite=True) == run.resolve()
+    assert artifacts.check_output_folder(tmp_path / "new" / "deep", overwrite=False)
+    with pytest.raises(artifacts.DiskSpaceError, match="GB free"):
+        artifacts.check_free_space(tmp_path, 10**18)
+
+
+def test_folder_lock_makes_a_second_request_wait_or_fail_busy(tmp_path):
+    with artifacts.folder_lock(tmp_path):
+        with pytest.raises(artifacts.BusyError, match="busy with another request; retry"):
+            with artifacts.folder_lock(tmp_path, timeout=0):
+                pass
+    with artifacts.folder_lock(tmp_path, timeout=0):
+        pass
 
 
 def test_library_versions_name_the_package_and_its_libraries():

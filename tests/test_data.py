@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from conftest import IMDB
 
-from hf_unlearn.artifacts import forget_set_commitment
+from hf_unlearn.artifacts import ids_digest
 from hf_unlearn.data import (
     DatasetFormatError,
     ForgetRequest,
@@ -104,10 +104,10 @@ def test_forget_request_validation(synthetic, tmp_path):
     assert ForgetRequest.from_filter(lambda r: r["is_canary"]).resolve(train) == [f"canary-000{i}" for i in range(4)]
     with pytest.raises(ForgetRequestError, match="selects no training example"):
         ForgetRequest.from_filter(lambda r: False, "nothing").resolve(train)
-    assert forget_set_commitment(["b", "a"]) == forget_set_commitment(["a", "b", "a"])
-    assert forget_set_commitment(["a", "b"]) == hashlib.sha256(b"a\nb").hexdigest()  # the documented recipe
+    assert ids_digest(["b", "a"]) == ids_digest(["a", "b", "a"])
+    assert ids_digest(["a", "b"]) == hashlib.sha256(b"a\nb").hexdigest()  # the documented recipe
     with pytest.deprecated_call():  # the old name still works, with the same value
-        assert forget_ids_sha256(["b", "a"]) == forget_set_commitment(["a", "b"])
+        assert forget_ids_sha256(["b", "a"]) == ids_digest(["a", "b"])
 
 
 @pytest.mark.skipif(not IMDB.is_dir(), reason="shared IMDB copy absent")

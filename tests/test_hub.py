@@ -58,7 +58,7 @@ def _metrics(f, r, t, mia, auc, canary):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A realistic unlearning run dir: tiny BERT + tokenizer, report, plots and private files."""
-    from hf_unlearn.artifacts import forget_set_commitment
+    from hf_unlearn.artifacts import ids_digest
     from hf_unlearn.data import fingerprint_dataset, load_sentiment_dataset
     from hf_unlearn.models import TinyBertSpec, build_tiny_bert
 
@@ -97,7 +97,7 @@ def run(tmp_path_factory):
             "source": "synthetic",
             "fingerprints": {"train": fingerprint_dataset(train), "test": fingerprint_dataset(dd["test"])},
         },
-        "forget": {"count": len(ids), "sha256": forget_set_commitment(ids), "request_date": "2026-11-25"},
+        "forget": {"count": len(ids), "sha256": ids_digest(ids), "request_date": "2026-11-25"},
         "seeds": {"train": 42, "unlearn": 0},
         "metrics": {
             "original": _metrics(99.2, 97.1, 88.0, 0.12, 0.61, 0.93),

@@ -19,7 +19,7 @@ import torch  # noqa: E402
 datasets = pytest.importorskip("datasets")
 datasets.disable_progress_bars()
 
-from hf_unlearn.artifacts import forget_set_commitment, is_temporary  # noqa: E402
+from hf_unlearn.artifacts import ids_digest, is_temporary  # noqa: E402
 from hf_unlearn.data import ForgetRequestError, load_sentiment_dataset  # noqa: E402
 from hf_unlearn.models import TinyBertSpec, build_tiny_bert  # noqa: E402
 from hf_unlearn.s3t import (  # noqa: E402
@@ -264,7 +264,7 @@ def test_emptied_shard_is_retrained_like_a_twin(trained, data, tmp_path):
         assert all(torch.equal(ckpt.adapter[n], live.adapter[n]) for n in ckpt.adapter)
         assert all(torch.equal(ckpt.params[n], live.params[n]) for n in ckpt.params)
     report = json.loads((system.system_dir / "report.json").read_text())
-    assert report["forget"]["count"] == 2 and report["forget"]["sha256"] == forget_set_commitment([x, y])
+    assert report["forget"]["count"] == 2 and report["forget"]["sha256"] == ids_digest([x, y])
 
 
 def test_drop_option_and_missing_training_data(trained, data, tmp_path):

@@ -44,10 +44,11 @@ SYSTEM_METHODS = ("s3t", "sisa")
 
 
 def _stem(name: str) -> str:
-    return name.split(".", 1)[0]
+    dot = "." if name.startswith(".") else ""  # a hidden file keeps its dot: ".hf_unlearn.lock" -> ".hf_unlearn"
+    return dot + name[len(dot) :].split(".", 1)[0]
 
 
-# The private files hf_unlearn writes (artifacts.py names them), with their journals, backups and
+# The private files hf_unlearn writes (artifacts/names.py names them), with their journals, backups and
 # renamed copies: ``ledger.sqlite-journal``, ``assignment.json.bak``, ``unlearning_log_old``.
 OWN_PRIVATE_PATTERNS = (
     *(f"{_stem(name).lower()}*" for name in (*PRIVATE_DIRS, *PRIVATE_FILES, TRAINING_ARGS_FILE)),

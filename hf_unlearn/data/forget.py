@@ -13,7 +13,7 @@ from pathlib import Path
 
 from datasets import Dataset
 
-from ..artifacts import forget_set_commitment
+from ..artifacts import ids_digest
 
 
 class ForgetRequestError(ValueError):
@@ -21,13 +21,13 @@ class ForgetRequestError(ValueError):
 
 
 def forget_ids_sha256(ids: Iterable[str]) -> str:
-    """Deprecated: use :func:`hf_unlearn.artifacts.forget_set_commitment` (the same value)."""
+    """Deprecated: use :func:`hf_unlearn.artifacts.ids_digest` (the same value)."""
     warnings.warn(
-        "hf_unlearn.data.forget_ids_sha256 is deprecated: use hf_unlearn.artifacts.forget_set_commitment",
+        "hf_unlearn.data.forget_ids_sha256 is deprecated: use hf_unlearn.artifacts.ids_digest",
         DeprecationWarning,
         stacklevel=2,
     )
-    return forget_set_commitment(ids)
+    return ids_digest(ids)
 
 
 def read_id_file(path: str | Path) -> list[str]:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .. import __version__, console
-from ..artifacts import REPORT_FILE, atomic_write_json, forget_set_commitment, library_versions
+from ..artifacts import REPORT_FILE, atomic_write_json, ids_digest, library_versions
 from ..cards.schema import ForgettingReport
 from ..data.loading import balanced_subset, fingerprint_dataset
 from .metrics import verification_error
@@ -84,7 +84,7 @@ def build_report(
         },
         forget={
             "count": len(forget_ids),
-            "sha256": forget_set_commitment(forget_ids),
+            "sha256": ids_digest(forget_ids),
             "request_date": _dt.date.today().isoformat(),
         },
         seeds=dict(seeds or {}),

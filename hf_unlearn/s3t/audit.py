@@ -9,7 +9,7 @@ records and compared, so the records are checked against what was actually train
 
 from __future__ import annotations
 
-from ..artifacts import forget_set_commitment
+from ..artifacts import ids_digest
 from .deletion import DROPPED
 
 
@@ -37,7 +37,7 @@ class _TrainingSets:
         limit = rec["excluded_through_seq"]
         members = self.assignment.members(key.shard, slices)
         train_ids = [i for i in members if not (i in self.deleted and self.deleted[i] <= limit)]
-        if forget_set_commitment(train_ids) != rec["train_ids_sha256"] or len(train_ids) != rec["n_train"]:
+        if ids_digest(train_ids) != rec["train_ids_sha256"] or len(train_ids) != rec["n_train"]:
             self.consistent = False
 
 

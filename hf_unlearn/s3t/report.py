@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import __version__
-from ..artifacts import forget_set_commitment, library_versions
+from ..artifacts import ids_digest, library_versions
 from ..cards.schema import SCHEMA_VERSION, ForgettingReport
 from .persistence import REPORT_FILE, read_json, write_json
 
@@ -83,7 +83,7 @@ def forget_section(deleted_ids, last_request_at: str | None) -> dict | None:
         return None
     return {
         "count": len(deleted_ids),
-        "sha256": forget_set_commitment(deleted_ids),
+        "sha256": ids_digest(deleted_ids),
         "request_date": (last_request_at or "")[:10] or None,
     }
 

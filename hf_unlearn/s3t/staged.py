@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .. import console
-from ..artifacts import forget_set_commitment as ids_sha256
+from ..artifacts import ids_digest as ids_sha256
 from ..training.loops import run_steps
 from .checkpoints import Checkpoint, CheckpointKey, derive_seed, save_checkpoint
 from .encoding import EncodedData

@@ -24,7 +24,7 @@ import torch
 from accelerate import PartialState
 
 from .. import console
-from ..artifacts import forget_set_commitment, is_temporary
+from ..artifacts import ids_digest, is_temporary
 from ..data import fingerprint_dataset
 from .assignment import ASSIGNMENT_FILE, Assignment, make_assignment
 from .checkpoints import CHECKPOINT_DIR, list_checkpoint_files, read_checkpoint_meta
@@ -170,7 +170,7 @@ def _system_info(
             **({"eval": fingerprint_dataset(eval_dataset)} if eval_dataset is not None else {}),
         },
         "n_private": len(train_dataset),
-        "public": {"count": len(public_ids), "sha256": forget_set_commitment(public_ids)} if public_ids else None,
+        "public": {"count": len(public_ids), "sha256": ids_digest(public_ids)} if public_ids else None,
         "base_metrics": base_metrics,
         "world_size": world,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from ..artifacts import forget_set_commitment
+from ..artifacts import ids_digest
 from ..data import ForgetRequestError
 from .assignment import Assignment
 from .config import S3TConfig
@@ -57,7 +57,7 @@ def commit_deletion(
         seq = ledger.insert_request(
             rid,
             ids,
-            forget_set_commitment(ids),
+            ids_digest(ids),
             len(plan.new_ids),
             plan.affected,
             plan.action,

@@ -1,53 +1,31 @@
-"""The artefact contract: how every file of hf_unlearn is written, named and described.
+"""The one atomic writer: how every file of hf_unlearn is written.
 
 Everything that lands on disk goes through :func:`atomic_write` (or one of its typed wrappers):
 the bytes go to a uniquely named temporary file in the destination folder, are flushed and
 fsync'ed, then renamed over the destination, so a reader sees the old file or the new one,
 never half of one, and two concurrent writers never share a temporary name.
 
-Also here, because every layer needs them and none owns them:
-
-- :func:`library_versions`: the versions recorded in logs, reports and cards;
-- :func:`forget_set_commitment`: the one way a forget set is named without being revealed;
-- the names of the files that must never leave the machine (``PRIVATE_*``), imported by the
-  code that creates them and by ``cards/privacy.py``, which builds its rules from them.
-
-This module sits at the bottom of the package: it imports nothing from ``hf_unlearn`` but the
-version string.
+Inside :func:`recording_hashes`, every file written under the recorded folder has its sha256
+taken from the temporary file just before the rename (the bytes are still in the page cache), so a
+manifest (``manifest.py``) needs no later pass over the folder.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
 import os
-import platform
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from . import __version__
+from .names import TEMP_MARKER
 
 T = TypeVar("T")
-
-# ---- names of private files (created by training/, s3t/, runs/; never uploaded) ----------------------
-LOG_DIRNAME = "unlearning_log"  # training/log_store.py: the unlearning log of a run
-RUN_FILE = "hf_unlearn_run.json"  # runs/config.py: the arguments a run was trained with
-TRAINING_ARGS_FILE = "training_args.json"  # training/trainer.py: TrainingArguments as JSON
-S3T_ASSIGNMENT_FILE = "assignment.json"  # s3t/assignment.py: which id sits in which shard/slice
-S3T_LEDGER_FILE = "ledger.sqlite"  # s3t/ledger.py: the deletion ledger (ids of every request)
-CHECKPOINT_PREFIX = "checkpoint-"  # Trainer checkpoints: optimizer, scheduler, RNG state
-S3T_CHECKPOINT_DIR = "checkpoints"  # s3t/checkpoints.py: per-stage adapters (public once deletions apply)
-PRIVATE_DIRS = (LOG_DIRNAME,)
-PRIVATE_FILES = (RUN_FILE, S3T_ASSIGNMENT_FILE, S3T_LEDGER_FILE)
-
-# ---- names of public files ---------------------------------------------------------------------------
-REPORT_FILE = "report.json"  # evaluation/report.py and s3t/report.py: the ForgettingReport (cards/schema.py)
-
-TEMP_MARKER = ".hf_unlearn-tmp-"
 
 
 # ---- the one atomic writer ---------------------------------------------------------------------------
@@ -63,6 +41,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], *, mode:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        _record_hash(path, tmp)
         os.chmod(tmp, mode)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
@@ -71,6 +50,34 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], *, mode:
         raise
     _fsync_dir(path.parent)
     return path
+
+
+# ---- hashing while writing -------------------------------------------------------------------------
+_RECORDERS: contextvars.ContextVar[tuple] = contextvars.ContextVar("hf_unlearn_hash_recorders", default=())
+
+
+@contextlib.contextmanager
+def recording_hashes(root: str | os.PathLike) -> Iterator[dict[str, str]]:
+    """Record ``{relative path: sha256}`` of every file :func:`atomic_write` writes under ``root``
+    while the context is open (the last write of a path wins)."""
+    hashes: dict[str, str] = {}
+    token = _RECORDERS.set(_RECORDERS.get() + ((Path(root).resolve(), hashes),))
+    try:
+        yield hashes
+    finally:
+        _RECORDERS.reset(token)
+
+
+def _record_hash(path: Path, tmp: str) -> None:
+    recorders = _RECORDERS.get()
+    if not recorders:
+        return
+    target = path.resolve()
+    digest = None
+    for root, hashes in recorders:
+        if target.is_relative_to(root):
+            digest = digest or sha256_file(tmp)
+            hashes[target.relative_to(root).as_posix()] = digest
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -146,35 +153,6 @@ def private_temp_dir(parent: str | os.PathLike | None = None, prefix: str = "hf_
         Path(parent).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=prefix, dir=parent) as tmp:
         yield Path(tmp)
-
-
-# ---- versions and commitments --------------------------------------------------------------------------
-def library_versions() -> dict[str, str]:
-    """The versions of hf_unlearn, Python and the libraries a result depends on."""
-    import accelerate
-    import datasets
-    import peft
-    import torch
-    import transformers
-
-    return {
-        "hf_unlearn": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "datasets": datasets.__version__,
-        "accelerate": accelerate.__version__,
-        "peft": peft.__version__,
-    }
-
-
-def forget_set_commitment(ids: Iterable[str]) -> str:
-    """sha256 of the sorted distinct ids joined by newlines: names a forget set without listing it.
-
-    Whoever holds the ids can recompute it; it does not resist guessing among a small set of
-    known ids (a salted commitment is the remedy).
-    """
-    return hashlib.sha256("\n".join(sorted(set(ids))).encode()).hexdigest()
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
