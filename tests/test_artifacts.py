@@ -221,3 +221,18 @@ def test_a_report_from_before_the_schema_reads_as_version_0():
     assert ForgettingReport.from_dict({}).method == "unknown"
     with pytest.raises(TypeError):
         ForgettingReport.from_dict(["not", "a", "report"])
+
+
+def test_crash_point_kills_the_process_at_the_chosen_write(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from hf_unlearn import artifacts as a\n"
+        "for i in range(3): a.atomic_write_text(sys.argv[1] + f'/f{i}.txt', str(i))\n"
+    )
+    env = {**os.environ, "HF_UNLEARN_KILL_AT_WRITE": "4"}
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, capture_output=True)
+    assert proc.returncode == -9
+    # crash points: f0 before-rename (1), f0 after (2), f1 before (3), f1 after (4): killed after f1 landed
+    assert _entries(tmp_path) == ["f0.txt", "f1.txt"]

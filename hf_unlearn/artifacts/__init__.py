@@ -27,12 +27,14 @@ from .names import PRIVATE_DIRS, PRIVATE_FILES  # noqa: F401
 from .output import DiskSpaceError, OutputFolderError, check_free_space, check_output_folder, staged_folder
 from .versions import library_versions
 from .writing import (
+    KILL_ENV,
     atomic_save_tensors,
     atomic_write,
     atomic_write_bytes,
     atomic_write_folder,
     atomic_write_json,
     atomic_write_text,
+    crash_point,
     is_temporary,
     private_temp_dir,
     recording_hashes,
@@ -40,6 +42,8 @@ from .writing import (
 )
 
 __all__ = [
+    "KILL_ENV",
+    "crash_point",
     "BusyError",
     "DiskSpaceError",
     "IntegrityError",

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .manifest import write_manifest
 from .names import TEMP_MARKER
-from .writing import _fsync_dir, recording_hashes
+from .writing import _fsync_dir, crash_point, recording_hashes
 
 
 class OutputFolderError(ValueError):
@@ -96,6 +96,7 @@ def staged_folder(dest: str | os.PathLike, *, kind: str, extra: dict | None = No
         os.chmod(tmp, 0o755)  # mkdtemp creates 0700
         if dest.exists():
             os.replace(dest, old)
+            crash_point("folder-moved-aside")
         try:
             os.replace(tmp, dest)
         except BaseException:

@@ -43,13 +43,34 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], *, mode:
             os.fsync(f.fileno())
         _record_hash(path, tmp)
         os.chmod(tmp, mode)  # mkstemp creates 0600
+        crash_point("before-rename")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+    crash_point("after-rename")
     return path
+
+
+# ---- fault injection for the crash tests ----------------------------------------------------------
+KILL_ENV = "HF_UNLEARN_KILL_AT_WRITE"
+_crash_points = [0]
+
+
+def crash_point(where: str) -> None:
+    """Crash tests only: with ``HF_UNLEARN_KILL_AT_WRITE=N`` in the environment, the process kills
+    itself (SIGKILL, as ``kill -9`` would) at the N-th crash point it passes: before and after every
+    rename into place. Unset (always, outside ``tests/``), this is a counter increment."""
+    target = os.environ.get(KILL_ENV)
+    if not target:
+        return
+    _crash_points[0] += 1
+    if _crash_points[0] == int(target):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 # ---- hashing while writing -------------------------------------------------------------------------
