@@ -31,28 +31,36 @@ def _skipped(rel: str) -> bool:
     return rel == MANIFEST_FILE or name == LOCK_FILE or TEMP_MARKER in rel
 
 
-def folder_files(folder: str | os.PathLike) -> list[str]:
-    """Every file under ``folder`` (relative POSIX paths), but the manifest, locks and temporaries."""
-    root = Path(folder)
+def folder_files(folder: str | os.PathLike, exclude: Iterable[str] = ()) -> list[str]:
+    """Every file under ``folder`` (relative POSIX paths), but the manifest, locks, temporaries and
+    paths starting with one of the ``exclude`` prefixes."""
+    root, exclude = Path(folder), tuple(exclude)
     rels = (p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() or p.is_symlink())
-    return sorted(r for r in rels if not _skipped(r))
+    return sorted(r for r in rels if not _skipped(r) and not (exclude and r.startswith(exclude)))
 
 
 def write_manifest(
-    folder: str | os.PathLike, files: dict[str, str] | None = None, *, kind: str, extra: dict | None = None
+    folder: str | os.PathLike,
+    files: dict[str, str] | None = None,
+    *,
+    kind: str,
+    extra: dict | None = None,
+    exclude: Iterable[str] = (),
 ) -> Path:
     """Write ``folder/manifest.json``. ``files`` are hashes recorded while writing
-    (``writing.recording_hashes``); a file present but not recorded is hashed now."""
+    (``writing.recording_hashes``); a file present but not recorded is hashed now. Paths under an
+    ``exclude`` prefix (sub-folders with manifests of their own) are left out and recorded as such."""
     root = Path(folder)
     recorded = dict(files or {})
     listed = {}
-    for rel in folder_files(root):
+    for rel in folder_files(root, exclude):
         listed[rel] = recorded.get(rel) or sha256_file(root / rel)
     body = {
         "manifest_version": MANIFEST_VERSION,
         "kind": kind,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "files": listed,
+        **({"excluded": sorted(exclude)} if exclude else {}),
         **({"extra": extra} if extra else {}),
     }
     return atomic_write_json(root / MANIFEST_FILE, body)
@@ -97,8 +105,8 @@ def verify_folder(folder: str | os.PathLike, *, kind: str | None = None, ignore:
     """Every listed file present and intact, and no unlisted file (but ``ignore`` prefixes). Returns the manifest."""
     root = Path(folder)
     manifest = read_manifest(root, kind=kind)
-    ignore = tuple(ignore)
-    extra = [r for r in folder_files(root) if r not in manifest["files"] and not r.startswith(ignore)]
+    ignore = (*ignore, *manifest.get("excluded", ()))
+    extra = [r for r in folder_files(root, ignore) if r not in manifest["files"]]
     if extra:
         raise IntegrityError(f"{root / extra[0]} is not listed in {root / MANIFEST_FILE} (added after it was written)")
     verify_files(root, [r for r in manifest["files"] if not (ignore and r.startswith(ignore))], manifest)

@@ -15,6 +15,7 @@ from .. import console
 from ..data import fingerprint_dataset
 from ..training import UnlearnableTrainingArguments
 from .config import TINY_NUM_LAYERS_DEFAULT, DataArguments, ModelArguments, write_run_file
+from .run_folder import write_run_manifest
 
 
 def train(data_args: DataArguments, model_args: ModelArguments, args: UnlearnableTrainingArguments) -> dict:
@@ -53,6 +54,7 @@ def train(data_args: DataArguments, model_args: ModelArguments, args: Unlearnabl
             tokenizer.save_pretrained(args.output_dir)
             fingerprints = {split: fingerprint_dataset(data[split]) for split in ("train", "test")}
             write_run_file(args.output_dir, data_args, model_args, {"metrics": metrics, "fingerprints": fingerprints})
+            write_run_manifest(args.output_dir)  # last: a run folder with a manifest is complete
     return metrics
 
 
