@@ -2,6 +2,10 @@
 with ``make_parser()`` and ``main(argv) -> int``; this file only dispatches.
 
 Also runnable as ``python -m hf_unlearn.cli`` and ``accelerate launch -m hf_unlearn.cli train ...``.
+
+``--debug`` anywhere on the command line is taken out here, before the command parses its flags:
+user errors then print their traceback too (without it they are one line, never a traceback). A
+user error that a command lets through is still reported here as one line with exit status 2.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ def _usage() -> str:
     lines = [
         "usage: hf-unlearn <command> [options]   (hf-unlearn <command> --help for its options and an example)",
         "       hf-unlearn --version",
+        "       --debug (anywhere): also print the traceback of an error",
         "",
         "commands:",
     ]
@@ -38,6 +43,8 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    argv = [token for token in argv if token != "--debug"]
     if __name__ == "__main__" or sys.argv[0].endswith("hf-unlearn"):
         import warnings
 
@@ -54,8 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"hf-unlearn: error: unknown command {command!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
+    from .commands import fail, user_errors
+    from .runs.recipe import set_debug
+
+    set_debug(debug)
     module = importlib.import_module(f"hf_unlearn.commands.{command}")
-    return int(module.main(rest) or 0)
+    try:
+        return int(module.main(rest) or 0)
+    except user_errors() as exc:  # the net under every command: a user error is one line, exit 2
+        return fail(f"hf-unlearn {command}", str(exc))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,10 @@ class ModelNotFoundError(FileNotFoundError):
     cannot be reached (offline, not cached). Its message is one line that says what to do."""
 
 
+class ModelMismatchError(ValueError):
+    """The model does not fit the tokenizer, the data or the options (vocabulary, positions, classes)."""
+
+
 def looks_local(name_or_path: str) -> bool:
     """Whether ``name_or_path`` is meant as a folder: it starts with ``.``, ``/`` or ``~``, or (part of) it exists."""
     if name_or_path.startswith((".", "/", "~", os.sep)) or os.path.exists(name_or_path):
@@ -57,7 +61,7 @@ def _hub_unreachable(name_or_path: str, exc: Exception) -> ModelNotFoundError:
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
     why = "the Hub is offline (HF_HUB_OFFLINE=1)" if offline else f"it could not be loaded ({type(exc).__name__})"
     return ModelNotFoundError(
-        f"cannot load model {name_or_path!r} from the Hub: {why} and it is not in the local cache; "
+        f"cannot load model {name_or_path!r}: there is no such local folder, {why} and it is not in the local cache; "
         f"use --model_name_or_path {TINY_BERT} (built offline) or a local model folder"
     )
 
@@ -176,11 +180,43 @@ def load_model_and_tokenizer(
             model = AutoModelForSequenceClassification.from_pretrained(
                 name_or_path, num_labels=num_labels, trust_remote_code=False, **kwargs
             )
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         if os.path.isdir(name_or_path):
-            raise
+            raise _unloadable(name_or_path, num_labels, exc) from None
         raise _hub_unreachable(name_or_path, exc) from None
     return model, tokenizer
+
+
+def _unloadable(folder: str, num_labels: int, exc: Exception) -> Exception:
+    why = " ".join(str(exc).split())
+    if "size mismatch" in why or "ignore_mismatched_sizes" in why:
+        return ModelMismatchError(
+            f"the model in {folder} has another number of classes than --num_labels {num_labels}; "
+            "give the model's number of classes, or start from a base model without a classification head"
+        )
+    return ModelNotFoundError(f"cannot load the model or tokenizer in {folder}: {type(exc).__name__}: {why[:200]}")
+
+
+def check_model_fits(model, tokenizer, *, max_length: int, num_labels: int, name: str) -> None:
+    """Before training: every token id of ``tokenizer`` has an embedding row, ``max_length`` fits the
+    model's position embeddings and the classification head has ``num_labels`` outputs.
+
+    A mismatch is a :class:`ModelMismatchError` naming both numbers and the model ``name``.
+    """
+    rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:
+        raise ModelMismatchError(
+            f"the tokenizer of {name} has {len(tokenizer)} tokens but the model has {rows} embedding rows: "
+            "token ids above that would crash training; use the tokenizer saved with this model"
+        )
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if isinstance(positions, int) and max_length > positions:
+        raise ModelMismatchError(
+            f"--max_length {max_length} is more than the {positions} positions of {name}; use --max_length {positions} or less"
+        )
+    outputs = getattr(model.config, "num_labels", num_labels)
+    if outputs != num_labels:
+        raise ModelMismatchError(f"the model {name} has {outputs} output classes, but --num_labels is {num_labels}")
 
 
 def tokenize_dataset(data: Dataset | DatasetDict, tokenizer, max_length: int = 128) -> Dataset | DatasetDict:

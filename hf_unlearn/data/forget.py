@@ -30,12 +30,39 @@ def forget_ids_sha256(ids: Iterable[str]) -> str:
     return ids_digest(ids)
 
 
-def read_id_file(path: str | Path) -> list[str]:
-    """One id per line; blank lines and lines starting with ``#`` are ignored."""
-    path = Path(path)
+def read_text_utf8(path: Path, what: str, error: type[Exception]) -> str:
+    """The text of ``path`` decoded as UTF-8 (a BOM is dropped; CRLF is left to ``splitlines``).
+
+    Anything else is ``error`` with one line naming the file, the first bad byte and what to do.
+    """
+    if path.is_dir():
+        raise error(f"{what} {path} is a folder, not a file; give the file itself")
     if not path.is_file():
-        raise ForgetRequestError(f"forget-id file not found: {path}")
-    return [s for line in path.read_text().splitlines() if (s := line.strip()) and not s.startswith("#")]
+        raise error(f"{what} not found: {path}")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise error(
+            f"{what} {path} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            "save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 FILE > FILE.utf8`"
+        ) from None
+
+
+def read_id_file(path: str | Path) -> list[str]:
+    """One id per line; blank lines and lines starting with ``#`` are ignored.
+
+    The file must be UTF-8 (with or without a BOM; LF or CRLF line ends) and hold at least one id;
+    otherwise ``ForgetRequestError`` names the file and what to do.
+    """
+    path = Path(path)
+    text = read_text_utf8(path, "forget-id file", ForgetRequestError)
+    ids = [s for line in text.splitlines() if (s := line.strip()) and not s.startswith("#")]
+    if not ids:
+        raise ForgetRequestError(
+            f"forget-id file {path} holds no id (only blank lines or # comments); one id per line"
+        )
+    return ids
 
 
 def check_ids_known(ids: Iterable[str], known: Iterable[str], what: str = "training split") -> None:

@@ -7,6 +7,7 @@ columns are dropped, except ``is_canary`` from the synthetic generator.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 from pathlib import Path
@@ -23,6 +24,36 @@ KEEP_COLUMNS = ("id", "text", "label", "is_canary")
 
 class DatasetFormatError(ValueError):
     """The data set lacks a required column or has ids that are not unique."""
+
+
+TEXT_KINDS = ("csv", "json")
+
+
+def check_data_file(path: str | Path, kind: str, what: str = "data file") -> None:
+    """A text data file (csv, json, jsonl) must be non-empty UTF-8 (a BOM is accepted); else one
+    ``DatasetFormatError`` that names the file, the first bad byte and what to do."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise DatasetFormatError(f"{what} {path} is empty; it needs a header and at least one example")
+    if kind not in TEXT_KINDS:
+        return
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                bad = offset + exc.start
+                raise DatasetFormatError(
+                    f"{what} {path} is not UTF-8 text (byte 0x{chunk[exc.start]:02x} at offset {bad}); "
+                    "save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 FILE > FILE.utf8`"
+                ) from None
+            offset += len(chunk)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise DatasetFormatError(f"{what} {path} ends in the middle of a UTF-8 character; save it as UTF-8") from None
 
 
 def _local_files(path: Path) -> tuple[str, dict[str, list[str]]]:
@@ -69,6 +100,7 @@ def _normalise(ds: Dataset, split: str, text_column: str, label_column: str, id_
     if id_column is None:
         ds = ds.add_column("id", [f"{split}/{i}" for i in range(len(ds))])
     ds = ds.remove_columns([c for c in ds.column_names if c not in KEEP_COLUMNS])
+    check_columns(ds, split, text_column, label_column)
     ds = ds.cast_column("label", Value("int64")).cast_column("id", Value("string"))
     ids = ds["id"]
     if len(set(ids)) != len(ids):
@@ -77,8 +109,45 @@ def _normalise(ds: Dataset, split: str, text_column: str, label_column: str, id_
             if i in seen:
                 dup.append(i)
             seen.add(i)
-        raise DatasetFormatError(f"split {split!r}: {len(dup)} duplicate id(s), e.g. {dup[:5]}")
+        raise DatasetFormatError(
+            f"split {split!r}: column {id_column or 'id'!r} has {len(dup)} duplicate id(s), e.g. {dup[:5]}; "
+            "ids must be unique (drop the duplicates, or leave out the id column to number the rows)"
+        )
     return ds
+
+
+def check_columns(ds: Dataset, split: str, text_column: str, label_column: str) -> None:
+    """Rows exist, texts are strings, labels are whole numbers (``label_column`` names them in errors)."""
+    if len(ds) == 0:
+        raise DatasetFormatError(f"split {split!r} is empty: it needs at least one example")
+    labels = ds["label"]
+    if any(y is None for y in labels):
+        row = next(k for k, y in enumerate(labels) if y is None)
+        raise DatasetFormatError(
+            f"split {split!r}: column {label_column!r} has an empty value (row {row}); every example needs a label"
+        )
+    bad = next((y for y in labels if isinstance(y, bool) or not _is_whole(y)), None)
+    if bad is not None:
+        raise DatasetFormatError(
+            f"split {split!r}: column {label_column!r} holds {bad!r}, not an integer class id; "
+            f"map the labels to 0..num_labels-1 (e.g. neg -> 0, pos -> 1) before training"
+        )
+    texts = ds["text"]
+    row = next((k for k, t in enumerate(texts) if not isinstance(t, str)), None)
+    if row is not None:
+        raise DatasetFormatError(
+            f"split {split!r}: column {text_column!r} has no text in row {row} ({texts[row]!r}); every example needs a text"
+        )
+
+
+def _is_whole(value) -> bool:
+    if isinstance(value, (int, np.integer)):
+        return True
+    if isinstance(value, (float, np.floating)):
+        return float(value).is_integer()
+    if isinstance(value, str):
+        return value.strip().lstrip("-").isdigit()
+    return False
 
 
 def _load_hub(source: str) -> DatasetDict:
@@ -139,6 +208,8 @@ def load_sentiment_dataset(
         raise TypeError(f"unexpected arguments for source {source!r}: {sorted(synthetic_kwargs)}")
     elif os.path.exists(source):
         kind, files = _local_files(Path(source))
+        for f in (f for split_files in files.values() for f in split_files):
+            check_data_file(f, kind)
         dd = load_dataset(kind, data_files=files)
         if "test" not in dd:
             parts = dd["train"].train_test_split(test_size=test_fraction, seed=seed, shuffle=True)
@@ -156,6 +227,8 @@ def load_sentiment_dataset(
 
 def _file_kind(path: str, flag: str) -> str:
     file = Path(path)
+    if file.is_dir():
+        raise DatasetFormatError(f"{flag} {path} is a folder; give a csv/json/jsonl/parquet file")
     if not file.is_file():
         raise DatasetFormatError(f"{flag}: no such file: {path}")
     kind = LOCAL_SUFFIXES.get(file.suffix.lower())
@@ -163,6 +236,7 @@ def _file_kind(path: str, flag: str) -> str:
         raise DatasetFormatError(
             f"{flag} {path}: unsupported file type {file.suffix!r}; use one of {sorted(LOCAL_SUFFIXES)}"
         )
+    check_data_file(file, kind, f"{flag}")
     return kind
 
 
@@ -188,19 +262,39 @@ def load_data_files(
     """
     given = {"train": (train_file, "--train_file"), "validation": (validation_file, "--validation_file")}
     given["test"] = (test_file, "--test_file")
-    splits = {}
-    for split, (path, flag) in given.items():
-        if path:
-            splits[split] = load_dataset(_file_kind(path, flag), data_files={"train": [str(path)]})["train"]
+    kinds = {split: (path, _file_kind(path, flag)) for split, (path, flag) in given.items() if path}  # all first
+    splits = {split: _read_file(path, kind) for split, (path, kind) in kinds.items()}
+    names = {split: path for split, (path, _) in kinds.items()}
     if "test" not in splits and "validation" in splits:
-        splits["test"] = splits.pop("validation")
+        splits["test"], names["test"] = splits.pop("validation"), names.pop("validation")
     if "test" not in splits:
+        if len(splits["train"]) < 2:
+            raise DatasetFormatError(
+                f"--train_file {train_file} holds {len(splits['train'])} example(s); it needs examples to train and test on"
+            )
         parts = splits["train"].train_test_split(test_size=test_fraction, seed=seed, shuffle=True)
         splits.update(train=parts["train"], test=parts["test"])
-    out = DatasetDict({s: _normalise(ds, s, text_column, label_column, id_column) for s, ds in splits.items()})
+        names["test"] = train_file
+    out = {}
+    for split, ds in splits.items():
+        try:
+            out[split] = _normalise(ds, split, text_column, label_column, id_column)
+        except DatasetFormatError as exc:
+            raise DatasetFormatError(f"{names[split]}: {exc}") from None
+    out = DatasetDict(out)
     out["train"] = balanced_subset(out["train"], max_train, seed)
     out["test"] = balanced_subset(out["test"], max_test, seed + 1)
     return out
+
+
+def _read_file(path: str, kind: str) -> Dataset:
+    """One local file as a ``Dataset``; a file the reader rejects is a ``DatasetFormatError`` naming it."""
+    try:
+        return load_dataset(kind, data_files={"train": [str(path)]})["train"]
+    except Exception as exc:  # the readers raise many types (pandas, pyarrow, datasets); all mean a bad file
+        cause = exc.__cause__ or exc
+        why = " ".join(str(cause).split())[:200]
+        raise DatasetFormatError(f"{path} cannot be read as {kind}: {type(cause).__name__}: {why}") from exc
 
 
 def fingerprint_dataset(ds: Dataset) -> str:

@@ -100,6 +100,11 @@ class DataArguments:
             raise ValueError("give --dataset_name or --train_file, not both")
         if self.train_file:  # what reports, cards and messages name as the data source
             self.dataset_name = self.train_file
+        check_positive(
+            self, ("max_length", "max_train_samples", "max_test_samples", "synthetic_train", "synthetic_test")
+        )
+        if self.synthetic_canaries < 0:
+            raise ValueError(f"--synthetic_canaries {self.synthetic_canaries}: must be >= 0")
 
     def load(self):
         """``DatasetDict(train, test)`` with ``id``, ``text``, ``label`` (``max_*_samples`` subsets)."""
@@ -141,6 +146,16 @@ class ModelArguments:
     tiny_num_heads: int = field(default=2, metadata={"help": "tiny-bert: attention heads."})
     tiny_intermediate_size: int = field(default=128, metadata={"help": "tiny-bert: feed-forward size."})
     tiny_vocab_size: int = field(default=2000, metadata={"help": "tiny-bert: WordPiece vocabulary size."})
+
+    def __post_init__(self):
+        if self.num_labels < 2:
+            raise ValueError(f"--num_labels {self.num_labels}: a classifier needs at least 2 classes")
+        sizes = ("tiny_hidden_size", "tiny_num_layers", "tiny_num_heads", "tiny_intermediate_size", "tiny_vocab_size")
+        check_positive(self, sizes)
+        if self.tiny_hidden_size % self.tiny_num_heads:
+            raise ValueError(
+                f"--tiny_hidden_size {self.tiny_hidden_size} must be a multiple of --tiny_num_heads {self.tiny_num_heads}"
+            )
 
     def tiny_spec(self, max_length: int, command: str = "train"):
         from ..models import TinyBertSpec
@@ -184,6 +199,14 @@ class S3TArguments:
     pretrain_epochs: int = field(default=3, metadata={"help": "Full fine-tuning epochs on the public split."})
     pretrain_learning_rate: float = field(default=5e-4, metadata={"help": "Learning rate on the public split."})
     pretrain_batch_size: int = field(default=32, metadata={"help": "Batch size on the public split."})
+
+
+def check_positive(args, names) -> None:
+    """``ValueError`` naming the first of ``names`` that is set (not None) but not >= 1."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} {value}: must be >= 1")
 
 
 # ---- deprecated names (one release): old -> new, as flags and as YAML keys --------------------------
@@ -247,11 +270,17 @@ def write_run_file(
 def read_run_file(run_dir: str | Path) -> tuple[DataArguments, ModelArguments, dict]:
     """(data arguments, model arguments, the rest: metrics, fingerprints) of a training run folder."""
     path = Path(run_dir) / RUN_FILE
+    if not Path(run_dir).is_dir():
+        raise FileNotFoundError(f"run folder not found: {run_dir}; give a folder written by `hf-unlearn train`")
     if not path.is_file():
         raise FileNotFoundError(
             f"{run_dir} is not a training run of hf-unlearn (no {RUN_FILE}); train with `hf-unlearn train`"
         )
-    raw = json.loads(path.read_text())
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw["data"], raw["model"]  # noqa: B018 (both sections must be there)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FileNotFoundError(f"{path} is damaged ({type(exc).__name__}); train the run again") from None
     data_args, model_args = from_record(DataArguments, raw.pop("data")), from_record(ModelArguments, raw.pop("model"))
     if model_args.tiny_num_layers is None:
         model_args.tiny_num_layers = TINY_NUM_LAYERS_DEFAULT["train"]

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import re
+import sys
+import traceback
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -28,18 +31,50 @@ class RecipeError(ValueError):
     """A recipe file that cannot be read as a mapping of known options."""
 
 
+DEBUG_ENV = "HF_UNLEARN_DEBUG"
+_debug = False
+
+
+def set_debug(on: bool) -> None:
+    """``--debug`` (stripped by ``cli.py``): user errors then also print their traceback."""
+    global _debug
+    _debug = bool(on)
+
+
+def debug_enabled() -> bool:
+    """Whether ``--debug`` was given (or ``HF_UNLEARN_DEBUG=1`` is set)."""
+    return _debug or os.environ.get(DEBUG_ENV, "").lower() in ("1", "true", "yes", "on")
+
+
+def print_traceback_if_debug() -> None:
+    """With ``--debug``, the traceback of the exception being handled (if any) on stderr."""
+    if debug_enabled() and sys.exc_info()[0] is not None:
+        traceback.print_exc()
+
+
 def read_recipe(path: str | Path | None) -> dict:
-    """The YAML mapping of ``path`` (``{}`` without a path)."""
+    """The YAML mapping of ``path`` (``{}`` without a path); a missing, unreadable or malformed file,
+    or one that is not a mapping, is a one-line :class:`RecipeError` naming it."""
     if not path:
         return {}
     import yaml
 
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"recipe not found: {path}")
-    data = yaml.safe_load(path.read_text()) or {}
+    from ..data.forget import read_text_utf8
+
+    text = read_text_utf8(Path(path), "recipe", RecipeError)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise RecipeError(f"recipe {path} is not valid YAML{where}: {problem}") from None
+    if data is None:
+        return {}
     if not isinstance(data, dict):
-        raise RecipeError(f"{path}: expected a mapping of options, got {type(data).__name__}")
+        raise RecipeError(
+            f"recipe {path}: expected a mapping of options (key: value lines), got a {type(data).__name__}"
+        )
     return data
 
 
@@ -155,8 +190,10 @@ class RecipeParser(HfArgumentParser):
         self.epilog = "\n\n".join(epilog) or None
 
     def error(self, message: str):
-        """One line ``PROG: error: MESSAGE`` on stderr and exit status 2 (no usage block, no traceback)."""
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        """One line ``PROG: error: MESSAGE`` on stderr and exit status 2 (no usage block; the traceback
+        of the error being handled only with ``--debug``)."""
+        print_traceback_if_debug()
+        self.exit(2, f"{self.prog}: error: {' '.join(str(message).split())}\n")
 
     def _group_by_dataclass(self) -> None:
         """One help group per dataclass, the commands' own first and a base class's (TrainingArguments) last."""
@@ -206,12 +243,14 @@ class RecipeParser(HfArgumentParser):
 
     def parse(self, argv: Iterable[str] | None = None, recipe: Mapping | None = None) -> tuple:
         """(one instance per dataclass[, namespace of extra arguments]) from recipe + flags."""
-        import sys
 
         argv = rename_flags(sys.argv[1:] if argv is None else argv, self.renames)
         if recipe is None:
             path = self.config_path(argv)
-            recipe, source = read_recipe(path), str(path)
+            try:
+                recipe, source = read_recipe(path), str(path)
+            except RecipeError as exc:
+                self.error(str(exc))
         else:
             source = "recipe"
         if recipe:
@@ -226,7 +265,7 @@ class RecipeParser(HfArgumentParser):
             names = {f.name for f in dataclasses.fields(dtype) if f.init}
             try:
                 outputs.append(dtype(**{k: v for k, v in values.items() if k in names}))
-            except ValueError as exc:  # a dataclass's own validation (__post_init__)
+            except (ValueError, TypeError) as exc:  # a dataclass's own validation (__post_init__)
                 self.error(str(exc))
         extra = {k: v for k, v in values.items() if k in self.extra_dests}
         return (*outputs, argparse.Namespace(**extra)) if extra else tuple(outputs)

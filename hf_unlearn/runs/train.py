@@ -16,6 +16,7 @@ from ..data import fingerprint_dataset
 from ..training import UnlearnableTrainingArguments
 from .config import TINY_NUM_LAYERS_DEFAULT, DataArguments, ModelArguments, write_run_file
 from .run_folder import write_run_manifest
+from .validation import check_training_inputs
 
 
 def train(data_args: DataArguments, model_args: ModelArguments, args: UnlearnableTrainingArguments) -> dict:
@@ -30,6 +31,7 @@ def train(data_args: DataArguments, model_args: ModelArguments, args: Unlearnabl
     with console.phase("loading the data and the model") as step:
         data = data_args.load()
         model, tokenizer = model_args.load(data["train"]["text"], data_args.max_length, args.seed)
+        check_training_inputs(data, model, tokenizer, data_args, model_args, args)  # before any write
         tokenized = tokenize_dataset(data, tokenizer, data_args.max_length)
         step.summary = f"{len(data['train'])} training and {len(data['test'])} test examples"
     trainer = UnlearnableTrainer(

@@ -7,6 +7,7 @@ work is a ``ValueError`` that names the field.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -22,6 +23,38 @@ DELTA_DTYPES = ("float32", "float16", "bfloat16")
 def _cpu_ranks() -> bool:
     """Several ranks launched (``WORLD_SIZE`` > 1) on a machine without an accelerator: gloo DDP on the CPU."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _compat.has_accelerator()
+
+
+def _bad(name: str, value, need: str) -> ValueError:
+    return ValueError(f"--{name} {value!r}: {need}")
+
+
+def check_training_numbers(args) -> None:
+    """Numbers that would crash or silently void training are a ``ValueError`` naming the flag and the
+    value (``--learning_rate -1``, NaN, ``--num_train_epochs inf`` or 0 without ``--max_steps``, ...)."""
+    for name in ("learning_rate", "num_train_epochs", "weight_decay", "max_grad_norm", "adam_epsilon", "warmup_steps"):
+        value = getattr(args, name, None)
+        if isinstance(value, (int, float)) and not math.isfinite(value):
+            raise _bad(name, value, "must be a finite number")
+    if args.learning_rate < 0:
+        raise _bad("learning_rate", args.learning_rate, "must be >= 0 (e.g. 5e-5)")
+    if args.max_steps <= 0 and args.num_train_epochs <= 0:
+        raise _bad("num_train_epochs", args.num_train_epochs, "must be > 0 (or give --max_steps N > 0)")
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        if getattr(args, name) < 1:
+            raise _bad(name, getattr(args, name), "must be >= 1")
+    for name in ("seed", "data_seed"):
+        value = getattr(args, name, None)
+        if value is not None and not 0 <= value < 2**32:
+            raise _bad(name, value, "must be between 0 and 2**32 - 1")
+    if args.weight_decay < 0 or args.adam_epsilon < 0:
+        raise ValueError("--weight_decay and --adam_epsilon must be >= 0")
+    if not 0.0 <= args.adam_beta1 < 1.0 or not 0.0 <= args.adam_beta2 < 1.0:
+        raise ValueError(f"--adam_beta1 {args.adam_beta1} / --adam_beta2 {args.adam_beta2}: each must be in [0, 1)")
+    for name in ("save_steps", "eval_steps"):
+        value = getattr(args, name, None)
+        if value is not None and value <= 0:
+            raise _bad(name, value, "must be > 0")
 
 
 @dataclass
@@ -122,6 +155,7 @@ class UnlearnableTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self):
+        check_training_numbers(self)
         if self.sd_lambda < 0 or self.l2_init_mu < 0:
             raise ValueError("sd_lambda and l2_init_mu must be >= 0")
         if self.sd_lambda_decay <= 0:

@@ -1,0 +1,69 @@
+"""Checks of a training configuration against its data and model, after loading and before training.
+
+``train`` calls :func:`check_training_inputs` once the data, model and tokenizer are loaded and
+before the trainer is built: nothing has been trained or written yet. Each failure is one user
+error that names the file, column, flag or value and says what to do (the commands report it as
+one line, exit status 2). The checks made while parsing and loading (flags, encodings, columns,
+ids, model folders) live with the arguments (``runs/config.py``, ``training/arguments.py``), the
+loaders (``data/``) and ``models.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..artifacts import OutputFolderError
+from ..data import DatasetFormatError, ForgetRequestError, check_ids_known, read_id_file
+from ..models import check_model_fits
+from ..training.log_size import check_disk_for_run
+
+
+def check_training_inputs(data, model, tokenizer, data_args, model_args, args) -> None:
+    """Labels in ``0..num_labels-1``, a model that fits its tokenizer and ``max_length``, known deletable
+    ids, a writable output folder and the disk space the run's log needs; raises on the first problem."""
+    for split in ("train", "test"):
+        if split in data:
+            check_labels(data[split]["label"], model_args.num_labels, data_args, split)
+    check_model_fits(
+        model,
+        tokenizer,
+        max_length=data_args.max_length,
+        num_labels=model_args.num_labels,
+        name=model_args.model_name_or_path,
+    )
+    if args.deletable_ids_file:
+        try:
+            check_ids_known(read_id_file(args.deletable_ids_file), data["train"]["id"])
+        except ForgetRequestError as exc:
+            raise ForgetRequestError(f"--deletable_ids_file {args.deletable_ids_file}: {exc}") from None
+    if args.should_save:
+        check_writable(args.output_dir)
+        check_disk_for_run(args, model, data["train"]["id"])
+
+
+def check_labels(labels, num_labels: int, data_args, split: str) -> None:
+    """Every label must be a class id ``0 .. num_labels - 1`` (else training fails mid-way)."""
+    bad = sorted({int(y) for y in labels if not 0 <= int(y) < num_labels})
+    if bad:
+        shown = ", ".join(map(str, bad[:10]))
+        raise DatasetFormatError(
+            f"the {split} split of {data_args.dataset_name} has label(s) {shown} in column "
+            f"{data_args.label_column!r}, outside 0..{num_labels - 1} for --num_labels {num_labels}; "
+            f"give --num_labels {max(bad) + 1} or map the labels to 0..{num_labels - 1}"
+        )
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """``folder`` (or, if it does not exist yet, its nearest existing parent) must be writable."""
+    path = Path(folder).expanduser().resolve()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputFolderError(f"output folder {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputFolderError(
+            f"cannot write the output folder {path}: {existing} is not writable; "
+            "choose another --output_dir or change its permissions"
+        )
