@@ -37,6 +37,10 @@ def check_data_file(path: str | Path, kind: str, what: str = "data file") -> Non
         raise DatasetFormatError(f"{what} {path} is empty; it needs a header and at least one example")
     if kind not in TEXT_KINDS:
         return
+    if path.stat().st_size < 1 << 16 and len([ln for ln in path.read_bytes().splitlines() if ln.strip()]) < 2:
+        raise DatasetFormatError(
+            f"{what} {path} holds 0 examples" + (" (a header line only)" if kind == "csv" else "")
+        )
     decoder = codecs.getincrementaldecoder("utf-8")()
     offset = 0
     with path.open("rb") as f:
