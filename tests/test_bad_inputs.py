@@ -42,6 +42,7 @@ def _files(base: Path) -> None:
     (d / "empty.csv").write_bytes(b"")
     (d / "header.csv").write_text("id,text,label\n")
     (d / "reviews.txt").write_text("not a table\n")
+    (d / "broken.jsonl").write_text('{"text": "a fine film", "label": 1}\n{"text": "awful", "label": 0\n{oops\n')
     (d / "nodata").mkdir()
     (d / "nodata" / "readme.md").write_text("no train.* here\n")
     (d / "a_folder").mkdir()
@@ -126,6 +127,8 @@ CASES = [
     ("missing-text-column", F("good.csv", "--text_column", "review"), ["'review'"]),
     ("missing-label-column", F("good.csv", "--label_column", "stars"), ["'stars'"]),
     ("missing-id-column", F("good.csv", "--id_column", "uid"), ["'uid'"]),
+    ("dataset-file-latin1", T("--dataset_name", "{in}/latin1.csv"), ["latin1.csv", "UTF-8"]),
+    ("malformed-jsonl", F("broken.jsonl"), ["broken.jsonl", "cannot be read as json"]),
     ("dataset-path-missing", T("--dataset_name", "./no_such_data"), ["no_such_data"]),
     ("data-folder-without-train", T("--dataset_name", "{in}/nodata"), ["nodata", "train."]),
     ("train-file-and-dataset", F("good.csv", "--dataset_name", "imdb2"), ["--train_file"]),

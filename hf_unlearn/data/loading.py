@@ -214,7 +214,7 @@ def load_sentiment_dataset(
         kind, files = _local_files(Path(source))
         for f in (f for split_files in files.values() for f in split_files):
             check_data_file(f, kind)
-        dd = load_dataset(kind, data_files=files)
+        dd = _read_files(source, kind, files)
         if "test" not in dd:
             parts = dd["train"].train_test_split(test_size=test_fraction, seed=seed, shuffle=True)
             dd = DatasetDict(train=parts["train"], test=parts["test"])
@@ -292,13 +292,18 @@ def load_data_files(
 
 
 def _read_file(path: str, kind: str) -> Dataset:
-    """One local file as a ``Dataset``; a file the reader rejects is a ``DatasetFormatError`` naming it."""
+    """One local file as a ``Dataset`` (see :func:`_read_files`)."""
+    return _read_files(path, kind, {"train": [str(path)]})["train"]
+
+
+def _read_files(source: str, kind: str, files: dict) -> DatasetDict:
+    """Local files as a ``DatasetDict``; a file the reader rejects is a ``DatasetFormatError`` naming it."""
     try:
-        return load_dataset(kind, data_files={"train": [str(path)]})["train"]
+        return load_dataset(kind, data_files=files)
     except Exception as exc:  # the readers raise many types (pandas, pyarrow, datasets); all mean a bad file
         cause = exc.__cause__ or exc
         why = " ".join(str(cause).split())[:200]
-        raise DatasetFormatError(f"{path} cannot be read as {kind}: {type(cause).__name__}: {why}") from exc
+        raise DatasetFormatError(f"{source} cannot be read as {kind}: {type(cause).__name__}: {why}") from exc
 
 
 def fingerprint_dataset(ds: Dataset) -> str:
