@@ -180,16 +180,18 @@ def load_model_and_tokenizer(
             model = AutoModelForSequenceClassification.from_pretrained(
                 name_or_path, num_labels=num_labels, trust_remote_code=False, **kwargs
             )
-    except (OSError, ValueError) as exc:
-        if os.path.isdir(name_or_path):
+    except (OSError, ValueError, RuntimeError) as exc:
+        if os.path.isdir(name_or_path) or "mismatched_sizes" in str(exc):
             raise _unloadable(name_or_path, num_labels, exc) from None
+        if isinstance(exc, RuntimeError):
+            raise
         raise _hub_unreachable(name_or_path, exc) from None
     return model, tokenizer
 
 
 def _unloadable(folder: str, num_labels: int, exc: Exception) -> Exception:
     why = " ".join(str(exc).split())
-    if "size mismatch" in why or "ignore_mismatched_sizes" in why:
+    if "size mismatch" in why or "mismatched_sizes" in why:
         return ModelMismatchError(
             f"the model in {folder} has another number of classes than --num_labels {num_labels}; "
             "give the model's number of classes, or start from a base model without a classification head"

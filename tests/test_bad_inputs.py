@@ -140,6 +140,8 @@ CASES = [
      ["model_small_vocab", "embedding rows"]),
     ("max-length-above-positions", F("good.csv", "--model_name_or_path", "{in}/model_ok", "--max_length", "64"),
      ["--max_length 64", "32 positions"]),
+    ("num-labels-vs-model-head", F("good.csv", "--model_name_or_path", "{in}/model_ok", "--num_labels", "3"),
+     ["model_ok", "--num_labels 3"]),
     ("num-labels-1", T("--num_labels", "1"), ["--num_labels 1"]),
     ("tiny-heads-not-dividing", T("--tiny_num_heads", "3"), ["--tiny_num_heads 3"]),
     # ---- training numbers --------------------------------------------------------------------------
