@@ -40,6 +40,19 @@ from .log_store import STEP_RE as _STEP
 from .optimizer_record import FINAL_STATE
 
 
+def _refuse_old_format(root: Path) -> None:
+    """A finished log of format 1 (hf_unlearn <= 0.2.0) has no manifest: say so, not "incomplete"."""
+    try:
+        meta = json.loads((root / META_FILE).read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(meta, dict) and meta.get("format_version", 1) < 2 and meta.get("completed"):
+        raise LogError(
+            f"{root} is an unlearning log of format_version {meta.get('format_version', 1)} (hf_unlearn <= 0.2.0), "
+            f"written without {MANIFEST_FILE}: it cannot be verified; train the run again"
+        )
+
+
 @dataclass
 class StepRecord:
     """One optimizer step: its epoch, learning rate and micro-batches (of every rank)."""
@@ -74,6 +87,8 @@ class UnlearningLog:
                 f"no unlearning log at {path} (expected {LOG_DIRNAME}/{META_FILE}): train with UnlearnableTrainer"
             )
         self.root = path
+        if not (path / MANIFEST_FILE).is_file():
+            _refuse_old_format(path)
         self.files = VerifiedFiles(path)
         self.meta = self._read_meta()
         self.bytes_read = 0
