@@ -244,3 +244,11 @@ def test_truncate_on_resume_removes_the_manifest_and_the_hashes_of_removed_files
     with contextlib.redirect_stderr(io.StringIO()), pytest.raises(LogError, match="manifest.json is missing"):
         (root / "meta.json").write_text("{}")
         UnlearningLog(root)
+
+
+def test_a_finished_log_of_format_1_is_refused_as_unverifiable(tmp_path):
+    root = tmp_path / LOG
+    root.mkdir()
+    (root / "meta.json").write_text(json.dumps({"format_version": 1, "completed": "2026-01-01T00:00:00+00:00"}))
+    with pytest.raises(LogError, match="format_version 1 .*cannot be verified"):
+        UnlearningLog(tmp_path)
