@@ -40,6 +40,15 @@ as a check that a change of machine load between the twin and the methods did no
 ratio. Log files are read from the page cache (they were just written): cold-disk reads are
 not measured.
 
+Verification (issue 12): the log is verified before use (``training/unlearning_log.py``). The
+repeats above reuse one opened log, whose files are hashed once, so they time the rollback itself.
+Per arm and forget set, ``amnesiac_verified`` times what a fresh request pays: opening the log
+(manifest, ``meta.json`` and transcript hashed, coverage checked: ``verify_open_s``) and the
+rollback on that fresh log, which hashes the deltas it reads (``verify_reads_s`` times that hash
+alone); ``verification_fraction`` = (open + hash of the deltas read) / rollback time, and
+``amnesiac_verified/speedup_vs_retrain`` = twin time / (open + rollback on a fresh log), target
+>= 300 (``TARGET_SPEEDUP_VERIFIED``).
+
 Figures per arm, forget set and method (one JSON line each): ``speedup_vs_retrain`` (= twin
 time / method time), ``cost_fraction`` (= its inverse), ``tow``, ``tow_mia``, ``ve`` (||w_u -
 w_twin||_2) and ``steps_rolled_back``; per arm and forget set: ``retrain_time``; per arm:
@@ -112,6 +121,7 @@ SIZES = {
     ),
 }
 TARGET_SPEEDUP_ROLLBACK = 100.0
+TARGET_SPEEDUP_VERIFIED = 300.0
 TARGET_COST_FRACTION, TARGET_TOW, TARGET_TOW_MIA = 0.05, 0.97, 0.95
 
 
@@ -473,9 +483,67 @@ def run_arm(s: Data, a, beta1: float, tmp_root: str, cfg: dict, arm_runs: list) 
                     "stats": {k: v for k, v in row["stats"].items() if isinstance(v, (int, float, str, bool))},
                 }
             )
+        rollback = median([t["wall_time_s"] for t in timings["amnesiac"]])
+        measure_verification(s, a, run_dir, model, splits, forget_ids, twin_time, rollback, fcfg)
         del results, twin
         gc.collect()
     shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def measure_verification(s: Data, a, run_dir, model, splits, forget_ids, twin_time, rollback, fcfg) -> None:
+    """What verifying the log costs a fresh rollback request (see the module docstring)."""
+    from hf_unlearn.methods import unlearn
+    from hf_unlearn.training import UnlearningLog
+
+    arm, fname = fcfg["arm"], fcfg["forget_set"]
+    opens, hashes, fresh_calls = [], [], []
+    for _ in range(a.repeats):
+        gc.collect()
+        t0 = time.perf_counter()
+        log = UnlearningLog(run_dir)
+        opens.append(time.perf_counter() - t0)
+        rels = [f"deltas/step_{st.step:08d}.safetensors" for st in log.steps_seeing(forget_ids)]
+        t0 = time.perf_counter()
+        log.files.verify(rels)
+        hashes.append(time.perf_counter() - t0)
+        fresh = UnlearningLog(run_dir)
+        res = unlearn(
+            model, splits["forget"], splits["retain_full"], method="amnesiac", log=fresh, tokenizer=s.tokenizer
+        )
+        fresh_calls.append(res.stats["wall_time_s"])
+        del res
+    open_s, hash_s, fresh_s = median(opens), median(hashes), median(fresh_calls)
+    vcfg = dict(
+        fcfg,
+        method="amnesiac_verified",
+        deltas_hashed=len(rels),
+        delta_bytes_hashed=sum((log.root / r).stat().st_size for r in rels),
+        verify_open_times_s=[round(t, 5) for t in opens],
+        verify_reads_times_s=[round(t, 5) for t in hashes],
+        fresh_rollback_times_s=[round(t, 5) for t in fresh_calls],
+        rollback_cached_s=round(rollback, 5),
+        retrain_time_s=round(twin_time, 3),
+        load_avg=load_avg(),
+    )
+    emit(
+        BENCH, f"{arm}/{fname}/amnesiac/verify_open_s", round(open_s, 5), "s (open: manifest, meta, transcript)", vcfg
+    )
+    emit(BENCH, f"{arm}/{fname}/amnesiac/verify_reads_s", round(hash_s, 5), "s (sha256 of the deltas read)", vcfg)
+    emit(
+        BENCH,
+        f"{arm}/{fname}/amnesiac/verification_fraction",
+        round((open_s + hash_s) / rollback, 4) if rollback > 0 else None,
+        "(open + hash of deltas read) / rollback time",
+        vcfg,
+    )
+    total = open_s + fresh_s
+    emit(
+        BENCH,
+        f"{arm}/{fname}/amnesiac_verified/speedup_vs_retrain",
+        round(twin_time / total, 2) if total > 0 else None,
+        "x (retrain time / (open + rollback on a freshly opened, verified log))",
+        vcfg,
+    )
 
 
 def check_targets(records: list[dict], betas, note: str | None = None) -> None:
@@ -490,6 +558,16 @@ def check_targets(records: list[dict], betas, note: str | None = None) -> None:
                 if f"{arm}/{f}/amnesiac/speedup_vs_retrain" in by
             ),
             default=None,
+        )
+        verified = [
+            by[k]["value"] for f in ("small", "pct1") if (k := f"{arm}/{f}/amnesiac_verified/speedup_vs_retrain") in by
+        ]
+        emit(
+            BENCH,
+            f"{arm}/target_verified_rollback_speedup_met",
+            bool(verified) and min(verified) >= TARGET_SPEEDUP_VERIFIED,
+            "bool (verified amnesiac rollback speedup >= 300 on both forget sets)",
+            {"min_speedup": min(verified, default=None), "target": TARGET_SPEEDUP_VERIFIED, "note": note},
         )
         emit(
             BENCH,

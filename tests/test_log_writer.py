@@ -11,9 +11,10 @@ from transformers import TrainerCallback
 from hf_unlearn.training import UnlearnableTrainer, UnlearningLog
 from hf_unlearn.training.log_store import FORMAT_VERSION
 
-# The persisted contract of meta.json (format_version 1): header keys, then what the footer adds.
+# The persisted contract of meta.json (format_version 2): header keys, then what the footer adds.
 HEADER_KEYS = {
     "format_version",
+    "log_id",
     "created",
     "model_class",
     "fingerprint",
@@ -35,13 +36,13 @@ HEADER_KEYS = {
     "training_args",
     "versions",
 }
-FOOTER_KEYS = {"global_step", "completed", "optimizer"}
+FOOTER_KEYS = {"global_step", "transcript_parts", "completed", "optimizer"}
 
 
 def test_meta_json_keeps_its_format(tiny, tmp_path):
     model, trainer = train_run(tiny, tmp_path, num_train_epochs=1, record_deltas=True)
     meta = json.loads((tmp_path / "unlearning_log" / "meta.json").read_text())
-    assert set(meta) == HEADER_KEYS | FOOTER_KEYS and meta["format_version"] == FORMAT_VERSION == 1
+    assert set(meta) == HEADER_KEYS | FOOTER_KEYS and meta["format_version"] == FORMAT_VERSION == 2
     assert meta["global_step"] == trainer.state.global_step and meta["optimizer"]["class"] == "AdamW"
     assert {"torch", "transformers", "peft", "hf_unlearn"} <= set(meta["versions"])
     log = UnlearningLog(tmp_path)

@@ -15,43 +15,83 @@ Layout under ``output_dir/unlearning_log/`` (safetensors for tensors, JSON/parqu
     events/rank0-00000040.parquet  learning events (id, step, true-class confidence, ...)
     error_proxy/rank0-00000040.jsonl   unlearning-error proxy series
 
+    manifest.json                  written LAST (kind "unlearning_log"): the sha256 of every file
+                                   above, recorded while writing; a log without it is incomplete
+
 Every file is written through ``artifacts.atomic_write`` (a unique temporary name, fsync, rename),
-so a reader never sees half a file.
+so a reader never sees half a file. ``manifest.json`` is written at the end of training, after the
+footer of ``meta.json`` (which records ``global_step`` and the transcript parts the transcript must
+be made of) and after every rank has flushed; a resume removes it first. ``UnlearningLog`` refuses
+a log without it, verifies ``meta.json`` and the transcript on open and every other file the first
+time a request reads it (``VerifiedFiles``), naming the damaged, missing or unlisted file.
 Part files are flushed before each checkpoint, so a resumed run truncates the log to the
 checkpoint's step and continues without a gap or a duplicate.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import re
 import shutil
+import struct
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load as load_tensor_bytes
 
 # The log is written through the package's one atomic writer; the names stay importable from here.
-from ..artifacts import LOG_DIRNAME, atomic_save_tensors, atomic_write_bytes, atomic_write_json  # noqa: F401
+from ..artifacts import (  # noqa: F401
+    LOG_DIRNAME,
+    MANIFEST_FILE,
+    IntegrityError,
+    atomic_save_tensors,
+    atomic_write_bytes,
+    atomic_write_json,
+    folder_files,
+    read_manifest,
+    recording_hashes,
+    sha256_file,
+)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: manifest.json; meta.json records log_id, global_step and transcript_parts
+LOG_MANIFEST_KIND = "unlearning_log"
+META_FILE = "meta.json"
 _PART = re.compile(r"rank(\d+)-(\d+)\.(jsonl|parquet)$")
 _STEP = re.compile(r"step_(\d+)(?:\.rank(\d+))?\.safetensors$")
+PART_RE, STEP_RE = _PART, _STEP
 
 
-class LogError(ValueError):
-    """The unlearning log is missing, damaged, or does not belong to the model at hand."""
+class LogError(IntegrityError):
+    """The unlearning log is missing, incomplete, damaged, or does not belong to the model at hand
+    (an ``artifacts.IntegrityError``, hence a ``ValueError``: a user error, exit status 2)."""
+
+
+def tensors_from_bytes(data: bytes, path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file's bytes; damaged bytes are a ``LogError`` naming ``path``."""
+    try:
+        return load_tensor_bytes(data)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise LogError(f"damaged log file {path} ({exc}); the log cannot be used for this step") from exc
+
+
+def safetensors_metadata(data: bytes, path: Path) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file's bytes (header: 8-byte length, then JSON)."""
+    try:
+        (size,) = struct.unpack("<Q", data[:8])
+        return json.loads(data[8 : 8 + size]).get("__metadata__") or {}
+    except (struct.error, ValueError, AttributeError) as exc:
+        raise LogError(f"damaged log file {path} (unreadable safetensors header)") from exc
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """Load a safetensors file; a damaged or truncated one is a ``LogError`` naming it."""
+    """Load a safetensors file (not verified: the writer's own files); a damaged one is a ``LogError``."""
     if not path.is_file():
         raise LogError(f"missing log file: {path}")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise LogError(f"damaged log file {path} ({exc}); the log cannot be used for this step") from exc
+    return tensors_from_bytes(path.read_bytes(), path)
 
 
 def model_structure(named: list[tuple[str, torch.Tensor]]) -> list[list]:
@@ -80,25 +120,41 @@ def step_file(step: int, rank: int | None = None) -> str:
     return f"step_{step:08d}" + (f".rank{rank}" if rank is not None else "") + ".safetensors"
 
 
-def truncate_log(root: Path, keep_until_step: int) -> int:
-    """Remove every record after ``keep_until_step`` (a resumed run redoes those steps). Returns files removed."""
+def truncate_log(root: Path, keep_until_step: int, hashes: dict[str, str] | None = None) -> int:
+    """Remove the manifest (first: the log is incomplete again) and every record after
+    ``keep_until_step`` (a resumed run redoes those steps); their recorded ``hashes`` go too, so
+    the manifest written at the end lists no removed file. Safe on every rank at once. Returns
+    the number of files removed."""
+    (root / MANIFEST_FILE).unlink(missing_ok=True)
     removed = 0
-    for sub in ("transcript", "events", "error_proxy"):
-        for f in (root / sub).glob("rank*-*.*") if (root / sub).is_dir() else []:
-            m = _PART.search(f.name)
-            if m and int(m.group(2)) > keep_until_step:
-                f.unlink()
+    for sub, pattern, regex, group in (
+        ("transcript", "rank*-*.*", _PART, 2),
+        ("events", "rank*-*.*", _PART, 2),
+        ("error_proxy", "rank*-*.*", _PART, 2),
+        ("deltas", "step_*.safetensors", _STEP, 1),
+        ("per_sample", "step_*.safetensors", _STEP, 1),
+    ):
+        for f in (root / sub).glob(pattern) if (root / sub).is_dir() else []:
+            m = regex.search(f.name)
+            if m and int(m.group(group)) > keep_until_step:
+                f.unlink(missing_ok=True)
                 removed += 1
-    for sub in ("deltas", "per_sample"):
-        for f in (root / sub).glob("step_*.safetensors") if (root / sub).is_dir() else []:
-            m = _STEP.search(f.name)
-            if m and int(m.group(1)) > keep_until_step:
-                f.unlink()
-                removed += 1
+                if hashes is not None:
+                    hashes.pop(f"{sub}/{f.name}", None)
     return removed
 
 
-def reset_log(root: Path) -> None:
+@contextlib.contextmanager
+def recording_into(hashes: dict[str, str], root: Path) -> Iterator[None]:
+    """Hash every file written under ``root`` inside the block into ``hashes`` (for the manifest)."""
+    with recording_hashes(root) as recorded:
+        yield
+    hashes.update(recorded)
+
+
+def reset_log(root: Path, hashes: dict[str, str] | None = None) -> None:
+    if hashes is not None:
+        hashes.clear()
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
@@ -123,3 +179,131 @@ def step_files(folder: Path) -> dict[int, list[Path]]:
             if m:
                 out.setdefault(int(m.group(1)), []).append(f)
     return out
+
+
+# ---- reading with verification ------------------------------------------------------------------------
+class VerifiedFiles:
+    """The files of a log, read only after their sha256 matched the manifest (each hashed once).
+
+    On construction: the manifest must exist and be of kind ``unlearning_log``, and the files on
+    disk must be exactly the ones it lists (a directory walk, no hashing). :meth:`read` returns a
+    file's bytes after checking their hash (the bytes hashed are the bytes used).
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        if not (root / MANIFEST_FILE).is_file():
+            raise LogError(
+                f"{root / MANIFEST_FILE} is missing: the unlearning log is incomplete (training did not finish); "
+                "resume training with --resume_from_checkpoint latest, or train again"
+            )
+        try:
+            self.manifest = read_manifest(root, kind=LOG_MANIFEST_KIND)
+        except IntegrityError as exc:
+            raise LogError(str(exc)) from exc
+        self.listed: dict[str, str] = self.manifest["files"]
+        self.verified: set[str] = set()
+        on_disk = set(folder_files(root))
+        extra = sorted(on_disk - set(self.listed))
+        if extra:
+            raise LogError(f"{root / extra[0]} is not listed in {root / MANIFEST_FILE} (added after training ended)")
+        missing = sorted(set(self.listed) - on_disk)
+        if missing:
+            raise LogError(f"{root / missing[0]} is missing (listed in {root / MANIFEST_FILE})")
+
+    def names(self, folder: str) -> list[str]:
+        """The listed files under ``folder/`` (relative paths, sorted)."""
+        return sorted(r for r in self.listed if r.startswith(folder + "/"))
+
+    def read(self, rel: str, *, other_log_hint: str | None = None) -> bytes:
+        path = self.root / rel
+        if rel not in self.listed:
+            raise LogError(f"{path} is not in this log (not listed in {self.root / MANIFEST_FILE})")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise LogError(f"{path} cannot be read ({exc.__class__.__name__})") from exc
+        if rel not in self.verified:
+            if hashlib.sha256(data).hexdigest() != self.listed[rel]:
+                raise LogError(
+                    other_log_hint
+                    or f"{path} is damaged: its sha256 differs from {self.root / MANIFEST_FILE}; the log cannot "
+                    "be used (restore the file, or train again)"
+                )
+            self.verified.add(rel)
+        return data
+
+    def verify(self, rels: Iterable[str]) -> None:
+        """Hash ``rels`` (those not verified yet) without keeping their bytes."""
+        for rel in rels:
+            if rel not in self.verified:
+                self.read(rel)
+
+
+class TranscriptCheck:
+    """The transcript must be exactly what ``meta.json`` records: the part files it lists, and for
+    every rank each step ``1..global_step`` once, in order. Errors name the part at fault."""
+
+    def __init__(self, root: Path, meta: dict):
+        self.root, self.meta = root, meta
+        if meta.get("format_version", 1) < FORMAT_VERSION or "transcript_parts" not in meta:
+            raise LogError(
+                f"{root / META_FILE} does not record the transcript's extent (format_version "
+                f"{meta.get('format_version')}, an older or unfinished log); train again"
+            )
+        self.global_step = int(meta["global_step"])
+        self.world_size = int(meta.get("world_size") or 1)
+        self.expected_parts = sorted(meta["transcript_parts"], key=self._part_key)
+        self.last = dict.fromkeys(range(self.world_size), 0)
+
+    @staticmethod
+    def _part_key(rel: str) -> tuple[int, int]:
+        m = _PART.search(rel)
+        return (int(m.group(2)), int(m.group(1))) if m else (-1, -1)
+
+    def parts(self, listed: list[str]) -> None:
+        """The parts in the manifest are exactly the ones ``meta.json`` records."""
+        missing = sorted(set(self.expected_parts) - set(listed))
+        if missing:
+            raise LogError(f"{self.root / missing[0]} is missing: {META_FILE} records it as a transcript part")
+        extra = sorted(set(listed) - set(self.expected_parts))
+        if extra:
+            raise LogError(f"{self.root / extra[0]} is an extra transcript part: {META_FILE} does not record it")
+        if self.expected_parts and "transcript" not in self.meta.get("recorders", ["transcript"]):
+            raise LogError(f"{self.root / self.expected_parts[0]}: a transcript part in a log recorded without one")
+
+    def lines(self, rel: str, data: bytes) -> list[dict]:
+        """The records of part ``rel``, checked to continue its rank's steps without gap or repeat."""
+        path, m = self.root / rel, _PART.search(rel)
+        if not m or int(m.group(1)) >= self.world_size:
+            raise LogError(f"{path} is not a transcript part of this log ({self.world_size} rank(s))")
+        rank, end = int(m.group(1)), int(m.group(2))
+        try:
+            records = [json.loads(line) for line in data.decode("utf-8").splitlines()]
+            steps = [(int(r["step"]), int(r["rank"])) for r in records]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LogError(f"damaged transcript part {path} ({exc.__class__.__name__})") from exc
+        for step, line_rank in steps:
+            if line_rank != rank:
+                raise LogError(f"{path} holds a step of rank {line_rank}: the part was renamed or moved")
+            if step <= self.last[rank]:
+                raise LogError(f"{path} repeats step {step} (rank {rank}): the transcript has a duplicate")
+            if step != self.last[rank] + 1:
+                raise LogError(
+                    f"{path} starts again at step {step} after step {self.last[rank]} (rank {rank}): steps are missing"
+                )
+            self.last[rank] = step
+        if self.last[rank] != end:
+            raise LogError(f"{path} ends at step {self.last[rank]}, not at the step its name records ({end})")
+        return records
+
+    def coverage(self) -> None:
+        """After every part: each rank reached ``global_step`` (when the transcript was recorded)."""
+        if "transcript" not in self.meta.get("recorders", ["transcript"]):
+            return
+        for rank, last in self.last.items():
+            if last != self.global_step:
+                raise LogError(
+                    f"the transcript of rank {rank} in {self.root / 'transcript'} ends at step {last} but "
+                    f"{META_FILE} records {self.global_step} steps: a transcript part is missing"
+                )

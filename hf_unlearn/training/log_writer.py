@@ -6,15 +6,19 @@ the writer works with any ``Trainer`` that feeds its recorders (``UnlearnableTra
 ``training_step`` and ``compute_loss``).
 
 - ``on_train_begin``: a fresh run resets the log and writes its header (``meta.json``, w_0, the
-  per-sample subset); a resumed run truncates the log to the checkpoint's step;
+  per-sample subset); a resumed run removes the manifest and truncates the log to the
+  checkpoint's step;
 - ``on_pre_optimizer_step`` / ``on_optimizer_step``: the weights before and after the update
   (deltas) and the step's transcript line, per-sample gradients and learning rate;
 - ``on_step_end``: the unlearning-error proxy every ``error_proxy_every`` steps; buffered records
   are flushed before a checkpoint is written (``control.should_save``) and again ``on_save`` (a
   save decided after the step, e.g. ``save_strategy="best"``), so a resumed run finds the log
   complete up to its checkpoint;
-- ``on_train_end``: the last records, then the footer of ``meta.json`` (final fingerprint, the
-  optimizer's description and final state, the step count).
+- ``on_train_end``: the last records; once every rank has flushed (a barrier when
+  ``torch.distributed`` is initialized), the main rank writes the footer of ``meta.json`` (final
+  fingerprint, the optimizer's description and final state, ``global_step`` and the transcript
+  parts) and then, LAST, ``manifest.json``: the sha256 of every file, recorded while writing (the
+  files of an earlier, killed process or of other ranks are hashed there).
 """
 
 from __future__ import annotations
@@ -22,23 +26,27 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import uuid
 from pathlib import Path
 
 import torch
 from transformers import TrainerCallback
 
-from ..artifacts import library_versions
+from ..artifacts import library_versions, write_manifest
 from ..data.forget import read_id_file
 from ..data.loading import fingerprint_dataset
 from .data_order import KeyedDataset
 from .error_proxy import distance_from_initial, dominant_hessian_eigenvalue, error_proxy
 from .log_store import (
     FORMAT_VERSION,
+    LOG_MANIFEST_KIND,
+    META_FILE,
     atomic_save_tensors,
     atomic_write_json,
     load_tensors,
     model_structure,
     reset_log,
+    sorted_parts,
     trainable_named,
     truncate_log,
     weights_fingerprint,
@@ -51,6 +59,12 @@ INITIAL_WEIGHTS = "initial_weights.safetensors"
 
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _barrier() -> None:
+    """Wait for every rank (a no-op outside an initialized ``torch.distributed`` process group)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
 
 
 class LogWriter(TrainerCallback):
@@ -77,7 +91,7 @@ class LogWriter(TrainerCallback):
         if state.global_step == 0:
             self.write_header(model)
         else:
-            truncate_log(self.root, state.global_step)
+            truncate_log(self.root, state.global_step, self.records.hashes)
         if args.record_error_proxy:
             self._initial_trainable = self._w0_of(named, fresh=state.global_step == 0)
         self.records.reference = None
@@ -106,7 +120,10 @@ class LogWriter(TrainerCallback):
 
     def on_train_end(self, args, state, control, model=None, optimizer=None, **kwargs):
         self.records.flush(state.global_step)
+        _barrier()  # every rank's parts are on disk before the main rank lists and hashes them
         self.write_footer(model, optimizer, state.global_step)
+        self.write_manifest()
+        _barrier()  # no rank reads the log before its manifest exists
 
     # ---- header and footer of meta.json (main rank) -----------------------------------------------
     def write_header(self, model: torch.nn.Module) -> None:
@@ -114,13 +131,19 @@ class LogWriter(TrainerCallback):
         args = self.args
         if args.process_index != 0:
             return
-        reset_log(self.root)
+        reset_log(self.root, self.records.hashes)
+        with self.records.recording():
+            self._write_header(model)
+
+    def _write_header(self, model: torch.nn.Module) -> None:
+        args = self.args
         atomic_save_tensors(
             self.root / INITIAL_WEIGHTS, {k: v.detach().clone() for k, v in model.state_dict().items()}
         )
         named = trainable_named(model)
         meta = {
             "format_version": FORMAT_VERSION,
+            "log_id": uuid.uuid4().hex,
             "created": _now(),
             "model_class": type(model).__name__,
             "fingerprint": weights_fingerprint(named),
@@ -142,7 +165,7 @@ class LogWriter(TrainerCallback):
             "training_args": json.loads(args.to_json_string()),
             "versions": library_versions(),
         }
-        atomic_write_json(self.root / "meta.json", meta)
+        atomic_write_json(self.root / META_FILE, meta)
         if self.per_sample is not None:
             index = self.per_sample.subset_index()
             atomic_save_tensors(
@@ -150,18 +173,29 @@ class LogWriter(TrainerCallback):
             )
 
     def write_footer(self, model: torch.nn.Module, optimizer, global_step: int) -> None:
-        """End of training: final fingerprint, optimizer description and final state, step count."""
-        if self.args.process_index != 0 or not (self.root / "meta.json").is_file():
+        """End of training (main rank, every rank flushed): final fingerprint, optimizer description
+        and final state, and what the transcript must cover: ``global_step`` and its part files."""
+        if self.args.process_index != 0 or not (self.root / META_FILE).is_file():
             return
-        meta = json.loads((self.root / "meta.json").read_text())
+        meta = json.loads((self.root / META_FILE).read_text())
         named = trainable_named(model)
         meta["final_fingerprint"] = weights_fingerprint(named)
-        if self.args.record_deltas and optimizer is not None:
-            meta["optimizer"] = describe_optimizer(optimizer, named, self.args.max_grad_norm)
-            meta["optimizer"]["final_state"] = save_final_state(self.root / FINAL_STATE, optimizer, named)
-        meta["global_step"] = global_step
-        meta["completed"] = _now()
-        atomic_write_json(self.root / "meta.json", meta)
+        with self.records.recording():
+            if self.args.record_deltas and optimizer is not None:
+                meta["optimizer"] = describe_optimizer(optimizer, named, self.args.max_grad_norm)
+                meta["optimizer"]["final_state"] = save_final_state(self.root / FINAL_STATE, optimizer, named)
+            meta["global_step"] = global_step
+            parts = sorted_parts(self.root / "transcript", "jsonl")
+            meta["transcript_parts"] = sorted(f"transcript/{p.name}" for p in parts)
+            meta["completed"] = _now()
+            atomic_write_json(self.root / META_FILE, meta)
+
+    def write_manifest(self) -> None:
+        """LAST (main rank): ``manifest.json`` over every file of the log; a log with it is complete."""
+        if self.args.process_index != 0 or not (self.root / META_FILE).is_file():
+            return
+        log_id = json.loads((self.root / META_FILE).read_text()).get("log_id")
+        write_manifest(self.root, self.records.hashes, kind=LOG_MANIFEST_KIND, extra={"log_id": log_id})
 
     # ---- the unlearning-error proxy (main rank) ---------------------------------------------------
     def _w0_of(self, named: list[tuple[str, torch.Tensor]], fresh: bool) -> list[torch.Tensor]:

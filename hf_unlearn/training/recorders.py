@@ -13,6 +13,9 @@ is written. When they are written is the log writer's business (``log_writer.py`
   correctness (memorization proxies of Zhao et al., "What makes unlearning hard", NeurIPS 2024);
 - the unlearning-error proxy series (see ``error_proxy.py``).
 
+Every write goes through :meth:`Recorders.recording`, which keeps the file's sha256 (taken while
+writing) in ``hashes`` for the log's manifest (``log_store.py``).
+
 A new recorder is a buffer and an ``add_*`` method here, a flag in ``arguments.py`` and, if it
 needs a training event, a line in ``log_writer.py``.
 """
@@ -31,6 +34,7 @@ from .log_store import (
     atomic_write_bytes,
     atomic_write_json,
     part_name,
+    recording_into,
     step_file,
 )
 
@@ -54,6 +58,11 @@ class Recorders:
         self.reference: dict[str, torch.Tensor] | None = None
         self.grad_norm: float | None = None  # set by the trainer before clipping
         self.bytes_written = 0
+        self.hashes: dict[str, str] = {}  # relative path -> sha256 of what this process wrote
+
+    def recording(self):
+        """Context: the files written inside it have their sha256 kept in ``hashes``."""
+        return recording_into(self.hashes, self.root)
 
     # ---- what the trainer reports for each micro-batch -------------------------------------
     def add_micro_batch(self, ids: list[str], epoch: int, pos: int, denominator: int) -> None:
@@ -86,7 +95,10 @@ class Recorders:
 
     def record_order(self, epoch: int, batches: list[list[str]]) -> None:
         if self.is_main:
-            atomic_write_json(self.root / "order" / f"epoch_{epoch:05d}.json", {"epoch": epoch, "batches": batches})
+            with self.recording():
+                atomic_write_json(
+                    self.root / "order" / f"epoch_{epoch:05d}.json", {"epoch": epoch, "batches": batches}
+                )
 
     # ---- per optimizer step ----------------------------------------------------------------------
     def take_reference(self, named: list[tuple[str, torch.Tensor]]) -> None:
@@ -117,7 +129,8 @@ class Recorders:
             grads = torch.cat(self.per_sample_rows)
             ids = [i for mb in self.micro_batches for i in mb["ids"]]
             path = self.root / "per_sample" / step_file(step, self.rank)
-            atomic_save_tensors(path, {"grads": grads}, metadata={"ids": json.dumps(ids), "lr": repr(lr)})
+            with self.recording():
+                atomic_save_tensors(path, {"grads": grads}, metadata={"ids": json.dumps(ids), "lr": repr(lr)})
             self.bytes_written += path.stat().st_size
         self.micro_batches, self.per_sample_rows = [], []
 
@@ -133,12 +146,17 @@ class Recorders:
                 if self.deletable is None:  # compensated: the reference follows the stored deltas
                     ref += d.float()
         path = self.root / "deltas" / step_file(step)
-        atomic_save_tensors(path, deltas)
+        with self.recording():
+            atomic_save_tensors(path, deltas)
         self.bytes_written += path.stat().st_size
 
     # ---- writing ---------------------------------------------------------------------------------
     def flush(self, step: int) -> None:
         """Write buffered records as part files ending at ``step`` (before the checkpoint of ``step``)."""
+        with self.recording():
+            self._flush(step)
+
+    def _flush(self, step: int) -> None:
         if self.transcript:
             text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.transcript)
             atomic_write_bytes(self.root / "transcript" / part_name(self.rank, step, "jsonl"), text.encode())

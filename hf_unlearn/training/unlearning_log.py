@@ -1,7 +1,19 @@
-"""Reading the unlearning log (see ``log_store.py`` for the layout)."""
+"""Reading the unlearning log (see ``log_store.py`` for the layout), verified before use.
+
+What is verified when (a failure is a ``LogError``, an ``artifacts.IntegrityError``, naming the file):
+
+- on open: ``manifest.json`` exists (else the log is incomplete: training did not finish) and is
+  of kind ``unlearning_log``; the files on disk are exactly those it lists (no hashing);
+  ``meta.json`` and every transcript part match their sha256; the transcript parts are exactly
+  those ``meta.json`` records, and every rank's lines cover steps ``1..global_step`` exactly once;
+- on first read: every other file (w_0, deltas, per-sample gradients and index, the optimizer's
+  final state, the data order, learning events, the error proxy) is hashed from the very bytes
+  that are then used, once per ``UnlearningLog`` (a request hashes only what it reads).
+"""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -9,18 +21,36 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from safetensors import safe_open
 
 from .log_store import (
     LOG_DIRNAME,
+    MANIFEST_FILE,
+    META_FILE,
     LogError,
-    load_tensors,
+    TranscriptCheck,
+    VerifiedFiles,
     model_structure,
-    sorted_parts,
-    step_files,
+    safetensors_metadata,
+    tensors_from_bytes,
     trainable_named,
     weights_fingerprint,
 )
+from .log_store import PART_RE as _PART
+from .log_store import STEP_RE as _STEP
+from .optimizer_record import FINAL_STATE
+
+
+def _refuse_old_format(root: Path) -> None:
+    """A finished log of format 1 (hf_unlearn <= 0.2.0) has no manifest: say so, not "incomplete"."""
+    try:
+        meta = json.loads((root / META_FILE).read_text())
+    except (OSError, ValueError):
+        return
+    if isinstance(meta, dict) and meta.get("format_version", 1) < 2 and meta.get("completed"):
+        raise LogError(
+            f"{root} is an unlearning log of format_version {meta.get('format_version', 1)} (hf_unlearn <= 0.2.0), "
+            f"written without {MANIFEST_FILE}: it cannot be verified; train the run again"
+        )
 
 
 @dataclass
@@ -50,20 +80,40 @@ class UnlearningLog:
 
     def __init__(self, path: str | Path):
         path = Path(path)
-        if (path / LOG_DIRNAME / "meta.json").is_file():
+        if (path / LOG_DIRNAME).is_dir():
             path = path / LOG_DIRNAME
-        if not (path / "meta.json").is_file():
+        if not (path / META_FILE).is_file() and not (path / MANIFEST_FILE).is_file():
             raise LogError(
-                f"no unlearning log at {path} (expected {LOG_DIRNAME}/meta.json): train with UnlearnableTrainer"
+                f"no unlearning log at {path} (expected {LOG_DIRNAME}/{META_FILE}): train with UnlearnableTrainer"
             )
         self.root = path
-        try:
-            self.meta = json.loads((path / "meta.json").read_text())
-        except json.JSONDecodeError as exc:
-            raise LogError(f"damaged {path / 'meta.json'}: {exc}") from exc
+        if not (path / MANIFEST_FILE).is_file():
+            _refuse_old_format(path)
+        self.files = VerifiedFiles(path)
+        self.meta = self._read_meta()
         self.bytes_read = 0
-        self._steps: list[StepRecord] | None = None
-        self._deltas: dict[int, list[Path]] | None = None
+        self._steps = self._read_transcript()
+
+    def _read_meta(self) -> dict:
+        """``meta.json``, verified; a manifest of another log is named as such."""
+        manifest_id = (self.files.manifest.get("extra") or {}).get("log_id")
+        try:
+            meta_id = json.loads((self.root / META_FILE).read_bytes()).get("log_id")
+        except (OSError, ValueError, AttributeError):
+            meta_id = None
+        hint = None
+        if meta_id is not None and manifest_id != meta_id:
+            hint = (
+                f"{self.root / MANIFEST_FILE} belongs to another log (log id {manifest_id}, {META_FILE} says "
+                f"{meta_id}): the log cannot be verified; restore its own manifest, or train again"
+            )
+        data = self.files.read(META_FILE, other_log_hint=hint)
+        if hint:
+            raise LogError(hint)
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise LogError(f"damaged {self.root / META_FILE}: {exc}") from exc
 
     # ---- belonging ---------------------------------------------------------------------------
     def check_model(self, model: torch.nn.Module, state: str = "final") -> None:
@@ -96,21 +146,23 @@ class UnlearningLog:
             )
 
     # ---- transcript ----------------------------------------------------------------------------
+    def _read_transcript(self) -> list[StepRecord]:
+        """The transcript parts, verified, checked to be exactly those ``meta.json`` records and to
+        cover steps ``1..global_step`` once per rank; merged into one record per step."""
+        check = TranscriptCheck(self.root, self.meta)
+        check.parts(self.files.names("transcript"))
+        merged: dict[int, StepRecord] = {}
+        for rel in check.expected_parts:
+            for r in check.lines(rel, self.files.read(rel)):
+                rec = merged.setdefault(
+                    r["step"], StepRecord(r["step"], r["epoch"], r["lr"], grad_norm=r.get("grad_norm"))
+                )
+                rec.micro_batches.extend({**mb, "rank": r["rank"]} for mb in r["micro_batches"])
+        check.coverage()
+        return [merged[s] for s in sorted(merged)]
+
     def steps(self) -> list[StepRecord]:
-        """Every optimizer step, micro-batches of all ranks merged, in step order."""
-        if self._steps is None:
-            merged: dict[int, StepRecord] = {}
-            for part in sorted_parts(self.root / "transcript", "jsonl"):
-                for line in part.read_text().splitlines():
-                    r = json.loads(line)
-                    rec = merged.setdefault(
-                        r["step"], StepRecord(r["step"], r["epoch"], r["lr"], grad_norm=r.get("grad_norm"))
-                    )
-                    rec.micro_batches.extend({**mb, "rank": r["rank"]} for mb in r["micro_batches"])
-            self._steps = [merged[s] for s in sorted(merged)]
-            expected = list(range(1, len(self._steps) + 1))
-            if [s.step for s in self._steps] != expected:
-                raise LogError("the transcript has missing or repeated steps: the log is incomplete")
+        """Every optimizer step, micro-batches of all ranks merged, in step order (verified on open)."""
         return self._steps
 
     def steps_seeing(self, ids: Iterable[str]) -> list[StepRecord]:
@@ -122,84 +174,113 @@ class UnlearningLog:
 
     def recorded_order(self) -> dict[int, list[list[str]]]:
         """``{epoch: [[ids of each global micro-batch]]}`` as trained."""
-        folder = self.root / "order"
-        files = sorted(folder.glob("epoch_*.json")) if folder.is_dir() else []
-        if not files:
-            raise LogError(f"no recorded data order in {folder}")
-        return {int(d["epoch"]): d["batches"] for d in (json.loads(f.read_text()) for f in files)}
+        rels = [r for r in self.files.names("order") if r.endswith(".json")]
+        if not rels:
+            raise LogError(f"no recorded data order in {self.root / 'order'}")
+        out = {}
+        for rel in rels:
+            try:
+                d = json.loads(self.files.read(rel))
+                out[int(d["epoch"])] = d["batches"]
+            except (ValueError, KeyError, TypeError) as exc:
+                raise LogError(f"damaged log file {self.root / rel} ({exc.__class__.__name__})") from exc
+        return out
 
-    # ---- tensors ------------------------------------------------------------------------------
-    def _load(self, path: Path) -> dict[str, torch.Tensor]:
-        tensors = load_tensors(path)
-        self.bytes_read += path.stat().st_size
-        return tensors
+    # ---- tensors (each file verified against the manifest the first time it is read) -----------
+    def _read(self, rel: str) -> bytes:
+        data = self.files.read(rel)
+        self.bytes_read += len(data)
+        return data
+
+    def _load(self, rel: str) -> dict[str, torch.Tensor]:
+        return tensors_from_bytes(self._read(rel), self.root / rel)
 
     def initial_state_dict(self) -> dict[str, torch.Tensor]:
-        return self._load(self.root / "initial_weights.safetensors")
+        return self._load("initial_weights.safetensors")
 
-    def _delta_files(self) -> dict[int, list[Path]]:
-        if self._deltas is None:
-            self._deltas = step_files(self.root / "deltas")
-        return self._deltas
+    def _step_files(self, folder: str) -> dict[int, list[str]]:
+        out: dict[int, list[str]] = {}
+        for rel in self.files.names(folder):
+            m = _STEP.search(rel)
+            if m:
+                out.setdefault(int(m.group(1)), []).append(rel)
+        return out
 
     def delta_steps(self) -> list[int]:
-        return sorted(self._delta_files())
+        return sorted(self._step_files("deltas"))
 
     def delta(self, step: int) -> dict[str, torch.Tensor]:
-        files = self._delta_files().get(step)
+        files = self._step_files("deltas").get(step)
         if not files:
             raise LogError(f"no delta recorded for step {step} (record_deltas off, or deletable-only logging)")
         return self._load(files[0])
 
     def optimizer_final_state(self) -> tuple[dict[str, torch.Tensor], int]:
         """Adam's ``exp_avg_sq`` per trainable parameter after the last step, and the step count."""
-        from .optimizer_record import FINAL_STATE
-
-        path = self.root / FINAL_STATE
-        if not path.is_file():
+        if FINAL_STATE not in self.files.listed:
             raise LogError(
                 f"no final optimizer state in {self.root} (recorded with record_deltas for Adam-type optimizers)"
             )
-        with safe_open(str(path), "pt") as handle:
-            step = int(handle.metadata()["step"])
-        return self._load(path), step
+        data = self._read(FINAL_STATE)
+        try:
+            step = int(safetensors_metadata(data, self.root / FINAL_STATE)["step"])
+        except (KeyError, ValueError) as exc:
+            raise LogError(f"damaged log file {self.root / FINAL_STATE} (no step count)") from exc
+        return tensors_from_bytes(data, self.root / FINAL_STATE), step
 
     def per_sample_index(self) -> dict[str, torch.Tensor]:
         """Parameter name -> flat indices of the subset, in the column order of the per-sample gradients."""
-        path = self.root / "per_sample" / "index.safetensors"
-        tensors = self._load(path)
-        with safe_open(str(path), "pt") as handle:
-            order = json.loads(handle.metadata()["order"])
-        return {name: tensors[name] for name in order}
+        rel = "per_sample/index.safetensors"
+        if rel not in self.files.listed:
+            raise LogError(f"no per-sample subset in {self.root} (train with record_per_sample=True)")
+        data = self._read(rel)
+        tensors = tensors_from_bytes(data, self.root / rel)
+        try:
+            order = json.loads(safetensors_metadata(data, self.root / rel)["order"])
+            return {name: tensors[name] for name in order}
+        except (KeyError, ValueError, TypeError) as exc:
+            raise LogError(f"damaged log file {self.root / rel} (its parameter order)") from exc
 
     def per_sample(self, step: int) -> tuple[list[str], torch.Tensor]:
         """Ids and ``[n, k]`` per-sample subset gradients of a step (all ranks)."""
-        files = step_files(self.root / "per_sample").get(step)
+        files = self._step_files("per_sample").get(step)
         if not files:
             raise LogError(f"no per-sample gradients recorded for step {step}")
         ids, grads = [], []
-        for f in files:
+        for rel in files:
+            data = self._read(rel)
             try:
-                with safe_open(str(f), "pt") as handle:
-                    ids.extend(json.loads(handle.metadata()["ids"]))
-            except Exception as exc:  # noqa: BLE001 - any failure here means a damaged file
-                raise LogError(f"damaged log file {f}: {exc}") from exc
-            grads.append(self._load(f)["grads"])
+                ids.extend(json.loads(safetensors_metadata(data, self.root / rel)["ids"]))
+            except (KeyError, ValueError, TypeError) as exc:
+                raise LogError(f"damaged log file {self.root / rel} (its ids)") from exc
+            grads.append(tensors_from_bytes(data, self.root / rel)["grads"])
         return ids, torch.cat(grads)
 
     # ---- tables -------------------------------------------------------------------------------
+    def _parts(self, folder: str, ext: str) -> list[str]:
+        keyed = [(int(m.group(2)), int(m.group(1)), r) for r in self.files.names(folder) if (m := _PART.search(r))]
+        return [r for _, _, r in sorted(keyed) if r.endswith("." + ext)]
+
     def learning_events(self) -> pd.DataFrame:
-        parts = sorted_parts(self.root / "events", "parquet")
+        parts = self._parts("events", "parquet")
         if not parts:
             raise LogError("no learning events in this log: train with record_learning_events=True")
-        return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+        frames = []
+        for rel in parts:
+            try:
+                frames.append(pd.read_parquet(io.BytesIO(self.files.read(rel))))
+            except (OSError, ValueError) as exc:
+                raise LogError(f"damaged log file {self.root / rel} ({exc.__class__.__name__})") from exc
+        return pd.concat(frames, ignore_index=True)
 
     def error_proxy(self) -> list[dict]:
-        return [
-            json.loads(line)
-            for p in sorted_parts(self.root / "error_proxy", "jsonl")
-            for line in p.read_text().splitlines()
-        ]
+        out = []
+        for rel in self._parts("error_proxy", "jsonl"):
+            try:
+                out.extend(json.loads(line) for line in self.files.read(rel).decode().splitlines())
+            except ValueError as exc:
+                raise LogError(f"damaged log file {self.root / rel} ({exc.__class__.__name__})") from exc
+        return out
 
     def disk_bytes(self, sub: str | None = None) -> int:
         root = self.root / sub if sub else self.root
