@@ -87,13 +87,13 @@ def truncate_log(root: Path, keep_until_step: int) -> int:
         for f in (root / sub).glob("rank*-*.*") if (root / sub).is_dir() else []:
             m = _PART.search(f.name)
             if m and int(m.group(2)) > keep_until_step:
-                f.unlink()
+                f.unlink(missing_ok=True)  # every rank truncates; another may have been first
                 removed += 1
     for sub in ("deltas", "per_sample"):
         for f in (root / sub).glob("step_*.safetensors") if (root / sub).is_dir() else []:
             m = _STEP.search(f.name)
             if m and int(m.group(1)) > keep_until_step:
-                f.unlink()
+                f.unlink(missing_ok=True)  # every rank truncates; another may have been first
                 removed += 1
     return removed
 
