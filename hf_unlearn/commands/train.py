@@ -4,6 +4,12 @@ Every ``UnlearnableTrainingArguments`` field is a flag; ``--config recipe.yaml``
 defaults that flags override. Runs as is under ``accelerate launch -m hf_unlearn.cli train``.
 ``--help`` lists the data, model and unlearning-log options first, transformers'
 ``TrainingArguments`` last.
+
+A non-empty ``--output_dir`` is refused (one line, exit 2, before any work) unless ``--overwrite``
+is given or it is this command's own interrupted run and ``--resume_from_checkpoint latest`` is
+given. After a kill, the documented command is the same command plus
+``--resume_from_checkpoint latest``: it continues from the newest complete checkpoint, or from
+step 0 when none was completed.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ EXAMPLE = (
     "hf-unlearn train --dataset_name synthetic --model_name_or_path tiny-bert "
     "--num_train_epochs 1 --record_deltas --output_dir runs/tiny\n"
     "  hf-unlearn train --train_file train.csv --test_file test.csv --model_name_or_path tiny-bert "
-    "--output_dir runs/mine"
+    "--output_dir runs/mine\n"
+    "  hf-unlearn train ... --resume_from_checkpoint latest   # after an interruption: the same command plus this"
 )
 
 
@@ -43,12 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     data_args, model_args, args = parser.parse(sys.argv[1:] if argv is None else argv)
     start(parser.output)
+    from ..artifacts import IntegrityError, OutputFolderError
     from ..console import result
     from ..runs.train import train
+    from ..training.checkpoints import CheckpointError
 
     try:
         metrics = train(data_args, model_args, args)
-    except user_errors() as exc:
+    except (*user_errors(), OutputFolderError, IntegrityError, CheckpointError) as exc:
         return fail(PROG, str(exc))
     if args.process_index == 0:
         result(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}))

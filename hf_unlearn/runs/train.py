@@ -1,6 +1,8 @@
 """Train a classifier with ``UnlearnableTrainer`` into a run folder (the engine of ``hf-unlearn train``).
 
-The run folder receives the model + tokenizer, ``unlearning_log/`` and the run file
+Before any work, ``--output_dir`` must be empty, or the command's own interrupted run with
+``--resume_from_checkpoint latest`` (same arguments), or ``--overwrite`` is needed
+(``run_folder.plan_train_folder``). The run folder receives the model + tokenizer, ``unlearning_log/`` and the run file
 (``hf_unlearn_run.json``: the data and model arguments, the final metrics and the fingerprints of
 the train and test splits, which ``unlearn`` and ``evaluate`` check before they use the data).
 Each phase (loading, training, evaluation, saving) prints one timed line (``console.phase``);
@@ -15,7 +17,14 @@ from .. import console
 from ..data import fingerprint_dataset
 from ..training import UnlearnableTrainingArguments
 from .config import TINY_NUM_LAYERS_DEFAULT, DataArguments, ModelArguments, write_run_file
-from .run_folder import write_run_manifest
+from .run_folder import (
+    clear_folder,
+    folder_state,
+    plan_train_folder,
+    run_request,
+    write_run_manifest,
+    write_run_request,
+)
 from .validation import check_training_inputs
 
 
@@ -28,6 +37,7 @@ def train(data_args: DataArguments, model_args: ModelArguments, args: Unlearnabl
     console.ensure_configured()
     if model_args.tiny_num_layers is None:
         model_args = dataclasses.replace(model_args, tiny_num_layers=TINY_NUM_LAYERS_DEFAULT["train"])
+    resume = prepare_output_dir(data_args, model_args, args)  # before any work
     with console.phase("loading the data and the model") as step:
         data = data_args.load()
         model, tokenizer = model_args.load(data["train"]["text"], data_args.max_length, args.seed)
@@ -44,7 +54,7 @@ def train(data_args: DataArguments, model_args: ModelArguments, args: Unlearnabl
     )
     label_progress(trainer, "training")
     with console.phase("training") as step:
-        out = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+        out = trainer.train(resume_from_checkpoint=resume)
         step.summary = f"{out.global_step} steps, training loss {out.training_loss:.4f}"
     with console.phase("evaluating on the test split") as step:
         metrics = trainer.evaluate()
@@ -58,6 +68,31 @@ def train(data_args: DataArguments, model_args: ModelArguments, args: Unlearnabl
             write_run_file(args.output_dir, data_args, model_args, {"metrics": metrics, "fingerprints": fingerprints})
             write_run_manifest(args.output_dir)  # last: a run folder with a manifest is complete
     return metrics
+
+
+def prepare_output_dir(data_args: DataArguments, model_args: ModelArguments, args) -> str | None:
+    """Refuse or prepare ``args.output_dir`` before any work (``run_folder.plan_train_folder``);
+    returns what to pass to ``trainer.train(resume_from_checkpoint=...)``.
+
+    Fresh: the old contents go (only with ``--overwrite``, said in one line) and the run's request
+    file is written first. Resume: the folder's own interrupted run with the same arguments.
+    Under several processes the main one decides and clears first; the others then find the same.
+    """
+    from ..training._compat import wait_for_every_rank
+
+    request = run_request(data_args, model_args, args)
+    asked = args.resume_from_checkpoint not in (None, "", False, "false", "False")
+    with args.main_process_first(local=False, desc="checking the output folder"):
+        plan = plan_train_folder(args.output_dir, request, overwrite=args.overwrite, resume=asked)
+        if plan == "fresh" and args.should_save and folder_state(args.output_dir) != "empty":
+            removed = clear_folder(args.output_dir)
+            console.say(f"--overwrite: removed the old contents of {args.output_dir} ({removed} entries)")
+    wait_for_every_rank()  # every process has decided before the request file appears
+    if plan == "resume":
+        return args.resume_from_checkpoint
+    if args.should_save:
+        write_run_request(args.output_dir, request)
+    return None
 
 
 def accuracy(pred) -> dict:

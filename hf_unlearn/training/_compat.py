@@ -114,3 +114,27 @@ def lora_target_modules_by_model_type() -> dict[str, list[str]]:
     except ImportError:  # moved or removed in a later peft
         return {}
     return dict(table)
+
+
+# ---- accelerate / torch.distributed --------------------------------------------------------------
+def grad_scaler(trainer):
+    """The mixed-precision ``GradScaler`` the Trainer steps through, or None.
+
+    ``Accelerator.scaler`` is public accelerate API (None without fp16 on an accelerator). The
+    Trainer's own ``_save_scaler`` is skipped under ``save_only_model``, so the checkpoint callback
+    saves it. Stays as long as the Trainer scales through accelerate.
+    """
+    accelerator = getattr(trainer, "accelerator", None)
+    return getattr(accelerator, "scaler", None)
+
+
+def wait_for_every_rank() -> None:
+    """A barrier across the ranks of a distributed run (a no-op in a single process).
+
+    ``torch.distributed.barrier`` is public API; used so rank 0 writes a checkpoint's manifest only
+    after every rank has written its own files. Stays.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()

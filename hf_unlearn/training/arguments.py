@@ -79,6 +79,13 @@ class UnlearnableTrainingArguments(TrainingArguments):
             "private unlearning log included; the final push goes through the trainer's allow-list."
         },
     )
+    save_only_model: bool = field(
+        default=True,
+        metadata={
+            "help": "Must stay True: the Trainer then writes no pickles; hf_unlearn's checkpoint callback saves "
+            "optimizer, scheduler and RNG states as safetensors + JSON, so resuming still works."
+        },
+    )
     # The two defaults below are read from the machine when the package is imported (``accelerate
     # launch`` sets WORLD_SIZE before that); a field's default, not a value overwritten later.
     dataloader_pin_memory: bool = field(
@@ -90,6 +97,14 @@ class UnlearnableTrainingArguments(TrainingArguments):
         metadata={
             "help": "Train on the CPU (default: True when several ranks are launched on a machine without an "
             "accelerator, which gloo DDP needs)."
+        },
+    )
+
+    overwrite: bool = field(
+        default=False,
+        metadata={
+            "help": "Replace a non-empty output_dir (its old contents are removed first). Without it, train "
+            "writes only into an empty folder or resumes its own interrupted run (--resume_from_checkpoint latest)."
         },
     )
 
@@ -179,6 +194,11 @@ class UnlearnableTrainingArguments(TrainingArguments):
             raise ValueError(
                 f"use_cpu=False with {os.environ['WORLD_SIZE']} ranks on a machine without an accelerator "
                 "cannot start: distributed training on the CPU (gloo) needs use_cpu=True (--use_cpu)"
+            )
+        if not self.save_only_model:
+            raise ValueError(
+                "save_only_model=False would make the Trainer pickle optimizer, scheduler and RNG states into "
+                "every checkpoint: leave it at its default (True); resuming restores them from safetensors + JSON"
             )
         if self.remove_unused_columns:
             raise ValueError(

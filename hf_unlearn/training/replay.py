@@ -46,6 +46,7 @@ _OVERRIDE = {
     "eval_strategy": "no",
     "load_best_model_at_end": False,
     "resume_from_checkpoint": None,
+    "save_only_model": True,  # a log written before checkpoints were pickle-free records False
     "logging_strategy": "no",
 }
 

@@ -4,7 +4,8 @@ It adds the weight-change penalties of Thudi et al. ("Unrolling SGD", EuroS&P 20
 example ids with every batch (they never reach the model), trains in a deterministic,
 recorded data order (so the retrain twin can replay it without the forgotten ids), and
 records the unlearning log (``log_writer.py``, a ``TrainerCallback``, feeds ``recorders.py``).
-Only documented hooks are overridden: ``get_train_dataloader``, ``training_step``,
+Only documented hooks are overridden: ``train`` (to pick the checkpoint to resume from),
+``get_train_dataloader``, ``training_step``,
 ``compute_loss``, ``prediction_step``, ``log``, ``save_model``, ``create_model_card`` and
 ``push_to_hub``; version-specific Trainer attributes are reached through ``_compat.py``.
 """
@@ -23,6 +24,7 @@ from ..artifacts import TRAINING_ARGS_FILE, library_versions
 from ..data.loading import fingerprint_dataset
 from . import _compat
 from .arguments import UnlearnableTrainingArguments
+from .checkpoints import CheckpointState, resolve_resume
 from .data_order import DataOrder, DataOrderSampler, IdCarryingCollator, KeyedDataset, OrderedDataLoader
 from .log_store import LOG_DIRNAME, atomic_write_json, trainable_named
 from .log_writer import LogWriter
@@ -44,7 +46,11 @@ class UnlearnableTrainer(Trainer):
         replay_order: ``{epoch: [[ids of a micro-batch], ...]}`` to train in a recorded order
             (the retrain twin) instead of a fresh order from the seed;
         drop_ids: ids removed from the replayed order (batch boundaries kept, empty batches skipped);
-        log_dir: where to write the log (default ``output_dir/unlearning_log``).
+        log_dir: where to write the log (default ``output_dir/unlearning_log``);
+        checkpoint_extra: recorded in every checkpoint's manifest.
+
+    Checkpoints hold no pickles (``training/checkpoints.py``); ``train(resume_from_checkpoint="latest")``
+    resumes from the newest complete checkpoint.
     """
 
     def __init__(
@@ -59,6 +65,7 @@ class UnlearnableTrainer(Trainer):
         replay_order: dict[int, list[list[str]]] | None = None,
         drop_ids: Iterable[str] = (),
         log_dir: str | os.PathLike | None = None,
+        checkpoint_extra: dict | None = None,
         **kwargs,
     ):
         if not isinstance(args, UnlearnableTrainingArguments):
@@ -98,6 +105,16 @@ class UnlearnableTrainer(Trainer):
         )
         self.records = self.log_writer.records
         self.add_callback(self.log_writer)
+        self.checkpoint_state = CheckpointState(self, checkpoint_extra)
+        self.add_callback(self.checkpoint_state)  # after the log writer: its on_save flushes first
+
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        """``Trainer.train``; ``resume_from_checkpoint="latest"`` (or ``True``) resumes from the newest
+        COMPLETE checkpoint (half-written ones are skipped with a warning; none: from step 0), a path
+        from that checkpoint once verified. Optimizer, scheduler and RNG states come from our files."""
+        resume = resolve_resume(self.args.output_dir, resume_from_checkpoint, main=self.args.should_save)
+        self.checkpoint_state.resume_from = resume
+        return super().train(resume, *args, **kwargs)
 
     # ---- data -----------------------------------------------------------------------------------
     def _data_order(self, train_dataset, replay_order, drop_ids) -> DataOrder | None:
