@@ -26,8 +26,17 @@ def fail(prog: str, message: str) -> int:
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean the user gave something wrong (a bug still raises anything else)."""
+    from ..artifacts import IntegrityError, OutputFolderError
     from ..data import DatasetFormatError, ForgetRequestError
     from ..models import ModelNotFoundError
     from ..runs.recipe import RecipeError
 
-    return (DatasetFormatError, ForgetRequestError, ModelNotFoundError, RecipeError, FileNotFoundError)
+    return (
+        DatasetFormatError,
+        ForgetRequestError,
+        ModelNotFoundError,
+        RecipeError,
+        FileNotFoundError,
+        IntegrityError,
+        OutputFolderError,
+    )
