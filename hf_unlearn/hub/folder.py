@@ -63,7 +63,7 @@ class LeakError(RuntimeError):
 class UploadFolder:
     """What :func:`build_upload_folder` wrote.
 
-    ``files``: relative paths in the folder (all of them, sorted). ``left_behind``: run-dir paths
+    ``files``: relative paths of the files uploaded (all of the folder's but its own ``manifest.json``, sorted). ``left_behind``: run-dir paths
     that are not uploaded (private or not needed). ``stripped``: JSON paths removed from
     ``report.json`` because they were per-example.
     """
