@@ -119,6 +119,7 @@ def run(tmp_path_factory):
         },
     }
     (out / "report.json").write_text(json.dumps(report, indent=1))
+    artifacts.write_manifest(out, kind="unlearned")  # written last, as `hf-unlearn unlearn` does
     return {"dir": out, "ids": ids, "texts": texts, "canaries": canaries, "report": report}
 
 
@@ -252,7 +253,7 @@ def test_upload_folder_holds_exactly_the_public_files(run, tmp_path):
         "tokenizer_config.json",
     ]
     on_disk = sorted(p.relative_to(folder.path).as_posix() for p in folder.path.rglob("*") if p.is_file())
-    assert on_disk == folder.files
+    assert on_disk == sorted([*folder.files, "manifest.json"])  # its own manifest is not uploaded
     assert {
         "forget_ids.txt",
         "unlearning_log/",
@@ -272,7 +273,7 @@ def test_upload_folder_holds_exactly_the_public_files(run, tmp_path):
     assert "stale.txt" not in build_upload_folder(run["dir"], folder.path).files
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    with pytest.raises(ValueError, match="not an hf-unlearn upload folder"):
+    with pytest.raises(artifacts.OutputFolderError, match="is not empty; pass --overwrite"):
         build_upload_folder(run["dir"], tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
@@ -315,6 +316,7 @@ def test_leak_check_refuses_a_folder_containing_a_forgotten_id(run, tmp_path):
         (src / name).write_bytes((run["dir"] / name).read_bytes())
     report = dict(run["report"], base_model=f"note {run['ids'][0]}")  # smuggled through a free-text field
     (src / "report.json").write_text(json.dumps(report))
+    artifacts.write_manifest(src, kind="unlearned")
     with pytest.raises(LeakError, match="forgotten id"):
         build_upload_folder(src, tmp_path / "up")
     assert not (tmp_path / "up").exists()
@@ -325,6 +327,9 @@ def test_run_dir_without_report_or_weights_gives_clear_errors(run, tmp_path):
     with pytest.raises(RunDirError, match="no report.json"):
         build_upload_folder(tmp_path)
     (tmp_path / "report.json").write_text(json.dumps({"method": "neggrad"}))
+    with pytest.raises(artifacts.IntegrityError, match="no manifest.json: it is incomplete"):
+        build_upload_folder(tmp_path)  # a killed or failed writer
+    artifacts.write_manifest(tmp_path, kind="unlearned")
     with pytest.raises(RunDirError, match="no \\*.safetensors"):
         build_upload_folder(tmp_path)
     with pytest.raises(RunDirError, match="not found"):
@@ -556,6 +561,9 @@ def test_card_embeds_the_summary_figure_of_the_upload_folder(run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(run["dir"], copy)
     plot_report(run["report"], copy / "plots")
+    with pytest.raises(artifacts.IntegrityError, match="png is not listed"):
+        build_upload_folder(copy, tmp_path / "up")  # a file added after the manifest is not published
+    artifacts.write_manifest(copy, kind="unlearned")
     folder = build_upload_folder(copy, tmp_path / "up")
     assert "plots/summary.png" in folder.files and "plots/accuracy.png" in folder.files
     text = (folder.path / "README.md").read_text()
@@ -658,6 +666,7 @@ def test_cli_dry_run_and_write_dry_run_folder(run, tmp_path):
     assert sorted(p.name for p in dest.iterdir()) == [
         "README.md",
         "config.json",
+        "manifest.json",  # the upload folder's own, not uploaded
         "model.safetensors",
         "plots",
         "report.json",
@@ -709,7 +718,8 @@ def test_push_through_huggingface_hub_to_local_server(run, tmp_path):
     repo = hub.repos[REPO]
     assert repo.private is True
     upload = tmp_path / "up"
-    assert sorted(repo.files) == sorted(p.relative_to(upload).as_posix() for p in upload.rglob("*") if p.is_file())
+    local = sorted(p.relative_to(upload).as_posix() for p in upload.rglob("*") if p.is_file())
+    assert sorted(repo.files) == [f for f in local if f != "manifest.json"]  # its manifest stays local
     assert all(repo.files[f] == (upload / f).read_bytes() for f in repo.files)
     assert not any(n.encode() in b for b in repo.files.values() for n in run["ids"] + run["texts"])
     assert "authorization: <TOKEN>" in proc.stderr  # request headers were logged (HF_DEBUG), token redacted

@@ -6,7 +6,7 @@ import sys
 from dataclasses import dataclass, field
 
 from ..runs.recipe import RecipeParser
-from . import start
+from . import fail, start, user_errors
 
 
 @dataclass
@@ -16,6 +16,9 @@ class DemoArguments:
     )
     seed: int = field(default=0, metadata={"help": "Seed of the data, the model and every method."})
     no_s3t: bool = field(default=False, metadata={"help": "Skip the S3T exact-unlearning part."})
+    overwrite: bool = field(
+        default=False, metadata={"help": "Replace a non-empty --output_dir (the new folder takes its place whole)."}
+    )
 
 
 def make_parser() -> RecipeParser:
@@ -33,5 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     start(parser.output)
     from ..runs.demo import run_demo
 
-    run_demo(args.output_dir, seed=args.seed, with_s3t=not args.no_s3t)
+    try:
+        run_demo(args.output_dir, seed=args.seed, with_s3t=not args.no_s3t, overwrite=args.overwrite)
+    except user_errors() as exc:
+        return fail("hf-unlearn demo", str(exc))
     return 0

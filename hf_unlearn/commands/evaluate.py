@@ -29,6 +29,10 @@ class EvaluateArguments:
         metadata={"help": "Method name for the report (default: the unlearned folder's report, else 'unknown')."},
     )
     output_dir: str | None = field(default=None, metadata={"help": "Where report.json and plots/ go. Required."})
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "Replace a non-empty --output_dir (the new folder takes its place whole, at the end)."},
+    )
     retain_eval_max: int = field(
         default=2000, metadata={"help": "Retain examples used for the evaluation (balanced subset)."}
     )
@@ -40,7 +44,7 @@ def make_parser() -> RecipeParser:
         prog=PROG,
         description="Evaluate saved models on the forget / retain / test splits of a training run.",
         example="hf-unlearn evaluate --run runs/tiny --forget ids.txt --unlearned runs/tiny-forgot "
-        "--twin runs/tiny-forgot/retrain_twin --output_dir runs/tiny-eval",
+        "--output_dir runs/tiny-eval",
     )
 
 
@@ -67,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             twin=args.twin,
             method=args.method,
             retain_eval_max=args.retain_eval_max,
+            overwrite=args.overwrite,
         )
     except (*user_errors(), LogError, OSError, ValueError) as exc:
         return fail(PROG, str(exc))

@@ -57,7 +57,14 @@ def make_parser() -> argparse.ArgumentParser:
         help="name of the environment variable holding the token (default: HF_TOKEN, then the saved login)",
     )
     p.add_argument(
-        *_flag("output_dir"), metavar="DIR", help="where to build the upload folder (default: RUN_DIR/hub_upload)"
+        *_flag("output_dir"),
+        metavar="DIR",
+        help="where to build the upload folder (default: RUN_DIR-hub_upload, beside RUN_DIR)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty --output_dir that is not a previous upload folder",
     )
     p.add_argument("--license", help="license id for the card, e.g. apache-2.0 (default: from the report)")
     p.add_argument(*_flag("commit_message"), help="commit message on the Hub")
@@ -91,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(rename_flags(sys.argv[1:] if argv is None else argv, RENAMES))
     start(args)
     from ..console import result
-    from ..hub import PublishError, RunDirError, build_upload_folder, publish  # light: no torch
+    from ..hub import LeakError, PublishError, RunDirError, build_upload_folder, publish  # light: no torch
 
     if not args.dry_run and not args.repo_id:
         return fail(PROG, "--repo_id user/name is required (or use --dry_run)")
@@ -102,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             return fail(PROG, f"the environment variable {args.token_env} (--token_env) is not set or empty")
     try:
         if args.dry_run:
-            folder = build_upload_folder(args.run_dir, args.output_dir, repo_id=args.repo_id, license=args.license)
+            folder = build_upload_folder(
+                args.run_dir, args.output_dir, repo_id=args.repo_id, license=args.license, overwrite=args.overwrite
+            )
             result(_describe(folder))
             repo = args.repo_id or "user/name"
             result(
@@ -117,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
             dest=args.output_dir,
             license=args.license,
             commit_message=args.commit_message,
+            overwrite=args.overwrite,
         )
-    except (RunDirError, PublishError, ValueError) as e:
+    except (RunDirError, PublishError, LeakError, ValueError) as e:
         return fail(PROG, str(e))
     result(_describe(published.folder))
     result(f"Published to {published.url} ({'private' if published.private else 'public'} if newly created)")

@@ -29,6 +29,10 @@ class UnlearnArguments:
     output_dir: str | None = field(
         default=None, metadata={"help": "Where the unlearned model, report.json and plots go. Required."}
     )
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "Replace a non-empty --output_dir (the new folder takes its place whole, at the end)."},
+    )
     retrain_twin: bool = field(
         default=False, metadata={"help": "Also build the deterministic retrain twin and compare against it."}
     )
@@ -191,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             with_twin=args.retrain_twin,
             retain_eval_max=args.retain_eval_max,
             compare_vanilla=args.compare_vanilla,
+            overwrite=args.overwrite,
         )
     except (*user_errors(), UnknownMethodError, MethodOptionError, LogError, ValueError) as exc:
         return fail(PROG, str(exc))

@@ -1,4 +1,14 @@
-"""Build the folder that is uploaded: exactly the files that will reach the Hub, nothing else."""
+"""Build the folder that is uploaded: exactly the files that will reach the Hub, nothing else.
+
+The folder published must be complete and intact: an unlearn output's ``manifest.json`` must list
+every file that is uploaded (and ``report.json``) with its sha256 (``artifacts.verify_folder``), so a
+folder a killed ``unlearn`` left half-written, or one changed after it was written, is refused
+(:class:`~hf_unlearn.artifacts.IntegrityError` naming the file). The upload folder is checked before
+any work (``artifacts.check_output_folder``: never inside the folder published; a non-empty folder
+that is not a previous upload folder needs ``overwrite``) and is staged: assembled beside its
+destination and renamed into place whole with its own ``manifest.json`` (kind ``"upload"``, kept
+local: it is not uploaded).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +18,17 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..artifacts import REPORT_FILE, atomic_write_folder
+from ..artifacts import (
+    MANIFEST_FILE,
+    REPORT_FILE,
+    IntegrityError,
+    atomic_write_json,
+    atomic_write_text,
+    check_output_folder,
+    read_manifest,
+    staged_folder,
+    verify_folder,
+)
 from ..cards.card import render_card
 from ..cards.privacy import (
     CONFIG_FILES,
@@ -22,7 +42,8 @@ from ..cards.privacy import (
     strip_private,
 )
 
-DEFAULT_FOLDER_NAME = "hub_upload"
+DEFAULT_SUFFIX = "-hub_upload"  # the default upload folder: a sibling RUN_DIR-hub_upload
+UPLOAD_KIND = "upload"  # the manifest kind of an upload folder
 SUMMARY_FIGURE = "plots/summary.png"  # written by evaluation.plots.plot_report, embedded in the card
 GENERATED = ("README.md", REPORT_FILE)
 _TEXT_SUFFIXES = (".json", ".md", ".txt", ".model")
@@ -42,7 +63,7 @@ class LeakError(RuntimeError):
 class UploadFolder:
     """What :func:`build_upload_folder` wrote.
 
-    ``files``: relative paths in the folder (all of them, sorted). ``left_behind``: run-dir paths
+    ``files``: relative paths of the files uploaded (all of the folder's but its own ``manifest.json``, sorted). ``left_behind``: run-dir paths
     that are not uploaded (private or not needed). ``stripped``: JSON paths removed from
     ``report.json`` because they were per-example.
     """
@@ -97,7 +118,7 @@ def _select(run_dir: Path, system: bool, skip: list[Path]) -> tuple[list[str], l
         dirs[:] = keep_dirs
         for name in sorted(files):
             rel = (rel_root / name).as_posix()
-            if rel in GENERATED:
+            if rel in GENERATED or rel == MANIFEST_FILE:
                 continue
             (chosen if is_allowed_path(rel, system) else left).append(rel)
     return chosen, left
@@ -146,16 +167,40 @@ def _layout(files: list[str]) -> list[str]:
     return [f"`{t}`: {n} file{'s' if n > 1 else ''}" if t.endswith("/") else f"`{t}`" for t, n in sorted(tops.items())]
 
 
-def _prepare_dest(dest: Path, run_dir: Path) -> None:
-    if dest == run_dir or dest in run_dir.parents:
-        raise ValueError(f"the upload folder {dest} cannot be the run dir or one of its parents")
-    if dest.exists():
-        if not dest.is_dir():
-            raise ValueError(f"{dest} exists and is not a directory")
-        readme = dest / "README.md"
-        ours = readme.is_file() and "hf-unlearn" in readme.read_text(encoding="utf-8", errors="replace")[:4000]
-        if any(dest.iterdir()) and not ours:
-            raise ValueError(f"{dest} exists and is not an hf-unlearn upload folder: refusing to replace it")
+def default_upload_folder(run_dir: str | os.PathLike) -> Path:
+    """``RUN_DIR-hub_upload`` beside the folder published (never inside it: that folder is only read)."""
+    run_dir = Path(run_dir).resolve()
+    return run_dir.with_name(run_dir.name + DEFAULT_SUFFIX)
+
+
+def is_upload_folder(folder: Path) -> bool:
+    """A folder written by :func:`build_upload_folder` (its manifest says so): rebuilt without ``overwrite``."""
+    try:
+        return folder.is_dir() and read_manifest(folder).get("kind") == UPLOAD_KIND
+    except IntegrityError:
+        return False
+
+
+def check_upload_dest(run_dir: str | os.PathLike, dest=None, *, overwrite: bool = False) -> Path:
+    """The upload folder for ``run_dir`` (default :func:`default_upload_folder`), checked before any work:
+    an ``OutputFolderError`` when it overlaps ``run_dir``, its parent is not writable, or it is a non-empty
+    folder other than a previous upload folder and ``overwrite`` is not given."""
+    dest = Path(dest).expanduser().resolve() if dest is not None else default_upload_folder(run_dir)
+    return check_output_folder(
+        dest, overwrite=overwrite or is_upload_folder(dest), reads_from=[run_dir], what="upload folder"
+    )
+
+
+def verify_publishable(run_dir: Path, report: dict, left_behind: list[str]) -> None:
+    """An unlearn output must be complete and intact: its manifest lists every file that is published (and
+    ``report.json``) with the sha256 it has now. Files that are not published (private, left behind) are
+    not checked. An S3T/SISA system folder is published as it is."""
+    if str(report.get("method")).lower() in SYSTEM_METHODS:
+        return
+    try:
+        verify_folder(run_dir, ignore=left_behind)  # a left-behind folder ends with "/": a prefix
+    except IntegrityError as exc:
+        raise IntegrityError(f"{exc}; refusing to publish it: write it again with `hf-unlearn unlearn`") from None
 
 
 def build_upload_folder(
@@ -164,10 +209,13 @@ def build_upload_folder(
     *,
     repo_id: str | None = None,
     license: str | None = None,
+    overwrite: bool = False,
 ) -> UploadFolder:
     """Write the upload folder for ``run_dir`` and return what it holds.
 
-    The folder (default ``RUN_DIR/hub_upload``, replaced if it is a previous upload folder) gets:
+    ``run_dir`` must hold a complete, intact manifest (:func:`verify_publishable`; an
+    :class:`~hf_unlearn.artifacts.IntegrityError` otherwise). The folder (default ``RUN_DIR-hub_upload``
+    beside it, replaced if it is a previous upload folder or with ``overwrite``) gets:
     the model weights (``*.safetensors``), config and tokenizer files, ``plots/*.png``, a
     ``README.md`` model card rendered from the report (embedding ``plots/summary.png`` when the run has it) and ``report.json`` without anything
     per-example. Everything is chosen by allow-list; private files (forget ids, unlearning logs,
@@ -179,12 +227,12 @@ def build_upload_folder(
     run_dir = Path(run_dir).resolve()
     if not run_dir.is_dir():
         raise RunDirError(f"run directory not found: {run_dir}")
+    dest = check_upload_dest(run_dir, dest, overwrite=overwrite)  # before any work
     report = _read_report(run_dir)
     method = report.get("method")
     system = str(method).lower() in SYSTEM_METHODS
-    dest = Path(dest).resolve() if dest is not None else run_dir / DEFAULT_FOLDER_NAME
-    _prepare_dest(dest, run_dir)
     chosen, left = _select(run_dir, system, skip=[dest])
+    verify_publishable(run_dir, report, left)
     _check_model(run_dir, chosen, system)
     _check_system_files(run_dir, chosen)
     _, stripped = strip_private(report)
@@ -203,7 +251,8 @@ def build_upload_folder(
         _assert_no_leak(tmp, files, _known_forget_ids(run_dir))
         return files
 
-    files = atomic_write_folder(dest, fill)
+    with staged_folder(dest, kind=UPLOAD_KIND) as tmp:
+        files = fill(tmp)
     return UploadFolder(
         path=dest, run_dir=run_dir, files=files, left_behind=left, stripped=stripped, method=method, system=system
     )
@@ -232,16 +281,16 @@ def _write_report_and_card(folder: Path, report: dict, *, repo_id, license, layo
     """``report.json`` without per-example data or local paths, and the card rendered from the report
     (embedding ``summary_figure`` when the folder holds it)."""
     clean_report, _ = redact_local_paths(strip_private(report)[0])
-    (folder / REPORT_FILE).write_text(json.dumps(clean_report, indent=2, default=str) + "\n", encoding="utf-8")
+    atomic_write_json(folder / REPORT_FILE, clean_report, indent=2, sort_keys=False)
     card = render_card(
         redact_local_paths(report)[0], repo_id=repo_id, license=license, layout=layout, summary_figure=summary_figure
     )
-    card.save(folder / "README.md")
+    atomic_write_text(folder / "README.md", str(card))
 
 
-def write_dry_run_folder(run_dir: str | os.PathLike, dest: str | os.PathLike) -> Path:
+def write_dry_run_folder(run_dir: str | os.PathLike, dest: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write the upload folder of ``run_dir`` at ``dest`` (e.g. ``DIR / "hub"``) and return ``dest``.
 
     Nothing is sent anywhere; the folder holds exactly what ``hf-unlearn push`` would upload.
     """
-    return build_upload_folder(run_dir, dest).path
+    return build_upload_folder(run_dir, dest, overwrite=overwrite).path

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from huggingface_hub import HfApi, constants, get_token
 from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
+from ..artifacts import MANIFEST_FILE
 from .folder import UploadFolder, build_upload_folder
 
 logger = logging.getLogger(__name__)
@@ -145,6 +146,7 @@ def publish(
     dest: str | os.PathLike | None = None,
     license: str | None = None,
     commit_message: str | None = None,
+    overwrite: bool = False,
 ) -> PublishResult:
     """Build the upload folder of ``run_dir`` and upload it to the model repo ``repo_id``.
 
@@ -154,6 +156,8 @@ def publish(
     :class:`~hf_unlearn.hub.folder.RunDirError` for a run dir that cannot be published,
     :class:`NoTokenError`, :class:`PermissionDeniedError`, :class:`HubUnreachableError` or
     :class:`PublishError`; in the last three the folder stays on disk and the message says how to retry.
+    ``run_dir`` must hold a complete, intact manifest (``IntegrityError`` otherwise); ``dest`` must be
+    empty, absent or a previous upload folder unless ``overwrite`` (``OutputFolderError``).
     """
     from huggingface_hub.utils import validate_repo_id
 
@@ -161,7 +165,7 @@ def publish(
         validate_repo_id(repo_id)
     except ValueError as e:
         raise ValueError(f"invalid --repo_id {repo_id!r}: {e}") from None
-    folder = build_upload_folder(run_dir, dest, repo_id=repo_id, license=license)
+    folder = build_upload_folder(run_dir, dest, repo_id=repo_id, license=license, overwrite=overwrite)
     result = PublishResult(repo_id=repo_id, folder=folder, private=private, dry_run=dry_run)
     if dry_run:
         return result
@@ -202,7 +206,11 @@ def _upload(
     try:
         url = _ensure_repo(api, repo_id, private, endpoint)
         info = api.upload_folder(
-            repo_id=repo_id, folder_path=str(folder.path), repo_type="model", commit_message=message
+            repo_id=repo_id,
+            folder_path=str(folder.path),
+            repo_type="model",
+            commit_message=message,
+            ignore_patterns=[MANIFEST_FILE],  # the upload folder's own manifest stays local
         )
     except HfHubHTTPError as e:
         raise _http_error(e, folder, repo_id, private, token) from e

@@ -4,7 +4,9 @@ deletion request (5% of the training set, every canary included) served by amnes
 beside the "do nothing" baseline (the original model scored against the same twin), a verdict
 in words per method, a dry-run Hub upload folder, and an S3T exact-unlearning system.
 
-Everything is generated here: no download. ``hf-unlearn demo --output_dir DIR``.
+Everything is generated here: no download. ``hf-unlearn demo --output_dir DIR``. The folder is
+checked before any work (not empty -> ``overwrite``) and assembled beside ``DIR``, then renamed into
+place whole with its manifest (kind ``"demo"``): a kill leaves the previous demo folder or none.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..artifacts import atomic_write_json
+from ..artifacts import atomic_write_json, check_output_folder, staged_folder
 from ..data.forget import ForgetRequest
 from ..data.synthetic import CANARY_PREFIX
 from .config import DataArguments, ModelArguments
@@ -128,13 +130,28 @@ def demo_request(train_ids: list[str], fraction: float = 0.05) -> list[str]:
     return sorted(canaries + picked)
 
 
-def run_demo(output_dir: str | Path, seed: int = 0, with_s3t: bool = True, sizes: DemoSizes = DemoSizes()) -> dict:
+def run_demo(
+    output_dir: str | Path,
+    seed: int = 0,
+    with_s3t: bool = True,
+    sizes: DemoSizes = DemoSizes(),
+    *,
+    overwrite: bool = False,
+) -> dict:
+    """The whole demo into ``output_dir`` (empty or absent unless ``overwrite``); returns the summary."""
+    dest = check_output_folder(output_dir, overwrite=overwrite)
+    with staged_folder(dest, kind="demo") as out:
+        summary = _run_demo(out, dest, seed, with_s3t, sizes)
+    _print_summary(dest, summary.pop("_reports"), summary)
+    return summary
+
+
+def _run_demo(out: Path, dest: Path, seed: int, with_s3t: bool, sizes: DemoSizes) -> dict:
+    """The demo in ``out`` (the staged folder); paths in the summary name ``dest``, where it will be."""
     from ..console import phase
     from ..training import UnlearningLog
 
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    timings, summary = {}, {"output_dir": str(out), "sizes": asdict(sizes)}
+    timings, summary = {}, {"output_dir": str(dest), "sizes": asdict(sizes)}
     start = time.perf_counter()
     with phase(f"1/5 training tiny-bert on {sizes.n_train} synthetic reviews + {sizes.n_canaries} canaries"):
         metrics = train_demo_run(out / "run", seed, sizes)
@@ -157,17 +174,18 @@ def run_demo(output_dir: str | Path, seed: int = 0, with_s3t: bool = True, sizes
     with phase("5/5 dry-run Hub upload folder" + (" and an S3T exact-unlearning system" if with_s3t else "")):
         from ..hub import write_dry_run_folder
 
-        summary["hub_dry_run"] = str(write_dry_run_folder(out / "unlearned" / "amnesiac", out / "hub"))
+        write_dry_run_folder(out / "unlearned" / "amnesiac", out / "hub")
+        summary["hub_dry_run"] = str(dest / "hub")
         if with_s3t:
             from ..s3t.demo import run_s3t_demo
 
             start = time.perf_counter()
             summary["s3t"] = run_s3t_demo(out / "s3t", seed=seed)
+            summary["s3t"]["system_dir"] = str(dest / Path(summary["s3t"]["system_dir"]).relative_to(out))
             timings["s3t_s"] = time.perf_counter() - start
     summary["timings"] = timings
     atomic_write_json(out / "summary.json", summary)
-    _print_summary(out, reports, summary)
-    return summary
+    return {**summary, "_reports": reports}
 
 
 def _method_summary(report: dict, n_forget: int) -> dict:

@@ -3,6 +3,11 @@
 The run folder gives the data (checked against its recorded fingerprints) and the tokenizer; the
 forgotten ids are resolved once, against the run's transcript. The unlearned folder's own
 ``report.json`` (when there is one) gives the method, its options and statistics.
+
+Every folder read is verified first (a training run: ``verify_run`` on the files a load reads; any
+other model folder, e.g. an ``unlearn`` output: ``artifacts.verify_folder``, all of it), the output
+folder is checked before any work (never one of those; not empty -> ``overwrite``) and written
+staged, renamed into place whole with its manifest (kind ``"evaluation"``).
 """
 
 from __future__ import annotations
@@ -11,10 +16,26 @@ import json
 from pathlib import Path
 
 from .. import console
+from ..artifacts import MANIFEST_FILE, check_output_folder, read_manifest, staged_folder, verify_folder
 from ..data.forget import ForgetRequest
 from ..data.synthetic import CANARY_PREFIX
 from ..evaluation.report import REPORT_FILE, build_report, split_for_evaluation, write_report
-from .unlearn import load_run
+from .run_folder import RUN_MANIFEST_KIND
+from .unlearn import load_run, verify_run
+
+OUTPUT_KIND = "evaluation"  # the manifest kind of an evaluate output folder
+
+
+def verify_model_folder(folder: str | Path) -> None:
+    """A model folder is read only once verified: a training run's model files against its manifest,
+    any other folder (an ``unlearn`` output) whole; an ``IntegrityError`` names what is wrong."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"model folder not found: {folder}")
+    if (folder / MANIFEST_FILE).is_file() and read_manifest(folder).get("kind") == RUN_MANIFEST_KIND:
+        verify_run(folder)
+    else:
+        verify_folder(folder)
 
 
 def evaluate_run(
@@ -27,13 +48,18 @@ def evaluate_run(
     twin: str | Path | None = None,
     method: str | None = None,
     retain_eval_max: int | None = 2000,
+    overwrite: bool = False,
 ) -> dict:
     """Evaluate original / unlearned / twin folders on the run's forget / retain / test splits; returns the report."""
     from transformers import AutoModelForSequenceClassification
 
+    folders = {"original": original, "unlearned": unlearned, "retrain_twin": twin}
+    read = [run_dir, *(v for v in folders.values() if v)]
+    check_output_folder(output_dir, overwrite=overwrite, reads_from=read)
+    for folder in read[1:]:
+        verify_model_folder(folder)
     run = load_run(run_dir)
     forget_ids = request.resolve(run.trained_split())
-    folders = {"original": original, "unlearned": unlearned, "retrain_twin": twin}
     with console.phase("loading the models"):
         models = {
             k: AutoModelForSequenceClassification.from_pretrained(v, trust_remote_code=False).eval()
@@ -51,8 +77,8 @@ def evaluate_run(
         report["method_description"] = old["method_description"]
     elif report["method"] != "unknown":
         report["method_description"] = _description(report["method"])
-    with console.phase(f"writing report.json to {output_dir}"):
-        write_report(report, output_dir)
+    with console.phase(f"writing report.json to {output_dir}"), staged_folder(output_dir, kind=OUTPUT_KIND) as out:
+        write_report(report, out)
     return report
 
 

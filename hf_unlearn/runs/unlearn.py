@@ -6,6 +6,13 @@ file) and that the model is the one the log recorded (its weights fingerprint, o
 ``unlearn_run`` then resolves the deletion request once, against the log's transcript (the ids
 the run really trained on), unlearns with a registered method, optionally builds the retrain
 twin, and writes the unlearned model, ``report.json`` and plots to the output folder.
+
+Folders: the output folder is checked before any work (not empty -> ``overwrite``; never the run
+folder or inside it), assembled in a temporary sibling and renamed into place whole with its
+``manifest.json`` (kind ``"unlearned"``), so a kill leaves the previous output or none, never a mix.
+Nothing is ever written into the run folder; it is verified (``runs.run_folder.verify_run_files``:
+every file the load reads) before it is used, so runs of ``unlearn`` on one run folder can go
+side by side.
 """
 
 from __future__ import annotations
@@ -15,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import console
-from ..artifacts import LOG_DIRNAME
+from ..artifacts import LOG_DIRNAME, MANIFEST_FILE, RUN_FILE, check_output_folder, read_manifest, staged_folder
+from ..cards.privacy import CONFIG_FILES, TOKENIZER_FILES
 from ..data import fingerprint_dataset
 from ..data.forget import ForgetRequest
 from ..data.synthetic import CANARY_PREFIX
@@ -24,6 +32,10 @@ from ..methods import get_method, unlearn
 from ..methods.registry import method_config
 from ..training.unlearning_log import UnlearningLog
 from .config import DataArguments, ModelArguments, read_run_file
+from .run_folder import verify_run_files
+
+OUTPUT_KIND = "unlearned"  # the manifest kind of an unlearn output folder (``push`` publishes these)
+MODEL_SUFFIXES = (".safetensors", ".bin", ".index.json")
 
 
 class DatasetChangedError(ValueError):
@@ -68,6 +80,7 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     console.ensure_configured()
     run_dir = Path(run_dir)
     with console.phase(f"loading the run {run_dir}") as step:
+        verify_run(run_dir)
         data_args, model_args, extra = read_run_file(run_dir)
         log = UnlearningLog(run_dir) if (run_dir / LOG_DIRNAME).is_dir() else None
         data = data_args.load()
@@ -79,6 +92,25 @@ def load_run(run_dir: str | Path) -> TrainedRun:
         tokenized = tokenize_dataset(data, tokenizer, data_args.max_length)
         step.summary = f"{len(data['train'])} training examples" + (", unlearning log found" if log else "")
     return TrainedRun(run_dir, model, tokenizer, data, tokenized, log, data_args, model_args, extra)
+
+
+def model_files(folder: str | Path, listed=()) -> list[str]:
+    """The top-level files a model + tokenizer load reads from ``folder`` (and the run file): those present
+    and those ``listed`` in its manifest, so a missing one and an added one are both noticed."""
+    names = {*CONFIG_FILES, *TOKENIZER_FILES, RUN_FILE}
+    present = {p.name for p in Path(folder).iterdir() if p.is_file()}
+    top = present | {rel for rel in listed if "/" not in rel}
+    return sorted(n for n in top if n in names or n.endswith(MODEL_SUFFIXES))
+
+
+def verify_run(run_dir: str | Path) -> dict:
+    """Verify, before any use, every file :func:`load_run` reads from ``run_dir`` against its manifest
+    (an ``IntegrityError`` names a missing, damaged or added file, or the missing manifest). Returns it."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder not found: {run_dir}")
+    listed = read_manifest(run_dir)["files"] if (run_dir / MANIFEST_FILE).is_file() else {}
+    return verify_run_files(run_dir, model_files(run_dir, listed))
 
 
 def check_fingerprints(data, data_args: DataArguments, log: UnlearningLog | None, recorded: dict) -> None:
@@ -108,6 +140,7 @@ def unlearn_run(
     run: TrainedRun | None = None,
     twin=None,
     compare_vanilla: bool = False,
+    overwrite: bool = False,
 ) -> dict:
     """Forget ``request`` from the run in ``run_dir`` with ``method``; returns the report.
 
@@ -117,8 +150,10 @@ def unlearn_run(
     report gains a ``rum`` section (per memorization group: counts, methods, figures of every
     model, ToW / ToW-MIA against the twin) and ``plots/rum_*.png``; ``compare_vanilla`` also runs
     the highest group's method on the whole forget set and compares it group by group.
+    ``output_dir`` must be empty or absent unless ``overwrite``, and apart from ``run_dir`` (checked first).
     """
     console.ensure_configured()
+    check_output_folder(output_dir, overwrite=overwrite, reads_from=[run_dir], flag="--overwrite")
     spec = get_method(method)  # unknown method or option: an error before any work
     options = typed_options(spec, method_args or {})
     run = run or load_run(run_dir)
@@ -234,8 +269,14 @@ def steps_summary(stats: dict) -> str:
     return ", ".join(parts)
 
 
-def write_outputs(out: Path, model, tokenizer, report: dict, others=None) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+def write_outputs(dest: Path, model, tokenizer, report: dict, others=None) -> None:
+    """Assemble model, tokenizer, ``report.json`` and plots beside ``dest``; rename them into place whole."""
+    with staged_folder(dest, kind=OUTPUT_KIND) as out:
+        write_output_files(out, model, tokenizer, report, others)
+
+
+def write_output_files(out: Path, model, tokenizer, report: dict, others=None) -> None:
+    """Every file of an unlearn output, written into ``out`` (a staged folder)."""
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     write_report(report, out)
