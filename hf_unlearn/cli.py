@@ -16,6 +16,7 @@ COMMANDS = {
     "s3t": "S3T exact unlearning: train | delete | predict | audit",
     "push": "publish an unlearned model with its forgetting card to the Hub",
     "demo": "offline end-to-end demo on synthetic reviews",
+    "verify-commitment": "check a forget-set commitment (card, report.json) with the ids and the private salt",
 }
 
 
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"hf-unlearn: error: unknown command {command!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"hf_unlearn.commands.{command}")
+    module = importlib.import_module(f"hf_unlearn.commands.{command.replace('-', '_')}")
     return int(module.main(rest) or 0)
 
 

@@ -46,10 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     from ..console import result
     from ..runs.train import train
 
+    from ..training._compat import end_process_group
+
+    ok = False
     try:
         metrics = train(data_args, model_args, args)
+        ok = True
     except user_errors() as exc:
         return fail(PROG, str(exc))
+    finally:  # every rank ends its process group, also on an error (the DDP teardown)
+        end_process_group(synchronize=ok)
     if args.process_index == 0:
         result(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}))
     return 0
