@@ -221,3 +221,13 @@ def test_a_failing_twin_leaves_nothing_in_the_system_temp_folder(unlearned, tmp_
         unlearn_run(unlearned["run"], ForgetRequest.from_ids(unlearned["ids"]), "amnesiac", tmp_path / "out")
     assert seen and seen[0], "the twin never reached training: the test did not exercise its temp folder"
     assert sorted(p.name for p in systemp.iterdir()) == []
+
+
+def test_a_version_1_report_is_read_but_its_plain_hash_never_published():
+    from hf_unlearn.cards import ForgettingReport, render_card
+
+    ids = ["synthetic-train-00001", "synthetic-train-00002"]
+    old = {"schema_version": 1, "method": "neggrad", "forget": {"count": 2, "sha256": artifacts.ids_digest(ids)}}
+    assert ForgettingReport.from_dict(old).forget["sha256"] == artifacts.ids_digest(ids)  # still read
+    card = str(render_card(old))
+    assert artifacts.ids_digest(ids) not in card and "No forget-set commitment is published" in card

@@ -88,11 +88,7 @@ def build_report(
             "fingerprints": {"train": train_fingerprint, "test": fingerprint_dataset(splits["test"])},
             "evaluated_retain_examples": len(splits["retain"]),
         },
-        forget={
-            "count": len(forget_ids),
-            "commitment": forget_set_commitment(forget_ids, commitment_salt),
-            "request_date": _dt.date.today().isoformat(),
-        },
+        forget=forget_section(forget_ids, commitment_salt),
         seeds=dict(seeds or {}),
         metrics=metrics,
         comparison=_comparison(models, metrics),
@@ -102,6 +98,16 @@ def build_report(
         config=dict(config or {}),
         versions=library_versions(),
     ).to_dict()
+
+
+def forget_section(forget_ids: Iterable[str], salt: bytes) -> dict:
+    """``{count, commitment, request_date}``: the forget set named by its count and salted commitment only."""
+    ids = sorted(set(forget_ids))
+    return {
+        "count": len(ids),
+        "commitment": forget_set_commitment(ids, salt),
+        "request_date": _dt.date.today().isoformat(),
+    }
 
 
 def _comparison(models: Mapping[str, object], metrics: dict) -> dict:
