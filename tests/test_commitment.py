@@ -152,8 +152,10 @@ def unlearned(tmp_path_factory):
     before_run = sorted(p.name for p in run.iterdir())
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(tempfile, "tempdir", str(systemp))
-        code = main(["unlearn", "--run", str(run), "--forget", str(forget), "--method", "amnesiac"]
-                    + ["--retrain_twin", "--output_dir", str(out)])
+        code = main(
+            ["unlearn", "--run", str(run), "--forget", str(forget), "--method", "amnesiac"]
+            + ["--retrain_twin", "--output_dir", str(out)]
+        )
         left = sorted(p.name for p in systemp.iterdir())
     assert code == 0
     return {"run": run, "out": out, "ids": ids, "forget": forget, "left": left, "before_run": before_run}
@@ -195,8 +197,22 @@ def test_unlearn_prints_no_forgotten_id(unlearned, tmp_path, capfd):
     """The whole console output of an unlearn (every phase line, the table) names no forgotten id."""
     capfd.readouterr()
     ids = unlearned["ids"]
-    assert main(["unlearn", "--run", str(unlearned["run"]), "--forget", str(unlearned["forget"]),
-                 "--method", "neggrad", "--output_dir", str(tmp_path / "again")]) == 0
+    assert (
+        main(
+            [
+                "unlearn",
+                "--run",
+                str(unlearned["run"]),
+                "--forget",
+                str(unlearned["forget"]),
+                "--method",
+                "neggrad",
+                "--output_dir",
+                str(tmp_path / "again"),
+            ]
+        )
+        == 0
+    )
     printed = capfd.readouterr()
     assert "wrote" in printed.out
     assert not any(i in printed.out + printed.err for i in ids)

@@ -45,7 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     start(parser.output)
     from ..console import result
     from ..runs.train import train
-
     from ..training._compat import end_process_group
 
     ok = False

@@ -74,8 +74,11 @@ def published_commitment(report: str | None, commitment: str | None) -> str:
             old = isinstance(forget, dict) and "sha256" in forget
             raise BadInput(
                 f"--report {path} holds no forget-set commitment"
-                + (" (a schema_version 1 report: it names the forget set by a plain sha256, not a salted commitment)"
-                   if old else " (no deletion recorded in it): pass --commitment VALUE from the model card")
+                + (
+                    " (a schema_version 1 report: it names the forget set by a plain sha256, not a salted commitment)"
+                    if old
+                    else " (no deletion recorded in it): pass --commitment VALUE from the model card"
+                )
             )
         where = f"--report {path}: forget.commitment"
     else:

@@ -62,7 +62,9 @@ def evaluate_run(
     return report
 
 
-def _report(run, models: dict, splits: dict, forget_ids: list[str], method: str | None, old: dict, salt: bytes) -> dict:
+def _report(
+    run, models: dict, splits: dict, forget_ids: list[str], method: str | None, old: dict, salt: bytes
+) -> dict:
     return build_report(
         models=models,
         tokenizer=run.tokenizer,
