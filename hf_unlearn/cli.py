@@ -20,6 +20,7 @@ COMMANDS = {
     "s3t": "S3T exact unlearning: train | delete | predict | audit",
     "push": "publish an unlearned model with its forgetting card to the Hub",
     "demo": "offline end-to-end demo on synthetic reviews",
+    "verify-commitment": "check a forget-set commitment (card, report.json) with the ids and the private salt",
 }
 
 
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     from .runs.recipe import set_debug
 
     set_debug(debug)
-    module = importlib.import_module(f"hf_unlearn.commands.{command}")
+    module = importlib.import_module(f"hf_unlearn.commands.{command.replace('-', '_')}")
     try:
         return int(module.main(rest) or 0)
     except user_errors() as exc:  # the net under every command: a user error is one line, exit 2

@@ -202,15 +202,15 @@ def test_report_round_trips_and_keeps_unknown_keys():
         method="neggrad",
         method_description="NegGrad: gradient ascent.",
         guarantee="approximate",
-        forget={"count": 2, "sha256": "ab"},
+        forget={"count": 2, "commitment": "hmac-sha256:" + "ab" * 32},
         comparison={"tow": 0.9},
         rum=None,
     )
     data = report.to_dict()
-    assert data["schema_version"] == SCHEMA_VERSION == 1 and data["method_description"] == "NegGrad: gradient ascent."
+    assert data["schema_version"] == SCHEMA_VERSION == 2 and data["method_description"] == "NegGrad: gradient ascent."
     assert "rum" not in data and "evaluation" not in data and data["comparison"] == {"tow": 0.9}
     assert ForgettingReport.from_dict(json.loads(json.dumps(data))) == report
-    newer = dict(data, schema_version=2, provenance={"signed": True})
+    newer = dict(data, schema_version=3, provenance={"signed": True})
     assert ForgettingReport.from_dict(newer).to_dict() == newer
 
 

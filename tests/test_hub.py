@@ -58,7 +58,7 @@ def _metrics(f, r, t, mia, auc, canary):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A realistic unlearning run dir: tiny BERT + tokenizer, report, plots and private files."""
-    from hf_unlearn.artifacts import ids_digest
+    from hf_unlearn.artifacts import forget_set_commitment, new_salt
     from hf_unlearn.data import fingerprint_dataset, load_sentiment_dataset
     from hf_unlearn.models import TinyBertSpec, build_tiny_bert
 
@@ -97,7 +97,11 @@ def run(tmp_path_factory):
             "source": "synthetic",
             "fingerprints": {"train": fingerprint_dataset(train), "test": fingerprint_dataset(dd["test"])},
         },
-        "forget": {"count": len(ids), "sha256": ids_digest(ids), "request_date": "2026-11-25"},
+        "forget": {
+            "count": len(ids),
+            "commitment": forget_set_commitment(ids, new_salt()),
+            "request_date": "2026-11-25",
+        },
         "seeds": {"train": 42, "unlearn": 0},
         "metrics": {
             "original": _metrics(99.2, 97.1, 88.0, 0.12, 0.61, 0.93),
@@ -147,13 +151,15 @@ def test_strip_private_removes_everything_per_example():
     before = json.dumps(report)
     clean, removed = strip_private(report)
     assert json.dumps(report) == before, "the input must not be modified"
-    assert clean["forget"] == {"count": 3, "sha256": "ab" * 32}
+    assert clean["forget"] == {"count": 3}  # a plain hash of ids (a version-1 report's sha256) is guessable
+    assert "forget.sha256" in removed
     assert clean["num_train_examples"] == 60 and clean["training"]["recorders"] == ["transcript", "deltas"]
     assert clean["method_args"] == {"alpha": 0.99, "target_modules": ["query", "value"]}
     assert "per_example" not in clean and "by_id" not in clean
     assert clean["config"] == {"request": {}}
     assert clean["rows"] == [{"score": 0.2}]
     assert set(removed) == {
+        "forget.sha256",
         "forget.ids",
         "per_example",
         "config.forget_ids",
@@ -474,7 +480,7 @@ def test_card_text_is_clear_aligned_and_formatted(run, tmp_path):
         "+0.7",
         "n/a",
         "| Examples forgotten",
-        run["report"]["forget"]["sha256"],
+        run["report"]["forget"]["commitment"],
         "2026-11-25",
         "**Approximate.**",
         "| ToW ",

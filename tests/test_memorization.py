@@ -436,6 +436,7 @@ def test_rum_end_to_end_with_report_and_group_plots(mem_run, tmp_path):
         forget_ids=forget_ids,
         method="rum",
         stats=stats,
+        commitment_salt=b"s" * 32,
     )
     text = json.dumps({**report, "rum": section}, default=str)
     assert "group_high_method" in report["stats"] and not any(i in text for i in forget_ids)  # no forget id leaks

@@ -19,6 +19,7 @@ from .commitment import (
     new_salt,
     read_salt,
     verify_commitment,
+    write_salt,
 )
 from .locks import BusyError, folder_lock
 from .manifest import IntegrityError, folder_files, read_manifest, verify_files, verify_folder, write_manifest
@@ -74,4 +75,5 @@ __all__ = [
     "verify_files",
     "verify_folder",
     "write_manifest",
+    "write_salt",
 ]

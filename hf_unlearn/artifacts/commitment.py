@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .names import COMMITMENT_SALT_FILE
-from .writing import atomic_write_json
+from .writing import atomic_write
 
 SCHEME = "hmac-sha256"
 
@@ -59,9 +59,18 @@ def load_or_create_salt(folder: str | os.PathLike) -> bytes:
     if path.is_file():
         return read_salt(path)
     salt = new_salt()
-    atomic_write_json(path, {"scheme": SCHEME, "salt_hex": salt.hex()})
-    os.chmod(path, 0o600)
+    write_salt(folder, salt)
     return salt
+
+
+def write_salt(folder: str | os.PathLike, salt: bytes) -> Path:
+    """Write ``folder/commitment_salt.json`` atomically, readable by its owner only (0600 from the start)."""
+    text = json.dumps({"scheme": SCHEME, "salt_hex": salt.hex()}, indent=1, sort_keys=True) + "\n"
+
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(text, encoding="utf-8")
+
+    return atomic_write(Path(folder) / COMMITMENT_SALT_FILE, write, mode=0o600)
 
 
 def read_salt(path: str | os.PathLike) -> bytes:

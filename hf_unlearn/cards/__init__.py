@@ -2,7 +2,7 @@
 
 - :func:`render_card` / :func:`render_training_card` render the cards from the templates in
   ``hf_unlearn/cards/templates/``;
-- :class:`ForgettingReport` is the schema of ``report.json`` (``schema_version`` 1), produced by
+- :class:`ForgettingReport` is the schema of ``report.json`` (``schema_version`` 2), produced by
   evaluation and S3T, consumed by the card;
 - :func:`eval_results` turns a report into ``model-index`` entries;
 - :func:`strip_private` removes everything per-example from a report; :func:`is_allowed_path` /

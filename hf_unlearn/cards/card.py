@@ -238,6 +238,12 @@ def _shown_config(report: dict) -> dict:
     )
 
 
+def _commitment(forget: dict) -> str | None:
+    """The report's salted commitment when it has the documented form (``hmac-sha256:`` + 64 hex digits)."""
+    value = forget.get("commitment")
+    return value if isinstance(value, str) and re.fullmatch(r"hmac-sha256:[0-9a-f]{64}", value) else None
+
+
 def _guarantee(declared: Any, mkey: str) -> tuple[str, bool]:
     """The report's guarantee and False; or, when it names neither, the method's kind and True (inferred)."""
     if declared in ("exact", "approximate"):
@@ -293,6 +299,7 @@ def render_card(
         small_forget=_num(forget.get("count")) and 0 < forget["count"] < SMALL_FORGET_SET,
         one_example_pts=f"{100 / forget['count']:.1f}" if _num(forget.get("count")) and forget["count"] > 0 else NA,
         forgotten_table=_forgotten_table(forget),
+        commitment=_commitment(forget),
         evaluation_table=_evaluation_table(report) if report.get("metrics") else None,
         comparison_table=_comparison_table(report) if report.get("comparison") else None,
         delta_dtype=training.get("delta_dtype"),

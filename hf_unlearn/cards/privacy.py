@@ -9,7 +9,10 @@ Two independent rules protect a deletion request:
    package itself creates come from ``hf_unlearn.artifacts``, where their writers take them too.
 2. ``report.json`` is copied through :func:`strip_private`, which removes everything
    per-example: the ``per_example`` section, keys named like ids / texts / examples, lists
-   whose items look like example ids or texts, and dicts keyed by ids.
+   whose items look like example ids or texts, and dicts keyed by ids. It also removes plain
+   hashes of ids (``forget.sha256`` of a version-1 report, ``ids_sha256``, ``ids_digest``): anyone
+   who can list candidate ids inverts them. The forget set is published only as its salted
+   ``commitment`` (``hf_unlearn.artifacts.forget_set_commitment``).
 """
 
 from __future__ import annotations
@@ -122,6 +125,8 @@ def is_allowed_path(rel: str, system: bool = False) -> bool:
 _PRIVATE_KEY = re.compile(
     r"(^|_)(per_example|ids?|texts?|examples?|sentences?|reviews?|canaries|secrets?|forget_set)$"
 )
+# plain (unsalted) hashes of ids: guessable, never published (the salted "commitment" is)
+_PLAIN_ID_HASH = re.compile(r"^(sha256|sha1|md5|(\w+_)?ids?_(sha256|sha1|md5|digest|hash))$")
 _ID_TAIL = re.compile(r"[A-Za-z].*[-_/:#]\d+$")
 _DIGIT_RUN = re.compile(r"\d{3,}")
 _MAX_SCALAR_LIST = 64
@@ -152,11 +157,17 @@ def _private_reason(key: str, value: Any) -> str | None:
     return None
 
 
+def _plain_hash(key: str, value: Any) -> bool:
+    """A report field holding an unsalted hash of ids (``forget.sha256`` of a version-1 report)."""
+    return isinstance(value, str) and bool(_PLAIN_ID_HASH.match(str(key).lower()))
+
+
 def strip_private(obj: Any, path: str = "") -> tuple[Any, list[str]]:
     """Return ``(clean_copy, removed)``: ``obj`` without anything per-example.
 
     ``removed`` lists the JSON paths that were dropped (``"per_example"``, ``"config.forget.ids"``),
-    never their contents. Counts (``"forget": {"count": 250}``) and hashes are kept.
+    never their contents. Counts (``"forget": {"count": 250}``), dataset fingerprints and the salted
+    ``commitment`` are kept; plain hashes of ids (``sha256``, ``ids_sha256``, ...) are removed.
     """
     removed: list[str] = []
 
@@ -169,7 +180,7 @@ def strip_private(obj: Any, path: str = "") -> tuple[Any, list[str]]:
             out = {}
             for k, v in value.items():
                 sub = f"{where}.{k}" if where else str(k)
-                if _private_reason(k, v):
+                if _private_reason(k, v) or _plain_hash(k, v):
                     removed.append(sub)
                     continue
                 keep, clean = walk(v, sub)

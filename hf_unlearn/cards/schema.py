@@ -5,7 +5,10 @@ the original, unlearned and retrain-twin models) and by ``s3t/report.py`` (an S3
 and read by the model card (``cards/card.py``) and the upload folder (``hub/``). On disk it is the
 JSON object of :meth:`ForgettingReport.to_dict`; ``schema_version`` says which version of this
 schema wrote it (0: a report from before the schema was versioned). A change to the fields is a
-new ``SCHEMA_VERSION``, listed in ``CHANGELOG.md``.
+new ``SCHEMA_VERSION``, listed in ``CHANGELOG.md``. Version 2 names the forget set by
+``forget.commitment`` (salted, ``hmac-sha256:<hex>``) instead of version 1's ``forget.sha256`` (a
+plain hash of the ids, which anyone able to list candidate ids can invert); a version-1 report is
+still read, and its ``sha256`` is never published (``cards/privacy.py`` drops it).
 
 The report never holds an example id or text: the forget set is named by its count and
 :func:`hf_unlearn.artifacts.forget_set_commitment`.
@@ -16,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass
@@ -34,7 +37,8 @@ class ForgettingReport:
     method_args: dict = field(default_factory=dict)
     base_model: str | None = None
     dataset: dict = field(default_factory=dict)  # {source, fingerprints, evaluated_retain_examples}
-    forget: dict | None = None  # {count, sha256, request_date}; None before any deletion (S3T/SISA)
+    # {count, commitment, request_date} (v1: sha256 for commitment); None before any deletion (S3T/SISA)
+    forget: dict | None = None
     metrics: dict = field(default_factory=dict)  # model -> {forget_acc, retain_acc, test_acc, mia_efficacy, ...}
     config: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)  # {train_s, unlearn_s, retrain_s}

@@ -79,12 +79,15 @@ def _kv_table(
 
 
 def _forgotten_table(forget: dict) -> str:
-    """What was forgotten: the count, the forget set's sha256 and the request date."""
+    """What was forgotten: the count, the forget set's salted commitment and the request date (never a
+    plain hash of the ids: a version-1 report's ``sha256`` is not shown)."""
+    commitment = forget.get("commitment")
+    commitment = commitment if isinstance(commitment, str) and commitment.startswith("hmac-sha256:") else None
     return md_table(
         ["What", "Value"],
         [
             ["Examples forgotten", fmt(forget.get("count"))],
-            ["Forget-set sha256", f"`{forget['sha256']}`" if forget.get("sha256") else NA],
+            ["Forget-set commitment (salted)", f"`{commitment}`" if commitment else NA],
             ["Deletion request date", fmt(forget.get("request_date"))],
         ],
     )

@@ -53,12 +53,17 @@ def main(argv: list[str] | None = None) -> int:
     from ..artifacts import IntegrityError, OutputFolderError
     from ..console import result
     from ..runs.train import train
+    from ..training._compat import end_process_group
     from ..training.checkpoints import CheckpointError
 
+    ok = False
     try:
         metrics = train(data_args, model_args, args)
+        ok = True
     except (*user_errors(), OutputFolderError, IntegrityError, CheckpointError) as exc:
         return fail(PROG, str(exc))
+    finally:  # every rank ends its process group, also on an error (the DDP teardown)
+        end_process_group(synchronize=ok)
     if args.process_index == 0:
         result(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}))
     return 0

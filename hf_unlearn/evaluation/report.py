@@ -1,11 +1,14 @@
 """The forgetting report: every figure for original / unlearned / retrain twin, as JSON + PNG plots.
 
-``report.json`` (a :class:`~hf_unlearn.cards.schema.ForgettingReport`, ``schema_version`` 1)
+``report.json`` (a :class:`~hf_unlearn.cards.schema.ForgettingReport`, ``schema_version`` 2)
 records the method, its description and its arguments, the guarantee, the data set
-fingerprints, the sha256 and count of the sorted forget ids (never the ids or texts),
+fingerprints, the count of the forget ids and their salted commitment
+(:func:`hf_unlearn.artifacts.forget_set_commitment`: HMAC-SHA256 keyed with a random 32-byte salt;
+never the ids, the texts or any value computable from the ids alone),
 seeds, timings, library versions and, per model, accuracy on forget / retain / test,
 SVC MIA-efficacy, loss-threshold MIA AUC and canary score; against the twin, ToW, ToW-MIA
-and the verification error ``||w_u - w_r||_2``.
+and the verification error ``||w_u - w_r||_2``. The salt is private: :func:`write_report` writes it
+beside ``report.json`` as ``commitment_salt.json`` (mode 0600), a file ``push`` never uploads.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .. import __version__, console
-from ..artifacts import REPORT_FILE, atomic_write_json, ids_digest, library_versions
+from ..artifacts import REPORT_FILE, atomic_write_json, forget_set_commitment, library_versions, write_salt
 from ..cards.schema import ForgettingReport
 from ..data.loading import balanced_subset, fingerprint_dataset
 from .metrics import verification_error
@@ -57,11 +60,14 @@ def build_report(
     seeds: Mapping | None = None,
     timings: Mapping | None = None,
     config: Mapping | None = None,
+    commitment_salt: bytes,
 ) -> dict:
     """Evaluate ``models`` (keys among ``original``, ``unlearned``, ``retrain_twin``) and assemble the report.
 
     Returns the dict of a :class:`~hf_unlearn.cards.schema.ForgettingReport`; ``method_description``
-    is the registry's text for ``method`` (the card shows it).
+    is the registry's text for ``method`` (the card shows it). ``commitment_salt`` (required; 32
+    random bytes from :func:`hf_unlearn.artifacts.new_salt`, kept privately with the output: pass it
+    to :func:`write_report`) keys the forget set's public ``commitment``.
     """
     forget_ids = sorted(set(forget_ids))
     eval_splits = {k: splits[k] for k in ("forget", "retain", "test")}
@@ -82,11 +88,7 @@ def build_report(
             "fingerprints": {"train": train_fingerprint, "test": fingerprint_dataset(splits["test"])},
             "evaluated_retain_examples": len(splits["retain"]),
         },
-        forget={
-            "count": len(forget_ids),
-            "sha256": ids_digest(forget_ids),
-            "request_date": _dt.date.today().isoformat(),
-        },
+        forget=forget_section(forget_ids, commitment_salt),
         seeds=dict(seeds or {}),
         metrics=metrics,
         comparison=_comparison(models, metrics),
@@ -96,6 +98,16 @@ def build_report(
         config=dict(config or {}),
         versions=library_versions(),
     ).to_dict()
+
+
+def forget_section(forget_ids: Iterable[str], salt: bytes) -> dict:
+    """``{count, commitment, request_date}``: the forget set named by its count and salted commitment only."""
+    ids = sorted(set(forget_ids))
+    return {
+        "count": len(ids),
+        "commitment": forget_set_commitment(ids, salt),
+        "request_date": _dt.date.today().isoformat(),
+    }
 
 
 def _comparison(models: Mapping[str, object], metrics: dict) -> dict:
@@ -125,10 +137,16 @@ def _training_section(log) -> dict:
     }
 
 
-def write_report(report: dict, out_dir: str | Path, plots: bool = True) -> Path:
+def write_report(report: dict, out_dir: str | Path, plots: bool = True, *, salt: bytes | None = None) -> Path:
     """Write ``report.json`` and (with ``plots``) ``plots/accuracy.png``, ``mia.png``, ``summary.png`` (the
-    card's figure) and ``verification_error.png`` (:func:`hf_unlearn.evaluation.plots.plot_report`)."""
+    card's figure) and ``verification_error.png`` (:func:`hf_unlearn.evaluation.plots.plot_report`).
+
+    ``salt`` (the ``commitment_salt`` the report was built with) is written first, privately, as
+    ``commitment_salt.json`` (mode 0600): with it and the ids, ``hf-unlearn verify-commitment``
+    checks the report's commitment. It never goes into ``report.json``."""
     out = Path(out_dir)
+    if salt is not None:
+        write_salt(out, salt)
     atomic_write_json(out / REPORT_FILE, report)
     if plots and report.get("metrics"):
         from .plots import plot_report

@@ -168,7 +168,7 @@ def _run_demo(out: Path, dest: Path, seed: int, with_s3t: bool, sizes: DemoSizes
     reports = _unlearn_three_ways(out, sizes)
     timings["unlearn_and_evaluate_s"] = time.perf_counter() - start
     n_forget = reports["amnesiac"]["forget"]["count"]
-    summary["forget"] = {"count": n_forget, "sha256": reports["amnesiac"]["forget"]["sha256"]}
+    summary["forget"] = {"count": n_forget, "commitment": reports["amnesiac"]["forget"]["commitment"]}
     summary["verdict_rule"] = verdict_rule(n_forget)
     summary["unlearning"] = {m: _method_summary(r, n_forget) for m, r in reports.items()}
     with phase("5/5 dry-run Hub upload folder" + (" and an S3T exact-unlearning system" if with_s3t else "")):

@@ -8,6 +8,10 @@ Every folder read is verified first (a training run: ``verify_run`` on the files
 other model folder, e.g. an ``unlearn`` output: ``artifacts.verify_folder``, all of it), the output
 folder is checked before any work (never one of those; not empty -> ``overwrite``) and written
 staged, renamed into place whole with its manifest (kind ``"evaluation"``).
+
+The unlearned folder's private ``commitment_salt.json`` (when there is one) keys the new report's forget-set commitment, so
+the commitment stays the one the unlearned model was published with (a new salt otherwise). The salt
+is written, privately, beside the new ``report.json``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,16 @@ import json
 from pathlib import Path
 
 from .. import console
-from ..artifacts import MANIFEST_FILE, check_output_folder, read_manifest, staged_folder, verify_folder
+from ..artifacts import (
+    COMMITMENT_SALT_FILE,
+    MANIFEST_FILE,
+    check_output_folder,
+    new_salt,
+    read_manifest,
+    read_salt,
+    staged_folder,
+    verify_folder,
+)
 from ..data.forget import ForgetRequest
 from ..data.synthetic import CANARY_PREFIX
 from ..evaluation.report import REPORT_FILE, build_report, split_for_evaluation, write_report
@@ -70,19 +83,23 @@ def evaluate_run(
     models = {k: models[k] for k in ("original", "unlearned", "retrain_twin") if k in models}
     previous = Path(unlearned) / REPORT_FILE
     old = json.loads(previous.read_text()) if previous.is_file() else {}
+    salt_file = Path(unlearned) / COMMITMENT_SALT_FILE
+    salt = read_salt(salt_file) if salt_file.is_file() else new_salt()
     splits = split_for_evaluation(run.tokenized["train"], run.tokenized["test"], forget_ids, retain_eval_max)
     with console.phase(f"evaluating {len(models)} models on the forget, retain and test splits"):
-        report = _report(run, models, splits, forget_ids, method, old)
+        report = _report(run, models, splits, forget_ids, method, old, salt)
     if old.get("method_description") and (method is None or method == old.get("method")):
         report["method_description"] = old["method_description"]
     elif report["method"] != "unknown":
         report["method_description"] = _description(report["method"])
     with console.phase(f"writing report.json to {output_dir}"), staged_folder(output_dir, kind=OUTPUT_KIND) as out:
-        write_report(report, out)
+        write_report(report, out, salt=salt)
     return report
 
 
-def _report(run, models: dict, splits: dict, forget_ids: list[str], method: str | None, old: dict) -> dict:
+def _report(
+    run, models: dict, splits: dict, forget_ids: list[str], method: str | None, old: dict, salt: bytes
+) -> dict:
     return build_report(
         models=models,
         tokenizer=run.tokenizer,
@@ -99,6 +116,7 @@ def _report(run, models: dict, splits: dict, forget_ids: list[str], method: str 
         log=run.log,
         seeds={"train": run.meta.get("seed")},
         timings=old.get("timings"),
+        commitment_salt=salt,
     )
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import console
-from ..artifacts import LOG_DIRNAME, MANIFEST_FILE, RUN_FILE, check_output_folder, read_manifest, staged_folder
+from ..artifacts import LOG_DIRNAME, MANIFEST_FILE, RUN_FILE, check_output_folder, new_salt, read_manifest, staged_folder
 from ..cards.privacy import CONFIG_FILES, TOKENIZER_FILES
 from ..data import fingerprint_dataset
 from ..data.forget import ForgetRequest
@@ -170,7 +170,8 @@ def unlearn_run(
     if twin is not None:
         models["retrain_twin"] = twin
     recorded = {**options, **({"holdout": "test split"} if "holdout" in inputs else {})}
-    report = run_report(run, models, splits, forget_ids, spec, recorded, result.stats, timings)
+    salt = new_salt()  # keys the report's forget-set commitment; kept privately in the OUTPUT folder only
+    report = run_report(run, models, splits, forget_ids, spec, recorded, result.stats, timings, salt)
     others = None
     if method == "rum" and result.stats.get("groups"):
         from .rum import rum_section_of
@@ -178,7 +179,7 @@ def unlearn_run(
         report["rum"], others = rum_section_of(run, splits, models, result, spec, options, compare_vanilla, timings)
         report["timings"].update(timings)
     with console.phase(f"writing the unlearned model and report.json to {output_dir}"):
-        write_outputs(Path(output_dir), result.model, run.tokenizer, report, others)
+        write_outputs(Path(output_dir), result.model, run.tokenizer, report, others, salt=salt)
     report["_twin"] = twin  # for callers that reuse it; never serialised
     return report
 
@@ -227,15 +228,17 @@ def build_twin(run: TrainedRun, forget_ids: list[str]):
     return twin, time.perf_counter() - start
 
 
-def run_report(run: TrainedRun, models, splits, forget_ids, spec, method_args, stats, timings) -> dict:
+def run_report(run: TrainedRun, models, splits, forget_ids, spec, method_args, stats, timings, salt) -> dict:
     canaries = [i for i in forget_ids if i.startswith(CANARY_PREFIX)]
     with console.phase(f"evaluating {len(models)} models on the forget, retain and test splits"):
-        report = _build_report(run, models, splits, forget_ids, spec, method_args, stats, timings, canaries)
+        report = _build_report(run, models, splits, forget_ids, spec, method_args, stats, timings, canaries, salt)
     report["method_description"] = spec.description
     return report
 
 
-def _build_report(run: TrainedRun, models, splits, forget_ids, spec, method_args, stats, timings, canaries) -> dict:
+def _build_report(
+    run: TrainedRun, models, splits, forget_ids, spec, method_args, stats, timings, canaries, salt
+) -> dict:
     return build_report(
         models=models,
         tokenizer=run.tokenizer,
@@ -253,6 +256,7 @@ def _build_report(run: TrainedRun, models, splits, forget_ids, spec, method_args
         seeds={"train": run.meta.get("seed")},
         timings=timings,
         config={"data": vars(run.data_args), "model": vars(run.model_args)},
+        commitment_salt=salt,
     )
 
 
@@ -269,17 +273,17 @@ def steps_summary(stats: dict) -> str:
     return ", ".join(parts)
 
 
-def write_outputs(dest: Path, model, tokenizer, report: dict, others=None) -> None:
+def write_outputs(dest: Path, model, tokenizer, report: dict, others=None, *, salt: bytes | None = None) -> None:
     """Assemble model, tokenizer, ``report.json`` and plots beside ``dest``; rename them into place whole."""
     with staged_folder(dest, kind=OUTPUT_KIND) as out:
-        write_output_files(out, model, tokenizer, report, others)
+        write_output_files(out, model, tokenizer, report, others, salt=salt)
 
 
-def write_output_files(out: Path, model, tokenizer, report: dict, others=None) -> None:
+def write_output_files(out: Path, model, tokenizer, report: dict, others=None, *, salt: bytes | None = None) -> None:
     """Every file of an unlearn output, written into ``out`` (a staged folder)."""
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
-    write_report(report, out)
+    write_report(report, out, salt=salt)
     if "rum" in report:
         from ..evaluation.rum_report import plot_rum_groups
 

@@ -76,6 +76,27 @@ def has_accelerator() -> bool:
     return torch.cuda.is_available() or bool(xpu and xpu.is_available()) or bool(mps and mps.is_available())
 
 
+def end_process_group(*, synchronize: bool) -> None:
+    """Tear down the default process group, if this process started one (``accelerate launch``).
+
+    ``synchronize=True`` (the command succeeded on this rank) first waits at a barrier, so no rank
+    closes its connections while another still has a collective or a write in flight; then every
+    rank destroys the group before the interpreter exits. Without this, gloo's worker threads are
+    torn down by static destructors in whatever order the ranks exit, which aborts a rank now and then
+    with "terminate called without an active exception". On an error (``synchronize=False``) there is
+    no barrier: the other ranks may never reach it. A no-op without ``torch.distributed`` or a group.
+    torch has no context manager for this (2.13); it can go if ``init_process_group`` gains one.
+    """
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if synchronize and dist.get_world_size() > 1:
+            dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
 # ---- peft --------------------------------------------------------------------------------------------
 def inject_adapter(config, model: torch.nn.Module, adapter_name: str) -> None:
     """``peft.functional.inject_adapter_in_model``: public "functions for PEFT integration" API
