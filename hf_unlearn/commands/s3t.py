@@ -220,9 +220,14 @@ def _resume(args, system) -> int:
 def _audit(args) -> int:
     """Read-only: exit 0 when consistent and every deleted id is clean, 1 otherwise."""
     from ..runs.s3t import audit, hide_ids
+    from ..s3t import InconsistentSystemError
 
     ids = None if args.deleted else _ids("audit", args, None)
-    report = audit(args.system_dir, ids, deleted=args.deleted)
+    try:
+        report = audit(args.system_dir, ids, deleted=args.deleted)
+    except InconsistentSystemError as err:  # inconsistent records: exit 1, like a failed audit
+        fail("hf-unlearn s3t audit", str(err))
+        return 1
     shown = report if args.show_ids else hide_ids(report)
     if args.output_file:
         Path(args.output_file).write_text(json.dumps(shown, indent=2))

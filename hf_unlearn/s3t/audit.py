@@ -133,10 +133,11 @@ def audit_folder(system_dir, ids=None, *, deleted: bool = False) -> dict:
     result adds ``problems`` / ``consistent`` (``consistency.find_problems``). Raises
     ``FileNotFoundError`` (no system / private files), ``ForeignLedgerError``, ``ForgetRequestError``.
     """
+    import sqlite3
     from pathlib import Path
 
     from .assignment import ASSIGNMENT_FILE, Assignment
-    from .consistency import check_ledger_owner, find_problems
+    from .consistency import InconsistentSystemError, check_ledger_owner, find_problems
     from .ledger import LEDGER_FILE, Ledger
     from .locking import shared_lock
     from .persistence import read_system_config
@@ -154,6 +155,10 @@ def audit_folder(system_dir, ids=None, *, deleted: bool = False) -> dict:
             check_ledger_owner(ledger, root)
             records = ledger.audit_records()
             problems = find_problems(root, ledger)
+        except sqlite3.Error as err:  # e.g. a killed transaction's journal, which only a writer rolls back
+            raise InconsistentSystemError(
+                f"{root / LEDGER_FILE} cannot be read without writing ({err}): run hf-unlearn s3t resume first"
+            ) from err
         finally:
             ledger.close()
     ids = sorted(records["deleted"]) if deleted else assignment.check_known(ids or [])
