@@ -141,8 +141,11 @@ def test_cli_train_delete_audit_predict(tmp_path, capsys):
     assert info["public"]["count"] == 40 and info["n_private"] == 120 + 8 - 40  # synthetic rows + canaries - public
 
     assert cmd.main(["delete", "--system_dir", out, "--random", "2", "--evaluate"]) == 0
-    deleted = last_json(capsys)
-    assert len(deleted["new_ids"]) == 2 and "accuracy" in deleted["evaluation"]
+    printed = capsys.readouterr()
+    deleted = json.loads(printed.out.strip().splitlines()[-1])
+    assert deleted["n_new_ids"] == 2 and "new_ids" not in deleted and "accuracy" in deleted["evaluation"]
+    all_ids = json.loads((Path(out) / "assignment.json").read_text())["ids"]
+    assert not any(i in printed.out + printed.err for i in all_ids)  # no id printed without --show-ids
 
     assert cmd.main(["audit", "--system_dir", out, "--deleted", "--output_file", str(tmp_path / "audit.json")]) == 0
     audit = last_json(capsys)

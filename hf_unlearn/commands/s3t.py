@@ -1,8 +1,9 @@
-"""S3T (or SISA) exact unlearning: hf-unlearn s3t train | delete | predict | audit.
+"""S3T (or SISA) exact unlearning: hf-unlearn s3t train | delete | resume | predict | audit.
 
     hf-unlearn s3t train --config recipes/s3t_imdb.yaml [--flag value ...] [--verbose | --quiet]
-    hf-unlearn s3t delete --system_dir DIR --ids ID [ID ...] | --ids_file F | --random N
-    hf-unlearn s3t audit  --system_dir DIR --ids ... | --ids_file F | --deleted
+    hf-unlearn s3t delete --system_dir DIR --ids ID [ID ...] | --ids_file F | --random N [--no_wait]
+    hf-unlearn s3t resume --system_dir DIR     # finish what a killed request left (pending retrains)
+    hf-unlearn s3t audit  --system_dir DIR --ids ... | --ids_file F | --deleted   # never writes
     hf-unlearn s3t predict --system_dir DIR --dataset_name SRC [--split test] | --text "..."
 
 Every sub-command reads ``--config`` YAML and flags (flags win) with the same ``RecipeParser`` as
@@ -23,12 +24,13 @@ from ..runs.config import S3T_RENAMES, DataArguments, ModelArguments, S3TArgumen
 from ..runs.recipe import RecipeParser, add_output_flags, read_recipe, rename_flags
 from . import fail, start
 
-SUBCOMMANDS = ("train", "delete", "predict", "audit")
+SUBCOMMANDS = ("train", "delete", "resume", "predict", "audit")
 SUBCOMMAND_RENAMES = {"dataset": "dataset_name", "output": "output_file"}
 EXAMPLES = {
     "train": "hf-unlearn s3t train --dataset_name synthetic --model_name_or_path tiny-bert --n_public 100 "
     "--num_shards 2 --output_dir runs/s3t",
     "delete": "hf-unlearn s3t delete --system_dir runs/s3t --ids_file ids.txt --evaluate",
+    "resume": "hf-unlearn s3t resume --system_dir runs/s3t",
     "audit": "hf-unlearn s3t audit --system_dir runs/s3t --deleted --output_file audit.json",
     "predict": "hf-unlearn s3t predict --system_dir runs/s3t --text 'a wonderful film'",
 }
@@ -43,7 +45,26 @@ class SystemArguments:
 
 
 @dataclass
-class DeleteArguments(SystemArguments):
+class LockArguments(SystemArguments):
+    no_wait: bool = field(
+        default=False, metadata={"help": "Fail at once ('busy, retry') when another request holds the system."}
+    )
+    lock_timeout: float | None = field(
+        default=None,
+        metadata={"help": "Seconds to wait for another request on the system (default: as long as it takes)."},
+    )
+
+    def timeout(self) -> float | None:
+        return 0.0 if self.no_wait else self.lock_timeout
+
+
+@dataclass
+class ResumeArguments(LockArguments):
+    pass
+
+
+@dataclass
+class DeleteArguments(LockArguments):
     ids: list[str] | None = field(default=None, metadata={"help": "Example ids."})
     ids_file: str | None = field(default=None, metadata={"help": "File with one id per line."})
     random: int | None = field(default=None, metadata={"help": "Delete N random private ids (for trying it out)."})
@@ -51,6 +72,9 @@ class DeleteArguments(SystemArguments):
     request_id: str | None = field(default=None, metadata={"help": "Request id (default: derived from the ids)."})
     no_retrain: bool = field(default=False, metadata={"help": "Leave emptied shards pending (retrain later)."})
     evaluate: bool = field(default=False, metadata={"help": "Re-evaluate on the recorded test split afterwards."})
+    show_ids: bool = field(
+        default=False, metadata={"help": "Print (and write) the deleted ids; default: counts only."}
+    )
 
 
 @dataclass
@@ -58,6 +82,9 @@ class AuditArguments(SystemArguments):
     ids: list[str] | None = field(default=None, metadata={"help": "Example ids."})
     ids_file: str | None = field(default=None, metadata={"help": "File with one id per line."})
     deleted: bool = field(default=False, metadata={"help": "Audit every deleted id."})
+    show_ids: bool = field(
+        default=False, metadata={"help": "Print (and write) the ids; default: entries without them."}
+    )
 
 
 @dataclass
@@ -70,7 +97,12 @@ class PredictArguments(SystemArguments):
     text: list[str] | None = field(default=None, metadata={"help": "Texts to classify instead of a dataset."})
 
 
-SUBCOMMAND_ARGUMENTS = {"delete": DeleteArguments, "audit": AuditArguments, "predict": PredictArguments}
+SUBCOMMAND_ARGUMENTS = {
+    "delete": DeleteArguments,
+    "resume": ResumeArguments,
+    "audit": AuditArguments,
+    "predict": PredictArguments,
+}
 
 
 def _config_class(method: str):
@@ -95,7 +127,12 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-unlearn s3t", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="subcommand", required=True)
     sub.add_parser("train", help="train an S3T/SISA system (see: hf-unlearn s3t train --help)", add_help=False)
-    for name, text in (("delete", "forget ids exactly"), ("audit", "prove ids are forgotten"), ("predict", "predict")):
+    for name, text in (
+        ("delete", "forget ids exactly"),
+        ("resume", "finish what a killed request left"),
+        ("audit", "prove ids are forgotten (read-only)"),
+        ("predict", "predict"),
+    ):
         sub.add_parser(name, help=f"{text} (see: hf-unlearn s3t {name} --help)", add_help=False)
     return parser
 
@@ -143,8 +180,6 @@ def _ids(name: str, args, system) -> list[str]:
         return list(args.ids)
     if args.ids_file:
         return read_id_file(args.ids_file)
-    if getattr(args, "deleted", False):
-        return sorted(system.ledger.deleted())
     if getattr(args, "random", None):
         import numpy as np
 
@@ -162,7 +197,7 @@ def _emit(result: dict, output: str | None) -> None:
 
 
 def _delete(args, system) -> int:
-    from ..runs.s3t import delete
+    from ..runs.s3t import delete, hide_ids
 
     result = delete(
         system,
@@ -171,17 +206,34 @@ def _delete(args, system) -> int:
         retrain=not args.no_retrain,
         evaluate=args.evaluate,
     )
-    _emit(result, args.output_file)
+    _emit(result if args.show_ids else hide_ids(result), args.output_file)
     return 0
 
 
-def _audit(args, system) -> int:
-    report = system.audit(_ids("audit", args, system))
+def _resume(args, system) -> int:
+    from ..runs.s3t import resume
+
+    _emit(resume(system), args.output_file)
+    return 0
+
+
+def _audit(args) -> int:
+    """Read-only: exit 0 when consistent and every deleted id is clean, 1 otherwise."""
+    from ..runs.s3t import audit, hide_ids
+    from ..s3t import InconsistentSystemError
+
+    ids = None if args.deleted else _ids("audit", args, None)
+    try:
+        report = audit(args.system_dir, ids, deleted=args.deleted)
+    except InconsistentSystemError as err:  # inconsistent records: exit 1, like a failed audit
+        fail("hf-unlearn s3t audit", str(err))
+        return 1
+    shown = report if args.show_ids else hide_ids(report)
     if args.output_file:
-        Path(args.output_file).write_text(json.dumps(report, indent=2))
-    shown = report if report["n_ids"] <= 20 else {k: v for k, v in report.items() if k != "ids"}
-    print(json.dumps(shown))
-    return 0 if report["all_clean"] or not report["n_deleted"] else 1
+        Path(args.output_file).write_text(json.dumps(shown, indent=2))
+    print(json.dumps(shown if report["n_ids"] <= 20 else {k: v for k, v in shown.items() if k != "ids"}))
+    clean = report["all_clean"] or not report["n_deleted"]
+    return 0 if clean and report["consistent"] else 1
 
 
 def _predict(args, system) -> int:
@@ -209,8 +261,11 @@ def _run(name: str, argv: list[str]) -> int:
     from ..s3t import S3TModel
 
     args = parse_subcommand_args(name, argv)
-    system = S3TModel.from_pretrained(args.system_dir)
-    return {"delete": _delete, "audit": _audit, "predict": _predict}[name](args, system)
+    if name == "audit":
+        return _audit(args)
+    timeout = args.timeout() if isinstance(args, LockArguments) else None
+    system = S3TModel.from_pretrained(args.system_dir, lock_timeout=timeout)
+    return {"delete": _delete, "resume": _resume, "predict": _predict}[name](args, system)
 
 
 def _output_flags(argv: list[str]) -> argparse.Namespace:
@@ -226,10 +281,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if argv[0] not in SUBCOMMANDS:
         return fail("hf-unlearn s3t", f"unknown sub-command {argv[0]!r}; choose from {', '.join(SUBCOMMANDS)}")
+    from ..artifacts import BusyError
     from ..data import DatasetFormatError, ForgetRequestError
     from ..models import ModelNotFoundError
     from ..runs.recipe import RecipeError
-    from ..s3t import MissingTrainingDataError, ReadOnlySystemError
+    from ..s3t import ForeignLedgerError, InconsistentSystemError, MissingTrainingDataError, ReadOnlySystemError
 
     start(_output_flags(argv[1:]))
     try:
@@ -240,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
         ModelNotFoundError,
         ReadOnlySystemError,
         MissingTrainingDataError,
+        ForeignLedgerError,
+        InconsistentSystemError,
+        BusyError,
         RecipeError,
         FileNotFoundError,
         FileExistsError,

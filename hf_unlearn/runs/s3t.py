@@ -180,3 +180,36 @@ def prediction_data(system, split: str = "test", dataset_name: str | None = None
     if max_examples:
         data = data.select(range(min(max_examples, len(data))))
     return data
+
+
+def resume(system) -> dict:
+    """Finish what a killed request left on ``system``: public files repaired (on open and here) and
+    every pending retrain run (reloading the recorded private split)."""
+    console.ensure_configured()
+    system.attach_training_data(private_loader(system))
+    with console.phase("finishing the pending retrains"):
+        retrained = system.retrain_pending()
+    return {"retrained": retrained, "served": system.served_records(), "pending_shards": system.pending_shards()}
+
+
+def audit(system_dir, ids=None, *, deleted: bool = False) -> dict:
+    """The read-only audit of a system folder (``hf_unlearn.s3t.audit_folder``)."""
+    from ..s3t import audit_folder
+
+    return audit_folder(system_dir, ids, deleted=deleted)
+
+
+ID_FIELDS = ("ids", "new_ids", "already_deleted")
+
+
+def hide_ids(result: dict) -> dict:
+    """``result`` without example ids: id lists become counts (``n_<name>``), audit entries lose ``id``."""
+    out = dict(result)
+    for name in ID_FIELDS:
+        value = out.get(name)
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            out.pop(name)
+            out.setdefault(f"n_{name}", len(value))
+    if isinstance(out.get("ids"), list):  # audit entries: keep the evidence, drop the id
+        out["ids"] = [{k: v for k, v in e.items() if k != "id"} for e in out["ids"]]
+    return out

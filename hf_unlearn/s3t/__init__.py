@@ -11,11 +11,20 @@ Unlearning", IEEE S&P 2021), with a deletion ledger and audits.
 """
 
 from .assignment import Assignment, make_assignment
+from .audit import audit_folder
 from .capacity import deletion_capacity_theory, harmonic, simulate_deletions_served
 from .config import S3TConfig
+from .consistency import (
+    ForeignLedgerError,
+    InconsistentSystemError,
+    check_consistent,
+    reconcile,
+    system_fingerprint,
+)
 from .deletion import DeletionPlan, SystemState, plan_deletion
 from .layers import TrainableParametersError, assert_trainable, layer_index, make_blocks, target_module_names
 from .ledger import Ledger
+from .locking import system_lock
 from .orders import bms_orders, cyclic_orders, random_orders, select_orders
 from .persistence import PRIVATE_FILES, publishable_files
 from .pretrain import finetune_base, split_public_private
@@ -23,6 +32,13 @@ from .sisa import SISAConfig, SISAModel
 from .system import DeletionResult, MissingTrainingDataError, Predictions, ReadOnlySystemError, S3TModel
 
 __all__ = [
+    "ForeignLedgerError",
+    "InconsistentSystemError",
+    "audit_folder",
+    "check_consistent",
+    "reconcile",
+    "system_fingerprint",
+    "system_lock",
     "PRIVATE_FILES",
     "Assignment",
     "DeletionPlan",

@@ -115,3 +115,51 @@ def _order_evidence(j, b, order, s, seq, sets: _TrainingSets, state) -> dict:
         "stages_trained_on_it": stages_on_it,
         "reason": reason,
     }
+
+
+def with_problems(report: dict, problems: list[str]) -> dict:
+    """Add the disagreements between the ledger and the public files, and the overall verdict
+    ``consistent`` (records verified AND no problem)."""
+    report["problems"] = list(problems)
+    report["consistent"] = bool(report["records_consistent"]) and not problems
+    return report
+
+
+def audit_folder(system_dir, ids=None, *, deleted: bool = False) -> dict:
+    """Audit a system folder WITHOUT writing anything (no model is loaded, the ledger is opened
+    read-only, a running mutation is waited for through a shared lock).
+
+    ``ids`` (or every deleted id with ``deleted=True``) are checked as ``S3TModel.audit`` does; the
+    result adds ``problems`` / ``consistent`` (``consistency.find_problems``). Raises
+    ``FileNotFoundError`` (no system / private files), ``ForeignLedgerError``, ``ForgetRequestError``.
+    """
+    import sqlite3
+    from pathlib import Path
+
+    from .assignment import ASSIGNMENT_FILE, Assignment
+    from .consistency import InconsistentSystemError, check_ledger_owner, find_problems
+    from .ledger import LEDGER_FILE, Ledger
+    from .locking import shared_lock
+    from .persistence import read_system_config
+
+    root = Path(system_dir)
+    _, info = read_system_config(root)
+    for name in (LEDGER_FILE, ASSIGNMENT_FILE):
+        if not (root / name).is_file():
+            raise FileNotFoundError(f"{root} lacks {name}: only the system's owner can audit it")
+    assignment = Assignment.load(root)
+    orders = [[tuple(o) for o in shard] for shard in info["orders"]]
+    with shared_lock(root):
+        ledger = Ledger(root / LEDGER_FILE, readonly=True)
+        try:
+            check_ledger_owner(ledger, root)
+            records = ledger.audit_records()
+            problems = find_problems(root, ledger)
+        except sqlite3.Error as err:  # e.g. a killed transaction's journal, which only a writer rolls back
+            raise InconsistentSystemError(
+                f"{root / LEDGER_FILE} cannot be read without writing ({err}): run hf-unlearn s3t resume first"
+            ) from err
+        finally:
+            ledger.close()
+    ids = sorted(records["deleted"]) if deleted else assignment.check_known(ids or [])
+    return with_problems(audit_ids(ids, assignment=assignment, orders=orders, **records), problems)

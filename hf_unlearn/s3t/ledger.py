@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..artifacts import S3T_LEDGER_FILE, atomic_write
+from ..artifacts import S3T_LEDGER_FILE, atomic_write, crash_point
 from .checkpoints import CheckpointKey
 from .deletion import SystemState
 
@@ -62,11 +62,20 @@ def debug_pause(point: str) -> None:
 
 
 class Ledger:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, readonly: bool = False):
+        """Open the ledger; ``readonly`` opens it so that nothing can be written (not even the
+        rollback of a killed transaction's journal: such a ledger raises ``sqlite3.Error`` on read)."""
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"no ledger at {self.path}")
-        self.conn = self._connect(self.path)
+        self.readonly = readonly
+        self.conn = self._connect_readonly(self.path) if readonly else self._connect(self.path)
+
+    @staticmethod
+    def _connect_readonly(path: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None, timeout=60)
+        conn.execute("PRAGMA query_only=ON")
+        return conn
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -109,7 +118,9 @@ class Ledger:
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise
+        crash_point("before-ledger-commit")
         self.conn.execute("COMMIT")
+        crash_point("after-ledger-commit")
 
     # -- served state -------------------------------------------------------------------------
     def read_state(self) -> SystemState:
@@ -239,3 +250,19 @@ class Ledger:
 
     def meta(self) -> dict:
         return {k: json.loads(v) for k, v in self.conn.execute("SELECT key, value FROM meta")}
+
+    def audit_records(self) -> dict:
+        """What ``audit_ids`` reads, in one read transaction: state, deleted ids, checkpoints, requests."""
+        self.conn.execute("BEGIN")
+        try:
+            return {
+                "state": self.read_state(),
+                "deleted": self.deleted(),
+                "records": self.checkpoint_records(),
+                "requests": {r["seq"]: r["request_id"] for r in self.requests()},
+            }
+        finally:
+            self.conn.execute("COMMIT")
+
+    def set_meta(self, key: str, value) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))

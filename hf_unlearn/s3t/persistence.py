@@ -7,7 +7,9 @@
     base/              base model + tokenizer (save_pretrained, safetensors)
     checkpoints/       one safetensors file per active stage checkpoint
     assignment.json    PRIVATE: id -> (shard, slice)
-    ledger.sqlite      PRIVATE: requests, deleted ids, checkpoint records, active prefixes
+    ledger.sqlite      PRIVATE: requests, deleted ids, checkpoint records, active prefixes, fingerprint
+    commitment_salt.json PRIVATE: the salt of the report's forget-set commitment
+    .hf_unlearn.lock   the system lock (one mutation at a time)
 
 The publisher (``hf_unlearn.hub``) uploads the allowed files only: ``*.safetensors``, configs and
 tokenizer files at any depth, ``s3t_config.json`` and ``active*.json`` (the names above are chosen
@@ -21,7 +23,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from ..artifacts import REPORT_FILE, S3T_ASSIGNMENT_FILE, S3T_LEDGER_FILE, atomic_write_json
+from ..artifacts import COMMITMENT_SALT_FILE, REPORT_FILE, S3T_ASSIGNMENT_FILE, S3T_LEDGER_FILE, atomic_write_json
 from ..cards.privacy import is_private_path
 
 ASSIGNMENT_FILE = S3T_ASSIGNMENT_FILE
@@ -101,8 +103,9 @@ def copy_system(src: str | Path, dst: str | Path, checkpoint_relpaths, include_p
         (dst / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src / rel, dst / rel)
     if include_private:
-        if (src / ASSIGNMENT_FILE).is_file():
-            shutil.copy2(src / ASSIGNMENT_FILE, dst / ASSIGNMENT_FILE)
+        for name in (ASSIGNMENT_FILE, COMMITMENT_SALT_FILE):
+            if (src / name).is_file():
+                shutil.copy2(src / name, dst / name)
         if (src / LEDGER_FILE).is_file():
             a, b = sqlite3.connect(str(src / LEDGER_FILE)), sqlite3.connect(str(dst / LEDGER_FILE))
             try:

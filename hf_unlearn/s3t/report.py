@@ -2,8 +2,8 @@
 
 A :class:`~hf_unlearn.cards.schema.ForgettingReport` (the schema shared with the other methods):
 ``method`` ("s3t" | "sisa") and its ``method_description``, ``guarantee`` ("exact"),
-``base_model``, ``dataset`` {source, fingerprints}, ``forget`` {count, sha256, request_date} or
-null, ``metrics`` {base, original, unlearned: {test_acc (0-100)}}, ``config``, ``versions``,
+``base_model``, ``dataset`` {source, fingerprints}, ``forget`` {count, commitment, request_date} or
+null (``commitment``: the salted ``artifacts.forget_set_commitment``, salt kept privately in the system), ``metrics`` {base, original, unlearned: {test_acc (0-100)}}, ``config``, ``versions``,
 ``timings`` {train_s, unlearn_s}; plus ``evaluation`` (split, size, whether the unlearned figure
 predates the last request) and ``system`` (served shards). No id appears in it, and no dict is
 keyed by numbers (the publisher's scrubber would drop it).
@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import __version__
-from ..artifacts import ids_digest, library_versions
+from ..artifacts import forget_set_commitment, library_versions
 from ..cards.schema import SCHEMA_VERSION, ForgettingReport
 from .persistence import REPORT_FILE, read_json, write_json
 
@@ -77,13 +77,14 @@ def save_report(system_dir: str | Path, report: dict) -> None:
     write_json(Path(system_dir) / REPORT_FILE, parsed.to_dict())
 
 
-def forget_section(deleted_ids, last_request_at: str | None) -> dict | None:
+def forget_section(deleted_ids, last_request_at: str | None, salt: bytes) -> dict | None:
+    """The report's forget set: its count and salted commitment (no value computable from the ids alone)."""
     deleted_ids = list(deleted_ids)
     if not deleted_ids:
         return None
     return {
         "count": len(deleted_ids),
-        "sha256": ids_digest(deleted_ids),
+        "commitment": forget_set_commitment(deleted_ids, salt),
         "request_date": (last_request_at or "")[:10] or None,
     }
 

@@ -8,6 +8,7 @@ that no active checkpoint was trained on them.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Callable
@@ -20,15 +21,17 @@ from datasets import Dataset
 
 from ..data import fingerprint_dataset
 from .assignment import ASSIGNMENT_FILE, Assignment
-from .audit import audit_ids
+from .audit import audit_ids, with_problems
 from .checkpoints import CheckpointKey, load_checkpoint
 from .config import S3TConfig
+from .consistency import find_problems, publish, repair, repair_if_idle, served_records, system_summary
 from .deletion import DeletionPlan, SystemState, next_generation, pending_jobs, plan_deletion, request_id_for
 from .encoding import EncodedData
 from .engine import Ensemble
 from .ledger import LEDGER_FILE, Ledger, debug_pause
-from .persistence import BASE_DIR, SERVED_FILE, copy_system, load_base, read_json, read_system_config, write_json
-from .report import forget_section, load_report, record_evaluation, save_report
+from .locking import system_lock
+from .persistence import BASE_DIR, SERVED_FILE, copy_system, load_base, read_json, read_system_config
+from .report import load_report, record_evaluation, save_report
 from .staged import Layout, S3TScheme, train_unit
 from .unlearning import DeletionResult, commit_deletion, commit_retrain, replayed_result, retrain_unit
 
@@ -70,6 +73,7 @@ class S3TModel:
         self.scheme = ensemble.scheme
         self._train_data: EncodedData | None = None
         self._train_source: Dataset | Callable[[], Dataset] | None = None
+        self.lock_timeout: float | None = None  # None: a mutation waits for the system lock; 0: busy fails
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
@@ -81,27 +85,60 @@ class S3TModel:
         return train_system(cls, config, model, tokenizer, train_dataset, eval_dataset=eval_dataset, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, system_dir, *, train_dataset=None) -> S3TModel:
-        """Load a system. Without ``assignment.json`` and ``ledger.sqlite`` it is read-only (inference)."""
+    def from_pretrained(cls, system_dir, *, train_dataset=None, lock_timeout: float | None = None) -> S3TModel:
+        """Load a system. Without ``assignment.json`` and ``ledger.sqlite`` it is read-only (inference).
+
+        A ledger made for another system raises ``ForeignLedgerError``. When no other request holds the
+        system, what a killed request left undone is finished first (``consistency.repair``); the
+        served state is always the ledger's. ``lock_timeout``: how long mutations wait for the lock."""
         root = Path(system_dir)
         _, info = read_system_config(root)
         klass = SYSTEMS.get(info["method"], cls) if cls is S3TModel else cls
         private = (root / LEDGER_FILE).is_file() and (root / ASSIGNMENT_FILE).is_file()
         ledger = Ledger(root / LEDGER_FILE) if private else None
+        if ledger is not None:
+            try:
+                repair_if_idle(root, ledger)
+            except BaseException:
+                ledger.close()
+                raise
         state = ledger.read_state() if ledger else SystemState.from_dict(read_json(root / SERVED_FILE)["state"])
         system = klass._build(root, info, state, ledger, Assignment.load(root) if private else None)
-        if ledger is not None:  # finish what a crash between commit and clean-up left undone
-            system._export_served()
-            for key, rec in ledger.checkpoint_records().items():
-                if rec["purged_at"]:
-                    (root / key.relpath).unlink(missing_ok=True)
-            if ((load_report(root).get("forget") or {}).get("count") or 0) != len(ledger.deleted()):
-                system._update_report()
-        keys = state.active_keys() if klass.preload_all else [k for c in system._chains().values() for k in c]
-        system.ensemble.ensure(keys)
+        system.lock_timeout = lock_timeout
+        system._load_served()
         if train_dataset is not None:
             system.attach_training_data(train_dataset)
         return system
+
+    def _load_served(self, attempts: int = 5) -> None:
+        """Load the checkpoints served (all active ones with ``preload_all``); a checkpoint removed by a
+        concurrent request meanwhile makes it read the ledger's state again."""
+        for attempt in range(attempts):
+            chains = [k for c in self._chains().values() for k in c]
+            try:
+                self.ensemble.ensure(self.state.active_keys() if self.preload_all else chains)
+                return
+            except FileNotFoundError:
+                if self.ledger is None or attempt == attempts - 1:
+                    raise
+                time.sleep(0.2)
+                self._refresh()
+
+    def _refresh(self) -> None:
+        """Serve the ledger's committed state (another process may have changed it)."""
+        state = self.ledger.read_state()
+        if state != self.state:
+            active = set(state.active_keys())
+            self.ensemble.forget([k for k in list(self.ensemble.checkpoints) if k not in active])
+            self.state = state
+
+    @contextlib.contextmanager
+    def _mutation(self):
+        """Hold the system lock, serve the ledger's state and repair what a killed request left."""
+        with system_lock(self.system_dir, timeout=self.lock_timeout):
+            self._refresh()
+            repair(self.system_dir, self.ledger)
+            yield
 
     @classmethod
     def assemble(cls, system_dir, selection: dict[int, tuple[int, int]]) -> S3TModel:
@@ -159,7 +196,10 @@ class S3TModel:
 
     def served_records(self) -> list[dict]:
         """``served`` as a list (JSON files: no dict keyed by numbers)."""
-        return [{"shard": j, **entry} for j, entry in self.served.items()]
+        return served_records(self.state, self.config.num_shards)
+
+    def pending_shards(self) -> list[int]:
+        return [j for j, s in enumerate(self.state.status) if s == "pending"]
 
     def _chains(self) -> dict[int, list[CheckpointKey]]:
         chains = {}
@@ -195,9 +235,10 @@ class S3TModel:
             raise ValueError("evaluate needs a 'label' column")
         acc = float((out.predictions == out.label_ids).mean())
         if record and not self.read_only:
-            report = record_evaluation(load_report(self.system_dir), acc, len(out.predictions), split)
-            report["system"] = self._system_summary()
-            save_report(self.system_dir, report)
+            with self._mutation():
+                report = record_evaluation(load_report(self.system_dir), acc, len(out.predictions), split)
+                report["system"] = system_summary(self.state, self.config.num_shards)
+                save_report(self.system_dir, report)
         return {"accuracy": acc, "n": int(len(out.predictions))}
 
     # -- deletion -------------------------------------------------------------------------------
@@ -219,40 +260,47 @@ class S3TModel:
         self, ids, *, request_id: str | None = None, retrain: bool = True, train_dataset=None
     ) -> DeletionResult:
         """Forget ``ids`` exactly. Unknown ids raise ``ForgetRequestError`` before anything changes;
-        replaying a request (same ``request_id``, default: derived from the ids) is a no-op."""
+        replaying a request (same ``request_id``, default: derived from the ids) changes nothing but
+        finishing a retrain a killed request left pending. Requests on one system run one at a time
+        (the system lock; ``lock_timeout`` says how long to wait, then ``BusyError``)."""
         start = time.perf_counter()
         self._require_writable("delete")
         ids = self.assignment.check_known(ids)
         rid = request_id or request_id_for(ids)
-        previous, plan, seq = commit_deletion(self.ledger, self.assignment, self.orders, self.config, ids, rid)
-        if previous is not None:
-            return replayed_result(previous, ids, rid, self.served, start)
-        debug_pause("after_commit")
-        self._apply_cut(plan, start)
-        result = DeletionResult(rid, seq, plan.action, plan.new_ids, plan.already_deleted, plan.affected, self.served)
-        if plan.jobs:
-            self._retrain_or_defer(result, plan, retrain, train_dataset)
+        with self._mutation():
+            previous, plan, seq = commit_deletion(self.ledger, self.assignment, self.orders, self.config, ids, rid)
+            if previous is not None:
+                result = replayed_result(previous, ids, rid, self.served, start)
+            else:
+                debug_pause("after_commit")
+                self._apply_cut(plan, start)
+                result = DeletionResult(
+                    rid, seq, plan.action, plan.new_ids, plan.already_deleted, plan.affected, self.served
+                )
+            if pending_jobs(self.state, self.config.num_slices, self.config.on_cut):
+                self._retrain_or_defer(result, retrain, train_dataset)
         result.seconds = time.perf_counter() - start
         return result
 
     def _apply_cut(self, plan: DeletionPlan, start: float) -> None:
         """After the commit: serve the plan's state, drop and delete the purged checkpoints, and
-        update ``served.json`` and the report (unlearning time counted from ``start``)."""
+        update ``active_prefixes.json`` and the report (unlearning time counted from ``start``)."""
         self.state = plan.new_state
         self.ensemble.forget(plan.purge)
         for key in plan.purge:
             (self.system_dir / key.relpath).unlink(missing_ok=True)
-        self._export_served()
-        self._update_report(time.perf_counter() - start)
+        publish(self.system_dir, self.ledger, unlearn_s=time.perf_counter() - start)
 
-    def _retrain_or_defer(self, result: DeletionResult, plan: DeletionPlan, retrain: bool, train_dataset) -> None:
-        """Run the retrains ``plan`` needs when asked to and training data is at hand; else record them
+    def _retrain_or_defer(self, result: DeletionResult, retrain: bool, train_dataset) -> None:
+        """Run the pending retrains when asked to and training data is at hand; else record them
         as pending in ``result`` (with a warning if a retrain was asked for)."""
         if retrain and (train_dataset is not None or self._train_source is not None or self._train_data):
             result.retrained = self.retrain_pending(train_dataset)
             result.served = self.served
             return
-        result.pending_retrain = [asdict(j) for j in plan.jobs]
+        result.pending_retrain = [
+            asdict(j) for j in pending_jobs(self.state, self.config.num_slices, self.config.on_cut)
+        ]
         if retrain:
             warnings.warn(
                 "deletion served exactly, but the retrain it needs has no training data: the affected "
@@ -282,8 +330,13 @@ class S3TModel:
         return self._train_data
 
     def retrain_pending(self, train_dataset=None) -> list[dict]:
-        """Retrain every shard/order that deletions left without its full set of clean stages."""
+        """Retrain every shard/order that deletions left without its full set of clean stages (also
+        what a killed request left pending: ``hf-unlearn s3t resume``). Holds the system lock."""
         self._require_writable("retrain")
+        with self._mutation():
+            return self._retrain_locked(train_dataset)
+
+    def _retrain_locked(self, train_dataset) -> list[dict]:
         done = []
         while True:
             jobs = pending_jobs(self.state, self.config.num_slices, self.config.on_cut)
@@ -311,56 +364,30 @@ class S3TModel:
             self.state = new_state
             for c in trained:
                 self.ensemble.add(c)
-            self._export_served()
-            self._update_report()
+            publish(self.system_dir, self.ledger)
 
     def audit(self, ids) -> dict:
         """Per id: shard, slice, deletion request, and for every active stage whether it trained on it."""
         self._require_writable("audit")
         ids = self.assignment.check_known(ids)
-        requests = {r["seq"]: r["request_id"] for r in self.ledger.requests()}
-        return audit_ids(
-            ids,
-            assignment=self.assignment,
-            orders=self.orders,
-            state=self.ledger.read_state(),
-            deleted=self.ledger.deleted(),
-            records=self.ledger.checkpoint_records(),
-            requests=requests,
-        )
+        report = audit_ids(ids, assignment=self.assignment, orders=self.orders, **self.ledger.audit_records())
+        return with_problems(report, find_problems(self.system_dir, self.ledger))
 
     def requests(self) -> list[dict]:
         self._require_writable("requests")
         return self.ledger.requests()
 
     # -- persistence ----------------------------------------------------------------------------
-    def _system_summary(self) -> dict:
-        active = [j for j in range(self.config.num_shards) if self.state.served(j)]
-        return {"served": self.served_records(), "active_shards": len(active), "num_shards": self.config.num_shards}
-
-    def _export_served(self) -> None:
-        write_json(self.system_dir / SERVED_FILE, {"state": self.state.to_dict(), "served": self.served_records()})
-
-    def _update_report(self, unlearn_s: float | None = None) -> None:
-        report = load_report(self.system_dir)
-        report["forget"] = forget_section(self.ledger.deleted(), self.ledger.last_request_date())
-        report["system"] = self._system_summary()
-        if unlearn_s is not None:
-            report.setdefault("timings", {})["unlearn_s"] = round(unlearn_s, 4)
-        if report["forget"] and report.get("evaluation"):
-            report["evaluation"]["unlearned_is_stale"] = True  # evaluate() again to refresh it
-        save_report(self.system_dir, report)
-
     def save_pretrained(self, save_dir, *, include_private: bool = True) -> Path:
-        """Write the whole system to ``save_dir``; ``include_private=False`` leaves out the assignment
-        and the ledger (what the Hub publisher uploads: the copy is inference-only)."""
+        """Write the whole system to ``save_dir`` (under the system lock, after a repair);
+        ``include_private=False`` leaves out the assignment, the ledger and the commitment salt (what
+        the Hub publisher uploads: the copy is inference-only)."""
         save_dir = Path(save_dir)
-        if not self.read_only:
-            self._export_served()
-        if save_dir.resolve() == self.system_dir.resolve():
-            return save_dir
-        rels = [k.relpath for k in self.state.active_keys()]
-        return copy_system(self.system_dir, save_dir, rels, include_private and not self.read_only)
+        with contextlib.nullcontext() if self.read_only else self._mutation():
+            if save_dir.resolve() == self.system_dir.resolve():
+                return save_dir
+            rels = [k.relpath for k in self.state.active_keys()]
+            return copy_system(self.system_dir, save_dir, rels, include_private and not self.read_only)
 
     def fingerprint_ok(self, train_dataset) -> bool:
         return fingerprint_dataset(train_dataset) == self.info.get("fingerprints", {}).get("private_train")

@@ -15,6 +15,8 @@ CPU launch with 2 processes (gloo)::
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 import shutil
 import time
 from datetime import datetime, timezone
@@ -24,13 +26,15 @@ import torch
 from accelerate import PartialState
 
 from .. import console
-from ..artifacts import ids_digest, is_temporary
+from ..artifacts import COMMITMENT_SALT_FILE, forget_set_commitment, is_temporary, load_or_create_salt
 from ..data import fingerprint_dataset
 from .assignment import ASSIGNMENT_FILE, Assignment, make_assignment
 from .checkpoints import CHECKPOINT_DIR, list_checkpoint_files, read_checkpoint_meta
+from .consistency import FINGERPRINT_KEY, system_fingerprint
 from .deletion import SystemState
 from .encoding import EncodedData
 from .ledger import LEDGER_FILE, Ledger
+from .locking import system_lock
 from .orders import check_orders, select_orders
 from .persistence import (
     BASE_DIR,
@@ -47,7 +51,16 @@ from .report import initial_report, save_report
 from .staged import Layout, UnitJob, train_unit
 
 # A stale rollback journal must go with its ledger, or SQLite would replay it into the new one.
-MANAGED = (BASE_DIR, CHECKPOINT_DIR, CONFIG_FILE, SERVED_FILE, REPORT_FILE, *PRIVATE_FILES, LEDGER_FILE + "-journal")
+MANAGED = (
+    BASE_DIR,
+    CHECKPOINT_DIR,
+    CONFIG_FILE,
+    SERVED_FILE,
+    REPORT_FILE,
+    *PRIVATE_FILES,
+    LEDGER_FILE + "-journal",
+    COMMITMENT_SALT_FILE,
+)
 
 
 def distributed_state() -> PartialState:
@@ -99,13 +112,39 @@ def train_system(
     the base model's own test accuracy) and ``data_info`` (how to reload the private split, used by
     the CLI's retrains) go into the report and ``s3t_config.json``. ``public_ids`` are the examples that
     pretrained the base: recorded so that a deletion request for them gets a precise error.
+    Rank 0 holds the folder's system lock throughout (a folder in use fails at once: busy, retry).
     """
     state = distributed_state()
+    root = Path(config.output_dir)
+    with contextlib.ExitStack() as stack:
+        if state.is_main_process:
+            root.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(system_lock(root, timeout=0))
+        return _train_system_locked(
+            system_cls,
+            config,
+            model,
+            tokenizer,
+            train_dataset,
+            state=state,
+            eval_dataset=eval_dataset,
+            base_model_name=base_model_name,
+            base_metrics=base_metrics,
+            data_info=data_info,
+            public_ids=public_ids,
+            on_stage=on_stage,
+        )
+
+
+def _train_system_locked(
+    system_cls, config, model, tokenizer, train_dataset, *, state, eval_dataset, on_stage, **info_kwargs
+):
     rank, world = state.process_index, state.num_processes
     root = Path(config.output_dir)
     start = time.perf_counter()
     if rank == 0:
         _prepare_output_dir(root, config.overwrite_output_dir)
+        salt = load_or_create_salt(root)
         save_base(model, tokenizer, root / BASE_DIR)
         make_assignment(
             list(train_dataset["id"]),
@@ -113,20 +152,10 @@ def train_system(
             config.num_shards,
             config.num_slices,
             config.seed,
-            public_ids,
+            info_kwargs["public_ids"],
         ).save(root)
-        info = _system_info(
-            system_cls,
-            config,
-            model,
-            train_dataset,
-            eval_dataset,
-            base_model_name=base_model_name,
-            base_metrics=base_metrics,
-            data_info=data_info,
-            public_ids=public_ids,
-            world=world,
-        )
+        info = _system_info(system_cls, config, model, train_dataset, eval_dataset, world=world, **info_kwargs)
+        info["public"] = _public_block(info_kwargs["public_ids"], salt)
         write_system_config(root, config, info)
     state.wait_for_everyone()
 
@@ -170,11 +199,18 @@ def _system_info(
             **({"eval": fingerprint_dataset(eval_dataset)} if eval_dataset is not None else {}),
         },
         "n_private": len(train_dataset),
-        "public": {"count": len(public_ids), "sha256": ids_digest(public_ids)} if public_ids else None,
+        "public": None,  # the salted commitment of public_ids (_public_block)
         "base_metrics": base_metrics,
         "world_size": world,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "creation_nonce": secrets.token_hex(16),  # makes the fingerprint of every trained system unique
     }
+
+
+def _public_block(public_ids, salt: bytes) -> dict | None:
+    """The public split in ``s3t_config.json`` (published): its count and salted commitment."""
+    public_ids = list(public_ids)
+    return {"count": len(public_ids), "commitment": forget_set_commitment(public_ids, salt)} if public_ids else None
 
 
 def _train_units(system_cls, config, root: Path, info: dict, train_dataset, rank: int, world: int, on_stage) -> None:
@@ -199,7 +235,11 @@ def _assemble(system_cls, config, root: Path, info: dict, train_dataset, eval_da
         root / LEDGER_FILE,
         SystemState.initial(config.num_shards, config.budget, config.num_slices),
         rows,
-        meta={"method": system_cls.method, "created_at": info["created_at"]},
+        meta={
+            "method": system_cls.method,
+            "created_at": info["created_at"],
+            FINGERPRINT_KEY: system_fingerprint(root),
+        },
     ).close()
     report = initial_report(info, config)
     report["timings"]["train_s"] = round(time.perf_counter() - start, 3)
