@@ -37,13 +37,15 @@ def train(data_args: DataArguments, model_args: ModelArguments, args: Unlearnabl
     console.ensure_configured()
     if model_args.tiny_num_layers is None:
         model_args = dataclasses.replace(model_args, tiny_num_layers=TINY_NUM_LAYERS_DEFAULT["train"])
-    resume = prepare_output_dir(data_args, model_args, args)  # before any work
+    request = run_request(data_args, model_args, args)
+    plan = plan_output_dir(request, args)  # refuses before any work
     with console.phase("loading the data and the model") as step:
         data = data_args.load()
         model, tokenizer = model_args.load(data["train"]["text"], data_args.max_length, args.seed)
         check_training_inputs(data, model, tokenizer, data_args, model_args, args)  # before any write
         tokenized = tokenize_dataset(data, tokenizer, data_args.max_length)
         step.summary = f"{len(data['train'])} training and {len(data['test'])} test examples"
+    resume = prepare_output_dir(plan, request, args)  # the first write: only once the inputs are checked
     trainer = UnlearnableTrainer(
         model=model,
         args=args,
@@ -70,29 +72,30 @@ def train(data_args: DataArguments, model_args: ModelArguments, args: Unlearnabl
     return metrics
 
 
-def prepare_output_dir(data_args: DataArguments, model_args: ModelArguments, args) -> str | None:
-    """Refuse or prepare ``args.output_dir`` before any work (``run_folder.plan_train_folder``);
-    returns what to pass to ``trainer.train(resume_from_checkpoint=...)``.
+def plan_output_dir(request: dict, args) -> str:
+    """Decide what ``train`` does with ``args.output_dir`` (``run_folder.plan_train_folder``), before
+    any work and without writing: ``"fresh"``, ``"resume"``, or a one-line refusal."""
+    asked = args.resume_from_checkpoint not in (None, "", False, "false", "False")
+    return plan_train_folder(args.output_dir, request, overwrite=args.overwrite, resume=asked)
+
+
+def prepare_output_dir(plan: str, request: dict, args) -> str | None:
+    """Carry out ``plan`` once the inputs are checked; returns what to pass to
+    ``trainer.train(resume_from_checkpoint=...)``.
 
     Fresh: the old contents go (only with ``--overwrite``, said in one line) and the run's request
     file is written first. Resume: the folder's own interrupted run with the same arguments.
-    Under several processes the main one decides and clears first; the others then find the same.
+    Under several processes the main one clears and writes; the others wait for it.
     """
     from ..training._compat import wait_for_every_rank
 
-    request = run_request(data_args, model_args, args)
-    asked = args.resume_from_checkpoint not in (None, "", False, "false", "False")
-    with args.main_process_first(local=False, desc="checking the output folder"):
-        plan = plan_train_folder(args.output_dir, request, overwrite=args.overwrite, resume=asked)
-        if plan == "fresh" and args.should_save and folder_state(args.output_dir) != "empty":
-            removed = clear_folder(args.output_dir)
-            console.say(f"--overwrite: removed the old contents of {args.output_dir} ({removed} entries)")
-    wait_for_every_rank()  # every process has decided before the request file appears
-    if plan == "resume":
-        return args.resume_from_checkpoint
-    if args.should_save:
+    if plan == "fresh" and args.should_save and folder_state(args.output_dir) != "empty":
+        removed = clear_folder(args.output_dir)
+        console.say(f"--overwrite: removed the old contents of {args.output_dir} ({removed} entries)")
+    if plan == "fresh" and args.should_save:
         write_run_request(args.output_dir, request)
-    return None
+    wait_for_every_rank()  # every process starts once the folder is ready
+    return args.resume_from_checkpoint if plan == "resume" else None
 
 
 def accuracy(pred) -> dict:

@@ -22,7 +22,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import console
-from ..artifacts import LOG_DIRNAME, MANIFEST_FILE, RUN_FILE, check_output_folder, new_salt, read_manifest, staged_folder
+from ..artifacts import (
+    LOG_DIRNAME,
+    MANIFEST_FILE,
+    RUN_FILE,
+    check_output_folder,
+    new_salt,
+    read_manifest,
+    staged_folder,
+)
 from ..cards.privacy import CONFIG_FILES, TOKENIZER_FILES
 from ..data import fingerprint_dataset
 from ..data.forget import ForgetRequest
