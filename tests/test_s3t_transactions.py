@@ -41,7 +41,7 @@ from hf_unlearn.s3t import (  # noqa: E402
     plan_deletion,
     reconcile,
 )
-from hf_unlearn.s3t.checkpoints import CHECKPOINT_DIR  # noqa: E402
+from hf_unlearn.s3t.checkpoints import CHECKPOINT_DIR, read_checkpoint_meta  # noqa: E402
 from hf_unlearn.s3t.consistency import checkpoint_files, served_file  # noqa: E402
 from hf_unlearn.s3t.deletion import apply_retrain, next_generation, pending_jobs  # noqa: E402
 from hf_unlearn.s3t.ledger import LEDGER_FILE, Ledger  # noqa: E402
@@ -155,6 +155,9 @@ def assert_in_step(system_dir: Path, state: SystemState) -> None:
     assert json.loads((system_dir / SERVED_FILE).read_text()) == served_file(state, len(state.status))
     assert checkpoint_files(system_dir) == {k.relpath for k in state.active_keys()}
     assert check_consistent(system_dir) == []
+    for rel in checkpoint_files(system_dir):  # public metadata: salted, never a plain hash of ids
+        meta = read_checkpoint_meta(system_dir / rel)
+        assert meta["train_ids_commitment"].startswith("hmac-sha256:") and "train_ids_sha256" not in meta
 
 
 def test_concurrent_deletes_are_serialised_and_none_lost(pristine, tmp_path):
