@@ -9,7 +9,7 @@ records and compared, so the records are checked against what was actually train
 
 from __future__ import annotations
 
-from ..artifacts import ids_digest
+from ..artifacts import ids_digest, verify_commitment
 from .deletion import DROPPED
 
 
@@ -17,8 +17,8 @@ class _TrainingSets:
     """Rebuilds the training set of each active checkpoint from the records and checks it (once per
     checkpoint) against the count and hash recorded when it was trained."""
 
-    def __init__(self, assignment, deleted, records):
-        self.assignment, self.deleted, self.records = assignment, deleted, records
+    def __init__(self, assignment, deleted, records, salt):
+        self.assignment, self.deleted, self.records, self.salt = assignment, deleted, records, salt
         self.cache: dict = {}
         self.verified: set = set()
         self.consistent = True
@@ -37,13 +37,19 @@ class _TrainingSets:
         limit = rec["excluded_through_seq"]
         members = self.assignment.members(key.shard, slices)
         train_ids = [i for i in members if not (i in self.deleted and self.deleted[i] <= limit)]
-        if ids_digest(train_ids) != rec["train_ids_sha256"] or len(train_ids) != rec["n_train"]:
+        recorded = rec["train_ids_sha256"]  # the salted commitment (a plain sha256 in older ledgers)
+        if recorded.startswith("hmac-"):
+            same = self.salt is not None and verify_commitment(train_ids, self.salt, recorded)
+        else:
+            same = ids_digest(train_ids) == recorded
+        if not same or len(train_ids) != rec["n_train"]:
             self.consistent = False
 
 
-def audit_ids(ids, *, assignment, orders, state, deleted, records, requests) -> dict:
-    """``deleted``: id -> request seq; ``records``: CheckpointKey -> ledger row; ``requests``: seq -> request id."""
-    sets = _TrainingSets(assignment, deleted, records)
+def audit_ids(ids, *, assignment, orders, state, deleted, records, requests, salt=None) -> dict:
+    """``deleted``: id -> request seq; ``records``: CheckpointKey -> ledger row; ``requests``: seq -> request id;
+    ``salt``: the system's commitment salt (checks the recorded training-set commitments)."""
+    sets = _TrainingSets(assignment, deleted, records, salt)
     entries = [_audit_one(x, sets, assignment, orders, state, deleted, requests) for x in ids]
     return {
         "all_clean": all(e["clean"] for e in entries),
@@ -162,4 +168,12 @@ def audit_folder(system_dir, ids=None, *, deleted: bool = False) -> dict:
         finally:
             ledger.close()
     ids = sorted(records["deleted"]) if deleted else assignment.check_known(ids or [])
-    return with_problems(audit_ids(ids, assignment=assignment, orders=orders, **records), problems)
+    salt = _salt_of(root)
+    return with_problems(audit_ids(ids, assignment=assignment, orders=orders, salt=salt, **records), problems)
+
+
+def _salt_of(root):
+    from ..artifacts import COMMITMENT_SALT_FILE, read_salt
+
+    path = root / COMMITMENT_SALT_FILE
+    return read_salt(path) if path.is_file() else None

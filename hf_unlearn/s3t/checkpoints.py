@@ -72,11 +72,16 @@ def load_checkpoint(root: str | Path, key: CheckpointKey) -> Checkpoint:
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {key} missing: {path}")
     adapter, params = {}, {}
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads((f.metadata() or {}).get(META_KEY, "{}"))
-        for name in f.keys():
-            kind, _, rest = name.partition(".")
-            (adapter if kind == "adapter" else params)[rest] = f.get_tensor(name)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get(META_KEY, "{}"))
+            for name in f.keys():
+                kind, _, rest = name.partition(".")
+                (adapter if kind == "adapter" else params)[rest] = f.get_tensor(name)
+    except Exception:
+        if not path.is_file():  # removed meanwhile by a concurrent deletion: the caller re-reads the ledger
+            raise FileNotFoundError(f"checkpoint {key} missing: {path}") from None
+        raise
     return Checkpoint(key=key, adapter=adapter, params=params, meta=meta)
 
 

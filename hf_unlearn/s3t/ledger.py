@@ -226,7 +226,7 @@ class Ledger:
                     r["generation"],
                     r["excluded_through_seq"],
                     r["n_train"],
-                    r["train_ids_sha256"],
+                    r.get("train_ids_commitment") or r["train_ids_sha256"],  # the latter: older files
                     r["created_at"],
                 )
                 for r in rows

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .. import console
-from ..artifacts import ids_digest as ids_sha256
+from ..artifacts import forget_set_commitment, load_or_create_salt
 from ..training.loops import run_steps
 from .checkpoints import Checkpoint, CheckpointKey, derive_seed, save_checkpoint
 from .encoding import EncodedData
@@ -209,7 +209,7 @@ def train_unit(
             "generation": job.generation,
             "slices": list(job.order[: k + 1]),
             "n_train": len(job.stage_ids[k]),
-            "train_ids_sha256": ids_sha256(job.stage_ids[k]),
+            "train_ids_commitment": _training_set_commitment(job.stage_ids[k], root),
             "excluded_through_seq": job.excluded_through_seq,
             "loss": stats["loss"],
             "steps": stats["steps"],
@@ -223,6 +223,12 @@ def train_unit(
         loss = "" if stats["loss"] is None else f", loss {stats['loss']:.4f}"
         console.say(f"{_stage_label(job, k)}: done in {meta['seconds']:.1f} s, {stats['steps']} steps{loss}")
     return out
+
+
+def _training_set_commitment(ids, root) -> str | None:
+    """The salted commitment of a stage's training ids (public checkpoint metadata: a plain hash of
+    ``all ids - deleted ids`` would give the deleted ids back to whoever can enumerate them)."""
+    return None if root is None else forget_set_commitment(ids, load_or_create_salt(root))
 
 
 def _stage_label(job: UnitJob, k: int) -> str:

@@ -21,7 +21,7 @@ from datasets import Dataset
 
 from ..data import fingerprint_dataset
 from .assignment import ASSIGNMENT_FILE, Assignment
-from .audit import audit_ids, with_problems
+from .audit import _salt_of, audit_ids, with_problems
 from .checkpoints import CheckpointKey, load_checkpoint
 from .config import S3TConfig
 from .consistency import find_problems, publish, repair, repair_if_idle, served_records, system_summary
@@ -369,8 +369,8 @@ class S3TModel:
     def audit(self, ids) -> dict:
         """Per id: shard, slice, deletion request, and for every active stage whether it trained on it."""
         self._require_writable("audit")
-        ids = self.assignment.check_known(ids)
-        report = audit_ids(ids, assignment=self.assignment, orders=self.orders, **self.ledger.audit_records())
+        ids, records, salt = self.assignment.check_known(ids), self.ledger.audit_records(), _salt_of(self.system_dir)
+        report = audit_ids(ids, assignment=self.assignment, orders=self.orders, salt=salt, **records)
         return with_problems(report, find_problems(self.system_dir, self.ledger))
 
     def requests(self) -> list[dict]:
