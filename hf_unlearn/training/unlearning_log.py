@@ -26,6 +26,7 @@ from .log_store import (
     LOG_DIRNAME,
     MANIFEST_FILE,
     META_FILE,
+    LogDamagedError,
     LogError,
     TranscriptCheck,
     VerifiedFiles,
@@ -109,11 +110,11 @@ class UnlearningLog:
             )
         data = self.files.read(META_FILE, other_log_hint=hint)
         if hint:
-            raise LogError(hint)
+            raise LogDamagedError(hint)
         try:
             return json.loads(data)
         except ValueError as exc:
-            raise LogError(f"damaged {self.root / META_FILE}: {exc}") from exc
+            raise LogDamagedError(f"damaged {self.root / META_FILE}: {exc}") from exc
 
     # ---- belonging ---------------------------------------------------------------------------
     def check_model(self, model: torch.nn.Module, state: str = "final") -> None:
@@ -179,11 +180,12 @@ class UnlearningLog:
             raise LogError(f"no recorded data order in {self.root / 'order'}")
         out = {}
         for rel in rels:
+            data = self.files.read(rel)
             try:
-                d = json.loads(self.files.read(rel))
+                d = json.loads(data)
                 out[int(d["epoch"])] = d["batches"]
             except (ValueError, KeyError, TypeError) as exc:
-                raise LogError(f"damaged log file {self.root / rel} ({exc.__class__.__name__})") from exc
+                raise LogDamagedError(f"damaged log file {self.root / rel} ({exc.__class__.__name__})") from exc
         return out
 
     # ---- tensors (each file verified against the manifest the first time it is read) -----------
@@ -225,7 +227,7 @@ class UnlearningLog:
         try:
             step = int(safetensors_metadata(data, self.root / FINAL_STATE)["step"])
         except (KeyError, ValueError) as exc:
-            raise LogError(f"damaged log file {self.root / FINAL_STATE} (no step count)") from exc
+            raise LogDamagedError(f"damaged log file {self.root / FINAL_STATE} (no step count)") from exc
         return tensors_from_bytes(data, self.root / FINAL_STATE), step
 
     def per_sample_index(self) -> dict[str, torch.Tensor]:
@@ -239,7 +241,7 @@ class UnlearningLog:
             order = json.loads(safetensors_metadata(data, self.root / rel)["order"])
             return {name: tensors[name] for name in order}
         except (KeyError, ValueError, TypeError) as exc:
-            raise LogError(f"damaged log file {self.root / rel} (its parameter order)") from exc
+            raise LogDamagedError(f"damaged log file {self.root / rel} (its parameter order)") from exc
 
     def per_sample(self, step: int) -> tuple[list[str], torch.Tensor]:
         """Ids and ``[n, k]`` per-sample subset gradients of a step (all ranks)."""
@@ -252,7 +254,7 @@ class UnlearningLog:
             try:
                 ids.extend(json.loads(safetensors_metadata(data, self.root / rel)["ids"]))
             except (KeyError, ValueError, TypeError) as exc:
-                raise LogError(f"damaged log file {self.root / rel} (its ids)") from exc
+                raise LogDamagedError(f"damaged log file {self.root / rel} (its ids)") from exc
             grads.append(tensors_from_bytes(data, self.root / rel)["grads"])
         return ids, torch.cat(grads)
 
@@ -267,19 +269,21 @@ class UnlearningLog:
             raise LogError("no learning events in this log: train with record_learning_events=True")
         frames = []
         for rel in parts:
+            data = self.files.read(rel)
             try:
-                frames.append(pd.read_parquet(io.BytesIO(self.files.read(rel))))
+                frames.append(pd.read_parquet(io.BytesIO(data)))
             except (OSError, ValueError) as exc:
-                raise LogError(f"damaged log file {self.root / rel} ({exc.__class__.__name__})") from exc
+                raise LogDamagedError(f"damaged log file {self.root / rel} ({exc.__class__.__name__})") from exc
         return pd.concat(frames, ignore_index=True)
 
     def error_proxy(self) -> list[dict]:
         out = []
         for rel in self._parts("error_proxy", "jsonl"):
+            data = self.files.read(rel)
             try:
-                out.extend(json.loads(line) for line in self.files.read(rel).decode().splitlines())
+                out.extend(json.loads(line) for line in data.decode().splitlines())
             except ValueError as exc:
-                raise LogError(f"damaged log file {self.root / rel} ({exc.__class__.__name__})") from exc
+                raise LogDamagedError(f"damaged log file {self.root / rel} ({exc.__class__.__name__})") from exc
         return out
 
     def disk_bytes(self, sub: str | None = None) -> int:
