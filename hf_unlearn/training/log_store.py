@@ -41,7 +41,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load as load_tensor_bytes
+from safetensors.torch import load_file
 
 # The log is written through the package's one atomic writer; the names stay importable from here.
 from ..artifacts import (  # noqa: F401
@@ -75,20 +75,21 @@ class LogDamagedError(LogError):
     fall back when a record is absent (``memorization/proxies.py``) must re-raise this one."""
 
 
-def tensors_from_bytes(data: bytes, path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a safetensors file's bytes; damaged bytes are a ``LogError`` naming ``path``."""
+def tensors_from_file(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file (memory-mapped); a damaged file is a ``LogError`` naming it."""
     try:
-        return load_tensor_bytes(data)
+        return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise LogDamagedError(f"damaged log file {path} ({exc}); the log cannot be used for this step") from exc
 
 
-def safetensors_metadata(data: bytes, path: Path) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors file's bytes (header: 8-byte length, then JSON)."""
+def safetensors_metadata(path: Path) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file (header: 8-byte length, then JSON), read alone."""
     try:
-        (size,) = struct.unpack("<Q", data[:8])
-        return json.loads(data[8 : 8 + size]).get("__metadata__") or {}
-    except (struct.error, ValueError, AttributeError) as exc:
+        with open(path, "rb") as f:
+            (size,) = struct.unpack("<Q", f.read(8))
+            return json.loads(f.read(size)).get("__metadata__") or {}
+    except (OSError, struct.error, ValueError, AttributeError) as exc:
         raise LogDamagedError(f"damaged log file {path} (unreadable safetensors header)") from exc
 
 
@@ -96,7 +97,7 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     """Load a safetensors file (not verified: the writer's own files); a damaged one is a ``LogError``."""
     if not path.is_file():
         raise LogError(f"missing log file: {path}")
-    return tensors_from_bytes(path.read_bytes(), path)
+    return tensors_from_file(path)
 
 
 def model_structure(named: list[tuple[str, torch.Tensor]]) -> list[list]:
@@ -240,11 +241,31 @@ class VerifiedFiles:
             self.verified.add(rel)
         return data
 
+    def check(self, rel: str) -> Path:
+        """Hash file ``rel`` (streamed, once per log) against the manifest; returns its path. For big
+        files read right after by path (memory-mapped tensors: no second copy of the bytes)."""
+        path = self.root / rel
+        if rel not in self.listed:
+            raise LogDamagedError(f"{path} is not in this log (not listed in {self.root / MANIFEST_FILE})")
+        if rel in self.verified:
+            return path
+        try:
+            with open(path, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+        except OSError as exc:
+            raise LogDamagedError(f"{path} cannot be read ({exc.__class__.__name__})") from exc
+        if digest != self.listed[rel]:
+            raise LogDamagedError(
+                f"{path} is damaged: its sha256 differs from {self.root / MANIFEST_FILE}; the log cannot be used "
+                "(restore the file, or train again)"
+            )
+        self.verified.add(rel)
+        return path
+
     def verify(self, rels: Iterable[str]) -> None:
-        """Hash ``rels`` (those not verified yet) without keeping their bytes."""
+        """Hash ``rels`` (those not verified yet)."""
         for rel in rels:
-            if rel not in self.verified:
-                self.read(rel)
+            self.check(rel)
 
 
 class TranscriptCheck:

@@ -7,8 +7,9 @@ What is verified when (a failure is a ``LogError``, an ``artifacts.IntegrityErro
   ``meta.json`` and every transcript part match their sha256; the transcript parts are exactly
   those ``meta.json`` records, and every rank's lines cover steps ``1..global_step`` exactly once;
 - on first read: every other file (w_0, deltas, per-sample gradients and index, the optimizer's
-  final state, the data order, learning events, the error proxy) is hashed from the very bytes
-  that are then used, once per ``UnlearningLog`` (a request hashes only what it reads).
+  final state, the data order, learning events, the error proxy) is hashed the first time a request
+  reads it, once per ``UnlearningLog`` (a request hashes only what it reads). Tensor files are
+  hashed by a streamed pass and then memory-mapped (small files: the hashed bytes are the ones used).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .log_store import (
     VerifiedFiles,
     model_structure,
     safetensors_metadata,
-    tensors_from_bytes,
+    tensors_from_file,
     trainable_named,
     weights_fingerprint,
 )
@@ -189,13 +190,13 @@ class UnlearningLog:
         return out
 
     # ---- tensors (each file verified against the manifest the first time it is read) -----------
-    def _read(self, rel: str) -> bytes:
-        data = self.files.read(rel)
-        self.bytes_read += len(data)
-        return data
+    def _checked(self, rel: str) -> Path:
+        path = self.files.check(rel)
+        self.bytes_read += path.stat().st_size
+        return path
 
     def _load(self, rel: str) -> dict[str, torch.Tensor]:
-        return tensors_from_bytes(self._read(rel), self.root / rel)
+        return tensors_from_file(self._checked(rel))
 
     def initial_state_dict(self) -> dict[str, torch.Tensor]:
         return self._load("initial_weights.safetensors")
@@ -223,22 +224,22 @@ class UnlearningLog:
             raise LogError(
                 f"no final optimizer state in {self.root} (recorded with record_deltas for Adam-type optimizers)"
             )
-        data = self._read(FINAL_STATE)
+        path = self._checked(FINAL_STATE)
         try:
-            step = int(safetensors_metadata(data, self.root / FINAL_STATE)["step"])
+            step = int(safetensors_metadata(path)["step"])
         except (KeyError, ValueError) as exc:
             raise LogDamagedError(f"damaged log file {self.root / FINAL_STATE} (no step count)") from exc
-        return tensors_from_bytes(data, self.root / FINAL_STATE), step
+        return tensors_from_file(path), step
 
     def per_sample_index(self) -> dict[str, torch.Tensor]:
         """Parameter name -> flat indices of the subset, in the column order of the per-sample gradients."""
         rel = "per_sample/index.safetensors"
         if rel not in self.files.listed:
             raise LogError(f"no per-sample subset in {self.root} (train with record_per_sample=True)")
-        data = self._read(rel)
-        tensors = tensors_from_bytes(data, self.root / rel)
+        path = self._checked(rel)
+        tensors = tensors_from_file(path)
         try:
-            order = json.loads(safetensors_metadata(data, self.root / rel)["order"])
+            order = json.loads(safetensors_metadata(path)["order"])
             return {name: tensors[name] for name in order}
         except (KeyError, ValueError, TypeError) as exc:
             raise LogDamagedError(f"damaged log file {self.root / rel} (its parameter order)") from exc
@@ -250,12 +251,12 @@ class UnlearningLog:
             raise LogError(f"no per-sample gradients recorded for step {step}")
         ids, grads = [], []
         for rel in files:
-            data = self._read(rel)
+            path = self._checked(rel)
             try:
-                ids.extend(json.loads(safetensors_metadata(data, self.root / rel)["ids"]))
+                ids.extend(json.loads(safetensors_metadata(path)["ids"]))
             except (KeyError, ValueError, TypeError) as exc:
                 raise LogDamagedError(f"damaged log file {self.root / rel} (its ids)") from exc
-            grads.append(tensors_from_bytes(data, self.root / rel)["grads"])
+            grads.append(tensors_from_file(path)["grads"])
         return ids, torch.cat(grads)
 
     # ---- tables -------------------------------------------------------------------------------
