@@ -252,3 +252,14 @@ def test_a_finished_log_of_format_1_is_refused_as_unverifiable(tmp_path):
     (root / "meta.json").write_text(json.dumps({"format_version": 1, "completed": "2026-01-01T00:00:00+00:00"}))
     with pytest.raises(LogError, match="format_version 1 .*cannot be verified"):
         UnlearningLog(tmp_path)
+
+
+def test_a_damaged_events_file_is_never_replaced_by_a_proxy_fallback(run_copy):
+    from hf_unlearn.memorization.proxies import learning_events
+    from hf_unlearn.training.log_store import LogDamagedError
+
+    run, _ = run_copy
+    rel = _one(run / LOG, "events/rank0-*.parquet")
+    _flip(run / LOG / rel)
+    with pytest.raises(LogDamagedError, match=rel):
+        learning_events(run, fallback="final_model")

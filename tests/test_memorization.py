@@ -113,6 +113,11 @@ def test_missing_events_name_the_recorder_and_fallbacks_are_labelled(mem_run, tm
     meta = json.loads(meta_path.read_text())
     meta["recorders"] = [r for r in meta["recorders"] if r != "learning_events"]
     meta_path.write_text(json.dumps(meta))
+    # a log recorded without events: its manifest lists what is there (a tampered one is refused)
+    from hf_unlearn.artifacts import read_manifest, write_manifest
+
+    log_root = copy_root / "unlearning_log"
+    write_manifest(log_root, kind="unlearning_log", extra=read_manifest(log_root).get("extra"))
     with pytest.raises(MissingLearningEventsError, match="record_learning_events=True"):
         compute_proxy("confidence", log=copy_root)
     forget, retain = _split(mem_run.tokenized, mem_run.canaries)

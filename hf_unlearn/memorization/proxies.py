@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..training.log_store import LogError
+from ..training.log_store import LogDamagedError, LogError
 from ..training.unlearning_log import UnlearningLog
 from .holdout import HoldoutConfig, class_probs, holdout_retraining
 
@@ -155,6 +155,8 @@ def learning_events(
         log = source if isinstance(source, UnlearningLog) else UnlearningLog(source)
         try:
             return _check_events(log.learning_events()), "recorded"
+        except LogDamagedError:  # a damaged log is never replaced by a fallback
+            raise
         except LogError:  # none recorded (or an empty table): fall through to the fallback or the error
             pass
     if fallback is None:

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load as load_tensor_bytes
+from safetensors.torch import load_file
 
 # The log is written through the package's one atomic writer; the names stay importable from here.
 from ..artifacts import (  # noqa: F401
@@ -70,28 +70,34 @@ class LogError(IntegrityError):
     (an ``artifacts.IntegrityError``, hence a ``ValueError``: a user error, exit status 2)."""
 
 
-def tensors_from_bytes(data: bytes, path: Path) -> dict[str, torch.Tensor]:
-    """Tensors of a safetensors file's bytes; damaged bytes are a ``LogError`` naming ``path``."""
+class LogDamagedError(LogError):
+    """A log file is damaged, missing, unlisted or foreign (not: a recorder that was off). Callers that
+    fall back when a record is absent (``memorization/proxies.py``) must re-raise this one."""
+
+
+def tensors_from_file(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors file (memory-mapped); a damaged file is a ``LogError`` naming it."""
     try:
-        return load_tensor_bytes(data)
+        return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise LogError(f"damaged log file {path} ({exc}); the log cannot be used for this step") from exc
+        raise LogDamagedError(f"damaged log file {path} ({exc}); the log cannot be used for this step") from exc
 
 
-def safetensors_metadata(data: bytes, path: Path) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors file's bytes (header: 8-byte length, then JSON)."""
+def safetensors_metadata(path: Path) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file (header: 8-byte length, then JSON), read alone."""
     try:
-        (size,) = struct.unpack("<Q", data[:8])
-        return json.loads(data[8 : 8 + size]).get("__metadata__") or {}
-    except (struct.error, ValueError, AttributeError) as exc:
-        raise LogError(f"damaged log file {path} (unreadable safetensors header)") from exc
+        with open(path, "rb") as f:
+            (size,) = struct.unpack("<Q", f.read(8))
+            return json.loads(f.read(size)).get("__metadata__") or {}
+    except (OSError, struct.error, ValueError, AttributeError) as exc:
+        raise LogDamagedError(f"damaged log file {path} (unreadable safetensors header)") from exc
 
 
 def load_tensors(path: Path) -> dict[str, torch.Tensor]:
     """Load a safetensors file (not verified: the writer's own files); a damaged one is a ``LogError``."""
     if not path.is_file():
         raise LogError(f"missing log file: {path}")
-    return tensors_from_bytes(path.read_bytes(), path)
+    return tensors_from_file(path)
 
 
 def model_structure(named: list[tuple[str, torch.Tensor]]) -> list[list]:
@@ -193,23 +199,25 @@ class VerifiedFiles:
     def __init__(self, root: Path):
         self.root = root
         if not (root / MANIFEST_FILE).is_file():
-            raise LogError(
+            raise LogDamagedError(
                 f"{root / MANIFEST_FILE} is missing: the unlearning log is incomplete (training did not finish); "
                 "resume training with --resume_from_checkpoint latest, or train again"
             )
         try:
             self.manifest = read_manifest(root, kind=LOG_MANIFEST_KIND)
         except IntegrityError as exc:
-            raise LogError(str(exc)) from exc
+            raise LogDamagedError(str(exc)) from exc
         self.listed: dict[str, str] = self.manifest["files"]
         self.verified: set[str] = set()
         on_disk = set(folder_files(root))
         extra = sorted(on_disk - set(self.listed))
         if extra:
-            raise LogError(f"{root / extra[0]} is not listed in {root / MANIFEST_FILE} (added after training ended)")
+            raise LogDamagedError(
+                f"{root / extra[0]} is not listed in {root / MANIFEST_FILE} (added after training ended)"
+            )
         missing = sorted(set(self.listed) - on_disk)
         if missing:
-            raise LogError(f"{root / missing[0]} is missing (listed in {root / MANIFEST_FILE})")
+            raise LogDamagedError(f"{root / missing[0]} is missing (listed in {root / MANIFEST_FILE})")
 
     def names(self, folder: str) -> list[str]:
         """The listed files under ``folder/`` (relative paths, sorted)."""
@@ -218,14 +226,14 @@ class VerifiedFiles:
     def read(self, rel: str, *, other_log_hint: str | None = None) -> bytes:
         path = self.root / rel
         if rel not in self.listed:
-            raise LogError(f"{path} is not in this log (not listed in {self.root / MANIFEST_FILE})")
+            raise LogDamagedError(f"{path} is not in this log (not listed in {self.root / MANIFEST_FILE})")
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise LogError(f"{path} cannot be read ({exc.__class__.__name__})") from exc
+            raise LogDamagedError(f"{path} cannot be read ({exc.__class__.__name__})") from exc
         if rel not in self.verified:
             if hashlib.sha256(data).hexdigest() != self.listed[rel]:
-                raise LogError(
+                raise LogDamagedError(
                     other_log_hint
                     or f"{path} is damaged: its sha256 differs from {self.root / MANIFEST_FILE}; the log cannot "
                     "be used (restore the file, or train again)"
@@ -233,11 +241,31 @@ class VerifiedFiles:
             self.verified.add(rel)
         return data
 
+    def check(self, rel: str) -> Path:
+        """Hash file ``rel`` (streamed, once per log) against the manifest; returns its path. For big
+        files read right after by path (memory-mapped tensors: no second copy of the bytes)."""
+        path = self.root / rel
+        if rel not in self.listed:
+            raise LogDamagedError(f"{path} is not in this log (not listed in {self.root / MANIFEST_FILE})")
+        if rel in self.verified:
+            return path
+        try:
+            with open(path, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+        except OSError as exc:
+            raise LogDamagedError(f"{path} cannot be read ({exc.__class__.__name__})") from exc
+        if digest != self.listed[rel]:
+            raise LogDamagedError(
+                f"{path} is damaged: its sha256 differs from {self.root / MANIFEST_FILE}; the log cannot be used "
+                "(restore the file, or train again)"
+            )
+        self.verified.add(rel)
+        return path
+
     def verify(self, rels: Iterable[str]) -> None:
-        """Hash ``rels`` (those not verified yet) without keeping their bytes."""
+        """Hash ``rels`` (those not verified yet)."""
         for rel in rels:
-            if rel not in self.verified:
-                self.read(rel)
+            self.check(rel)
 
 
 class TranscriptCheck:
@@ -247,7 +275,7 @@ class TranscriptCheck:
     def __init__(self, root: Path, meta: dict):
         self.root, self.meta = root, meta
         if meta.get("format_version", 1) < FORMAT_VERSION or "transcript_parts" not in meta:
-            raise LogError(
+            raise LogDamagedError(
                 f"{root / META_FILE} does not record the transcript's extent (format_version "
                 f"{meta.get('format_version')}, an older or unfinished log); train again"
             )
@@ -265,36 +293,40 @@ class TranscriptCheck:
         """The parts in the manifest are exactly the ones ``meta.json`` records."""
         missing = sorted(set(self.expected_parts) - set(listed))
         if missing:
-            raise LogError(f"{self.root / missing[0]} is missing: {META_FILE} records it as a transcript part")
+            raise LogDamagedError(f"{self.root / missing[0]} is missing: {META_FILE} records it as a transcript part")
         extra = sorted(set(listed) - set(self.expected_parts))
         if extra:
-            raise LogError(f"{self.root / extra[0]} is an extra transcript part: {META_FILE} does not record it")
+            raise LogDamagedError(
+                f"{self.root / extra[0]} is an extra transcript part: {META_FILE} does not record it"
+            )
         if self.expected_parts and "transcript" not in self.meta.get("recorders", ["transcript"]):
-            raise LogError(f"{self.root / self.expected_parts[0]}: a transcript part in a log recorded without one")
+            raise LogDamagedError(
+                f"{self.root / self.expected_parts[0]}: a transcript part in a log recorded without one"
+            )
 
     def lines(self, rel: str, data: bytes) -> list[dict]:
         """The records of part ``rel``, checked to continue its rank's steps without gap or repeat."""
         path, m = self.root / rel, _PART.search(rel)
         if not m or int(m.group(1)) >= self.world_size:
-            raise LogError(f"{path} is not a transcript part of this log ({self.world_size} rank(s))")
+            raise LogDamagedError(f"{path} is not a transcript part of this log ({self.world_size} rank(s))")
         rank, end = int(m.group(1)), int(m.group(2))
         try:
             records = [json.loads(line) for line in data.decode("utf-8").splitlines()]
             steps = [(int(r["step"]), int(r["rank"])) for r in records]
         except (ValueError, KeyError, TypeError) as exc:
-            raise LogError(f"damaged transcript part {path} ({exc.__class__.__name__})") from exc
+            raise LogDamagedError(f"damaged transcript part {path} ({exc.__class__.__name__})") from exc
         for step, line_rank in steps:
             if line_rank != rank:
-                raise LogError(f"{path} holds a step of rank {line_rank}: the part was renamed or moved")
+                raise LogDamagedError(f"{path} holds a step of rank {line_rank}: the part was renamed or moved")
             if step <= self.last[rank]:
-                raise LogError(f"{path} repeats step {step} (rank {rank}): the transcript has a duplicate")
+                raise LogDamagedError(f"{path} repeats step {step} (rank {rank}): the transcript has a duplicate")
             if step != self.last[rank] + 1:
-                raise LogError(
+                raise LogDamagedError(
                     f"{path} starts again at step {step} after step {self.last[rank]} (rank {rank}): steps are missing"
                 )
             self.last[rank] = step
         if self.last[rank] != end:
-            raise LogError(f"{path} ends at step {self.last[rank]}, not at the step its name records ({end})")
+            raise LogDamagedError(f"{path} ends at step {self.last[rank]}, not at the step its name records ({end})")
         return records
 
     def coverage(self) -> None:
@@ -303,7 +335,7 @@ class TranscriptCheck:
             return
         for rank, last in self.last.items():
             if last != self.global_step:
-                raise LogError(
+                raise LogDamagedError(
                     f"the transcript of rank {rank} in {self.root / 'transcript'} ends at step {last} but "
                     f"{META_FILE} records {self.global_step} steps: a transcript part is missing"
                 )

@@ -7,8 +7,9 @@ What is verified when (a failure is a ``LogError``, an ``artifacts.IntegrityErro
   ``meta.json`` and every transcript part match their sha256; the transcript parts are exactly
   those ``meta.json`` records, and every rank's lines cover steps ``1..global_step`` exactly once;
 - on first read: every other file (w_0, deltas, per-sample gradients and index, the optimizer's
-  final state, the data order, learning events, the error proxy) is hashed from the very bytes
-  that are then used, once per ``UnlearningLog`` (a request hashes only what it reads).
+  final state, the data order, learning events, the error proxy) is hashed the first time a request
+  reads it, once per ``UnlearningLog`` (a request hashes only what it reads). Tensor files are
+  hashed by a streamed pass and then memory-mapped (small files: the hashed bytes are the ones used).
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from .log_store import (
     LOG_DIRNAME,
     MANIFEST_FILE,
     META_FILE,
+    LogDamagedError,
     LogError,
     TranscriptCheck,
     VerifiedFiles,
     model_structure,
     safetensors_metadata,
-    tensors_from_bytes,
+    tensors_from_file,
     trainable_named,
     weights_fingerprint,
 )
@@ -109,11 +111,11 @@ class UnlearningLog:
             )
         data = self.files.read(META_FILE, other_log_hint=hint)
         if hint:
-            raise LogError(hint)
+            raise LogDamagedError(hint)
         try:
             return json.loads(data)
         except ValueError as exc:
-            raise LogError(f"damaged {self.root / META_FILE}: {exc}") from exc
+            raise LogDamagedError(f"damaged {self.root / META_FILE}: {exc}") from exc
 
     # ---- belonging ---------------------------------------------------------------------------
     def check_model(self, model: torch.nn.Module, state: str = "final") -> None:
@@ -179,21 +181,22 @@ class UnlearningLog:
             raise LogError(f"no recorded data order in {self.root / 'order'}")
         out = {}
         for rel in rels:
+            data = self.files.read(rel)
             try:
-                d = json.loads(self.files.read(rel))
+                d = json.loads(data)
                 out[int(d["epoch"])] = d["batches"]
             except (ValueError, KeyError, TypeError) as exc:
-                raise LogError(f"damaged log file {self.root / rel} ({exc.__class__.__name__})") from exc
+                raise LogDamagedError(f"damaged log file {self.root / rel} ({exc.__class__.__name__})") from exc
         return out
 
     # ---- tensors (each file verified against the manifest the first time it is read) -----------
-    def _read(self, rel: str) -> bytes:
-        data = self.files.read(rel)
-        self.bytes_read += len(data)
-        return data
+    def _checked(self, rel: str) -> Path:
+        path = self.files.check(rel)
+        self.bytes_read += path.stat().st_size
+        return path
 
     def _load(self, rel: str) -> dict[str, torch.Tensor]:
-        return tensors_from_bytes(self._read(rel), self.root / rel)
+        return tensors_from_file(self._checked(rel))
 
     def initial_state_dict(self) -> dict[str, torch.Tensor]:
         return self._load("initial_weights.safetensors")
@@ -221,25 +224,25 @@ class UnlearningLog:
             raise LogError(
                 f"no final optimizer state in {self.root} (recorded with record_deltas for Adam-type optimizers)"
             )
-        data = self._read(FINAL_STATE)
+        path = self._checked(FINAL_STATE)
         try:
-            step = int(safetensors_metadata(data, self.root / FINAL_STATE)["step"])
+            step = int(safetensors_metadata(path)["step"])
         except (KeyError, ValueError) as exc:
-            raise LogError(f"damaged log file {self.root / FINAL_STATE} (no step count)") from exc
-        return tensors_from_bytes(data, self.root / FINAL_STATE), step
+            raise LogDamagedError(f"damaged log file {self.root / FINAL_STATE} (no step count)") from exc
+        return tensors_from_file(path), step
 
     def per_sample_index(self) -> dict[str, torch.Tensor]:
         """Parameter name -> flat indices of the subset, in the column order of the per-sample gradients."""
         rel = "per_sample/index.safetensors"
         if rel not in self.files.listed:
             raise LogError(f"no per-sample subset in {self.root} (train with record_per_sample=True)")
-        data = self._read(rel)
-        tensors = tensors_from_bytes(data, self.root / rel)
+        path = self._checked(rel)
+        tensors = tensors_from_file(path)
         try:
-            order = json.loads(safetensors_metadata(data, self.root / rel)["order"])
+            order = json.loads(safetensors_metadata(path)["order"])
             return {name: tensors[name] for name in order}
         except (KeyError, ValueError, TypeError) as exc:
-            raise LogError(f"damaged log file {self.root / rel} (its parameter order)") from exc
+            raise LogDamagedError(f"damaged log file {self.root / rel} (its parameter order)") from exc
 
     def per_sample(self, step: int) -> tuple[list[str], torch.Tensor]:
         """Ids and ``[n, k]`` per-sample subset gradients of a step (all ranks)."""
@@ -248,12 +251,12 @@ class UnlearningLog:
             raise LogError(f"no per-sample gradients recorded for step {step}")
         ids, grads = [], []
         for rel in files:
-            data = self._read(rel)
+            path = self._checked(rel)
             try:
-                ids.extend(json.loads(safetensors_metadata(data, self.root / rel)["ids"]))
+                ids.extend(json.loads(safetensors_metadata(path)["ids"]))
             except (KeyError, ValueError, TypeError) as exc:
-                raise LogError(f"damaged log file {self.root / rel} (its ids)") from exc
-            grads.append(tensors_from_bytes(data, self.root / rel)["grads"])
+                raise LogDamagedError(f"damaged log file {self.root / rel} (its ids)") from exc
+            grads.append(tensors_from_file(path)["grads"])
         return ids, torch.cat(grads)
 
     # ---- tables -------------------------------------------------------------------------------
@@ -267,19 +270,21 @@ class UnlearningLog:
             raise LogError("no learning events in this log: train with record_learning_events=True")
         frames = []
         for rel in parts:
+            data = self.files.read(rel)
             try:
-                frames.append(pd.read_parquet(io.BytesIO(self.files.read(rel))))
+                frames.append(pd.read_parquet(io.BytesIO(data)))
             except (OSError, ValueError) as exc:
-                raise LogError(f"damaged log file {self.root / rel} ({exc.__class__.__name__})") from exc
+                raise LogDamagedError(f"damaged log file {self.root / rel} ({exc.__class__.__name__})") from exc
         return pd.concat(frames, ignore_index=True)
 
     def error_proxy(self) -> list[dict]:
         out = []
         for rel in self._parts("error_proxy", "jsonl"):
+            data = self.files.read(rel)
             try:
-                out.extend(json.loads(line) for line in self.files.read(rel).decode().splitlines())
+                out.extend(json.loads(line) for line in data.decode().splitlines())
             except ValueError as exc:
-                raise LogError(f"damaged log file {self.root / rel} ({exc.__class__.__name__})") from exc
+                raise LogDamagedError(f"damaged log file {self.root / rel} ({exc.__class__.__name__})") from exc
         return out
 
     def disk_bytes(self, sub: str | None = None) -> int:
