@@ -346,7 +346,9 @@ def test_gradient_accumulation_does_not_change_the_update(tiny, tmp_path):
     assert weights[1] == weights[2] and all(w == 1 / 8 for step in weights[1] for _, w in step)
     for d2, d1 in zip(deltas[2], deltas[1]):
         for name in d1:
-            torch.testing.assert_close(d2[name], d1[name], rtol=1e-4, atol=1e-7)
+            torch.testing.assert_close(
+                d2[name], d1[name], rtol=1e-4, atol=1e-6
+            )  # float32: summing two halves vs the whole differs by ulps
     assert max(d.abs().max().item() for d in deltas[1][0].values()) > 1e-4  # the steps did move the weights
 
 
