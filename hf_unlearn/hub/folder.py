@@ -12,6 +12,7 @@ local: it is not uploaded).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ from pathlib import Path
 from ..artifacts import (
     MANIFEST_FILE,
     REPORT_FILE,
+    S3T_LEDGER_FILE,
     IntegrityError,
     atomic_write_json,
     atomic_write_text,
@@ -194,7 +196,7 @@ def check_upload_dest(run_dir: str | os.PathLike, dest=None, *, overwrite: bool 
 def verify_publishable(run_dir: Path, report: dict, left_behind: list[str]) -> None:
     """An unlearn output must be complete and intact: its manifest lists every file that is published (and
     ``report.json``) with the sha256 it has now. Files that are not published (private, left behind) are
-    not checked. An S3T/SISA system folder is published as it is."""
+    not checked. An S3T/SISA system folder is made consistent with its ledger first (``_consistent_system``)."""
     if str(report.get("method")).lower() in SYSTEM_METHODS:
         return
     try:
@@ -228,6 +230,30 @@ def build_upload_folder(
     if not run_dir.is_dir():
         raise RunDirError(f"run directory not found: {run_dir}")
     dest = check_upload_dest(run_dir, dest, overwrite=overwrite)  # before any work
+    with _consistent_system(run_dir):
+        return _build(run_dir, dest, repo_id=repo_id, license=license)
+
+
+@contextlib.contextmanager
+def _consistent_system(run_dir: Path):
+    """For an S3T/SISA system folder: hold its lock while it is read, and first make its public files
+    agree with its committed ledger (``s3t.reconcile``): no checkpoint cut by a committed deletion, no
+    stale ``active_prefixes.json`` or report is ever published. Other folders: nothing to do."""
+    if not any((run_dir / name).is_file() for name in SYSTEM_CONFIGS):
+        yield
+        return
+    from ..s3t import reconcile, system_lock
+
+    if not (run_dir / S3T_LEDGER_FILE).is_file():  # a published copy: checked, not repaired
+        reconcile(run_dir)
+        yield
+        return
+    with system_lock(run_dir):
+        reconcile(run_dir)
+        yield
+
+
+def _build(run_dir: Path, dest: Path, *, repo_id, license) -> UploadFolder:
     report = _read_report(run_dir)
     method = report.get("method")
     system = str(method).lower() in SYSTEM_METHODS
