@@ -321,6 +321,7 @@ def test_unlearn_does_not_hide_bugs(tiny_run, tmp_path, monkeypatch):
 def test_a_changed_dataset_is_an_error_naming_the_split(tiny_run, tmp_path, capsys):
     from hf_unlearn.artifacts import RUN_FILE
     from hf_unlearn.commands import unlearn as unlearn_cmd
+    from hf_unlearn.runs.run_folder import write_run_manifest
 
     run, ids = tiny_run
     for split, key, value in (("train", "synthetic_canaries", 3), ("test", "synthetic_test", 22)):
@@ -329,6 +330,11 @@ def test_a_changed_dataset_is_an_error_naming_the_split(tiny_run, tmp_path, caps
         record = json.loads((changed / RUN_FILE).read_text())
         record["data"][key] = value  # the data rebuilt from the run file is no longer the trained data
         (changed / RUN_FILE).write_text(json.dumps(record))
+        assert (
+            unlearn_cmd.main(["--run", str(changed), "--forget", str(ids), "--output_dir", str(tmp_path / "o")]) == 2
+        )
+        assert f"{RUN_FILE} is damaged" in capsys.readouterr().err  # changed after training: refused first
+        write_run_manifest(changed)  # a consistent run folder whose data source changed underneath
         assert (
             unlearn_cmd.main(["--run", str(changed), "--forget", str(ids), "--output_dir", str(tmp_path / "o")]) == 2
         )
@@ -512,10 +518,11 @@ def test_kebab_case_aliases_mean_the_same_without_warning():
 def test_push_old_flag_names_warn_and_do_the_same(tmp_path, capsys):
     from hf_unlearn.commands import push as push_cmd
 
+    (tmp_path / "run").mkdir()
     with pytest.warns(FutureWarning, match="'--output_dir'"):
-        assert push_cmd.main([str(tmp_path), "--dry-run", "--out", str(tmp_path / "up")]) == 2
+        assert push_cmd.main([str(tmp_path / "run"), "--dry-run", "--out", str(tmp_path / "up")]) == 2
     old = capsys.readouterr().err
-    assert push_cmd.main([str(tmp_path), "--dry_run", "--output_dir", str(tmp_path / "up")]) == 2
+    assert push_cmd.main([str(tmp_path / "run"), "--dry_run", "--output_dir", str(tmp_path / "up")]) == 2
     assert capsys.readouterr().err == old and "no report.json" in old
 
 

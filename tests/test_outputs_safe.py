@@ -298,7 +298,7 @@ def test_killed_unlearn_leaves_nothing_push_accepts_and_a_rerun_completes(env, r
     assert points >= 5
     rng = random.Random(12)
     fresh = sorted(rng.sample(range(1, points + 1), 5))
-    over = sorted(rng.sample(range(1, points + 2), 5))  # + the point between the two renames of the swap
+    over = sorted(rng.sample(range(1, points + 1), 4)) + [points + 1]  # and the one between the swap's renames
     for n in over:
         shutil.copytree(references["b"], root / f"over_{n}")  # an older output of another request
     argvs = [unlearn_argv(env, "a", root / f"fresh_{n}") for n in fresh]
@@ -326,7 +326,7 @@ def test_killed_push_dry_run_leaves_the_old_folder_or_none_and_a_rerun_completes
     (counted,) = runner.run([push_argv(references["a"], root / "up_ref")])  # over a previous upload folder
     assert counted["rc"] == 0 and counted["points"] >= 3
     new_files = {k: v for k, v in tree(root / "up_ref").items() if k != MANIFEST_FILE}
-    kills = sorted(random.Random(7).sample(range(1, counted["points"] + 1), 3))
+    kills = sorted(random.Random(7).sample(range(1, counted["points"]), 2)) + [counted["points"]]  # + the swap
     (old,) = runner.run([push_argv(references["b"], root / "up_old")])
     assert old["rc"] == 0
     for n in kills:
