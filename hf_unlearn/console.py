@@ -90,6 +90,13 @@ def say(msg: str) -> None:
         print(f"{PREFIX} {msg}", file=sys.stderr, flush=True)
 
 
+def warn(msg: str) -> None:
+    """A warning: one line to stderr, also when quiet (something was skipped or will be redone);
+    only the main process of a distributed launch prints."""
+    if os.environ.get("RANK", "0") in ("", "0"):
+        print(f"{PREFIX} warning: {msg}", file=sys.stderr, flush=True)
+
+
 def result(msg: str) -> None:
     """The result (a table, a path, a JSON line) to stdout, always."""
     print(msg, file=sys.stdout, flush=True)

@@ -24,6 +24,7 @@ from ..artifacts import (
     LOCK_FILE,
     LOG_DIRNAME,
     MANIFEST_FILE,
+    RUN_FILE,
     IntegrityError,
     OutputFolderError,
     atomic_write_json,
@@ -53,6 +54,11 @@ def write_run_manifest(run_dir: str | Path) -> Path:
 def verify_run_files(run_dir: str | Path, rels) -> dict:
     """Check the run's manifest, the files in ``rels`` and the pinned log manifest; returns the manifest."""
     run_dir = Path(run_dir)
+    if not any((run_dir / name).is_file() for name in (MANIFEST_FILE, RUN_FILE, RUN_REQUEST_FILE)):
+        raise IntegrityError(
+            f"{run_dir} is not a training run of hf-unlearn (no {MANIFEST_FILE}, no {RUN_FILE}); pass the "
+            "--output_dir of `hf-unlearn train`"
+        )
     if not (run_dir / MANIFEST_FILE).is_file():
         raise IntegrityError(
             f"{run_dir} has no {MANIFEST_FILE}: the run is incomplete (training was killed or failed); resume it "

@@ -170,7 +170,7 @@ def resolve_resume(output_dir: str | Path, requested, *, main: bool = True) -> s
                 verify_checkpoint(folder)
             except CheckpointError as exc:
                 if main:
-                    console.say(f"warning: skipping {folder.name}, removed (its steps are redone): {exc}")
+                    console.warn(f"skipping {folder.name}, removed (its steps are redone): {exc}")
                     shutil.rmtree(folder, ignore_errors=True)
                 continue
             chosen = folder
