@@ -48,7 +48,7 @@ def test_concurrent_writers_never_share_a_temporary_name(tmp_path):
 
     def write(tmp: str) -> None:
         seen.append(tmp)
-        barrier.wait(timeout=10)  # both temporaries exist at the same time
+        barrier.wait(timeout=600)  # both temporaries exist at the same time
         with open(tmp, "wb") as f:
             f.write(b"x")
 
