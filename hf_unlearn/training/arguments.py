@@ -38,6 +38,9 @@ def check_training_numbers(args) -> None:
             raise _bad(name, value, "must be a finite number")
     if args.learning_rate < 0:
         raise _bad("learning_rate", args.learning_rate, "must be >= 0 (e.g. 5e-5)")
+    warmup_ratio = getattr(args, "warmup_ratio", None)  # transformers < 5.x still has it
+    if isinstance(warmup_ratio, (int, float)) and not 0 <= warmup_ratio <= 1:
+        raise _bad("warmup_ratio", warmup_ratio, "must be between 0 and 1")
     if args.max_steps <= 0 and args.num_train_epochs <= 0:
         raise _bad("num_train_epochs", args.num_train_epochs, "must be > 0 (or give --max_steps N > 0)")
     for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
