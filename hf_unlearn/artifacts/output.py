@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .manifest import write_manifest
 from .names import TEMP_MARKER
-from .writing import _fsync_dir, crash_point, recording_hashes
+from .writing import _fsync_dir, recording_hashes, swap_folder_into_place
 
 
 class OutputFolderError(ValueError):
@@ -93,16 +93,7 @@ def staged_folder(dest: str | os.PathLike, *, kind: str, extra: dict | None = No
         with recording_hashes(tmp) as hashes:
             yield tmp
         write_manifest(tmp, hashes, kind=kind, extra=extra)
-        os.chmod(tmp, 0o755)  # mkdtemp creates 0700
-        if dest.exists():
-            os.replace(dest, old)
-            crash_point("folder-moved-aside")
-        try:
-            os.replace(tmp, dest)
-        except BaseException:
-            if old.exists():
-                os.replace(old, dest)
-            raise
+        swap_folder_into_place(tmp, dest, old)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)

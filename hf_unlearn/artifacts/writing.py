@@ -146,20 +146,28 @@ def atomic_write_folder(path: str | os.PathLike, fill: Callable[[Path], T]) -> T
     old = tmp.with_name(tmp.name + "-old")
     try:
         result = fill(tmp)
-        os.chmod(tmp, 0o755)  # mkdtemp creates 0700
-        if path.exists():
-            os.replace(path, old)
-        try:
-            os.replace(tmp, path)
-        except BaseException:
-            if old.exists():
-                os.replace(old, path)
-            raise
+        swap_folder_into_place(tmp, path, old)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
     _fsync_dir(path.parent)
     return result
+
+
+def swap_folder_into_place(tmp: Path, path: Path, old: Path) -> None:
+    """Rename the filled folder ``tmp`` to ``path``; a previous ``path`` is first moved to ``old`` (the
+    caller removes it) and put back if the rename fails. A kill between the two renames leaves
+    ``path`` absent and the previous folder at ``old`` (a temporary name)."""
+    os.chmod(tmp, 0o755)  # mkdtemp creates 0700
+    if path.exists():
+        os.replace(path, old)
+        crash_point("folder-moved-aside")
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        if old.exists():
+            os.replace(old, path)
+        raise
 
 
 def is_temporary(path: str | os.PathLike) -> bool:
