@@ -28,7 +28,7 @@ def folder_lock(folder: str | os.PathLike, *, timeout: float | None = None, poll
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        _acquire(fd, path.parent, timeout, poll)
+        acquire_flock(fd, path.parent, timeout, poll)
         try:
             yield path
         finally:
@@ -37,11 +37,13 @@ def folder_lock(folder: str | os.PathLike, *, timeout: float | None = None, poll
         os.close(fd)
 
 
-def _acquire(fd: int, folder: Path, timeout: float | None, poll: float) -> None:
+def acquire_flock(fd: int, folder: Path, timeout: float | None, poll: float = 0.05, *, shared: bool = False) -> None:
+    """Take the exclusive (or ``shared``) flock of the open lock file ``fd``, polling until ``timeout``
+    (None: wait as long as it takes); a :class:`BusyError` naming ``folder`` when it runs out."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             return
         except BlockingIOError:
             if deadline is not None and time.monotonic() >= deadline:

@@ -13,11 +13,11 @@ import contextlib
 import fcntl
 import os
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..artifacts import LOCK_FILE, BusyError, folder_lock
+from ..artifacts import LOCK_FILE, folder_lock
+from ..artifacts.locks import acquire_flock
 
 _held: dict[tuple[str, int], int] = {}
 _guard = threading.Lock()
@@ -66,15 +66,7 @@ def shared_lock(root: str | os.PathLike, timeout: float | None = None, poll: flo
         return
     fd = os.open(path, os.O_RDONLY)
     try:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise BusyError(f"{root} is busy with another request; retry when it has finished") from None
-                time.sleep(poll)
+        acquire_flock(fd, Path(root), timeout, poll, shared=True)
         try:
             yield
         finally:
