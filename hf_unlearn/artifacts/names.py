@@ -16,11 +16,13 @@ CHECKPOINT_PREFIX = "checkpoint-"  # Trainer checkpoints: optimizer, scheduler, 
 S3T_CHECKPOINT_DIR = "checkpoints"  # s3t/checkpoints.py: per-stage adapters (public once deletions apply)
 COMMITMENT_SALT_FILE = "commitment_salt.json"  # artifacts/commitment.py: the salt of forget-set commitments
 LOCK_FILE = ".hf_unlearn.lock"  # artifacts/locks.py: serialises requests on one folder
+BASE_MODEL_FILE = "base_model.json"  # models/lora.py: a LoRA folder's base (local path, fingerprint)
 PRIVATE_DIRS = (LOG_DIRNAME,)
-PRIVATE_FILES = (RUN_FILE, S3T_ASSIGNMENT_FILE, S3T_LEDGER_FILE, COMMITMENT_SALT_FILE, LOCK_FILE)
+PRIVATE_FILES = (RUN_FILE, S3T_ASSIGNMENT_FILE, S3T_LEDGER_FILE, COMMITMENT_SALT_FILE, LOCK_FILE, BASE_MODEL_FILE)
 
 # ---- names of public files ---------------------------------------------------------------------------
 REPORT_FILE = "report.json"  # evaluation/report.py and s3t/report.py: the ForgettingReport (cards/schema.py)
+BASE_MODEL_DIRNAME = "base_model"  # models/lora.py: a LoRA folder's base when it has no Hub name (tiny-bert)
 MANIFEST_FILE = "manifest.json"  # artifacts/manifest.py: sha256 of every file of a folder, written last
 
 TEMP_MARKER = ".hf_unlearn-tmp-"

@@ -146,8 +146,28 @@ class ModelArguments:
     tiny_num_heads: int = field(default=2, metadata={"help": "tiny-bert: attention heads."})
     tiny_intermediate_size: int = field(default=128, metadata={"help": "tiny-bert: feed-forward size."})
     tiny_vocab_size: int = field(default=2000, metadata={"help": "tiny-bert: WordPiece vocabulary size."})
+    # LoRA, with TRL ModelConfig's names
+    use_peft: bool = field(
+        default=False,
+        metadata={"help": "Train LoRA adapters (and the head) on a frozen base instead of every weight."},
+    )
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank r."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha (the update is scaled by alpha / r)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA branch."})
+    lora_target_modules: list[str] | None = field(
+        default=None,
+        metadata={"help": "Modules that get adapters (default: PEFT's for the architecture, e.g. query value)."},
+    )
+    lora_modules_to_save: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Modules trained in full and saved with the adapter besides the head (DistilBERT: pre_classifier)."
+        },
+    )
 
     def __post_init__(self):
+        if self.use_peft:
+            self.lora_settings().check()
         if self.num_labels < 2:
             raise ValueError(f"--num_labels {self.num_labels}: a classifier needs at least 2 classes")
         sizes = ("tiny_hidden_size", "tiny_num_layers", "tiny_num_heads", "tiny_intermediate_size", "tiny_vocab_size")
@@ -156,6 +176,17 @@ class ModelArguments:
             raise ValueError(
                 f"--tiny_hidden_size {self.tiny_hidden_size} must be a multiple of --tiny_num_heads {self.tiny_num_heads}"
             )
+
+    def lora_settings(self):
+        from ..models import LoraSettings
+
+        return LoraSettings(
+            r=self.lora_r,
+            alpha=self.lora_alpha,
+            dropout=self.lora_dropout,
+            target_modules=list(self.lora_target_modules) if self.lora_target_modules else None,
+            modules_to_save=list(self.lora_modules_to_save) if self.lora_modules_to_save else None,
+        )
 
     def tiny_spec(self, max_length: int, command: str = "train"):
         from ..models import TinyBertSpec

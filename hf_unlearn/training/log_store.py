@@ -56,6 +56,7 @@ from ..artifacts import (  # noqa: F401
     recording_hashes,
     sha256_file,
 )
+from ..models.loading import weights_digest
 
 FORMAT_VERSION = 2  # 2: manifest.json; meta.json records log_id, global_step and transcript_parts
 LOG_MANIFEST_KIND = "unlearning_log"
@@ -105,13 +106,8 @@ def model_structure(named: list[tuple[str, torch.Tensor]]) -> list[list]:
 
 
 def weights_fingerprint(named: list[tuple[str, torch.Tensor]]) -> str:
-    """sha256 over names, shapes, dtypes and bytes of the given tensors, in order."""
-    h = hashlib.sha256()
-    for name, t in named:
-        t = t.detach().cpu().contiguous()
-        h.update(f"{name}|{list(t.shape)}|{t.dtype}\n".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+    """sha256 over names, shapes, dtypes and bytes of the given tensors, in order (``models.weights_digest``)."""
+    return weights_digest(named)
 
 
 def trainable_named(model: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:

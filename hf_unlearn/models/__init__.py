@@ -1,0 +1,62 @@
+"""Models: loading by Hub name, local path or ``minilm``; the offline ``tiny-bert``; LoRA adapters
+on a recorded base (``lora.py``); tokenization and the weights digest."""
+
+from .loading import (
+    PACKAGED_MODELS,
+    ModelMismatchError,
+    ModelNotFoundError,
+    check_model_fits,
+    load_base_model,
+    load_model_and_tokenizer,
+    looks_local,
+    resolve_model_name,
+    tokenize_dataset,
+    weights_digest,
+)
+from .lora import (
+    ADAPTER_CONFIG_FILE,
+    ADAPTER_WEIGHTS_FILE,
+    BaseModelRecord,
+    LoraSettings,
+    apply_lora,
+    base_fingerprint,
+    base_record,
+    frozen_base_state,
+    is_lora_folder,
+    is_lora_model,
+    load_lora_model,
+    merged_model,
+    save_adapter,
+)
+from .tiny import SPECIAL_TOKENS, TINY_BERT, TinyBertSpec, build_tiny_bert, train_wordpiece_tokenizer
+
+__all__ = [
+    "ADAPTER_CONFIG_FILE",
+    "ADAPTER_WEIGHTS_FILE",
+    "PACKAGED_MODELS",
+    "SPECIAL_TOKENS",
+    "TINY_BERT",
+    "BaseModelRecord",
+    "LoraSettings",
+    "ModelMismatchError",
+    "ModelNotFoundError",
+    "TinyBertSpec",
+    "apply_lora",
+    "base_fingerprint",
+    "base_record",
+    "build_tiny_bert",
+    "check_model_fits",
+    "frozen_base_state",
+    "is_lora_folder",
+    "is_lora_model",
+    "load_base_model",
+    "load_lora_model",
+    "load_model_and_tokenizer",
+    "looks_local",
+    "merged_model",
+    "resolve_model_name",
+    "save_adapter",
+    "tokenize_dataset",
+    "train_wordpiece_tokenizer",
+    "weights_digest",
+]
