@@ -5,6 +5,7 @@ checks ``--debug``. Also: id files with a BOM and CRLF are read, and the log-siz
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 import sys
@@ -190,9 +191,17 @@ CASES = [
 ]  # fmt: skip
 
 
-def check_refused(base: Path, argv: list[str], expected: list[str], capsys) -> str:
+def fresh_output(base: Path) -> Path:
+    """An output path no other case used: a case that wrongly wrote cannot make the next ones fail."""
+    return base / f"out-{next(_OUTPUTS)}"
+
+
+_OUTPUTS = itertools.count()
+
+
+def check_refused(base: Path, argv: list[str], expected: list[str], capsys, out: Path | None = None) -> str:
     """Run ``argv``; assert exit 2, one error line holding ``expected``, no traceback, nothing written."""
-    out = base / "out"
+    out = out or fresh_output(base)
     argv = [a.format(**{"in": base / "in", "run": base / "run", "out": out}) for a in argv]
     if "--output_dir" not in argv:
         argv += ["--output_dir", str(out)]
@@ -219,10 +228,11 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(base, argv, expected, c
 def test_read_only_output_folder_is_refused_before_training(base, capsys, monkeypatch):
     import os
 
-    target = (base / "out").resolve()
+    out = fresh_output(base)
+    target = out.resolve()
     real = os.access
     monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if Path(p) == target.parent else real(p, mode))
-    check_refused(base, T(), ["not writable"], capsys)
+    check_refused(base, T(), ["not writable"], capsys, out=out)
 
 
 def test_full_disk_is_refused_before_training_with_both_numbers(base, capsys, monkeypatch):
@@ -271,14 +281,15 @@ def test_debug_prints_the_traceback_too(base):
     """``--debug`` (anywhere): the traceback as well as the one line; still exit 2 and nothing written."""
     before = snapshot(base)
     argv = ["unlearn", "--debug", "--run", str(base / "run"), "--forget", str(base / "in" / "ids_latin1.txt")]
-    argv += ["--output_dir", str(base / "out")]
+    out = fresh_output(base)
+    argv += ["--output_dir", str(out)]
     proc = subprocess.run(
         [sys.executable, "-m", "hf_unlearn.cli", *argv], capture_output=True, text=True, cwd=REPO, timeout=300
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" in proc.stderr and "ForgetRequestError" in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("hf-unlearn unlearn: error: forget-id file")
-    assert snapshot(base) == before and not (base / "out").exists()
+    assert snapshot(base) == before and not out.exists()
 
 
 def test_debug_is_off_again_after_a_debug_call(base, capsys):
