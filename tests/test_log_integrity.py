@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import TINY_TRAIN_ARGS
 
 from hf_unlearn.artifacts import IntegrityError, read_manifest, write_manifest
@@ -107,6 +108,29 @@ def test_an_intact_log_is_read_whole_and_hashes_only_what_a_request_reads(runs):
     assert log.files.verified == {"meta.json", *log.meta["transcript_parts"], f"deltas/step_{first:08d}.safetensors"}
     _read_everything(log)
     assert log.files.verified == set(read_manifest(run / LOG)["files"])
+
+
+def test_deltas_verified_ahead_stop_at_the_first_damaged_file_in_order(run_copy):
+    """``UnlearningLog.deltas`` hashes the files ahead on several threads, yet yields in order, only verified
+    files, and raises at the first damaged one in order (naming it), never at a later one."""
+    run, _ = run_copy
+    log = UnlearningLog(run)
+    steps = log.delta_steps()
+    assert len(steps) >= 4
+    intact = dict(log.deltas(steps[:2]))
+    assert list(intact) == steps[:2] and all(
+        torch.equal(intact[s][n], log.delta(s)[n]) for s in intact for n in intact[s]
+    )
+    first_bad, later_bad = steps[2], steps[-1]
+    for step in (later_bad, first_bad):
+        _flip(run / LOG / f"deltas/step_{step:08d}.safetensors")
+    fresh = UnlearningLog(run)
+    seen = []
+    with pytest.raises(LogError) as err:
+        for step, _delta in fresh.deltas(steps):
+            seen.append(step)
+    assert seen == steps[:2]
+    assert f"step_{first_bad:08d}" in str(err.value) and f"step_{later_bad:08d}" not in str(err.value)
 
 
 @pytest.mark.parametrize(

@@ -40,8 +40,8 @@ def rollback_steps(model: torch.nn.Module, log, steps: list[int]) -> None:
     """``w -= sum of the logged deltas of ``steps`` (in float32, cast back to each parameter's dtype)."""
     params = dict(model.named_parameters())
     total = {}
-    for step in steps:
-        for name, delta in log.delta(step).items():
+    for _, step_delta in log.deltas(steps):  # each file verified (ahead, in parallel) before it is used
+        for name, delta in step_delta.items():
             if name not in params:
                 raise KeyError(f"logged delta for unknown parameter {name!r}")
             acc = total.get(name)

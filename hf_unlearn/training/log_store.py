@@ -33,10 +33,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 import shutil
 import struct
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -259,9 +261,26 @@ class VerifiedFiles:
         return path
 
     def verify(self, rels: Iterable[str]) -> None:
-        """Hash ``rels`` (those not verified yet)."""
-        for rel in rels:
-            self.check(rel)
+        """Hash ``rels`` (those not verified yet), several files at a time."""
+        for _ in self.verified_in_order(rels):
+            pass
+
+    def verified_in_order(self, rels: Iterable[str], workers: int | None = None) -> Iterator[Path]:
+        """The paths of ``rels`` in order, each yielded once it is verified; the files are hashed ahead by
+        ``workers`` threads (hashlib releases the GIL), so the caller's use of a file overlaps the hashing
+        of the next ones. A damaged file raises when its turn comes: nothing after it is yielded."""
+        rels = list(rels)
+        workers = workers or min(len(rels), os.cpu_count() or 1, 8)
+        if workers <= 1:
+            yield from (self.check(rel) for rel in rels)
+            return
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hf_unlearn-verify")
+        try:
+            futures = [pool.submit(self.check, rel) for rel in rels]
+            for future in futures:
+                yield future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 class TranscriptCheck:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -212,11 +212,23 @@ class UnlearningLog:
     def delta_steps(self) -> list[int]:
         return sorted(self._step_files("deltas"))
 
-    def delta(self, step: int) -> dict[str, torch.Tensor]:
+    def _delta_file(self, step: int) -> str:
         files = self._step_files("deltas").get(step)
         if not files:
             raise LogError(f"no delta recorded for step {step} (record_deltas off, or deletable-only logging)")
-        return self._load(files[0])
+        return files[0]
+
+    def delta(self, step: int) -> dict[str, torch.Tensor]:
+        return self._load(self._delta_file(step))
+
+    def deltas(self, steps: Iterable[int]) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
+        """``(step, delta)`` for ``steps`` in order; the files are verified ahead, in parallel, while the
+        caller uses the earlier ones (what a rollback of many steps spends on verification shrinks)."""
+        steps = list(steps)
+        paths = self.files.verified_in_order([self._delta_file(step) for step in steps])
+        for step, path in zip(steps, paths):
+            self.bytes_read += path.stat().st_size
+            yield step, tensors_from_file(path)
 
     def optimizer_final_state(self) -> tuple[dict[str, torch.Tensor], int]:
         """Adam's ``exp_avg_sq`` per trainable parameter after the last step, and the step count."""
