@@ -15,9 +15,11 @@ Loading checks the fingerprint first, so an adapter is never put on another base
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import shutil
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -71,7 +73,7 @@ def apply_lora(model: torch.nn.Module, settings: LoraSettings, *, seed: int = 0)
         modules_to_save=settings.modules_to_save,
     )
     try:
-        with torch.random.fork_rng():
+        with torch.random.fork_rng(), _quiet_peft():
             torch.manual_seed(seed)
             return get_peft_model(model, config)
     except ValueError as exc:  # e.g. a target module that is not in the model
@@ -192,7 +194,18 @@ def load_lora_model(folder: str | Path, *, num_labels: int, attn_implementation:
             f"(weights fingerprint {record.fingerprint[:12]}... recorded, {found[:12]}... now); "
             "give the run's own base model"
         )
-    return PeftModel.from_pretrained(base, str(folder), is_trainable=True)
+    with _quiet_peft():
+        return PeftModel.from_pretrained(base, str(folder), is_trainable=True)
+
+
+@contextlib.contextmanager
+def _quiet_peft():
+    """Silences the FutureWarning peft triggers under transformers 5 by reading the deprecated
+    ``is_gradient_checkpointing`` when it wraps a model (nothing a user can act on). Can go when peft
+    reads ``is_activation_checkpointing``."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
 
 
 def merged_model(model):

@@ -76,7 +76,9 @@ def evaluate_run(
     with console.phase("loading the models"):
         labels, attn = run.model_args.num_labels, run.model_args.attn_implementation
         models = {
-            k: load_classifier(v, num_labels=labels, attn_implementation=attn)[0].eval() for k, v in folders.items() if v
+            k: load_classifier(v, num_labels=labels, attn_implementation=attn)[0].eval()
+            for k, v in folders.items()
+            if v
         }
     models["original"] = models.get("original", run.model)
     models = {k: models[k] for k in ("original", "unlearned", "retrain_twin") if k in models}

@@ -43,6 +43,7 @@ def train(data_args: DataArguments, model_args: ModelArguments, args: Unlearnabl
     with console.phase("loading the data and the model") as step:
         data = data_args.load()
         model, tokenizer = model_args.load(data["train"]["text"], data_args.max_length, args.seed)
+        model_args = with_attention(model_args, model)
         model, lora = with_lora(model, model_args, args.seed)  # a target that is not in the model: refused here
         check_training_inputs(data, model, tokenizer, data_args, model_args, args)  # before any write
         tokenized = tokenize_dataset(data, tokenizer, data_args.max_length)
@@ -72,6 +73,17 @@ def train(data_args: DataArguments, model_args: ModelArguments, args: Unlearnabl
             write_run_file(args.output_dir, data_args, model_args, {"metrics": metrics, "fingerprints": fingerprints})
             write_run_manifest(args.output_dir)  # last: a run folder with a manifest is complete
     return metrics
+
+
+def with_attention(model_args: ModelArguments, model) -> ModelArguments:
+    """``model_args`` naming the attention kernel the model trains with (the run file records it, so
+    ``unlearn``, the twin and ``evaluate`` load the model with it: tiny-bert trains with ``eager``,
+    while a plain load would pick ``sdpa`` and a replay would differ in the last bits)."""
+    from ..training._compat import attn_implementation_of
+
+    if model_args.attn_implementation is not None:
+        return model_args
+    return dataclasses.replace(model_args, attn_implementation=attn_implementation_of(model))
 
 
 def with_lora(model, model_args: ModelArguments, seed: int):

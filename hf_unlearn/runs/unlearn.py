@@ -299,7 +299,14 @@ def steps_summary(stats: dict) -> str:
 
 
 def write_outputs(
-    dest: Path, model, tokenizer, report: dict, others=None, *, salt: bytes | None = None, run: TrainedRun | None = None
+    dest: Path,
+    model,
+    tokenizer,
+    report: dict,
+    others=None,
+    *,
+    salt: bytes | None = None,
+    run: TrainedRun | None = None,
 ) -> None:
     """Assemble model, tokenizer, ``report.json`` and plots beside ``dest``; rename them into place whole."""
     with staged_folder(dest, kind=OUTPUT_KIND) as out:
