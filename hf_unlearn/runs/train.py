@@ -26,7 +26,7 @@ from .run_folder import (
     write_run_manifest,
     write_run_request,
 )
-from .validation import check_training_inputs
+from .validation import check_lora_modules, check_training_inputs
 
 
 def train(data_args: DataArguments, model_args: ModelArguments, args: UnlearnableTrainingArguments) -> dict:
@@ -104,6 +104,7 @@ def with_lora(model, model_args: ModelArguments, seed: int):
         source, hub_id = name, None
     else:
         source, hub_id = resolve_model_name(name)
+    check_lora_modules(model, model_args)  # a name that is not in the model: one line, nothing written
     settings = model_args.lora_settings()
     # a Hub name or packaged alias is kept as given (loaded again by name); a local folder by its absolute path
     record = base_record(name if hub_id else source, model, settings, hub_id=hub_id, seed=seed, save_base=tiny)
