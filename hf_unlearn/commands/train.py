@@ -28,6 +28,8 @@ EXAMPLE = (
     "--num_train_epochs 1 --record_deltas --output_dir runs/tiny\n"
     "  hf-unlearn train --train_file train.csv --test_file test.csv --model_name_or_path tiny-bert "
     "--output_dir runs/mine\n"
+    "  hf-unlearn train --model_name_or_path distilbert-base-uncased --use_peft --lora_r 8 "
+    "--lora_target_modules q_lin v_lin --lora_modules_to_save pre_classifier --record_deltas --output_dir runs/lora\n"
     "  hf-unlearn train ... --resume_from_checkpoint latest   # after an interruption: the same command plus this"
 )
 

@@ -53,7 +53,7 @@ def single_gradient(model, forget, retain, config: SingleGradientConfig, log, ct
     n_train = log.meta["num_train_examples"]
     batch = log.meta["per_device_train_batch_size"] * log.meta["gradient_accumulation_steps"] * log.meta["world_size"]
     initial = copy.deepcopy(model)
-    initial.load_state_dict(log.initial_state_dict())
+    initial.load_state_dict(log.initial_state_dict(), strict=False)  # w_0 leaves frozen weights (a LoRA base) out
     initial.train(False)
     params = dict(initial.named_parameters())
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]

@@ -15,15 +15,18 @@ Loading checks the fingerprint first, so an adapter is never put on another base
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import shutil
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from ..artifacts import BASE_MODEL_DIRNAME, BASE_MODEL_FILE, atomic_save_tensors, atomic_write_json
-from .loading import ModelMismatchError, ModelNotFoundError, load_base_model, weights_digest
+from .loading import ModelMismatchError, ModelNotFoundError, load_base_model, resolve_model_name, weights_digest
 
 ADAPTER_CONFIG_FILE = "adapter_config.json"
 ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
@@ -70,7 +73,7 @@ def apply_lora(model: torch.nn.Module, settings: LoraSettings, *, seed: int = 0)
         modules_to_save=settings.modules_to_save,
     )
     try:
-        with torch.random.fork_rng():
+        with torch.random.fork_rng(), _quiet_peft():
             torch.manual_seed(seed)
             return get_peft_model(model, config)
     except ValueError as exc:  # e.g. a target module that is not in the model
@@ -146,7 +149,8 @@ def save_adapter(model, folder: str | Path, record: BaseModelRecord, *, base=Non
 
     The adapter is written from PEFT's state dict and config, not ``save_pretrained``, so no PEFT
     boilerplate card is left behind (the card comes from ``push``); the config names the base by its
-    Hub id only (never a local path).
+    Hub id only (never a local path). ``base`` is the plain model before :func:`apply_lora`, or the
+    ``base_model/`` folder of another LoRA folder to copy (an unlearned model of a run).
     """
     from peft import get_peft_model_state_dict
 
@@ -163,7 +167,10 @@ def save_adapter(model, folder: str | Path, record: BaseModelRecord, *, base=Non
             raise ValueError(
                 "save_adapter: a base saved in the folder needs base= (the plain model before apply_lora)"
             )
-        base.save_pretrained(folder / BASE_MODEL_DIRNAME, safe_serialization=True)
+        if isinstance(base, (str, Path)):  # the base/ folder of another LoRA folder (a run): copied as is
+            shutil.copytree(base, folder / BASE_MODEL_DIRNAME)
+        else:
+            base.save_pretrained(folder / BASE_MODEL_DIRNAME, safe_serialization=True)
 
 
 def load_lora_model(folder: str | Path, *, num_labels: int, attn_implementation: str | None = None):
@@ -176,7 +183,7 @@ def load_lora_model(folder: str | Path, *, num_labels: int, attn_implementation:
 
     folder = Path(folder)
     record = BaseModelRecord.read(folder)
-    source = str(folder / BASE_MODEL_DIRNAME) if record.saved_in_folder else record.name_or_path
+    source = str(folder / BASE_MODEL_DIRNAME) if record.saved_in_folder else resolve_model_name(record.name_or_path)[0]
     base = load_base_model(
         source, num_labels=num_labels, seed=record.init_seed, attn_implementation=attn_implementation
     )
@@ -187,9 +194,50 @@ def load_lora_model(folder: str | Path, *, num_labels: int, attn_implementation:
             f"(weights fingerprint {record.fingerprint[:12]}... recorded, {found[:12]}... now); "
             "give the run's own base model"
         )
-    return PeftModel.from_pretrained(base, str(folder), is_trainable=True)
+    with _quiet_peft():
+        return PeftModel.from_pretrained(base, str(folder), is_trainable=True)
+
+
+@contextlib.contextmanager
+def _quiet_peft():
+    """Silences the FutureWarning peft triggers under transformers 5 by reading the deprecated
+    ``is_gradient_checkpointing`` when it wraps a model (nothing a user can act on). Can go when peft
+    reads ``is_activation_checkpointing``."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
 
 
 def merged_model(model):
     """A plain ``transformers`` model with the adapters merged in (``W_0 + (alpha / r) B A``), on a copy."""
     return copy.deepcopy(model).merge_and_unload()
+
+
+def load_classifier(folder: str | Path, *, num_labels: int | None = None, attn_implementation: str | None = None):
+    """(model, is_lora): the classifier saved in ``folder``, the ONE loader of run and output folders.
+
+    A LoRA folder (:func:`is_lora_folder`) loads through :func:`load_lora_model` (base checked by its
+    fingerprint); any other through ``AutoModelForSequenceClassification`` (remote code never trusted).
+    ``num_labels`` defaults to the folder's own (a LoRA base: the number of classes its head has).
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    if is_lora_folder(folder):
+        labels = num_labels if num_labels is not None else _adapter_num_labels(folder)
+        return load_lora_model(folder, num_labels=labels, attn_implementation=attn_implementation), True
+    kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    if num_labels is not None:
+        kwargs["num_labels"] = num_labels
+    return AutoModelForSequenceClassification.from_pretrained(str(folder), trust_remote_code=False, **kwargs), False
+
+
+def _adapter_num_labels(folder: str | Path) -> int:
+    """The number of classes of the head saved in an adapter (its bias / weight rows)."""
+    from safetensors import safe_open
+
+    with safe_open(str(Path(folder) / ADAPTER_WEIGHTS_FILE), framework="pt") as f:
+        heads = [k for k in f.keys() if any(h in k.split(".") for h in HEAD_MODULES)]
+        last = sorted(k for k in heads if k.endswith("bias")) or sorted(heads)
+        if not last:
+            raise ModelNotFoundError(f"the adapter in {folder} carries no classification head: give --num_labels")
+        return int(f.get_slice(last[-1]).get_shape()[0])

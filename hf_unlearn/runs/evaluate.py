@@ -64,7 +64,7 @@ def evaluate_run(
     overwrite: bool = False,
 ) -> dict:
     """Evaluate original / unlearned / twin folders on the run's forget / retain / test splits; returns the report."""
-    from transformers import AutoModelForSequenceClassification
+    from ..models import load_classifier
 
     folders = {"original": original, "unlearned": unlearned, "retrain_twin": twin}
     read = [run_dir, *(v for v in folders.values() if v)]
@@ -74,8 +74,9 @@ def evaluate_run(
     run = load_run(run_dir)
     forget_ids = request.resolve(run.trained_split())
     with console.phase("loading the models"):
+        labels, attn = run.model_args.num_labels, run.model_args.attn_implementation
         models = {
-            k: AutoModelForSequenceClassification.from_pretrained(v, trust_remote_code=False).eval()
+            k: load_classifier(v, num_labels=labels, attn_implementation=attn)[0].eval()
             for k, v in folders.items()
             if v
         }
@@ -109,7 +110,7 @@ def _report(
         method_args=old.get("method_args"),
         guarantee=old.get("guarantee", "approximate"),
         stats=old.get("stats"),
-        base_model=run.model_args.model_name_or_path,
+        base_model=run.base_model_name,
         dataset_source=run.data_args.dataset_name,
         train_fingerprint=run.meta.get("train_fingerprint"),
         canary_ids=[i for i in forget_ids if i.startswith(CANARY_PREFIX)] or None,

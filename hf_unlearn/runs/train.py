@@ -11,6 +11,7 @@ training shows one bar labelled "training" instead of the Trainer's per-step log
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 from .. import console
@@ -25,7 +26,7 @@ from .run_folder import (
     write_run_manifest,
     write_run_request,
 )
-from .validation import check_training_inputs
+from .validation import check_lora_modules, check_training_inputs
 
 
 def train(data_args: DataArguments, model_args: ModelArguments, args: UnlearnableTrainingArguments) -> dict:
@@ -42,6 +43,8 @@ def train(data_args: DataArguments, model_args: ModelArguments, args: Unlearnabl
     with console.phase("loading the data and the model") as step:
         data = data_args.load()
         model, tokenizer = model_args.load(data["train"]["text"], data_args.max_length, args.seed)
+        model_args = with_attention(model_args, model)
+        model, lora = with_lora(model, model_args, args.seed)  # a target that is not in the model: refused here
         check_training_inputs(data, model, tokenizer, data_args, model_args, args)  # before any write
         tokenized = tokenize_dataset(data, tokenizer, data_args.max_length)
         step.summary = f"{len(data['train'])} training and {len(data['test'])} test examples"
@@ -63,13 +66,61 @@ def train(data_args: DataArguments, model_args: ModelArguments, args: Unlearnabl
         if "eval_accuracy" in metrics:
             step.summary = f"accuracy {100 * metrics['eval_accuracy']:.1f} %"
     with console.phase(f"saving the run to {args.output_dir}"):
-        trainer.save_model(args.output_dir)
+        save_trained(trainer, args, lora)
         if args.should_save:
             tokenizer.save_pretrained(args.output_dir)
             fingerprints = {split: fingerprint_dataset(data[split]) for split in ("train", "test")}
             write_run_file(args.output_dir, data_args, model_args, {"metrics": metrics, "fingerprints": fingerprints})
             write_run_manifest(args.output_dir)  # last: a run folder with a manifest is complete
     return metrics
+
+
+def with_attention(model_args: ModelArguments, model) -> ModelArguments:
+    """``model_args`` naming the attention kernel the model trains with (the run file records it, so
+    ``unlearn``, the twin and ``evaluate`` load the model with it: tiny-bert trains with ``eager``,
+    while a plain load would pick ``sdpa`` and a replay would differ in the last bits)."""
+    from ..training._compat import attn_implementation_of
+
+    if model_args.attn_implementation is not None:
+        return model_args
+    return dataclasses.replace(model_args, attn_implementation=attn_implementation_of(model))
+
+
+def with_lora(model, model_args: ModelArguments, seed: int):
+    """(the model to train, the LoRA state or None): with ``--use_peft``, the plain ``model`` recorded
+    (``base_model.json``: name, Hub id, fingerprint; tiny-bert, which no name loads again, keeps a plain
+    copy to save in ``base_model/``) and wrapped with adapters drawn from ``seed``."""
+    if not model_args.use_peft:
+        return model, None
+    from ..models import TINY_BERT, apply_lora, base_record, resolve_model_name
+
+    name = model_args.model_name_or_path
+    tiny = name == TINY_BERT
+    if tiny:
+        console.warn(
+            "--use_peft on tiny-bert: LoRA on a randomly initialised base barely learns; "
+            "use a pretrained base (minilm, distilbert-base-uncased) for real runs"
+        )
+        source, hub_id = name, None
+    else:
+        source, hub_id = resolve_model_name(name)
+    check_lora_modules(model, model_args)  # a name that is not in the model: one line, nothing written
+    settings = model_args.lora_settings()
+    # a Hub name or packaged alias is kept as given (loaded again by name); a local folder by its absolute path
+    record = base_record(name if hub_id else source, model, settings, hub_id=hub_id, seed=seed, save_base=tiny)
+    plain = copy.deepcopy(model) if tiny else None
+    return apply_lora(model, settings, seed=seed), {"record": record, "base": plain}
+
+
+def save_trained(trainer, args, lora) -> None:
+    """The trained model into ``args.output_dir``: the full model, or (LoRA) the adapter, ``base_model.json``
+    and ``base_model/`` (no PEFT boilerplate card)."""
+    if lora is None:
+        trainer.save_model(args.output_dir)
+    elif args.should_save:
+        from ..models import save_adapter
+
+        save_adapter(trainer.model, args.output_dir, lora["record"], base=lora["base"])
 
 
 def plan_output_dir(request: dict, args) -> str:

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from .. import console
 from ..artifacts import (
+    BASE_MODEL_DIRNAME,
+    BASE_MODEL_FILE,
     LOG_DIRNAME,
     MANIFEST_FILE,
     RUN_FILE,
@@ -63,6 +65,14 @@ class TrainedRun:
     data_args: DataArguments
     model_args: ModelArguments
     extra: dict = field(default_factory=dict)
+    base: object = None  # a LoRA run: its ``BaseModelRecord`` (``base_model.json``); None for a full model
+
+    @property
+    def base_model_name(self) -> str:
+        """The base's name for reports: a LoRA base's Hub id (or name / path), else the run's model name."""
+        if self.base is not None:
+            return self.base.hub_id or self.base.name_or_path
+        return self.model_args.model_name_or_path
 
     @property
     def meta(self) -> dict:
@@ -81,9 +91,9 @@ class TrainedRun:
 
 def load_run(run_dir: str | Path) -> TrainedRun:
     """Open ``run_dir``; raises ``DatasetChangedError`` if a split is not the one the run was trained on."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    from ..models import tokenize_dataset
+    from ..models import BaseModelRecord, load_classifier, tokenize_dataset
 
     console.ensure_configured()
     run_dir = Path(run_dir)
@@ -94,21 +104,28 @@ def load_run(run_dir: str | Path) -> TrainedRun:
         data = data_args.load()
         check_fingerprints(data, data_args, log, extra.get("fingerprints") or {})
         tokenizer = AutoTokenizer.from_pretrained(run_dir, trust_remote_code=False)
-        kwargs = {"attn_implementation": model_args.attn_implementation} if model_args.attn_implementation else {}
-        model = AutoModelForSequenceClassification.from_pretrained(run_dir, trust_remote_code=False, **kwargs)
+        model, is_lora = load_classifier(
+            run_dir, num_labels=model_args.num_labels, attn_implementation=model_args.attn_implementation
+        )
         model.eval()
         tokenized = tokenize_dataset(data, tokenizer, data_args.max_length)
         step.summary = f"{len(data['train'])} training examples" + (", unlearning log found" if log else "")
-    return TrainedRun(run_dir, model, tokenizer, data, tokenized, log, data_args, model_args, extra)
+    base = BaseModelRecord.read(run_dir) if is_lora else None
+    return TrainedRun(run_dir, model, tokenizer, data, tokenized, log, data_args, model_args, extra, base)
 
 
 def model_files(folder: str | Path, listed=()) -> list[str]:
-    """The top-level files a model + tokenizer load reads from ``folder`` (and the run file): those present
-    and those ``listed`` in its manifest, so a missing one and an added one are both noticed."""
-    names = {*CONFIG_FILES, *TOKENIZER_FILES, RUN_FILE}
-    present = {p.name for p in Path(folder).iterdir() if p.is_file()}
+    """The files a model + tokenizer load reads from ``folder`` (and the run file): those present and those
+    ``listed`` in its manifest, so a missing one and an added one are both noticed. A LoRA folder's load
+    also reads ``base_model.json`` and every file of ``base_model/`` (the frozen base saved beside it)."""
+    folder = Path(folder)
+    names = {*CONFIG_FILES, *TOKENIZER_FILES, RUN_FILE, BASE_MODEL_FILE}
+    present = {p.name for p in folder.iterdir() if p.is_file()}
     top = present | {rel for rel in listed if "/" not in rel}
-    return sorted(n for n in top if n in names or n.endswith(MODEL_SUFFIXES))
+    base_dir = folder / BASE_MODEL_DIRNAME
+    base = {f"{BASE_MODEL_DIRNAME}/{p.name}" for p in base_dir.iterdir()} if base_dir.is_dir() else set()
+    base |= {rel for rel in listed if rel.startswith(f"{BASE_MODEL_DIRNAME}/")}
+    return sorted(n for n in top if n in names or n.endswith(MODEL_SUFFIXES)) + sorted(base)
 
 
 def verify_run(run_dir: str | Path) -> dict:
@@ -187,7 +204,7 @@ def unlearn_run(
         report["rum"], others = rum_section_of(run, splits, models, result, spec, options, compare_vanilla, timings)
         report["timings"].update(timings)
     with console.phase(f"writing the unlearned model and report.json to {output_dir}"):
-        write_outputs(Path(output_dir), result.model, run.tokenizer, report, others, salt=salt)
+        write_outputs(Path(output_dir), result.model, run.tokenizer, report, others, salt=salt, run=run)
     report["_twin"] = twin  # for callers that reuse it; never serialised
     return report
 
@@ -256,7 +273,7 @@ def _build_report(
         method_args=method_args,
         guarantee=spec.guarantee,
         stats=stats,
-        base_model=run.model_args.model_name_or_path,
+        base_model=run.base_model_name,
         dataset_source=run.data_args.dataset_name,
         train_fingerprint=run.meta.get("train_fingerprint"),
         canary_ids=canaries or None,
@@ -281,15 +298,32 @@ def steps_summary(stats: dict) -> str:
     return ", ".join(parts)
 
 
-def write_outputs(dest: Path, model, tokenizer, report: dict, others=None, *, salt: bytes | None = None) -> None:
+def write_outputs(
+    dest: Path,
+    model,
+    tokenizer,
+    report: dict,
+    others=None,
+    *,
+    salt: bytes | None = None,
+    run: TrainedRun | None = None,
+) -> None:
     """Assemble model, tokenizer, ``report.json`` and plots beside ``dest``; rename them into place whole."""
     with staged_folder(dest, kind=OUTPUT_KIND) as out:
-        write_output_files(out, model, tokenizer, report, others, salt=salt)
+        write_output_files(out, model, tokenizer, report, others, salt=salt, run=run)
 
 
-def write_output_files(out: Path, model, tokenizer, report: dict, others=None, *, salt: bytes | None = None) -> None:
-    """Every file of an unlearn output, written into ``out`` (a staged folder)."""
-    model.save_pretrained(out)
+def write_output_files(
+    out: Path, model, tokenizer, report: dict, others=None, *, salt: bytes | None = None, run: TrainedRun | None = None
+) -> None:
+    """Every file of an unlearn output, written into ``out`` (a staged folder). The model of a LoRA ``run``
+    is its adapter, ``base_model.json`` and (a base saved in the run folder) a copy of ``base_model/``."""
+    if run is not None and run.base is not None:
+        from ..models import save_adapter
+
+        save_adapter(model, out, run.base, base=run.run_dir / BASE_MODEL_DIRNAME)
+    else:
+        model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     write_report(report, out, salt=salt)
     if "rum" in report:

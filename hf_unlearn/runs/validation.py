@@ -13,9 +13,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
+
 from ..artifacts import OutputFolderError
 from ..data import DatasetFormatError, ForgetRequestError, check_ids_known, read_id_file
-from ..models import check_model_fits
+from ..models import ModelMismatchError, check_model_fits
 from ..training.log_size import check_disk_for_run
 
 
@@ -67,3 +69,22 @@ def check_writable(folder: str | os.PathLike) -> None:
             f"cannot write the output folder {path}: {existing} is not writable; "
             "choose another --output_dir or change its permissions"
         )
+
+
+def check_lora_modules(model, model_args) -> None:
+    """Every ``--lora_target_modules`` / ``--lora_modules_to_save`` name must name modules of the model
+    (PEFT's rule: a module's full name, or its last dotted parts); before any adapter or file is made."""
+    names = [n for n, _ in model.named_modules() if n]
+    leaves = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if n and isinstance(m, torch.nn.Linear)})
+    for flag, wanted in (
+        ("--lora_target_modules", model_args.lora_target_modules),
+        ("--lora_modules_to_save", model_args.lora_modules_to_save),
+    ):
+        for key in wanted or ():
+            if key == "all-linear" and flag == "--lora_target_modules":
+                continue
+            if not any(n == key or n.endswith(f".{key}") for n in names):
+                raise ModelMismatchError(
+                    f"{flag} {key}: {model_args.model_name_or_path} has no module named so; "
+                    f"its linear layers are named {', '.join(leaves[:12])}"
+                )

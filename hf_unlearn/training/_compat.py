@@ -13,6 +13,17 @@ from collections.abc import Callable
 import torch
 
 
+# ---- transformers models --------------------------------------------------------------------------
+def attn_implementation_of(model) -> str | None:
+    """The attention kernel a model runs with (``eager``, ``sdpa``...). ``config._attn_implementation``
+    is private in transformers 5 (what ``from_pretrained(attn_implementation=...)`` sets); a run
+    records it so that its model is loaded again with the same kernel (another one changes the last
+    bits of every replay). Can go if transformers exposes it publicly."""
+    config = getattr(model, "config", None)
+    value = getattr(config, "_attn_implementation", None)
+    return value if isinstance(value, str) else None
+
+
 # ---- transformers.Trainer ------------------------------------------------------------------------
 def declare_loss_per_micro_batch(trainer) -> None:
     """Tell the Trainer that ``compute_loss`` returns a mean over ONE micro-batch, so that it divides

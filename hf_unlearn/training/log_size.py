@@ -85,7 +85,8 @@ def estimate_run_bytes(args, model, num_examples: int, mean_id_length: float = 2
     steps, seen = optimizer_steps(args, num_examples)
     size = LogSize()
     size.parts["model"] = weights + SMALL
-    size.parts["initial weights"] = weights
+    frozen = sum(p.numel() * p.element_size() for p in model.parameters() if not p.requires_grad)
+    size.parts["initial weights"] = weights - frozen  # w_0 leaves frozen parameters out (a LoRA base)
     if args.record_transcript:
         size.parts["transcript"] = int(seen * (mean_id_length + 8) + steps * 256)
     if args.record_deltas:

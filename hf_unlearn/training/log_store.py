@@ -5,7 +5,8 @@ Layout under ``output_dir/unlearning_log/`` (safetensors for tensors, JSON/parqu
     meta.json                      model fingerprint, recorders, dtype, p, seeds, versions; with
                                    deltas, the optimizer's class, groups and max_grad_norm
     optimizer_final.safetensors    with deltas and an Adam-type optimizer: exp_avg_sq after the last step
-    initial_weights.safetensors    w_0 (every parameter), for rollback, the twin and single-gradient
+    initial_weights.safetensors    w_0 (every weight but frozen parameters, e.g. a LoRA model's base), for
+                                   rollback, the twin and single-gradient
     order/epoch_00000.json         the global micro-batches of each epoch, by id
     transcript/rank0-00000040.jsonl   one line per optimizer step: step, epoch, lr, micro-batches
                                    (and, with deltas and clipping, the pre-clip gradient norm)
@@ -114,6 +115,13 @@ def weights_fingerprint(named: list[tuple[str, torch.Tensor]]) -> str:
 
 def trainable_named(model: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
     return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+
+def initial_weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """What the log keeps as w_0: the state dict without the frozen parameters (``requires_grad`` off),
+    which no step changes (a LoRA model's base: only the adapters and the head are kept)."""
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if k not in frozen}
 
 
 def part_name(rank: int, end_step: int, ext: str) -> str:

@@ -43,6 +43,7 @@ from .log_store import (
     META_FILE,
     atomic_save_tensors,
     atomic_write_json,
+    initial_weights,
     load_tensors,
     model_structure,
     reset_log,
@@ -137,9 +138,7 @@ class LogWriter(TrainerCallback):
 
     def _write_header(self, model: torch.nn.Module) -> None:
         args = self.args
-        atomic_save_tensors(
-            self.root / INITIAL_WEIGHTS, {k: v.detach().clone() for k, v in model.state_dict().items()}
-        )
+        atomic_save_tensors(self.root / INITIAL_WEIGHTS, initial_weights(model))
         named = trainable_named(model)
         meta = {
             "format_version": FORMAT_VERSION,

@@ -67,11 +67,13 @@ def twin_arguments(log: UnlearningLog, output_dir: str | Path, **overrides) -> U
 
 
 def initial_model(model: torch.nn.Module, log: UnlearningLog) -> torch.nn.Module:
-    """A copy of ``model`` (any model of the run) reset to the log's w_0."""
+    """A copy of ``model`` (any model of the run) reset to the log's w_0 (the log holds the trainable
+    weights; frozen ones, e.g. a LoRA model's base, are the same in every model of the run)."""
     log.check_model(model, state="any")
     replica = copy.deepcopy(model)
     missing, unexpected = replica.load_state_dict(log.initial_state_dict(), strict=False)
-    if unexpected or [m for m in missing if m in dict(replica.named_parameters())]:
+    trainable = {n for n, p in replica.named_parameters() if p.requires_grad}  # a LoRA model: adapters + head
+    if unexpected or [m for m in missing if m in trainable]:
         raise ValueError(f"initial weights do not fit the model (missing {missing[:5]}, unexpected {unexpected[:5]})")
     return replica
 

@@ -229,11 +229,17 @@ class UnlearnableTrainer(Trainer):
         _compat.parent_log(super().log, logs, start_time)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False):
-        """Save as usual, then replace the pickled ``training_args.bin`` by ``training_args.json``."""
+        """Save as usual, then replace the pickled ``training_args.bin`` by ``training_args.json``; a LoRA
+        model's save leaves no PEFT boilerplate card (``base_model: ''``; the card comes from ``push``)."""
+        from ..models import is_lora_model
+
         super().save_model(output_dir, _internal_call)
         out = Path(output_dir or self.args.output_dir)
         if self.args.should_save and out.is_dir():
             (out / "training_args.bin").unlink(missing_ok=True)
+            card = out / "README.md"
+            if is_lora_model(self.model) and card.is_file() and "library_name: peft" in card.read_text("utf-8"):
+                card.unlink()
             atomic_write_json(out / TRAINING_ARGS_FILE, json.loads(self.args.to_json_string()))
 
     # ---- Hub: our card, and an allow-listed upload that never includes the log ---------------------
