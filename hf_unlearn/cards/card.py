@@ -283,20 +283,17 @@ def render_card(
     without one (written before the schema) gets the method's name only. ``layout`` (one line per
     top-level folder) is shown for S3T/SISA system folders. ``summary_figure`` (``plots/summary.png``)
     is embedded in the Evaluation section. The base is named as it is (tiny-bert: randomly
-    initialised); configuration fields that do not apply to the run are left out. ``lora``: the
-    model is a LoRA adapter (``"adapter"``, loaded on ``base_model``, the base's Hub id) or one merged
-    into its base (``"merged"``); the metadata and the usage snippet follow (:func:`_card_data`).
+    initialised); configuration fields that do not apply to the run are left out. ``lora``: a LoRA
+    ``"adapter"`` on ``base_model`` (the base's Hub id) or ``"merged"`` into it (:func:`_card_data`).
     """
     if isinstance(report, ForgettingReport):
         report = report.to_dict()
     parsed = ForgettingReport.from_dict(strip_private(report)[0])
     report = parsed.to_dict()
-    method = parsed.method
-    mkey = _key(method)
+    method, mkey = parsed.method, _key(parsed.method)
     guarantee, inferred = _guarantee(parsed.guarantee, mkey)
-    model_name = (repo_id or "").split("/")[
-        -1
-    ] or f"{_tag(report.get('base_model') or 'model')}-unlearned-{_tag(method)}"
+    default_name = f"{_tag(report.get('base_model') or 'model')}-unlearned-{_tag(method)}"
+    model_name = (repo_id or "").split("/")[-1] or default_name
     results = eval_results(report, model_name)
     tags = ["hf-unlearn", "machine-unlearning", _tag(method), f"{guarantee}-unlearning", "text-classification"]
     data = _card_data(
@@ -316,11 +313,7 @@ def render_card(
         guarantee_inferred=inferred,
         system=mkey in SYSTEM_METHODS,
         layout=layout or [],
-        forget_count=fmt(forget.get("count")),
-        small_forget=_num(forget.get("count")) and 0 < forget["count"] < SMALL_FORGET_SET,
-        one_example_pts=f"{100 / forget['count']:.1f}" if _num(forget.get("count")) and forget["count"] > 0 else NA,
-        forgotten_table=_forgotten_table(forget),
-        commitment=_commitment(forget),
+        **_forget_context(forget),
         evaluation_table=_evaluation_table(report) if report.get("metrics") else None,
         comparison_table=_comparison_table(report) if report.get("comparison") else None,
         delta_dtype=training.get("delta_dtype"),
@@ -330,11 +323,21 @@ def render_card(
         license_known=data.get("license") is not None,
         repo_id=repo_id,
         summary_figure=summary_figure,
-        lora=lora,
-        adapter_base=data.get("base_model"),
-        num_labels=_num_labels(report),
+        **{"lora": lora, "adapter_base": data.get("base_model"), "num_labels": _num_labels(report)},
     )
     return _finish(ModelCard.from_template(data, template_path=str(UNLEARNED_TEMPLATE), **context))
+
+
+def _forget_context(forget: dict) -> dict:
+    """The card's "What was forgotten" values: the count, the table, the commitment, the noise warning."""
+    count = forget.get("count")
+    return {
+        "forget_count": fmt(count),
+        "small_forget": _num(count) and 0 < count < SMALL_FORGET_SET,
+        "one_example_pts": f"{100 / count:.1f}" if _num(count) and count > 0 else NA,
+        "forgotten_table": _forgotten_table(forget),
+        "commitment": _commitment(forget),
+    }
 
 
 def _num_labels(report: dict) -> int:
