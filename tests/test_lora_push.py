@@ -164,3 +164,72 @@ def test_lora_flags_on_a_full_model_folder_and_a_tampered_base_record_are_refuse
     with pytest.raises(artifacts.IntegrityError, match="base_model.json"):
         build_upload_folder(folder, tmp_path / "y")
     assert not (tmp_path / "y").exists()
+
+
+# ------------------------------------------------------------------------- the LoRA recipe and its twin
+
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "imdb_lora.yaml"
+TWIN = Path(__file__).resolve().parent / "recipes" / "imdb_lora_tiny.yaml"
+
+
+def test_the_lora_recipe_and_its_offline_twin_have_the_same_keys_and_parse():
+    import warnings
+
+    from hf_unlearn.commands.train import parse
+
+    recipe, twin = (yaml.safe_load(p.read_text()) for p in (RECIPE, TWIN))
+    assert sorted(recipe) == sorted(twin)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # current names only
+        data, model, args = parse(["--config", str(RECIPE)])
+    assert (data.dataset_name, model.model_name_or_path) == ("imdb", "distilbert-base-uncased")
+    settings = model.lora_settings()
+    assert model.use_peft and (settings.r, settings.alpha) == (8, 16)
+    assert settings.target_modules == ["q_lin", "v_lin"] and settings.saved_modules() == [
+        "classifier",
+        "pre_classifier",
+        "score",
+    ]
+    assert args.learning_rate == 5e-4 and args.adam_beta1 == 0.0
+    assert args.record_transcript and args.record_deltas and args.delta_dtype == "bfloat16"
+    data, model, args = parse(["--config", str(TWIN)])
+    assert (data.dataset_name, model.model_name_or_path, model.use_peft) == ("synthetic", "tiny-bert", True)
+
+
+def _has_lora_training() -> bool:
+    import hf_unlearn.models
+
+    return hasattr(hf_unlearn.models, "load_classifier")
+
+
+@pytest.mark.skipif(not _has_lora_training(), reason="`train --use_peft` comes with models.load_classifier (issue 15)")
+def test_the_offline_twin_trains_unlearns_and_pushes_as_an_adapter_or_merged(tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    from hf_unlearn.cli import main
+    from hf_unlearn.models import is_lora_folder
+
+    run, forgot = tmp_path / "run", tmp_path / "forgot"
+    sizes = [
+        "--synthetic_train",
+        "40",
+        "--synthetic_test",
+        "20",
+        "--synthetic_canaries",
+        "2",
+        "--disable_tqdm",
+        "true",
+    ]
+    assert main(["train", "--config", str(TWIN), "--output_dir", str(run), *sizes]) == 0
+    assert is_lora_folder(run) and (run / "base_model" / "config.json").is_file()
+    (tmp_path / "forget.txt").write_text("synthetic-train-00003\nsynthetic-train-00010\n")
+    unlearn = ["unlearn", "--run", str(run), "--forget", str(tmp_path / "forget.txt"), "--method", "amnesiac"]
+    assert main([*unlearn, "--output_dir", str(forgot)]) == 0
+    assert (
+        main(["push", str(forgot), "--dry_run", "--base_model", BASE_REPO, "--output_dir", str(tmp_path / "a")]) == 0
+    )
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in (tmp_path / "a").iterdir()}
+    assert _front_matter((tmp_path / "a" / "README.md").read_text())["base_model"] == BASE_REPO
+    assert main(["push", str(forgot), "--dry_run", "--merge_adapter", "--output_dir", str(tmp_path / "m")]) == 0
+    merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "m")
+    assert merged.config.num_labels == 2 and not (tmp_path / "m" / "adapter_config.json").exists()
