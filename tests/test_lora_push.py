@@ -204,8 +204,9 @@ def _has_lora_training() -> bool:
 
 @pytest.mark.skipif(not _has_lora_training(), reason="`train --use_peft` comes with models.load_classifier (issue 15)")
 def test_the_offline_twin_trains_unlearns_and_pushes_as_an_adapter_or_merged(tmp_path):
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    import hf_unlearn.models
     from hf_unlearn.cli import main
     from hf_unlearn.models import is_lora_folder
 
@@ -231,5 +232,10 @@ def test_the_offline_twin_trains_unlearns_and_pushes_as_an_adapter_or_merged(tmp
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in (tmp_path / "a").iterdir()}
     assert _front_matter((tmp_path / "a" / "README.md").read_text())["base_model"] == BASE_REPO
     assert main(["push", str(forgot), "--dry_run", "--merge_adapter", "--output_dir", str(tmp_path / "m")]) == 0
-    merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "m")
+    merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "m").eval()
     assert merged.config.num_labels == 2 and not (tmp_path / "m" / "adapter_config.json").exists()
+    unlearned = hf_unlearn.models.load_classifier(forgot)[0].eval()  # the adapter on its recorded base
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "m")
+    batch = tokenizer(["a fine good film", "an awful bad film"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        torch.testing.assert_close(merged(**batch).logits, unlearned(**batch).logits, atol=1e-5, rtol=0)
