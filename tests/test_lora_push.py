@@ -149,6 +149,8 @@ def test_an_adapter_without_a_hub_id_for_its_base_is_one_line_error(lora_run, tm
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--base_model" in err[0] and "--merge_adapter" in err[0]
     assert not dest.exists() and not list(tmp_path.iterdir())  # nothing written, no staging left behind
+    assert push_main([str(lora_run[0]), "--dry_run", "--base_model", "not a repo", "--output_dir", str(dest)]) == 2
+    assert "--base_model 'not a repo'" in capsys.readouterr().err and not dest.exists()
 
 
 def test_lora_flags_on_a_full_model_folder_and_a_tampered_base_record_are_refused(lora_run, tmp_path):

@@ -118,13 +118,6 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.dry_run and not args.repo_id:
         return fail(PROG, "--repo_id user/name is required (or use --dry_run)")
-    if args.base_model:
-        from huggingface_hub.utils import validate_repo_id
-
-        try:
-            validate_repo_id(args.base_model)
-        except ValueError:
-            return fail(PROG, f"--base_model {args.base_model!r} is not a Hub repo id (user/name or name)")
     lora = {"base_model": args.base_model, "merge_adapter": args.merge_adapter}
     token = None
     if args.token_env:

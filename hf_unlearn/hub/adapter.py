@@ -70,6 +70,13 @@ def _recorded_hub_id(run_dir: Path) -> str | None:
 def plan_lora_upload(run_dir: Path, *, base_model: str | None, merge: bool) -> LoraUpload:
     """The :class:`LoraUpload` of ``run_dir``, or a one-line :class:`RunDirError` (before any work) when
     the adapter is to be published and its base has no Hub id and ``base_model`` (``--base_model``) is not given."""
+    if base_model:
+        from huggingface_hub.utils import validate_repo_id
+
+        try:
+            validate_repo_id(base_model)
+        except ValueError:
+            raise RunDirError(f"--base_model {base_model!r} is not a Hub repo id (user/name or name)") from None
     hub_id = base_model or _recorded_hub_id(run_dir)
     if not merge and not hub_id:
         raise RunDirError(
