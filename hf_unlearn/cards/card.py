@@ -209,22 +209,37 @@ def _common_context(report: dict, penalties: dict | None, recorders: Any) -> dic
 
 
 def _card_data(
-    report: dict, *, model_name: str, license: str | None, tags: list[str], results: list[EvalResult]
+    report: dict,
+    *,
+    model_name: str,
+    license: str | None,
+    tags: list[str],
+    results: list[EvalResult],
+    base_model: str | None = None,
+    lora: str | None = None,
 ) -> ModelCardData:
+    """The card's metadata. ``lora`` (``"adapter"`` / ``"merged"``, with ``base_model`` the base's Hub id):
+    an adapter repo is ``library_name: peft`` with ``base_model_relation: adapter``, as PEFT's own cards;
+    a merged one is a ``transformers`` model whose relation to its base is ``finetune``."""
     source = _get(report, "dataset", "source")
     base = report.get("base_model")
     if license is None:
         license = report.get("license") or ("apache-2.0" if base in OFFLINE_BASES else None)
+    hub_base = base_model or hub_id_or_none(base)
+    relation = {"adapter": "adapter", "merged": "finetune"}.get(lora) if hub_base else None
+    if lora:
+        tags = [*tags, "lora"] + ([f"base_model:adapter:{hub_base}"] if lora == "adapter" and hub_base else [])
     return ModelCardData(
         model_name=model_name,
-        base_model=hub_id_or_none(base),
+        base_model=hub_base,
         datasets=[d] if (d := hub_id_or_none(source)) else None,
         license=license,
-        library_name="transformers",
+        library_name="peft" if lora == "adapter" else "transformers",
         pipeline_tag=report.get("task") or "text-classification",
         tags=tags,
         metrics=["accuracy"] if results else None,
         eval_results=results or None,
+        **({"base_model_relation": relation} if relation else {}),
     )
 
 
@@ -258,6 +273,8 @@ def render_card(
     license: str | None = None,
     layout: list[str] | None = None,
     summary_figure: str | None = None,
+    base_model: str | None = None,
+    lora: str | None = None,
 ) -> ModelCard:
     """The card of an unlearned model (or exact-unlearning system) from its ``report.json``.
 
@@ -266,21 +283,22 @@ def render_card(
     without one (written before the schema) gets the method's name only. ``layout`` (one line per
     top-level folder) is shown for S3T/SISA system folders. ``summary_figure`` (``plots/summary.png``)
     is embedded in the Evaluation section. The base is named as it is (tiny-bert: randomly
-    initialised); configuration fields that do not apply to the run are left out.
+    initialised); configuration fields that do not apply to the run are left out. ``lora``: a LoRA
+    ``"adapter"`` on ``base_model`` (the base's Hub id) or ``"merged"`` into it (:func:`_card_data`).
     """
     if isinstance(report, ForgettingReport):
         report = report.to_dict()
     parsed = ForgettingReport.from_dict(strip_private(report)[0])
     report = parsed.to_dict()
-    method = parsed.method
-    mkey = _key(method)
+    method, mkey = parsed.method, _key(parsed.method)
     guarantee, inferred = _guarantee(parsed.guarantee, mkey)
-    model_name = (repo_id or "").split("/")[
-        -1
-    ] or f"{_tag(report.get('base_model') or 'model')}-unlearned-{_tag(method)}"
+    default_name = f"{_tag(report.get('base_model') or 'model')}-unlearned-{_tag(method)}"
+    model_name = (repo_id or "").split("/")[-1] or default_name
     results = eval_results(report, model_name)
     tags = ["hf-unlearn", "machine-unlearning", _tag(method), f"{guarantee}-unlearning", "text-classification"]
-    data = _card_data(report, model_name=model_name, license=license, tags=tags, results=results)
+    data = _card_data(
+        report, model_name=model_name, license=license, tags=tags, results=results, base_model=base_model, lora=lora
+    )
     training = parsed.training or {}
     timings = parsed.timings or {}
     forget = parsed.forget or {}
@@ -295,11 +313,7 @@ def render_card(
         guarantee_inferred=inferred,
         system=mkey in SYSTEM_METHODS,
         layout=layout or [],
-        forget_count=fmt(forget.get("count")),
-        small_forget=_num(forget.get("count")) and 0 < forget["count"] < SMALL_FORGET_SET,
-        one_example_pts=f"{100 / forget['count']:.1f}" if _num(forget.get("count")) and forget["count"] > 0 else NA,
-        forgotten_table=_forgotten_table(forget),
-        commitment=_commitment(forget),
+        **_forget_context(forget),
         evaluation_table=_evaluation_table(report) if report.get("metrics") else None,
         comparison_table=_comparison_table(report) if report.get("comparison") else None,
         delta_dtype=training.get("delta_dtype"),
@@ -309,8 +323,28 @@ def render_card(
         license_known=data.get("license") is not None,
         repo_id=repo_id,
         summary_figure=summary_figure,
+        **{"lora": lora, "adapter_base": data.get("base_model"), "num_labels": _num_labels(report)},
     )
     return _finish(ModelCard.from_template(data, template_path=str(UNLEARNED_TEMPLATE), **context))
+
+
+def _forget_context(forget: dict) -> dict:
+    """The card's "What was forgotten" values: the count, the table, the commitment, the noise warning."""
+    count = forget.get("count")
+    return {
+        "forget_count": fmt(count),
+        "small_forget": _num(count) and 0 < count < SMALL_FORGET_SET,
+        "one_example_pts": f"{100 / count:.1f}" if _num(count) and count > 0 else NA,
+        "forgotten_table": _forgotten_table(forget),
+        "commitment": _commitment(forget),
+    }
+
+
+def _num_labels(report: dict) -> int:
+    """The classes of the model, for the adapter's usage snippet (``num_labels`` of its config, else 2)."""
+    config = report.get("config") or {}
+    value = _get(config, "model", "num_labels") or config.get("num_labels")
+    return value if isinstance(value, int) and value >= 2 else 2
 
 
 def render_training_card(summary: dict, output_dir: str | os.PathLike) -> str:

@@ -18,7 +18,11 @@ from . import fail, start
 
 PROG = "hf-unlearn push"
 RENAMES = {"out": "output_dir"}
-EXAMPLE = "hf-unlearn push runs/tiny-forgot --dry_run\n  hf-unlearn push runs/tiny-forgot --repo_id you/tiny-unlearned"
+EXAMPLE = (
+    "hf-unlearn push runs/tiny-forgot --dry_run\n  hf-unlearn push runs/tiny-forgot --repo_id you/tiny-unlearned\n"
+    "  hf-unlearn push runs/lora-forgot --repo_id you/distilbert-imdb-lora-unlearned   # the adapter\n"
+    "  hf-unlearn push runs/lora-forgot --merge_adapter --repo_id you/distilbert-imdb-unlearned"
+)
 
 
 def _flag(name: str) -> list[str]:
@@ -66,6 +70,18 @@ def make_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace a non-empty --output_dir that is not a previous upload folder",
     )
+    p.add_argument(
+        *_flag("base_model"),
+        metavar="REPO_ID",
+        help="LoRA folder: the Hub repo of the adapter's base, for the card's base_model and adapter_config.json "
+        "(default: the Hub id recorded at training; needed for a base without one, e.g. tiny-bert or a local folder)",
+    )
+    p.add_argument(
+        *_flag("merge_adapter"),
+        action="store_true",
+        help="LoRA folder: upload the adapter merged into its base (config.json + model.safetensors, loads with "
+        "AutoModelForSequenceClassification alone) instead of the adapter",
+    )
     p.add_argument("--license", help="license id for the card, e.g. apache-2.0 (default: from the report)")
     p.add_argument(*_flag("commit_message"), help="commit message on the Hub")
     add_output_flags(p)
@@ -102,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.dry_run and not args.repo_id:
         return fail(PROG, "--repo_id user/name is required (or use --dry_run)")
+    lora = {"base_model": args.base_model, "merge_adapter": args.merge_adapter}
     token = None
     if args.token_env:
         token = os.environ.get(args.token_env)
@@ -110,12 +127,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.dry_run:
             folder = build_upload_folder(
-                args.run_dir, args.output_dir, repo_id=args.repo_id, license=args.license, overwrite=args.overwrite
+                args.run_dir,
+                args.output_dir,
+                repo_id=args.repo_id,
+                license=args.license,
+                overwrite=args.overwrite,
+                **lora,
             )
             result(_describe(folder))
             repo = args.repo_id or "user/name"
+            flags = (f" --base_model {args.base_model}" if args.base_model else "") + (
+                " --merge_adapter" if args.merge_adapter else ""
+            )
             result(
-                f"Dry run: nothing was sent. To publish: hf-unlearn push {shlex.quote(args.run_dir)} --repo_id {repo}"
+                f"Dry run: nothing was sent. To publish: hf-unlearn push {shlex.quote(args.run_dir)}{flags} --repo_id {repo}"
             )
             return 0
         published = publish(
@@ -127,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             license=args.license,
             commit_message=args.commit_message,
             overwrite=args.overwrite,
+            **lora,
         )
     except (RunDirError, PublishError, LeakError, ValueError) as e:
         return fail(PROG, str(e))

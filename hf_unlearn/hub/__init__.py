@@ -2,12 +2,16 @@
 
 - :func:`build_upload_folder` writes exactly what will be uploaded (weights, config, tokenizer,
   card, report without per-example data, plots), chosen by allow-list.
+  A LoRA folder goes up as its adapter (card ``base_model`` = the base's Hub id) or merged
+  (``merge_adapter``): ``adapter.py``.
 - :func:`publish` uploads it with ``huggingface_hub`` (``create_repo`` + ``upload_folder``).
 
 This package imports neither torch nor transformers.
 """
 
-from .folder import LeakError, RunDirError, UploadFolder, build_upload_folder, write_dry_run_folder
+from .adapter import LoraUpload
+from .errors import LeakError, RunDirError
+from .folder import UploadFolder, build_upload_folder, write_dry_run_folder
 from .publish import (
     HubUnreachableError,
     NoTokenError,
@@ -20,6 +24,7 @@ from .publish import (
 __all__ = [
     "HubUnreachableError",
     "LeakError",
+    "LoraUpload",
     "NoTokenError",
     "PermissionDeniedError",
     "PublishError",

@@ -43,6 +43,18 @@ from ..cards.privacy import (
     redact_local_paths,
     strip_private,
 )
+from .adapter import (
+    ADAPTER_CONFIG_FILE,
+    ADAPTER_FILES,
+    BASE_FILES,
+    LoraUpload,
+    check_adapter_files,
+    is_lora_folder,
+    plan_lora_upload,
+    write_adapter_config,
+    write_merged_model,
+)
+from .errors import LeakError, RunDirError
 
 DEFAULT_SUFFIX = "-hub_upload"  # the default upload folder: a sibling RUN_DIR-hub_upload
 UPLOAD_KIND = "upload"  # the manifest kind of an upload folder
@@ -51,14 +63,6 @@ GENERATED = ("README.md", REPORT_FILE)
 _TEXT_SUFFIXES = (".json", ".md", ".txt", ".model")
 # Standard Hugging Face files, copied as they are; any other JSON (S3T system files) is checked.
 STANDARD_JSON = CONFIG_FILES + TOKENIZER_FILES + ("model.safetensors.index.json",)
-
-
-class RunDirError(ValueError):
-    """The run directory cannot be published as it is (no report, no weights, ...)."""
-
-
-class LeakError(RuntimeError):
-    """A forgotten id was found in a file of the upload folder: nothing is uploaded."""
 
 
 @dataclass
@@ -212,6 +216,8 @@ def build_upload_folder(
     repo_id: str | None = None,
     license: str | None = None,
     overwrite: bool = False,
+    base_model: str | None = None,
+    merge_adapter: bool = False,
 ) -> UploadFolder:
     """Write the upload folder for ``run_dir`` and return what it holds.
 
@@ -225,13 +231,22 @@ def build_upload_folder(
     system (``report["method"]`` in ``("s3t", "sisa")``) the allowed files keep their subfolders.
     As a last check, ids listed in the run dir's ``forget_ids*`` files must appear in no text file
     of the folder (:class:`LeakError` otherwise).
+
+    A LoRA folder (``adapter_config.json``; ``hub/adapter.py``) is published as its adapter, the card's
+    ``base_model`` being ``base_model`` (``--base_model``) or the Hub id its ``base_model.json`` records
+    (a :class:`RunDirError` when there is neither), or with ``merge_adapter`` as the merged model
+    (``config.json`` + ``model.safetensors``). Its private base record and ``base_model/`` are
+    verified against the manifest (they are read), never uploaded.
     """
     run_dir = Path(run_dir).resolve()
     if not run_dir.is_dir():
         raise RunDirError(f"run directory not found: {run_dir}")
+    if (base_model or merge_adapter) and not is_lora_folder(run_dir):
+        flag = "--merge_adapter" if merge_adapter else "--base_model"
+        raise RunDirError(f"{flag} applies to a LoRA folder, and {run_dir} holds no {ADAPTER_CONFIG_FILE}")
     dest = check_upload_dest(run_dir, dest, overwrite=overwrite)  # before any work
     with _consistent_system(run_dir):
-        return _build(run_dir, dest, repo_id=repo_id, license=license)
+        return _build(run_dir, dest, repo_id=repo_id, license=license, base_model=base_model, merge=merge_adapter)
 
 
 @contextlib.contextmanager
@@ -253,18 +268,28 @@ def _consistent_system(run_dir: Path):
         yield
 
 
-def _build(run_dir: Path, dest: Path, *, repo_id, license) -> UploadFolder:
+def _build(run_dir: Path, dest: Path, *, repo_id, license, base_model=None, merge=False) -> UploadFolder:
     report = _read_report(run_dir)
     method = report.get("method")
     system = str(method).lower() in SYSTEM_METHODS
     chosen, left = _select(run_dir, system, skip=[dest])
-    verify_publishable(run_dir, report, left)
-    _check_model(run_dir, chosen, system)
+    lora = is_lora_folder(run_dir) and not system
+    verify_publishable(run_dir, report, [x for x in left if x not in BASE_FILES] if lora else left)
+    lora = plan_lora_upload(run_dir, base_model=base_model, merge=merge) if lora else None
+    if lora is not None:
+        check_adapter_files(run_dir, chosen)
+        if lora.merge:  # the merged model replaces the adapter files
+            left += [f for f in ADAPTER_FILES if f in chosen]
+        chosen = [f for f in chosen if f not in ADAPTER_FILES]
+    else:
+        _check_model(run_dir, chosen, system)
     _check_system_files(run_dir, chosen)
     _, stripped = strip_private(report)
 
     def fill(tmp: Path) -> list[str]:
         _copy_chosen(run_dir, tmp, chosen)
+        if lora is not None:
+            _write_lora_model(run_dir, tmp, lora)
         _write_report_and_card(
             tmp,
             report,
@@ -272,6 +297,7 @@ def _build(run_dir: Path, dest: Path, *, repo_id, license) -> UploadFolder:
             license=license,
             layout=_layout(chosen) if system else None,
             summary_figure=SUMMARY_FIGURE if SUMMARY_FIGURE in chosen else None,
+            lora=lora,
         )
         files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
         _assert_no_leak(tmp, files, _known_forget_ids(run_dir))
@@ -303,13 +329,30 @@ def _copy_chosen(run_dir: Path, folder: Path, chosen: list[str]) -> None:
             shutil.copyfile(run_dir / rel, folder / rel)
 
 
-def _write_report_and_card(folder: Path, report: dict, *, repo_id, license, layout, summary_figure=None) -> None:
+def _write_lora_model(run_dir: Path, folder: Path, lora: LoraUpload) -> None:
+    """The merged model, or the adapter (its weights as they are, its config naming the base by Hub id)."""
+    if lora.merge:
+        write_merged_model(run_dir, folder)
+        return
+    shutil.copyfile(run_dir / ADAPTER_FILES[1], folder / ADAPTER_FILES[1])
+    write_adapter_config(run_dir, folder, lora.base_model)
+
+
+def _write_report_and_card(
+    folder: Path, report: dict, *, repo_id, license, layout, summary_figure=None, lora: LoraUpload | None = None
+) -> None:
     """``report.json`` without per-example data or local paths, and the card rendered from the report
-    (embedding ``summary_figure`` when the folder holds it)."""
+    (embedding ``summary_figure`` when the folder holds it; for a LoRA folder naming its base as ``lora`` says)."""
     clean_report, _ = redact_local_paths(strip_private(report)[0])
     atomic_write_json(folder / REPORT_FILE, clean_report, indent=2, sort_keys=False)
     card = render_card(
-        redact_local_paths(report)[0], repo_id=repo_id, license=license, layout=layout, summary_figure=summary_figure
+        redact_local_paths(report)[0],
+        repo_id=repo_id,
+        license=license,
+        layout=layout,
+        summary_figure=summary_figure,
+        base_model=lora.base_model if lora else None,
+        lora=lora.kind if lora else None,
     )
     atomic_write_text(folder / "README.md", str(card))
 

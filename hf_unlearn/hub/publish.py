@@ -147,6 +147,8 @@ def publish(
     license: str | None = None,
     commit_message: str | None = None,
     overwrite: bool = False,
+    base_model: str | None = None,
+    merge_adapter: bool = False,
 ) -> PublishResult:
     """Build the upload folder of ``run_dir`` and upload it to the model repo ``repo_id``.
 
@@ -157,7 +159,9 @@ def publish(
     :class:`NoTokenError`, :class:`PermissionDeniedError`, :class:`HubUnreachableError` or
     :class:`PublishError`; in the last three the folder stays on disk and the message says how to retry.
     ``run_dir`` must hold a complete, intact manifest (``IntegrityError`` otherwise); ``dest`` must be
-    empty, absent or a previous upload folder unless ``overwrite`` (``OutputFolderError``).
+    empty, absent or a previous upload folder unless ``overwrite`` (``OutputFolderError``). A LoRA folder is
+    published as its adapter on ``base_model`` (default: the Hub id of its recorded base) or, with
+    ``merge_adapter``, as the merged model (:func:`~hf_unlearn.hub.folder.build_upload_folder`).
     """
     from huggingface_hub.utils import validate_repo_id
 
@@ -165,7 +169,15 @@ def publish(
         validate_repo_id(repo_id)
     except ValueError as e:
         raise ValueError(f"invalid --repo_id {repo_id!r}: {e}") from None
-    folder = build_upload_folder(run_dir, dest, repo_id=repo_id, license=license, overwrite=overwrite)
+    folder = build_upload_folder(
+        run_dir,
+        dest,
+        repo_id=repo_id,
+        license=license,
+        overwrite=overwrite,
+        base_model=base_model,
+        merge_adapter=merge_adapter,
+    )
     result = PublishResult(repo_id=repo_id, folder=folder, private=private, dry_run=dry_run)
     if dry_run:
         return result
