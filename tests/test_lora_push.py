@@ -198,13 +198,6 @@ def test_the_lora_recipe_and_its_offline_twin_have_the_same_keys_and_parse():
     assert (data.dataset_name, model.model_name_or_path, model.use_peft) == ("synthetic", "tiny-bert", True)
 
 
-def _has_lora_training() -> bool:
-    import hf_unlearn.models
-
-    return hasattr(hf_unlearn.models, "load_classifier")
-
-
-@pytest.mark.skipif(not _has_lora_training(), reason="`train --use_peft` comes with models.load_classifier (issue 15)")
 def test_the_offline_twin_trains_unlearns_and_pushes_as_an_adapter_or_merged(tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 

@@ -23,6 +23,9 @@ PRIVATE_FILES = (RUN_FILE, S3T_ASSIGNMENT_FILE, S3T_LEDGER_FILE, COMMITMENT_SALT
 # ---- names of public files ---------------------------------------------------------------------------
 REPORT_FILE = "report.json"  # evaluation/report.py and s3t/report.py: the ForgettingReport (cards/schema.py)
 BASE_MODEL_DIRNAME = "base_model"  # models/lora.py: a LoRA folder's base when it has no Hub name (tiny-bert)
+ADAPTER_CONFIG_FILE = "adapter_config.json"  # models/lora.py: a LoRA adapter as PEFT reads it
+ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
+LORA_HEAD_MODULES = ("classifier", "score")  # what PEFT's SEQ_CLS task always trains and saves with the adapter
 MANIFEST_FILE = "manifest.json"  # artifacts/manifest.py: sha256 of every file of a folder, written last
 
 TEMP_MARKER = ".hf_unlearn-tmp-"

@@ -22,20 +22,24 @@ This module imports torch (through ``hf_unlearn.models``) only to merge.
 from __future__ import annotations
 
 import json
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..artifacts import BASE_MODEL_DIRNAME, BASE_MODEL_FILE, atomic_write_json
+from ..artifacts import (
+    ADAPTER_CONFIG_FILE,
+    ADAPTER_WEIGHTS_FILE,
+    BASE_MODEL_DIRNAME,
+    BASE_MODEL_FILE,
+    LORA_HEAD_MODULES,
+    atomic_write_json,
+)
 from ..cards.privacy import redact_local_paths
 from .errors import RunDirError
 
 # the names of hf_unlearn.models.lora (that module imports torch; tests/test_lora_push.py checks they agree)
-ADAPTER_CONFIG_FILE = "adapter_config.json"
-ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
 ADAPTER_FILES = (ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE)
 BASE_FILES = (BASE_MODEL_FILE, BASE_MODEL_DIRNAME + "/")  # read (and so verified) to publish, never uploaded
-HEAD_MODULES = ("classifier", "score")
+HEAD_MODULES = LORA_HEAD_MODULES
 
 
 @dataclass
@@ -101,32 +105,12 @@ def write_adapter_config(run_dir: Path, folder: Path, hub_id: str) -> None:
     atomic_write_json(folder / ADAPTER_CONFIG_FILE, config, indent=2)
 
 
-def _safetensors_shapes(path: Path) -> dict[str, list[int]]:
-    """Tensor name -> shape, from the safetensors header (8-byte little-endian length, then JSON)."""
-    with open(path, "rb") as f:
-        (size,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(size))
-    return {k: v["shape"] for k, v in header.items() if k != "__metadata__"}
-
-
-def adapter_num_labels(run_dir: Path) -> int:
-    """The classes of the adapter's head: the fewest outputs among its 2-D head weights (BERT/DistilBERT
-    ``classifier``: [labels, hidden]; RoBERTa ``classifier.dense`` [hidden, hidden], ``out_proj`` [labels, hidden])."""
-    shapes = _safetensors_shapes(run_dir / ADAPTER_WEIGHTS_FILE)
-    rows = [s[0] for n, s in shapes.items() if len(s) == 2 and any(p in HEAD_MODULES for p in n.split("."))]
-    if not rows:
-        raise RunDirError(
-            f"{run_dir / ADAPTER_WEIGHTS_FILE} holds no classification head ({' or '.join(HEAD_MODULES)})"
-        )
-    return min(rows)
-
-
 def write_merged_model(run_dir: Path, folder: Path) -> None:
     """The adapter merged into its base (checked against its fingerprint first), saved as ``config.json`` +
     ``model.safetensors`` with local paths removed from the config."""
-    from ..models import load_lora_model, merged_model
+    from ..models import load_classifier, merged_model
 
-    model = merged_model(load_lora_model(run_dir, num_labels=adapter_num_labels(run_dir)))
+    model = merged_model(load_classifier(run_dir)[0])
     model.save_pretrained(folder, safe_serialization=True)
     config_path = folder / "config.json"
     config, changed = redact_local_paths(json.loads(config_path.read_text(encoding="utf-8")))

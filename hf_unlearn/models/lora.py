@@ -25,12 +25,18 @@ from pathlib import Path
 
 import torch
 
-from ..artifacts import BASE_MODEL_DIRNAME, BASE_MODEL_FILE, atomic_save_tensors, atomic_write_json
+from ..artifacts import (
+    ADAPTER_CONFIG_FILE,
+    ADAPTER_WEIGHTS_FILE,
+    BASE_MODEL_DIRNAME,
+    BASE_MODEL_FILE,
+    LORA_HEAD_MODULES,
+    atomic_save_tensors,
+    atomic_write_json,
+)
 from .loading import ModelMismatchError, ModelNotFoundError, load_base_model, resolve_model_name, weights_digest
 
-ADAPTER_CONFIG_FILE = "adapter_config.json"
-ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors"
-HEAD_MODULES = ("classifier", "score")  # what PEFT's SEQ_CLS task always trains and saves
+HEAD_MODULES = LORA_HEAD_MODULES
 
 
 @dataclass
