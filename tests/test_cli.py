@@ -13,7 +13,7 @@ from conftest import REPO, TINY_TRAIN_ARGS
 from hf_unlearn.cli import COMMANDS, main
 from hf_unlearn.commands.train import parse
 
-TRAIN_RECIPES = ["imdb_train.yaml", "amnesiac_imdb.yaml", "verification_error_imdb.yaml"]
+TRAIN_RECIPES = ["imdb_train.yaml", "amnesiac_imdb.yaml", "verification_error_imdb.yaml", "imdb_lora.yaml"]
 TINY_RUN = [*TINY_TRAIN_ARGS, "--disable_tqdm", "true"]
 
 
