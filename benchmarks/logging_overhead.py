@@ -79,7 +79,7 @@ TARGETS_LORA = {"transcript": 1.02, "deltas": 1.05, "per_sample": 1.10, "all_rec
 # minilm: 22.7M parameters, ~2 s per step of 16 x 64 tokens on 2 busy cores: small runs, batch 16
 SIZES = {
     "tiny-bert": dict(train=2000, quick_train=400, batch=32, seq_len=128, repeats=5, quick_repeats=3, proxy_every=50),
-    "minilm": dict(train=160, quick_train=48, batch=16, seq_len=64, repeats=3, quick_repeats=2, proxy_every=10),
+    "minilm": dict(train=160, quick_train=48, batch=16, seq_len=64, repeats=3, quick_repeats=2, proxy_every=None),
 }
 
 
@@ -111,7 +111,7 @@ def parse_args(argv=None):
         type=int,
         default=None,
         help="steps between error-proxy evaluations in the error_proxy / all_recorders variants "
-        "(tiny-bert 50 as the README; minilm 10, so that the short runs evaluate it once)",
+        "(tiny-bert 50 as the README; minilm: the steps of one run, so that it is evaluated once, at the end)",
     )
     add_model_device_args(p)
     p.add_argument("--threads", type=int, default=2)
@@ -131,7 +131,8 @@ def parse_args(argv=None):
     a.repeats = a.repeats or (size["quick_repeats"] if a.quick else size["repeats"])
     a.seq_len = a.seq_len or size["seq_len"]
     a.batch_size = a.batch_size or size["batch"]
-    a.error_proxy_every = a.error_proxy_every or size["proxy_every"]
+    # minilm's runs are a few steps long: one error-proxy evaluation per run, at its last step
+    a.error_proxy_every = a.error_proxy_every or size["proxy_every"] or -(-a.train // a.batch_size) * a.epochs
     a.warmup_steps = a.warmup_steps if a.warmup_steps is not None else (2 if a.quick else 4)
     if a.model == "minilm" and a.warmup_steps == (2 if a.quick else 4):
         a.warmup_steps //= 2  # each minilm step costs ~100x a tiny-bert step
