@@ -81,7 +81,7 @@ SIZES["minilm_quick"] = dict(
     SIZES["quick"], n_public=128, n_private=192, n_test=96, m=2, L=2, B=1, latency_n=10, retrain_n=1, head_epochs=2
 )
 SIZES["minilm_full"] = dict(
-    SIZES["full"], n_public=600, n_private=1200, n_test=400, max_length=64, m=2, L=2, B=1, retrain_n=1, head_epochs=3
+    SIZES["full"], n_public=400, n_private=640, n_test=300, max_length=64, m=2, L=2, B=1, retrain_n=1, head_epochs=3
 )
 
 

@@ -126,11 +126,11 @@ SIZES = {
         scrub_steps=8,
     ),
 }
-# MiniLM + LoRA (22.7M parameters, ~2-3 s per LoRA step of 32 x 64 tokens on 2 busy cores): the
+# MiniLM + LoRA (22.7M parameters; one LoRA step of 32 x 64 tokens took ~12 s at load 5 on the 2 cores): the
 # momentum-free arm only, fewer examples and the methods that do not train for long
 SIZES["minilm_quick"] = dict(SIZES["quick"], train=128, test=64, retain_eval=64, repeats=2, repair_steps=1)
 SIZES["minilm_full"] = dict(
-    SIZES["full"], train=1600, test=400, epochs=1.0, seq_len=64, retain_eval=300, repair_steps=4, neggrad_steps=4
+    SIZES["full"], train=640, test=256, epochs=1.0, seq_len=64, retain_eval=200, repair_steps=2, neggrad_steps=4
 )
 MINILM_METHODS = "amnesiac,amnesiac_repair,per_sample_replay,amnesiac_per_sample,single_gradient"
 TARGET_SPEEDUP_ROLLBACK = 100.0

@@ -83,7 +83,7 @@ SIZES = {
 # examples, 1 epoch, seq 64; the proxy on a smaller batch (each evaluation is several double-backward passes)
 SIZES["minilm_quick"] = dict(SIZES["quick"], train=128, test=64, proxy_batch=16, proxy_iters=2)
 SIZES["minilm_full"] = dict(
-    train=800, test=400, epochs=1.0, seq_len=64, settings="none,sd:0.1,sd:0.3,l2:0.001,l2:0.01", proxy_batch=32
+    train=384, test=256, epochs=1.0, seq_len=64, settings="none,sd:0.3,l2:0.001,l2:0.01", proxy_batch=32
 )
 METHODS = ("single_gradient", "amnesiac")
 TARGET_VE_RATIO, TARGET_ACC_DROP = 0.6, 1.0
