@@ -409,8 +409,10 @@ def measure(a, finetune: str) -> tuple[list[dict], list[dict]]:
         if v in ("error_proxy", "all_recorders"):
             n_proxy = median([r.get("error_proxy_evals", 0) for r in by[v]])
             extra["error_proxy_evals_per_run"] = n_proxy
-            if n_proxy and a.error_proxy_every != 50:  # the README's rate: one evaluation every 50 steps
-                extra["overhead_at_every_50"] = round(1 + (overhead[v] - 1) * a.error_proxy_every / 50, 4)
+            if n_proxy and a.error_proxy_every != 50 and "error_proxy" in overhead:
+                # the README's rate (one evaluation every 50 steps): the proxy's share scaled by every/50
+                proxy_part = (overhead["error_proxy"] - 1) * (1 - a.error_proxy_every / 50)
+                extra["overhead_at_every_50"] = round(overhead[v] - proxy_part, 4)
         if v == "opacus" and warm.get("opacus", {}).get("opacus_grad_sample"):
             extra["grad_sample_check"] = warm["opacus"]["opacus_grad_sample"]
         emit(BENCH, f"overhead_{v}{sfx}", round(overhead[v], 4), "x plain Trainer time", dict(cfg, **extra))
