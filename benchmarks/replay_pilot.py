@@ -49,6 +49,8 @@ def main(argv=None) -> int:
     p.add_argument(
         "--quick", action="store_true", help="the quick sizes of unlearning_speed.py (a check that it runs)"
     )
+    p.add_argument("--model", choices=["tiny-bert", "minilm"], default="tiny-bert", help="as unlearning_speed.py")
+    p.add_argument("--device", choices=["cpu", "cuda", "auto"], default="auto", help="as unlearning_speed.py")
     a = p.parse_args(argv)
     import torch
 
@@ -59,8 +61,11 @@ def main(argv=None) -> int:
     from hf_unlearn.training.replay import retrain_twin
 
     sa = speed.parse_args(
-        ["--betas", "0.0", "--seed", str(a.seed), "--threads", "1"] + (["--quick"] if a.quick else [])
+        ["--betas", "0.0", "--seed", str(a.seed), "--threads", "1", "--model", a.model, "--device", a.device]
+        + (["--quick"] if a.quick else [])
     )
+    speed.require_model(sa.model)
+    sa.device = speed.resolve_device(sa.device)
     quiet_libraries("hf_unlearn")
     torch.set_num_threads(1)
     start = time.perf_counter()
@@ -100,7 +105,7 @@ def main(argv=None) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     path = write_results(
-        f"{BENCH}_seed{a.seed}" + ("_quick" if a.quick else ""),
+        f"{BENCH}_seed{a.seed}" + ("_minilm" if a.model == "minilm" else "") + ("_quick" if a.quick else ""),
         collected(),
         machine_info(),
         total_seconds=round(time.perf_counter() - start, 1),

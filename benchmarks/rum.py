@@ -56,15 +56,21 @@ for _p in (str(_HERE.parent), str(_HERE)):
         sys.path.insert(0, _p)
 
 from _common import (  # noqa: E402
+    add_model_device_args,
     collected,
     dir_bytes,
     emit,
     load_avg,
+    load_bench_model,
     machine_info,
     median,
     peak_rss_mb,
     quiet_libraries,
     require_imdb,
+    require_model,
+    resolve_device,
+    results_name,
+    trainer_device_args,
     write_results,
 )
 
@@ -119,7 +125,11 @@ def parse_args(argv=None):
         default="none,0.05,0.2,0.3",
         help="forget_share values of the SalUn step of RUM's salun preset to sweep ('none' = each forget row once)",
     )
-    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--seq-len", type=int, default=None, help="max tokens (tiny-bert 128, minilm 64)")
+    p.add_argument(
+        "--finetune", choices=["full", "lora"], default=None, help="tiny-bert: full (default); minilm: lora"
+    )
+    add_model_device_args(p)
     p.add_argument("--batch-size", type=int, default=16, help="training batch size")
     p.add_argument(
         "--lr", type=float, default=5e-4, help="training learning rate (AdamW, linear decay, warm-up 30 steps)"
@@ -143,6 +153,20 @@ def parse_args(argv=None):
         "steps": (25, 1),
         "unlearn_lr": (3e-4, 3e-4),
     }
+    if a.model == "minilm":  # 22.7M parameters: ~6-10 LoRA training examples/s at 64 tokens on 2 busy cores
+        defaults.update(
+            train=(800, 96),
+            epochs=(1, 1),
+            test=(300, 48),
+            holdout=(150, 24),
+            holdout_epochs=(2, 1),
+            forget=(60, 12),
+            retain_eval=(300, 48),
+            time_train=(96, 32),
+            steps=(8, 1),
+        )
+    a.seq_len = a.seq_len or (64 if a.model == "minilm" else 128)
+    a.finetune = a.finetune or ("lora" if a.model == "minilm" else "full")
     for key, (full, quick) in defaults.items():
         if getattr(a, key) is None:
             setattr(a, key, quick if q else full)
@@ -150,7 +174,7 @@ def parse_args(argv=None):
         p.error("--repeats must be >= 3 (median of >= 3)")
     if a.forget % 3:
         p.error("--forget must be a multiple of 3")
-    a.name = a.name or (BENCH + ("_quick" if q else ""))
+    a.name = a.name or results_name(BENCH, a.model, q)
     return a
 
 
@@ -163,7 +187,7 @@ class Setup:
 
     def __init__(self, a):
         from hf_unlearn.data.loading import balanced_subset, load_sentiment_dataset
-        from hf_unlearn.models import TinyBertSpec, build_tiny_bert, tokenize_dataset
+        from hf_unlearn.models import TinyBertSpec, tokenize_dataset
 
         data = load_sentiment_dataset(str(require_imdb()), max_train=a.train + a.holdout, max_test=a.test, seed=0)
         pool = data["train"]
@@ -179,7 +203,9 @@ class Setup:
             max_length=a.seq_len,
             dropout=0.1,
         )
-        self.model, self.tokenizer = build_tiny_bert(train["text"], spec=self.spec, seed=0)
+        self.model, self.tokenizer, self.desc = load_bench_model(
+            a.model, train_texts=train["text"], spec=self.spec, seed=0, lora=a.finetune == "lora"
+        )
         self.train = tokenize_dataset(train, self.tokenizer, a.seq_len)
         self.holdout = tokenize_dataset(holdout, self.tokenizer, a.seq_len)
         self.test = tokenize_dataset(data["test"], self.tokenizer, a.seq_len)
@@ -208,7 +234,7 @@ def train_args(a, out_dir: str, events: bool, max_steps: int | None = None):
         logging_strategy="no",
         eval_strategy="no",
         disable_tqdm=True,
-        use_cpu=True,
+        **trainer_device_args(a.device),
         record_transcript=True,
         record_learning_events=events,
     )
@@ -311,6 +337,8 @@ def unlearn_variant(s: Setup, model, splits, log_obj, method: str, args: dict) -
 def main(argv=None) -> int:
     a = parse_args(argv)
     require_imdb()
+    require_model(a.model)
+    a.device = resolve_device(a.device)
     quiet_libraries()
     import numpy as np
     import torch
@@ -336,15 +364,21 @@ def main(argv=None) -> int:
         "batch_size": a.batch_size,
         "lr": a.lr,
         "seq_len": a.seq_len,
-        "model": {
-            "hidden": 128,
-            "layers": 4,
-            "heads": 4,
-            "intermediate": 512,
-            "vocab": 8000,
-            "attn": "eager",
-            "params": s.d,
-        },
+        "model": (
+            {
+                "hidden": 128,
+                "layers": 4,
+                "heads": 4,
+                "intermediate": 512,
+                "vocab": 8000,
+                "attn": "eager",
+                "params": s.d,
+            }
+            if a.model == "tiny-bert"
+            else s.desc
+        ),
+        "finetune": a.finetune,
+        "device": a.device,
         "threads": a.threads,
         "quick": a.quick,
     }

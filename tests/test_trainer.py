@@ -187,6 +187,38 @@ def test_power_iteration_finds_the_known_hessian_eigenvalue():
     assert got == pytest.approx(expected, rel=1e-6) and probe.w.grad is None
 
 
+def test_power_iteration_runs_on_sdpa_attention():
+    """Pretrained models load with SDPA attention, whose fused CPU kernel has no double backward: the
+    Hessian-vector products run the forward on the math kernel (same eigenvalue as eager attention)."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from hf_unlearn.training.error_proxy import dominant_hessian_eigenvalue
+
+    cfg = dict(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+    torch.manual_seed(0)
+    sdpa = BertForSequenceClassification(BertConfig(**cfg, attn_implementation="sdpa"))
+    eager = BertForSequenceClassification(BertConfig(**cfg, attn_implementation="eager"))
+    eager.load_state_dict(sdpa.state_dict())
+    ids = torch.randint(5, 50, (4, 8), generator=torch.Generator().manual_seed(0))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.tensor([0, 1, 1, 0])}
+    got = dominant_hessian_eigenvalue(sdpa, batch, iters=3, seed=0)
+    assert got == pytest.approx(dominant_hessian_eigenvalue(eager, batch, iters=3, seed=0), rel=1e-4)
+
+
+def test_warm_started_power_iteration_converges_in_fewer_products():
+    """With ``warm``, a call starts from the previous call's eigenvector: one product then gives the
+    eigenvalue that a cold start with one product misses (the error proxy evaluates it every N steps)."""
+    from hf_unlearn.training.error_proxy import dominant_hessian_eigenvalue
+
+    x = torch.tensor([[2.0, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]], dtype=torch.float64)
+    batch = {"x": x, "labels": torch.tensor([0, 1, 1, 0])}
+    probe, warm = _LogisticProbe(3), {}
+    assert dominant_hessian_eigenvalue(probe, batch, iters=60, seed=0, warm=warm) == pytest.approx(0.25, rel=1e-6)
+    assert set(warm) == {"v", "eig"}
+    assert dominant_hessian_eigenvalue(probe, batch, iters=1, seed=5, warm=warm) == pytest.approx(0.25, rel=1e-6)
+    assert dominant_hessian_eigenvalue(probe, batch, iters=1, seed=5) != pytest.approx(0.25, rel=1e-2)
+
+
 class _Crash(Exception):
     pass
 

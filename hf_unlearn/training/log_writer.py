@@ -83,6 +83,7 @@ class LogWriter(TrainerCallback):
         self.last_lr = args.learning_rate
         self.last_error_proxy: float | None = None
         self._sigmas: list[float] = []
+        self._power_iteration: dict = {}  # the last dominant eigenvector: each evaluation starts from it
         self._initial_trainable: list[torch.Tensor] | None = None
         self._proxy_inputs: dict | None = None
 
@@ -208,7 +209,9 @@ class LogWriter(TrainerCallback):
         args = self.args
         if not args.record_error_proxy or step % args.error_proxy_every or args.process_index != 0:
             return
-        eig = dominant_hessian_eigenvalue(model, self._proxy_batch(), args.error_proxy_power_iters, seed=args.seed)
+        eig = dominant_hessian_eigenvalue(
+            model, self._proxy_batch(), args.error_proxy_power_iters, seed=args.seed, warm=self._power_iteration
+        )
         sigma = math.sqrt(abs(eig))
         self._sigmas.append(sigma)
         dist = distance_from_initial([p for _, p in trainable_named(model)], self._initial_trainable)
