@@ -24,15 +24,11 @@ import pytest  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 IMDB = REPO.parent / "shared" / "data" / "imdb"
 # a tiny `hf-unlearn train` on synthetic data, for CLI-level tests (add --output_dir)
+TINY_SYNTHETIC_SIZES = ["--synthetic_train", "40", "--synthetic_test", "20", "--synthetic_canaries", "2"]
 TINY_TRAIN_ARGS = [
     "--dataset_name",
     "synthetic",
-    "--synthetic_train",
-    "40",
-    "--synthetic_test",
-    "20",
-    "--synthetic_canaries",
-    "2",
+    *TINY_SYNTHETIC_SIZES,
     "--model_name_or_path",
     "tiny-bert",
     "--num_train_epochs",

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, TINY_TRAIN_ARGS
 
 from hf_unlearn.artifacts import BASE_MODEL_DIRNAME, BASE_MODEL_FILE, IntegrityError, read_manifest
 from hf_unlearn.methods import available_methods, describe_options, unlearn
@@ -34,31 +34,17 @@ from hf_unlearn.models import (
 METHODS = sorted(available_methods())
 FORGET = ["canary-0000", "synthetic-train-00003", "synthetic-train-00010"]
 TRAIN = [
-    "--dataset_name",
-    "synthetic",
-    "--synthetic_train",
-    "40",
-    "--synthetic_test",
-    "20",
-    "--synthetic_canaries",
-    "2",
-    "--model_name_or_path",
-    "tiny-bert",
-    "--num_train_epochs",
-    "1",
+    *TINY_TRAIN_ARGS,
     "--per_device_train_batch_size",
     "8",
     "--learning_rate",
     "1e-2",
     "--adam_beta1",
     "0",
-    "--record_deltas",
     "--record_per_sample",
     "--per_sample_fraction",
     "0.05",
     "--record_learning_events",
-    "--save_strategy",
-    "no",
     "--use_peft",
     "--lora_r",
     "4",

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import TINY_SYNTHETIC_SIZES
 
 from hf_unlearn import artifacts
 from hf_unlearn.commands.push import main as push_main
@@ -206,16 +207,7 @@ def test_the_offline_twin_trains_unlearns_and_pushes_as_an_adapter_or_merged(tmp
     from hf_unlearn.models import is_lora_folder
 
     run, forgot = tmp_path / "run", tmp_path / "forgot"
-    sizes = [
-        "--synthetic_train",
-        "40",
-        "--synthetic_test",
-        "20",
-        "--synthetic_canaries",
-        "2",
-        "--disable_tqdm",
-        "true",
-    ]
+    sizes = [*TINY_SYNTHETIC_SIZES, "--disable_tqdm", "true"]
     assert main(["train", "--config", str(TWIN), "--output_dir", str(run), *sizes]) == 0
     assert is_lora_folder(run) and (run / "base_model" / "config.json").is_file()
     (tmp_path / "forget.txt").write_text("synthetic-train-00003\nsynthetic-train-00010\n")
