@@ -19,7 +19,7 @@ from conftest import TINY_SYNTHETIC_SIZES
 
 from hf_unlearn import artifacts
 from hf_unlearn.commands.push import main as push_main
-from hf_unlearn.hub import RunDirError, adapter, build_upload_folder
+from hf_unlearn.hub import RunDirError, build_upload_folder
 
 BASE_REPO = "alice/tiny-bert-base"
 
@@ -63,16 +63,6 @@ def lora_run(tmp_path_factory):
     artifacts.write_manifest(out, kind="unlearned")
     batch = tok(data["test"]["text"][:6], padding=True, truncation=True, max_length=32, return_tensors="pt")
     return out, peft_model.eval(), batch
-
-
-def test_hub_names_the_adapter_files_as_models_does():
-    from hf_unlearn.models import lora
-
-    assert (adapter.ADAPTER_CONFIG_FILE, adapter.ADAPTER_WEIGHTS_FILE) == (
-        lora.ADAPTER_CONFIG_FILE,
-        lora.ADAPTER_WEIGHTS_FILE,
-    )
-    assert adapter.HEAD_MODULES == lora.HEAD_MODULES
 
 
 def test_adapter_dry_run_uploads_the_adapter_with_its_base_in_the_card(lora_run, tmp_path, capsys):

@@ -30,16 +30,13 @@ from ..artifacts import (
     ADAPTER_WEIGHTS_FILE,
     BASE_MODEL_DIRNAME,
     BASE_MODEL_FILE,
-    LORA_HEAD_MODULES,
     atomic_write_json,
 )
 from ..cards.privacy import redact_local_paths
 from .errors import RunDirError
 
-# the names of hf_unlearn.models.lora (that module imports torch; tests/test_lora_push.py checks they agree)
 ADAPTER_FILES = (ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE)
 BASE_FILES = (BASE_MODEL_FILE, BASE_MODEL_DIRNAME + "/")  # read (and so verified) to publish, never uploaded
-HEAD_MODULES = LORA_HEAD_MODULES
 
 
 @dataclass

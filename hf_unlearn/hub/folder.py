@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..artifacts import (
+    ADAPTER_WEIGHTS_FILE,
     MANIFEST_FILE,
     REPORT_FILE,
     S3T_LEDGER_FILE,
@@ -334,7 +335,7 @@ def _write_lora_model(run_dir: Path, folder: Path, lora: LoraUpload) -> None:
     if lora.merge:
         write_merged_model(run_dir, folder)
         return
-    shutil.copyfile(run_dir / ADAPTER_FILES[1], folder / ADAPTER_FILES[1])
+    shutil.copyfile(run_dir / ADAPTER_WEIGHTS_FILE, folder / ADAPTER_WEIGHTS_FILE)
     write_adapter_config(run_dir, folder, lora.base_model)
 
 

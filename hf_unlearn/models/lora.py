@@ -36,8 +36,6 @@ from ..artifacts import (
 )
 from .loading import ModelMismatchError, ModelNotFoundError, load_base_model, resolve_model_name, weights_digest
 
-HEAD_MODULES = LORA_HEAD_MODULES
-
 
 @dataclass
 class LoraSettings:
@@ -59,7 +57,7 @@ class LoraSettings:
 
     def saved_modules(self) -> list[str]:
         """Module names whose full weights live in the adapter: the user's plus the head."""
-        return sorted({*(self.modules_to_save or ()), *HEAD_MODULES})
+        return sorted({*(self.modules_to_save or ()), *LORA_HEAD_MODULES})
 
 
 def apply_lora(model: torch.nn.Module, settings: LoraSettings, *, seed: int = 0):
@@ -160,6 +158,8 @@ def save_adapter(model, folder: str | Path, record: BaseModelRecord, *, base=Non
     """
     from peft import get_peft_model_state_dict
 
+    if record.saved_in_folder and base is None:  # the wrapped model's base has the adapters injected
+        raise ValueError("save_adapter: a base saved in the folder needs base= (the plain model before apply_lora)")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(model).items()}
@@ -169,10 +169,6 @@ def save_adapter(model, folder: str | Path, record: BaseModelRecord, *, base=Non
     atomic_write_json(folder / ADAPTER_CONFIG_FILE, json.loads(json.dumps(config.to_dict(), default=list)))
     atomic_write_json(folder / BASE_MODEL_FILE, asdict(record))
     if record.saved_in_folder:
-        if base is None:  # the wrapped model's base has the adapters injected: keep a plain copy from before
-            raise ValueError(
-                "save_adapter: a base saved in the folder needs base= (the plain model before apply_lora)"
-            )
         if isinstance(base, (str, Path)):  # the base/ folder of another LoRA folder (a run): copied as is
             shutil.copytree(base, folder / BASE_MODEL_DIRNAME)
         else:
@@ -242,7 +238,7 @@ def _adapter_num_labels(folder: str | Path) -> int:
     from safetensors import safe_open
 
     with safe_open(str(Path(folder) / ADAPTER_WEIGHTS_FILE), framework="pt") as f:
-        heads = [k for k in f.keys() if any(h in k.split(".") for h in HEAD_MODULES)]
+        heads = [k for k in f.keys() if any(h in k.split(".") for h in LORA_HEAD_MODULES)]
         last = sorted(k for k in heads if k.endswith("bias")) or sorted(heads)
         if not last:
             raise ModelNotFoundError(f"the adapter in {folder} carries no classification head: give --num_labels")
