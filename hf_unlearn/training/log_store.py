@@ -59,7 +59,6 @@ from ..artifacts import (  # noqa: F401
     recording_hashes,
     sha256_file,
 )
-from ..models.loading import weights_digest
 
 FORMAT_VERSION = 2  # 2: manifest.json; meta.json records log_id, global_step and transcript_parts
 LOG_MANIFEST_KIND = "unlearning_log"
@@ -106,11 +105,6 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 def model_structure(named: list[tuple[str, torch.Tensor]]) -> list[list]:
     return [[n, list(t.shape), str(t.dtype).replace("torch.", "")] for n, t in named]
-
-
-def weights_fingerprint(named: list[tuple[str, torch.Tensor]]) -> str:
-    """sha256 over names, shapes, dtypes and bytes of the given tensors, in order (``models.weights_digest``)."""
-    return weights_digest(named)
 
 
 def trainable_named(model: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:

@@ -35,6 +35,7 @@ from transformers import TrainerCallback
 from ..artifacts import library_versions, write_manifest
 from ..data.forget import read_id_file
 from ..data.loading import fingerprint_dataset
+from ..models import weights_digest
 from .data_order import KeyedDataset
 from .error_proxy import distance_from_initial, dominant_hessian_eigenvalue, error_proxy
 from .log_store import (
@@ -50,7 +51,6 @@ from .log_store import (
     sorted_parts,
     trainable_named,
     truncate_log,
-    weights_fingerprint,
 )
 from .optimizer_record import FINAL_STATE, describe_optimizer, save_final_state
 from .recorders import Recorders
@@ -146,7 +146,7 @@ class LogWriter(TrainerCallback):
             "log_id": uuid.uuid4().hex,
             "created": _now(),
             "model_class": type(model).__name__,
-            "fingerprint": weights_fingerprint(named),
+            "fingerprint": weights_digest(named),
             "final_fingerprint": None,
             "structure": model_structure(named),
             "recorders": args.recorders,
@@ -179,7 +179,7 @@ class LogWriter(TrainerCallback):
             return
         meta = json.loads((self.root / META_FILE).read_text())
         named = trainable_named(model)
-        meta["final_fingerprint"] = weights_fingerprint(named)
+        meta["final_fingerprint"] = weights_digest(named)
         with self.records.recording():
             if self.args.record_deltas and optimizer is not None:
                 meta["optimizer"] = describe_optimizer(optimizer, named, self.args.max_grad_norm)

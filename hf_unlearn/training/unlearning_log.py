@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from ..models import weights_digest
 from .log_store import (
     LOG_DIRNAME,
     MANIFEST_FILE,
@@ -35,7 +36,6 @@ from .log_store import (
     safetensors_metadata,
     tensors_from_file,
     trainable_named,
-    weights_fingerprint,
 )
 from .log_store import PART_RE as _PART
 from .log_store import STEP_RE as _STEP
@@ -141,7 +141,7 @@ class UnlearningLog:
         key = "final_fingerprint" if state == "final" else "fingerprint"
         if self.meta.get(key) is None:
             raise LogError(f"the log has no {key} (was training interrupted before it ended?)")
-        if weights_fingerprint(named) != self.meta[key]:
+        if weights_digest(named) != self.meta[key]:
             raise LogError(
                 f"the model's weights are not the {'trained (w_T)' if state == 'final' else 'initial (w_0)'} weights "
                 "this log recorded: it belongs to another training run"
