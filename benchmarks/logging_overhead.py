@@ -25,7 +25,16 @@ figure is the median over repeats. Figures (one JSON line each):
   reading that compares the EXTRA cost of each method over plain training;
 * ``log_bytes_ratio`` = bytes of ``deltas/`` / (steps * d * 4) (the storage formula of amnesiac rollback);
 * ``per_sample_bytes_ratio`` = bytes of the ``per_sample/step_*`` files / (N * E * k * 4);
-* ``peak_rss_<variant>`` (MB, peak during ``train()``), ``plain_time`` (s, context only).
+* ``peak_rss_<variant>`` (MB, peak during ``train()``), ``plain_time`` (s, context only);
+* ``hook_extra_per_sample`` / ``hook_extra_opacus`` and ``opacus_vs_per_sample_hook_extra``: the two
+  hook sets alone, forward + backward on one fixed batch, minimum of ``--hook-repeats`` passes
+  (a fixed computation: the minimum is stable on a shared machine, where whole-run ratios of
+  variants a few percent apart are not).
+
+``all_recorders`` runs at ``--error-proxy-every`` (tiny-bert 50; minilm: once per run). Its
+config also gives ``overhead_at_default_every_<N>``: the figure with the proxy's measured share
+rescaled to ``UnlearnableTrainingArguments``' default rate. To measure that rate directly, train
+for at least that many steps: ``--variants plain,all_recorders --error-proxy-every 200 --train ...``.
 
 Usage::
 
@@ -114,6 +123,13 @@ def parse_args(argv=None):
         "(tiny-bert 50 as the README; minilm: the steps of one run, so that it is evaluated once, at the end)",
     )
     add_model_device_args(p)
+    p.add_argument(
+        "--hook-repeats",
+        type=int,
+        default=None,
+        help="forward+backward passes per model when timing the per-sample and Opacus hooks alone (default 30; "
+        "quick 10; 0 skips)",
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--name", default=None, help="results file name (default logging_overhead[_quick])")
     p.add_argument("--tmp", default=None, help="folder for the temporary output dirs (default: system temp)")
@@ -130,6 +146,7 @@ def parse_args(argv=None):
     a.train = a.train or (size["quick_train"] if a.quick else size["train"])
     a.repeats = a.repeats or (size["quick_repeats"] if a.quick else size["repeats"])
     a.seq_len = a.seq_len or size["seq_len"]
+    a.hook_repeats = a.hook_repeats if a.hook_repeats is not None else (10 if a.quick else 30)
     a.batch_size = a.batch_size or size["batch"]
     # minilm's runs are a few steps long: one error-proxy evaluation per run, at its last step
     a.error_proxy_every = a.error_proxy_every or size["proxy_every"] or -(-a.train // a.batch_size) * a.epochs
@@ -323,6 +340,96 @@ def run_once(variant: str, s: Setup, a, tmp_root: str, max_steps: int | None = N
         gc.collect()
 
 
+def default_error_proxy_every() -> int:
+    """``UnlearnableTrainingArguments``' default ``error_proxy_every`` (what the README's example runs)."""
+    from dataclasses import fields
+
+    from hf_unlearn.training import UnlearnableTrainingArguments
+
+    return next(f.default for f in fields(UnlearnableTrainingArguments) if f.name == "error_proxy_every")
+
+
+def _fixed_batch(s: Setup, a) -> dict:
+    rows = s.without_ids.select(range(min(a.batch_size, s.n_train)))
+    batch = s.plain_collator([rows[i] for i in range(len(rows))])
+    return {k: v.to(a.device) for k, v in batch.items()}
+
+
+def _time_forward_backward(model, batch: dict, n: int, around=None) -> list[float]:
+    """Seconds of ``n`` forward + backward passes on ``batch`` (3 untimed first); ``around`` wraps each."""
+    import torch
+
+    times = []
+    for i in range(n + 3):
+        model.zero_grad(set_to_none=True)
+        t0 = time.perf_counter()
+        if around is not None:
+            around.begin(1.0)
+        model(**batch).loss.backward()
+        if around is not None:
+            around.collect()
+        if _on_cuda(batch):
+            torch.cuda.synchronize()
+        if i >= 3:
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def _on_cuda(batch: dict) -> bool:
+    return next(iter(batch.values())).is_cuda
+
+
+def hook_costs(s: Setup, a, sfx: str, cfg: dict) -> None:
+    """The per-sample recorder's hooks vs Opacus' hooks, alone: forward + backward on one fixed batch.
+
+    Three models (plain, with ``PerSampleSubsetGradients`` at ``--per-sample-fraction``, Opacus
+    ``wrap_model(grad_sample_mode="hooks")``, every trainable parameter) run ``--hook-repeats``
+    passes each, interleaved in rounds of 5; the extra cost of each over plain is taken on the
+    minimum time (the least disturbed pass: on a shared machine the minimum is the stable
+    statistic of a fixed computation) and on the median.
+    """
+    from opacus.grad_sample import wrap_model
+
+    from hf_unlearn.training.per_sample import PerSampleSubsetGradients
+
+    batch = _fixed_batch(s, a)
+    plain = s.fresh_model()
+    ours = s.fresh_model()
+    recorder = PerSampleSubsetGradients(ours, a.per_sample_fraction, seed=0).attach()
+    opacus = wrap_model(s.fresh_model(), grad_sample_mode="hooks")
+    times = {"plain": [], "per_sample": [], "opacus": []}
+    for _ in range(max(1, a.hook_repeats // 5)):
+        times["plain"] += _time_forward_backward(plain, batch, 5)
+        times["per_sample"] += _time_forward_backward(ours, batch, 5, around=recorder)
+        times["opacus"] += _time_forward_backward(opacus, batch, 5)
+    recorder.detach()
+    lo = {k: min(v) for k, v in times.items()}
+    mid = {k: median(v) for k, v in times.items()}
+    extra = {k: lo[k] - lo["plain"] for k in ("per_sample", "opacus")}
+    extra_med = {k: mid[k] - mid["plain"] for k in ("per_sample", "opacus")}
+    info = dict(
+        cfg,
+        passes_per_model=len(times["plain"]),
+        batch=a.batch_size,
+        min_ms={k: round(1e3 * v, 2) for k, v in lo.items()},
+        median_ms={k: round(1e3 * v, 2) for k, v in mid.items()},
+        extra_min_ms={k: round(1e3 * v, 2) for k, v in extra.items()},
+        extra_median_ms={k: round(1e3 * v, 2) for k, v in extra_med.items()},
+        per_sample_entries=recorder.num_entries,
+        reading="forward + backward only (no optimizer, no log write); extra = time - plain time",
+    )
+    for k in ("per_sample", "opacus"):
+        emit(BENCH, f"hook_extra_{k}{sfx}", round(extra[k] / lo["plain"], 4), "x plain forward+backward (min)", info)
+    ratio = extra["opacus"] / extra["per_sample"] if extra["per_sample"] > 0 else None
+    emit(
+        BENCH,
+        "opacus_vs_per_sample_hook_extra" + sfx,
+        None if ratio is None else round(ratio, 2),
+        "x (Opacus hooks' extra / per-sample hooks' extra, min times)",
+        dict(info, target=">= 4 (MiniLM + LoRA)", note=None if ratio else "per-sample extra <= 0 at this resolution"),
+    )
+
+
 def measure(a, finetune: str) -> tuple[list[dict], list[dict]]:
     """Every variant on ``finetune`` (full or lora), interleaved; emits the figures (LoRA's end in ``_lora``)."""
     # long on purpose: the measurement protocol and its figures, read top to bottom
@@ -409,10 +516,11 @@ def measure(a, finetune: str) -> tuple[list[dict], list[dict]]:
         if v in ("error_proxy", "all_recorders"):
             n_proxy = median([r.get("error_proxy_evals", 0) for r in by[v]])
             extra["error_proxy_evals_per_run"] = n_proxy
-            if n_proxy and a.error_proxy_every != 50 and "error_proxy" in overhead:
-                # the README's rate (one evaluation every 50 steps): the proxy's share scaled by every/50
-                proxy_part = (overhead["error_proxy"] - 1) * (1 - a.error_proxy_every / 50)
-                extra["overhead_at_every_50"] = round(overhead[v] - proxy_part, 4)
+            rate = default_error_proxy_every()
+            if n_proxy and a.error_proxy_every != rate and "error_proxy" in overhead:
+                # the default rate (one evaluation every `rate` steps): the proxy's share scaled by every/rate
+                proxy_part = (overhead["error_proxy"] - 1) * (1 - a.error_proxy_every / rate)
+                extra[f"overhead_at_default_every_{rate}"] = round(overhead[v] - proxy_part, 4)
         if v == "opacus" and warm.get("opacus", {}).get("opacus_grad_sample"):
             extra["grad_sample_check"] = warm["opacus"]["opacus_grad_sample"]
         emit(BENCH, f"overhead_{v}{sfx}", round(overhead[v], 4), "x plain Trainer time", dict(cfg, **extra))
@@ -504,6 +612,8 @@ def measure(a, finetune: str) -> tuple[list[dict], list[dict]]:
                 increase_during_train_mb=round(peak - before, 1),
             ),
         )
+    if a.hook_repeats:
+        hook_costs(s, a, sfx, cfg)
     emit(
         BENCH,
         "plain_time" + sfx,

@@ -163,7 +163,12 @@ class UnlearnableTrainingArguments(TrainingArguments):
         },
     )
     error_proxy_every: int = field(
-        default=50, metadata={"help": "Steps between two evaluations of the unlearning-error proxy."}
+        default=200,
+        metadata={
+            "help": "Steps between two evaluations of the unlearning-error proxy. One evaluation (double "
+            "back-propagation on error_proxy_batch_size examples) costs about 8-14 training steps of 32: "
+            "+4-7% at 200, four times that at 50."
+        },
     )
     error_proxy_batch_size: int = field(
         default=64, metadata={"help": "Examples in the fixed batch used for the largest Hessian eigenvalue."}
