@@ -235,6 +235,20 @@ def test_a_target_module_not_in_the_model_is_refused_before_any_write(tmp_path, 
     assert len(err) == 1 and "--lora_target_modules q_lin" in err[0] and not out.exists()
 
 
+@pytest.mark.parametrize(
+    "given",
+    [["query", "value"], ["query,value"], ["query, value,"], "query,value"],
+    ids=["space-separated", "comma-separated", "spaces-and-trailing-comma", "yaml-string"],
+)
+def test_module_names_are_read_with_spaces_or_commas(given):
+    from hf_unlearn.runs.config import ModelArguments
+
+    args = ModelArguments(use_peft=True, lora_target_modules=given, lora_modules_to_save=given)
+    assert args.lora_target_modules == ["query", "value"] == args.lora_modules_to_save
+    assert args.lora_settings().target_modules == ["query", "value"]
+    assert ModelArguments(use_peft=True).lora_target_modules is None
+
+
 def test_load_classifier_loads_a_full_model_folder_as_is(tmp_path, tiny):
     _, _, fresh = tiny
     fresh().save_pretrained(tmp_path)

@@ -166,6 +166,8 @@ class ModelArguments:
     )
 
     def __post_init__(self):
+        self.lora_target_modules = module_names(self.lora_target_modules)
+        self.lora_modules_to_save = module_names(self.lora_modules_to_save)
         if self.use_peft:
             self.lora_settings().check()
         if self.num_labels < 2:
@@ -230,6 +232,16 @@ class S3TArguments:
     pretrain_epochs: int = field(default=3, metadata={"help": "Full fine-tuning epochs on the public split."})
     pretrain_learning_rate: float = field(default=5e-4, metadata={"help": "Learning rate on the public split."})
     pretrain_batch_size: int = field(default=32, metadata={"help": "Batch size on the public split."})
+
+
+def module_names(value) -> list[str] | None:
+    """Module names as given on the command line or in YAML, as a list: ``--lora_target_modules q_lin v_lin``,
+    ``q_lin,v_lin`` and a YAML list or string all give ``["q_lin", "v_lin"]``; nothing given stays ``None``."""
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else list(value)
+    names = [name.strip() for item in items for name in str(item).split(",") if name.strip()]
+    return names or None
 
 
 def check_positive(args, names) -> None:
