@@ -17,6 +17,7 @@ LAYERS = (
     "artifacts",
     "console",
     "data",
+    "requests",
     "models",
     "cards",
     "training",

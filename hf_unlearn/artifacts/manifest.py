@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from .names import LOCK_FILE, MANIFEST_FILE, TEMP_MARKER
+from .names import LOCK_FILE, MANIFEST_FILE, REQUEST_LEDGER_FILE, TEMP_MARKER
 from .writing import atomic_write_json, sha256_file
 
 MANIFEST_VERSION = 1
@@ -27,8 +27,11 @@ class IntegrityError(ValueError):
 
 
 def _skipped(rel: str) -> bool:
+    """The manifest itself, temporaries and a folder's live state (its lock; a run's request ledger, which
+    changes under the lock with every request, and SQLite's journal beside it) are never listed."""
     name = rel.rsplit("/", 1)[-1]
-    return rel == MANIFEST_FILE or name == LOCK_FILE or TEMP_MARKER in rel
+    live = name == LOCK_FILE or rel == REQUEST_LEDGER_FILE or rel.startswith(REQUEST_LEDGER_FILE + "-")
+    return rel == MANIFEST_FILE or live or TEMP_MARKER in rel
 
 
 def folder_files(folder: str | os.PathLike, exclude: Iterable[str] = ()) -> list[str]:

@@ -17,8 +17,17 @@ S3T_CHECKPOINT_DIR = "checkpoints"  # s3t/checkpoints.py: per-stage adapters (pu
 COMMITMENT_SALT_FILE = "commitment_salt.json"  # artifacts/commitment.py: the salt of forget-set commitments
 LOCK_FILE = ".hf_unlearn.lock"  # artifacts/locks.py: serialises requests on one folder
 BASE_MODEL_FILE = "base_model.json"  # models/lora.py: a LoRA folder's base (local path, fingerprint)
+REQUEST_LEDGER_FILE = "requests.sqlite"  # requests/ledger.py: every deletion request made on a run (its ids)
 PRIVATE_DIRS = (LOG_DIRNAME,)
-PRIVATE_FILES = (RUN_FILE, S3T_ASSIGNMENT_FILE, S3T_LEDGER_FILE, COMMITMENT_SALT_FILE, LOCK_FILE, BASE_MODEL_FILE)
+PRIVATE_FILES = (
+    RUN_FILE,
+    S3T_ASSIGNMENT_FILE,
+    S3T_LEDGER_FILE,
+    COMMITMENT_SALT_FILE,
+    LOCK_FILE,
+    BASE_MODEL_FILE,
+    REQUEST_LEDGER_FILE,
+)
 
 # ---- names of public files ---------------------------------------------------------------------------
 REPORT_FILE = "report.json"  # evaluation/report.py and s3t/report.py: the ForgettingReport (cards/schema.py)

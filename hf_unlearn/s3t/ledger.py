@@ -6,21 +6,20 @@ status. Keeping the served state in the same database lets one transaction recor
 and change what is served: after a crash the two are both before or both after the request.
 
 ``ledger.sqlite`` names training examples: it is one of the two private files that publishing
-leaves out. The rollback journal (not WAL) keeps it a single file at rest.
+leaves out. It is built on the SQLite design every ledger shares (``hf_unlearn/requests/sqlite.py``:
+rollback journal, not WAL, so a single file at rest; ``synchronous=FULL``; ``BEGIN IMMEDIATE``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import time
 from collections.abc import Iterable
-from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
-from ..artifacts import S3T_LEDGER_FILE, atomic_write, crash_point
+from ..artifacts import S3T_LEDGER_FILE, atomic_write
+from ..requests import sqlite as db
 from .checkpoints import CheckpointKey
 from .deletion import SystemState
 
@@ -47,8 +46,7 @@ CREATE TABLE checkpoints (
 """
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+_now = db.utc_now
 
 
 def debug_pause(point: str) -> None:
@@ -69,21 +67,7 @@ class Ledger:
         if not self.path.is_file():
             raise FileNotFoundError(f"no ledger at {self.path}")
         self.readonly = readonly
-        self.conn = self._connect_readonly(self.path) if readonly else self._connect(self.path)
-
-    @staticmethod
-    def _connect_readonly(path: Path) -> sqlite3.Connection:
-        conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None, timeout=60)
-        conn.execute("PRAGMA query_only=ON")
-        return conn
-
-    @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
-        conn = sqlite3.connect(str(path), isolation_level=None, timeout=60)
-        conn.execute("PRAGMA journal_mode=DELETE")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        return conn
+        self.conn = db.connect_readonly(self.path) if readonly else db.connect(self.path)
 
     @classmethod
     def create(cls, path: str | Path, state: SystemState, checkpoints: list[dict], meta: dict) -> Ledger:
@@ -92,7 +76,7 @@ class Ledger:
             raise FileExistsError(f"a ledger already exists at {path}")
 
         def fill(tmp: str) -> None:  # the whole database is built in the temporary file, then renamed
-            conn = cls._connect(Path(tmp))
+            conn = db.connect(tmp)
             try:
                 conn.executescript(SCHEMA)
                 conn.execute("BEGIN IMMEDIATE")
@@ -109,18 +93,9 @@ class Ledger:
     def close(self) -> None:
         self.conn.close()
 
-    @contextmanager
     def transaction(self):
         """``BEGIN IMMEDIATE`` ... ``COMMIT``: all writes inside land together or not at all."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        crash_point("before-ledger-commit")
-        self.conn.execute("COMMIT")
-        crash_point("after-ledger-commit")
+        return db.transaction(self.conn)
 
     # -- served state -------------------------------------------------------------------------
     def read_state(self) -> SystemState:
@@ -253,16 +228,13 @@ class Ledger:
 
     def audit_records(self) -> dict:
         """What ``audit_ids`` reads, in one read transaction: state, deleted ids, checkpoints, requests."""
-        self.conn.execute("BEGIN")
-        try:
+        with db.read_snapshot(self.conn):
             return {
                 "state": self.read_state(),
                 "deleted": self.deleted(),
                 "records": self.checkpoint_records(),
                 "requests": {r["seq"]: r["request_id"] for r in self.requests()},
             }
-        finally:
-            self.conn.execute("COMMIT")
 
     def set_meta(self, key: str, value) -> None:
         self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
