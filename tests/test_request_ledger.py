@@ -86,3 +86,16 @@ def test_the_ledger_is_private_live_state_that_no_manifest_lists(tmp_path):
     assert folder_files(tmp_path) == ["model.safetensors"]
     verify_folder(tmp_path, kind="run")  # the ledger came after the manifest: not an added file
     assert (tmp_path / REQUEST_LEDGER_FILE).stat().st_mode & 0o077 == 0
+
+
+def test_requests_carried_over_to_a_retrained_run_stay_forgotten_there(tmp_path):
+    old = RequestLedger.open_or_create(tmp_path / "old")
+    accept(old, "r1", ["a", "b"])
+    rows = old.requests()
+    new = RequestLedger.open_or_create(tmp_path / "new")
+    with new.transaction():
+        assert new.carry_over(rows, origin=str(old.path), honoured_by=str(tmp_path / "new")) == 1
+        assert new.carry_over(rows, origin=str(old.path), honoured_by=str(tmp_path / "new")) == 0
+    row = new.find("r1")
+    assert new.forgotten_ids() == {"a", "b"} and row["status"] == "served" and row["origin"] == str(old.path)
+    assert row["created_at"] == rows[0]["created_at"] and row["commitment"] == rows[0]["commitment"]

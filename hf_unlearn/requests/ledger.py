@@ -8,7 +8,9 @@ manifest, changed only under the run folder's lock) has the design of S3T's dele
     requests      seq, request_id (unique), created_at, ids (JSON, sorted distinct), ids_sha256,
                   n_ids, commitment (salted, see artifacts/commitment.py), method, settings (JSON),
                   status ('accepted' | 'served' | 'failed'), output, output_manifest_sha256,
-                  honours (JSON: the request ids the output honours), error, completed_at
+                  honours (JSON: the request ids the output honours), error, completed_at,
+                  origin (NULL: made on this run; else the ledger it was carried from by a
+                  retrain that excluded it: ``carry_over``)
     forgotten_ids id -> seq of the first request that named it
 
 The rule the ledger keeps: **every id ever accepted is forgotten for good.** A request is recorded
@@ -38,7 +40,7 @@ CREATE TABLE requests (
     ids TEXT NOT NULL, ids_sha256 TEXT NOT NULL, n_ids INTEGER NOT NULL, commitment TEXT NOT NULL,
     method TEXT NOT NULL, settings TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('accepted', 'served', 'failed')),
-    output TEXT, output_manifest_sha256 TEXT, honours TEXT, error TEXT, completed_at TEXT);
+    output TEXT, output_manifest_sha256 TEXT, honours TEXT, error TEXT, completed_at TEXT, origin TEXT);
 CREATE TABLE forgotten_ids (id TEXT PRIMARY KEY, seq INTEGER NOT NULL REFERENCES requests(seq));
 """
 
@@ -186,6 +188,39 @@ class RequestLedger:
             (output, manifest_sha256, json.dumps(honours), db.utc_now(), through_seq),
         )
         return honours
+
+    def carry_over(self, rows: list[dict], origin: str, honoured_by: str) -> int:
+        """Record requests of another ledger (``rows`` from its ``requests()``) that a retrain honoured by
+        excluding their ids: each keeps its request id, time, ids, commitment, method and settings, is
+        ``served`` by ``honoured_by`` (the new run) and names ``origin``; an id already here is skipped.
+        Returns how many were added. The carried ids stay forgotten here: the ledger of every later
+        run still names them."""
+        added = 0
+        for row in rows:
+            if self.find(row["request_id"]) is not None:
+                continue
+            cur = self.conn.execute(
+                "INSERT INTO requests (request_id, created_at, ids, ids_sha256, n_ids, commitment, method, settings,"
+                " status, output, completed_at, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'served', ?, ?, ?)",
+                (
+                    row["request_id"],
+                    row["created_at"],
+                    json.dumps(sorted(row["ids"])),
+                    row["ids_sha256"],
+                    row["n_ids"],
+                    row["commitment"],
+                    row["method"],
+                    json.dumps(row["settings"], sort_keys=True, default=str),
+                    honoured_by,
+                    db.utc_now(),
+                    row.get("origin") or origin,
+                ),
+            )
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO forgotten_ids VALUES (?, ?)", [(i, int(cur.lastrowid)) for i in row["ids"]]
+            )
+            added += 1
+        return added
 
     def fail(self, request_id: str, error: str) -> None:
         """Mark ``request_id`` failed with a one-line ``error`` (its ids stay forgotten)."""
