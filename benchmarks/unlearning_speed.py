@@ -178,6 +178,14 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", help="results file name (default unlearning_speed[_quick])")
     p.add_argument("--tmp", help="folder for the temporary runs (default: system temp)")
+    p.add_argument(
+        "--sequential",
+        type=int,
+        default=0,
+        help="run the stream study instead (benchmarks/sequential.py): N requests served one by one vs one "
+        "request of their union vs the union's twin",
+    )
+    p.add_argument("--request-frac", type=float, default=0.002, help="--sequential: each request's share of train")
     a = p.parse_args(argv)
     minilm = a.model == "minilm"
     for k, v in SIZES[("minilm_" if minilm else "") + ("quick" if a.quick else "full")].items():
@@ -186,7 +194,7 @@ def parse_args(argv=None):
     a.betas = [float(b) for b in (a.betas or ("0.0" if minilm else "0.9,0.0")).split(",") if b.strip()]
     a.methods = (a.methods or (MINILM_METHODS if minilm else "")).split(",") if (a.methods or minilm) else None
     a.finetune = a.finetune or ("lora" if minilm else "full")
-    a.name = a.name or results_name(BENCH, a.model, a.quick)
+    a.name = a.name or results_name(BENCH + ("_sequential" if a.sequential else ""), a.model, a.quick)
     return a
 
 
@@ -743,6 +751,16 @@ def main(argv=None) -> int:
     }
     tmp_root = tempfile.mkdtemp(prefix="hfu-bench-speed-", dir=a.tmp)
     runs: list[dict] = []
+    if a.sequential:
+        from sequential import run_sequential
+
+        try:
+            run_sequential(s, a, tmp_root, cfg, methods_table(a, 0.0), train_original, say, BENCH)
+        finally:
+            shutil.rmtree(tmp_root, ignore_errors=True)
+        path = write_results(a.name, collected(), machine_info())
+        say(f"wrote {path}")
+        return 0
     try:
         for beta in a.betas:
             run_arm(s, a, beta, tmp_root, cfg, runs)
