@@ -39,6 +39,7 @@ from .tables import (
     hub_id_or_none,
     is_random_init,
     md_table,
+    requests_line,
 )
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -314,6 +315,8 @@ def render_card(
         system=mkey in SYSTEM_METHODS,
         layout=layout or [],
         **_forget_context(forget),
+        requests_line=requests_line(parsed.requests),
+        requests_commitment=_commitment(parsed.requests or {}),
         evaluation_table=_evaluation_table(report) if report.get("metrics") else None,
         comparison_table=_comparison_table(report) if report.get("comparison") else None,
         delta_dtype=training.get("delta_dtype"),

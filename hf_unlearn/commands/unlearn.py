@@ -57,6 +57,22 @@ class UnlearnArguments:
             "help": "rum only: also run the highest group's method on the whole forget set and compare per group."
         },
     )
+    request_id: str | None = field(
+        default=None,
+        metadata={
+            "help": "Id of this deletion request in the run's ledger (default: a fresh req-<UTC time>-<hex>, "
+            "printed). Given again, a served request is not served twice."
+        },
+    )
+    sequential_strategy: str = field(
+        default="union",
+        metadata={
+            "help": "union: unlearn every request of the run's ledger from the trained weights (every method); "
+            "chain: approximate methods only, start from the last served output and forget what it does not "
+            "honour yet.",
+            "choices": ["union", "chain"],
+        },
+    )
     retain_eval_max: int = field(
         default=2000, metadata={"help": "Retain examples used for the evaluation (balanced subset)."}
     )
@@ -164,6 +180,16 @@ def _help_method(argv: list[str]) -> str | bool:
     return pre.parse_known_args(argv)[0].method or True
 
 
+def _new_request_id() -> str:
+    """A fresh request id, printed (stderr) so that the request can be named again."""
+    from ..console import say
+    from ..runs.stream import new_request_id
+
+    request_id = new_request_id()
+    say(f"request id: {request_id}")
+    return request_id
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--list-methods" in argv or "--list_methods" in argv:
@@ -186,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = _method_options(args, extra.set)
         request = ForgetRequest.from_file(args.forget) if args.forget else ForgetRequest.from_label(args.forget_label)
+        request_id = args.request_id or _new_request_id()
         report = unlearn_run(
             args.run,
             request,
@@ -196,9 +223,13 @@ def main(argv: list[str] | None = None) -> int:
             retain_eval_max=args.retain_eval_max,
             compare_vanilla=args.compare_vanilla,
             overwrite=args.overwrite,
+            request_id=request_id,
+            strategy=args.sequential_strategy,
         )
     except (*user_errors(), UnknownMethodError, MethodOptionError, LogError, ValueError) as exc:
         return fail(PROG, str(exc))
+    if report.get("already_served"):
+        return 0  # unlearn_run said which output served it; nothing was written
     result(summary_table(report))
     result(f"wrote {args.output_dir}/report.json and plots/")
     return 0
