@@ -200,7 +200,9 @@ def test_chain_is_refused_for_rollback_methods_and_starts_from_the_last_output(r
     step = {"learning_rate": "1e-2", "max_steps": "1"}
     serve(run_copy, "r1", REQUESTS["r1"], tmp_path / "out1", "neggrad_plus", method_args=step, strategy="chain")
     still = {"learning_rate": "1e-30", "max_steps": "1"}  # a step too small to move a float32 weight
-    chained = serve(run_copy, "r2", REQUESTS["r2"], tmp_path / "out2", "neggrad_plus", method_args=still, strategy="chain")
+    chained = serve(
+        run_copy, "r2", REQUESTS["r2"], tmp_path / "out2", "neggrad_plus", method_args=still, strategy="chain"
+    )
     assert chained["stats"]["forget_count"] == 2 and chained["forget"]["count"] == 4  # the new ids; the union
     first, second, trained = weights(tmp_path / "out1"), weights(tmp_path / "out2"), weights(run_copy)
     assert all(torch.allclose(second[k], first[k], atol=1e-6) for k in first)  # started from out1 ...

@@ -85,4 +85,15 @@ class ForgettingReport:
         return cls(**kwargs, extra={k: v for k, v in data.items() if k not in known})
 
 
-_OPTIONAL = ("task", "seeds", "comparison", "stats", "training", "evaluation", "system", "rum", "requests", "updated_at")
+_OPTIONAL = (
+    "task",
+    "seeds",
+    "comparison",
+    "stats",
+    "training",
+    "evaluation",
+    "system",
+    "rum",
+    "requests",
+    "updated_at",
+)

@@ -180,16 +180,6 @@ def _help_method(argv: list[str]) -> str | bool:
     return pre.parse_known_args(argv)[0].method or True
 
 
-def _new_request_id() -> str:
-    """A fresh request id, printed (stderr) so that the request can be named again."""
-    from ..console import say
-    from ..runs.stream import new_request_id
-
-    request_id = new_request_id()
-    say(f"request id: {request_id}")
-    return request_id
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--list-methods" in argv or "--list_methods" in argv:
@@ -212,7 +202,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = _method_options(args, extra.set)
         request = ForgetRequest.from_file(args.forget) if args.forget else ForgetRequest.from_label(args.forget_label)
-        request_id = args.request_id or _new_request_id()
         report = unlearn_run(
             args.run,
             request,
@@ -223,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             retain_eval_max=args.retain_eval_max,
             compare_vanilla=args.compare_vanilla,
             overwrite=args.overwrite,
-            request_id=request_id,
+            request_id=args.request_id,
             strategy=args.sequential_strategy,
         )
     except (*user_errors(), UnknownMethodError, MethodOptionError, LogError, ValueError) as exc:

@@ -157,10 +157,11 @@ def chain_start(ledger: RequestLedger) -> ChainStart | None:
     return ChainStart(output, honoured_ids)
 
 
-def open_request(run_dir: Path, meta: dict, request_id: str, ids: list[str], strategy: str) -> tuple:
+def open_request(run_dir: Path, train_fingerprint: str | None, request_id: str, ids: list[str]) -> tuple:
     """(the ledger, the previous row of ``request_id`` or None): the ledger opened (created if absent,
-    with ``meta``) and the id checked for a replay (other ids under a known id: ``RequestConflictError``)."""
-    ledger = RequestLedger.open_or_create(run_dir, meta=meta)
+    recording the run's train fingerprint) and the id checked for a replay (other ids under a known id:
+    ``RequestConflictError``)."""
+    ledger = RequestLedger.open_or_create(run_dir, meta={"train_fingerprint": train_fingerprint})
     try:
         return ledger, ledger.check_replay(request_id, ids)
     except BaseException:
@@ -168,13 +169,18 @@ def open_request(run_dir: Path, meta: dict, request_id: str, ids: list[str], str
         raise
 
 
-def plan_request(ledger, previous, request_id, ids, trained_ids, spec, settings, strategy, run_dir) -> StreamRequest:
-    """Check the chain's start (before anything is recorded), then accept the request (a new one) in one
-    transaction and take the snapshot the output will honour: the union, its count of requests."""
+def plan_request(ledger, previous, request_id, ids, trained_ids, spec, options, strategy, run_dir) -> StreamRequest:
+    """Check the chain's start (before anything is recorded), then accept the request (a new one; its
+    settings: the method's ``options`` and the ``strategy``) in one transaction and take the snapshot
+    the output will honour: the union and its count of requests."""
+    settings = {"options": options, "strategy": strategy}
     plan = StreamRequest(ledger, request_id, strategy)
     if strategy == "chain":
         plan.start = chain_start(ledger)
-        if plan.start is not None and not ((ledger.forgotten_ids() | set(ids)) & trained_ids) - plan.start.honoured_ids:
+        if (
+            plan.start is not None
+            and not ((ledger.forgotten_ids() | set(ids)) & trained_ids) - plan.start.honoured_ids
+        ):
             raise ForgetRequestError(
                 f"every id of request {request_id} is already honoured by {plan.start.output}: nothing to unlearn"
             )

@@ -29,6 +29,7 @@ from ..artifacts import (
     BASE_MODEL_FILE,
     LOG_DIRNAME,
     MANIFEST_FILE,
+    REQUEST_LEDGER_FILE,
     RUN_FILE,
     check_output_folder,
     folder_lock,
@@ -44,8 +45,8 @@ from ..evaluation.report import build_report, split_for_evaluation, write_report
 from ..methods import get_method, unlearn
 from ..methods.registry import method_config
 from ..training.unlearning_log import UnlearningLog
-from .config import DataArguments, ModelArguments, read_run_file
 from . import stream
+from .config import DataArguments, ModelArguments, read_run_file
 from .run_folder import verify_run_files
 
 OUTPUT_KIND = "unlearned"  # the manifest kind of an unlearn output folder (``push`` publishes these)
@@ -180,19 +181,16 @@ def unlearn_run(
     honours the union of every request recorded so far: ``strategy`` ``"union"`` (default: from the
     trained weights) or ``"chain"`` (approximate methods: from the last served output). A request id
     already served returns ``{"already_served": True, "request": ...}`` and writes nothing.
-    ``method_args`` are the method's options (typed values or strings from the command line).
-    ``run`` (from :func:`load_run`) and ``twin`` (an already built twin model for the same
-    forget set) may be passed to share work between several methods. With ``method="rum"`` the
-    report gains a ``rum`` section (per memorization group: counts, methods, figures of every
-    model, ToW / ToW-MIA against the twin) and ``plots/rum_*.png``; ``compare_vanilla`` also runs
-    the highest group's method on the whole forget set and compares it group by group.
+    ``method_args``: the method's options (typed or strings). ``run`` (:func:`load_run`) and ``twin``
+    (a twin built for the same forget set) share work between methods. ``method="rum"``: the report's
+    ``rum`` section and ``plots/rum_*.png``; ``compare_vanilla`` compares the top group's method per group.
     ``output_dir`` must be empty or absent unless ``overwrite``, and apart from ``run_dir`` (checked first).
     """
     console.ensure_configured()
     spec = get_method(method)  # unknown method or option: an error before any work
     options = typed_options(spec, method_args or {})
     strategy = stream.check_strategy(spec, strategy)
-    request_id = request_id or stream.new_request_id()
+    fresh, request_id = request_id is None, request_id or stream.new_request_id()
     if not Path(run_dir).is_dir():
         raise FileNotFoundError(f"run folder not found: {run_dir}")
     with folder_lock(run_dir):
@@ -203,15 +201,15 @@ def unlearn_run(
             raise ValueError("the retrain twin needs the run's unlearning log (train with `hf-unlearn train`)")
         trained = run.trained_split()
         ids = request.resolve(trained)  # the one validation: nothing written on failure
-        meta = {"train_fingerprint": run.meta.get("train_fingerprint")}
-        ledger, previous = stream.open_request(Path(run_dir), meta, request_id, ids, strategy)
+        ledger, previous = stream.open_request(Path(run_dir), run.meta.get("train_fingerprint"), request_id, ids)
         with ledger:
             if previous is not None and previous["status"] == "served":
                 return stream.already_served(previous)
-            settings = {"options": options, "strategy": strategy}
             plan = stream.plan_request(
-                ledger, previous, request_id, ids, set(trained["id"]), spec, settings, strategy, run_dir
+                ledger, previous, request_id, ids, set(trained["id"]), spec, options, strategy, run_dir
             )
+            if fresh:
+                console.say(f"request id: {request_id} (recorded in {Path(run_dir) / REQUEST_LEDGER_FILE})")
             try:
                 report = serve(run, plan, spec, options, output_dir, with_twin, twin, retain_eval_max, compare_vanilla)
             except Exception as exc:
