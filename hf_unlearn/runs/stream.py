@@ -81,8 +81,11 @@ def new_request_id() -> str:
 
 
 def served_row(run_dir: str | Path, request_id: str) -> dict | None:
-    """The ledger's row of ``request_id`` when it was already served, else None. Called under the run
-    folder's lock: opened read-write, so the journal of a transaction a kill cut short is rolled back."""
+    """The ledger's row of ``request_id`` when it was already served, else None (a peek before the
+    request's checks; the lock's ``check_replay`` decides). Opened read-write, so the journal of a
+    transaction a kill cut short is rolled back rather than failing the read."""
+    if not Path(run_dir).is_dir():
+        return None
     ledger = RequestLedger.open(run_dir)
     if ledger is None:
         return None

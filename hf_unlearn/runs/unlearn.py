@@ -191,16 +191,14 @@ def unlearn_run(
     options = typed_options(spec, method_args or {})
     strategy = stream.check_strategy(spec, strategy)
     fresh, request_id = request_id is None, request_id or stream.new_request_id()
-    if not Path(run_dir).is_dir():
-        raise FileNotFoundError(f"run folder not found: {run_dir}")
-    with folder_lock(run_dir):
-        if stream.served_row(run_dir, request_id) is None:
-            check_output_folder(output_dir, overwrite=overwrite, reads_from=[run_dir], flag="--overwrite")
-        run = run or load_run(run_dir)
-        if with_twin and twin is None and run.log is None:
-            raise ValueError("the retrain twin needs the run's unlearning log (train with `hf-unlearn train`)")
-        trained = run.trained_split()
-        ids = request.resolve(trained)  # the one validation: nothing written on failure
+    if stream.served_row(run_dir, request_id) is None:  # a replay writes nothing: its output stays as it is
+        check_output_folder(output_dir, overwrite=overwrite, reads_from=[run_dir], flag="--overwrite")
+    run = run or load_run(run_dir)
+    if with_twin and twin is None and run.log is None:
+        raise ValueError("the retrain twin needs the run's unlearning log (train with `hf-unlearn train`)")
+    trained = run.trained_split()
+    ids = request.resolve(trained)  # the one validation: nothing written on failure
+    with folder_lock(run_dir):  # from here on, one request at a time on the run (the replay check again)
         ledger, previous = stream.open_request(Path(run_dir), run.meta.get("train_fingerprint"), request_id, ids)
         with ledger:
             if previous is not None and previous["status"] == "served":
