@@ -18,6 +18,7 @@ COMMANDS = {
     "unlearn": "forget ids from a trained run with a registered method; writes model + report",
     "evaluate": "recompute the forgetting report for original / unlearned / retrain-twin folders",
     "s3t": "S3T exact unlearning: train | delete | predict | audit",
+    "requests": "the deletion requests recorded for a run: list | show (ids only with --show_ids)",
     "push": "publish an unlearned model with its forgetting card to the Hub",
     "demo": "offline end-to-end demo on synthetic reviews",
     "verify-commitment": "check a forget-set commitment (card, report.json) with the ids and the private salt",

@@ -165,9 +165,13 @@ def test_unlearn_keeps_the_salt_in_its_output_only(unlearned, capsys):
     out, run, ids = unlearned["out"], unlearned["run"], unlearned["ids"]
     salt_file = out / artifacts.COMMITMENT_SALT_FILE
     assert stat.S_IMODE(salt_file.stat().st_mode) == 0o600
-    assert sorted(p.name for p in run.iterdir()) == unlearned["before_run"]  # nothing written to the run read
+    # the run's files are only read; what unlearn adds to the run folder is its private live state: the
+    # request ledger, the lock and the run's own salt of the ledger's commitments (never the report's)
+    live = {artifacts.REQUEST_LEDGER_FILE, artifacts.LOCK_FILE, artifacts.COMMITMENT_SALT_FILE}
+    assert sorted(p.name for p in run.iterdir() if p.name not in live) == unlearned["before_run"]
+    assert artifacts.read_salt(run / artifacts.COMMITMENT_SALT_FILE) != artifacts.read_salt(salt_file)
     report = json.loads((out / "report.json").read_text())
-    assert report["schema_version"] == 2 and "sha256" not in report["forget"]
+    assert report["schema_version"] == 3 and "sha256" not in report["forget"]
     assert report["forget"]["count"] == len(ids)
     assert artifacts.verify_commitment(ids, artifacts.read_salt(salt_file), report["forget"]["commitment"])
     assert unlearned["left"] == []  # the twin's temporary folder is gone from the system temp folder

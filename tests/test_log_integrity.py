@@ -14,7 +14,15 @@ import pytest
 import torch
 from conftest import TINY_TRAIN_ARGS
 
-from hf_unlearn.artifacts import IntegrityError, read_manifest, write_manifest
+from hf_unlearn.artifacts import (
+    COMMITMENT_SALT_FILE,
+    LOCK_FILE,
+    REQUEST_LEDGER_FILE,
+    IntegrityError,
+    read_manifest,
+    write_manifest,
+)
+from hf_unlearn.requests import RequestLedger
 from hf_unlearn.training import UnlearningLog
 from hf_unlearn.training.log_store import LogError, truncate_log
 
@@ -249,7 +257,18 @@ def test_unlearn_refuses_a_tampered_log_in_one_line_and_writes_nothing(runs, run
     else:
         with pytest.raises(LogError, match=rel.split("/")[-1].replace(".", r"\.")):
             _read_everything(UnlearningLog(run))
-    assert not out.exists() and _tree(run) == before
+    assert not out.exists() and _run_files(_tree(run)) == _run_files(before)
+    if tamper is _flip_a_delta:  # found while unlearning, after the request was recorded: it is marked failed
+        with RequestLedger.open(run) as ledger:
+            (row,) = ledger.requests()
+        assert row["status"] == "failed" and rel.split("/")[-1] in row["error"] and not row["output"]
+    else:  # found before the request was recorded
+        assert not RequestLedger.exists_in(run)
+
+
+def _run_files(tree: dict) -> dict:
+    """The run's own files: without the live state a request adds (its ledger, lock and the run's salt)."""
+    return {rel: sha for rel, sha in tree.items() if rel not in (REQUEST_LEDGER_FILE, LOCK_FILE, COMMITMENT_SALT_FILE)}
 
 
 def test_a_log_error_is_an_integrity_error_and_a_value_error():

@@ -5,7 +5,10 @@ The commands run in real processes killed with SIGKILL (``HF_UNLEARN_KILL_AT_WRI
 crash point of ``hf_unlearn.artifacts``, before and after every rename into place). To keep the cost
 down, one helper process imports torch, transformers and hf_unlearn once and forks a child per
 command (a fork is a process of its own: its exit status, -9 when killed, is what the tests check);
-the children of a "parallel" batch run at the same time. The trained run is built once per module.
+the children of a "parallel" batch run at the same time. The trained run is built once per module;
+every request is served through the run's request ledger (the union of every request on a run is
+honoured, one request at a time), so each reference and each killed request works on its own copy
+of the run (a copy starts with no ledger).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from conftest import REPO, TINY_TRAIN_ARGS
 
 from hf_unlearn.artifacts import KILL_ENV, MANIFEST_FILE, TEMP_MARKER, verify_folder
 from hf_unlearn.cli import main as cli
+from hf_unlearn.requests import RequestLedger
 
 # The helper process: reads one JSON line per batch {"jobs": [{"argv", "log", "env"}], "parallel"}, forks
 # one child per job (all at once when parallel), answers one JSON line: the children's return codes
@@ -147,9 +151,9 @@ def report_minus_timings(folder: Path) -> dict:
     stats = report.get("stats") or {}
     for key in [k for k in stats if k.endswith("_s") or "time" in k]:
         stats.pop(key)
-    forget = report.get("forget") or {}
-    for key in [k for k, v in forget.items() if isinstance(v, str) and v.startswith("hmac-")]:
-        forget.pop(key)
+    for section in (report.get("forget") or {}, report.get("requests") or {}):
+        for key in [k for k, v in section.items() if isinstance(v, str) and v.startswith("hmac-")]:
+            section.pop(key)
     return report
 
 
@@ -168,17 +172,24 @@ def env(tmp_path_factory):
         runner.close()
 
 
-def unlearn_argv(env, request: str, dest: Path, *extra) -> list:
+def unlearn_argv(env, request: str, dest: Path, *extra, run: Path | None = None) -> list:
     root = env["root"]
-    return ["unlearn", "--run", env["run"], "--forget", root / f"ids_{request}.txt", "--method", "amnesiac",
-            "--retain_eval_max", "20", "--output_dir", dest, "--quiet", *extra]  # fmt: skip
+    return ["unlearn", "--run", run or env["run"], "--forget", root / f"ids_{request}.txt", "--method", "amnesiac",
+            "--request_id", f"req-{request}", "--retain_eval_max", "20", "--output_dir", dest, "--quiet",
+            *extra]  # fmt: skip
+
+
+def run_copy(env, name: str) -> Path:
+    """A copy of the trained run without a ledger: its first request honours that request alone."""
+    return Path(shutil.copytree(env["run"], env["root"] / f"run_{name}"))
 
 
 @pytest.fixture(scope="module")
 def references(env):
-    """Uninterrupted, one after the other: request a..d into ref_a..ref_d, and the crash points each passed."""
+    """Uninterrupted, one after the other: request a..d, each the first request of its own copy of the run,
+    into ref_a..ref_d, and the crash points each passed."""
     root = env["root"]
-    done = env["runner"].run([unlearn_argv(env, r, root / f"ref_{r}") for r in FORGET])
+    done = env["runner"].run([unlearn_argv(env, r, root / f"ref_{r}", run=run_copy(env, f"ref_{r}")) for r in FORGET])
     assert [d["rc"] for d in done] == [0] * len(FORGET), [d["log"][-2000:] for d in done]
     assert tree(env["run"]) == env["run_tree"]
     return {r: root / f"ref_{r}" for r in FORGET} | {"points": done[0]["points"]}
@@ -273,19 +284,32 @@ def _flip_byte(path: Path) -> None:
 # ---------------------------------------------------------------------------- concurrency
 
 
-def test_four_simultaneous_unlearns_on_one_run_equal_sequential_runs(env, references):
+def test_four_simultaneous_unlearns_on_one_run_are_served_one_at_a_time(env, references):
+    """Four requests at once on one run: served one after the other (the run's lock); each output honours
+    every request served before it (the union); the first equals its request served alone."""
     root = env["root"]
-    argvs = [unlearn_argv(env, r, root / f"par_{r}") for r in FORGET]
+    run = run_copy(env, "par")
+    argvs = [unlearn_argv(env, r, root / f"par_{r}", run=run) for r in FORGET]
     done = env["runner"].run(argvs, parallel=True)
     assert [d["rc"] for d in done] == [0] * 4, [d["log"][-2000:] for d in done]
-    for r in FORGET:
-        par, ref = root / f"par_{r}", references[r]
+    with RequestLedger.open(run) as ledger:
+        rows = ledger.requests()
+    assert [(r["seq"], r["status"]) for r in rows] == [(k, "served") for k in (1, 2, 3, 4)]
+    union = set()
+    for k, row in enumerate(rows, 1):
+        name = row["request_id"].removeprefix("req-")
+        union |= set(FORGET[name])
+        par = root / f"par_{name}"
         verify_folder(par)
-        assert (par / "model.safetensors").read_bytes() == (ref / "model.safetensors").read_bytes(), r
-        assert report_minus_timings(par) == report_minus_timings(ref), r
-    weights = {tree(references[r])["model.safetensors"] for r in FORGET}
-    assert len(weights) > 1  # different requests, different models (two may roll back the same batches)
-    assert tree(env["run"]) == env["run_tree"]  # the run folder is only read
+        assert row["output"] == str(par.resolve()) and row["honours"] == [r["request_id"] for r in rows[:k]]
+        report = json.loads((par / "report.json").read_text())
+        assert report["requests"]["honoured"] == k and report["forget"]["count"] == len(union)
+    first = rows[0]["request_id"].removeprefix("req-")
+    assert tree(root / f"par_{first}")["model.safetensors"] == tree(references[first])["model.safetensors"]
+    assert (
+        len({tree(root / f"par_{r}")["model.safetensors"] for r in FORGET}) > 1
+    )  # two may roll back the same batches
+    assert tree(env["run"]) == env["run_tree"]  # the trained run is only ever copied
 
 
 # ---------------------------------------------------------------------------- crash tests
@@ -294,19 +318,25 @@ def test_four_simultaneous_unlearns_on_one_run_equal_sequential_runs(env, refere
 def test_killed_unlearn_leaves_nothing_push_accepts_and_a_rerun_completes(env, references):
     """Fresh output and ``--overwrite`` over an older output, killed at crash points drawn with a seeded RNG."""
     root, runner = env["root"], env["runner"]
+    # the last two crash points commit the ledger's "served" once the output is in place: a kill there
+    # leaves a complete output, and its rerun is a no-op (the request was served)
     points = references["points"]
     assert points >= 5
     rng = random.Random(12)
-    fresh = sorted(rng.sample(range(1, points + 1), 5))
-    over = sorted(rng.sample(range(1, points + 1), 4)) + [points + 1]  # and the one between the swap's renames
+    fresh = sorted(rng.sample(range(1, points - 1), 5)) + [points]
+    over = sorted(rng.sample(range(1, points - 1), 4)) + [points - 1]  # and the one between the swap's renames
     for n in over:
         shutil.copytree(references["b"], root / f"over_{n}")  # an older output of another request
-    argvs = [unlearn_argv(env, "a", root / f"fresh_{n}") for n in fresh]
-    argvs += [unlearn_argv(env, "a", root / f"over_{n}", "--overwrite") for n in over]
+    runs = {f"fresh_{n}": run_copy(env, f"fresh_{n}") for n in fresh} | {
+        f"over_{n}": run_copy(env, f"over_{n}") for n in over
+    }
+    argvs = [unlearn_argv(env, "a", root / f"fresh_{n}", run=runs[f"fresh_{n}"]) for n in fresh]
+    argvs += [unlearn_argv(env, "a", root / f"over_{n}", "--overwrite", run=runs[f"over_{n}"]) for n in over]
     killed = runner.run(argvs, kill_at=fresh + over, parallel=True)
     assert [k["rc"] for k in killed] == [-9] * len(argvs), [k["log"][-1500:] for k in killed]
-    for n in fresh:
+    for n in fresh[:-1]:
         check_no_half_state(env, root / f"fresh_{n}", None, references["a"])
+    verify_folder(root / f"fresh_{points}")  # killed after its output was in place: complete
     for n in over:
         check_no_half_state(env, root / f"over_{n}", references["b"], references["a"])
     again = runner.run(argvs, parallel=True)  # the same commands, uninterrupted
@@ -316,6 +346,9 @@ def test_killed_unlearn_leaves_nothing_push_accepts_and_a_rerun_completes(env, r
         verify_folder(dest)
         assert (dest / "model.safetensors").read_bytes() == want, dest
         assert report_minus_timings(dest) == report_minus_timings(references["a"])
+    for run in runs.values():  # the killed request served once, on its own row
+        with RequestLedger.open(run) as ledger:
+            assert [(r["seq"], r["request_id"], r["status"]) for r in ledger.requests()] == [(1, "req-a", "served")]
     assert tree(env["run"]) == env["run_tree"]
 
 

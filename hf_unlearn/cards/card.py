@@ -39,6 +39,7 @@ from .tables import (
     hub_id_or_none,
     is_random_init,
     md_table,
+    requests_line,
 )
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -313,7 +314,7 @@ def render_card(
         guarantee_inferred=inferred,
         system=mkey in SYSTEM_METHODS,
         layout=layout or [],
-        **_forget_context(forget),
+        **_forget_context(forget, parsed.requests),
         evaluation_table=_evaluation_table(report) if report.get("metrics") else None,
         comparison_table=_comparison_table(report) if report.get("comparison") else None,
         delta_dtype=training.get("delta_dtype"),
@@ -328,10 +329,13 @@ def render_card(
     return _finish(ModelCard.from_template(data, template_path=str(UNLEARNED_TEMPLATE), **context))
 
 
-def _forget_context(forget: dict) -> dict:
-    """The card's "What was forgotten" values: the count, the table, the commitment, the noise warning."""
+def _forget_context(forget: dict, requests: dict | None = None) -> dict:
+    """The card's "What was forgotten" values: the count, the table, the commitment, the noise warning,
+    and the deletion requests the model honours (their count and the commitment over their union)."""
     count = forget.get("count")
     return {
+        "requests_line": requests_line(requests),
+        "requests_commitment": _commitment(requests or {}),
         "forget_count": fmt(count),
         "small_forget": _num(count) and 0 < count < SMALL_FORGET_SET,
         "one_example_pts": f"{100 / count:.1f}" if _num(count) and count > 0 else NA,

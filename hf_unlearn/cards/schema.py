@@ -8,7 +8,9 @@ schema wrote it (0: a report from before the schema was versioned). A change to 
 new ``SCHEMA_VERSION``, listed in ``CHANGELOG.md``. Version 2 names the forget set by
 ``forget.commitment`` (salted, ``hmac-sha256:<hex>``) instead of version 1's ``forget.sha256`` (a
 plain hash of the ids, which anyone able to list candidate ids can invert); a version-1 report is
-still read, and its ``sha256`` is never published (``cards/privacy.py`` drops it).
+still read, and its ``sha256`` is never published (``cards/privacy.py`` drops it). Version 3 adds
+``requests`` (an unlearn output: the deletion requests of the run's ledger it honours, their
+distinct ids' count, a salted commitment over their union and the sequential strategy).
 
 The report never holds an example id or text: the forget set is named by its count and
 :func:`hf_unlearn.artifacts.forget_set_commitment`.
@@ -19,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 @dataclass
@@ -54,6 +56,8 @@ class ForgettingReport:
     evaluation: dict | None = None  # S3T/SISA: split, size, whether the unlearned figure is stale
     system: dict | None = None  # S3T/SISA: served shards and prefixes
     rum: dict | None = None  # RUM: the per-memorization-group section
+    # an unlearn output: {honoured (requests), forgotten (distinct ids), commitment (over their union), strategy}
+    requests: dict | None = None
     updated_at: str | None = None
     # keys this version of the schema does not know (a newer writer's), kept as they are
     extra: dict = field(default_factory=dict)
@@ -81,4 +85,15 @@ class ForgettingReport:
         return cls(**kwargs, extra={k: v for k, v in data.items() if k not in known})
 
 
-_OPTIONAL = ("task", "seeds", "comparison", "stats", "training", "evaluation", "system", "rum", "updated_at")
+_OPTIONAL = (
+    "task",
+    "seeds",
+    "comparison",
+    "stats",
+    "training",
+    "evaluation",
+    "system",
+    "rum",
+    "requests",
+    "updated_at",
+)

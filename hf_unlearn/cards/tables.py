@@ -175,3 +175,13 @@ def applicable_config(config: Any, *, dataset: Any, base: Any) -> Any:
         return value
 
     return keep(config)
+
+
+def requests_line(section: Any) -> str | None:
+    """The card's line for a report's ``requests`` section: "Honours 3 deletion requests (12 examples)"
+    (None without one). Counts only; the salted commitment over their union is shown beside it."""
+    if not isinstance(section, dict) or not isinstance(section.get("honoured"), int):
+        return None
+    n, m = section["honoured"], section.get("forgotten")
+    examples = f" ({m} example{'' if m == 1 else 's'})" if isinstance(m, int) else ""
+    return f"Honours {n} deletion request{'' if n == 1 else 's'}{examples}"

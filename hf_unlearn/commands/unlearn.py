@@ -57,6 +57,22 @@ class UnlearnArguments:
             "help": "rum only: also run the highest group's method on the whole forget set and compare per group."
         },
     )
+    request_id: str | None = field(
+        default=None,
+        metadata={
+            "help": "Id of this deletion request in the run's ledger (default: a fresh req-<UTC time>-<hex>, "
+            "printed). Given again, a served request is not served twice."
+        },
+    )
+    sequential_strategy: str = field(
+        default="union",
+        metadata={
+            "help": "union: unlearn every request of the run's ledger from the trained weights (every method); "
+            "chain: approximate methods only, start from the last served output and forget what it does not "
+            "honour yet.",
+            "choices": ["union", "chain"],
+        },
+    )
     retain_eval_max: int = field(
         default=2000, metadata={"help": "Retain examples used for the evaluation (balanced subset)."}
     )
@@ -196,9 +212,13 @@ def main(argv: list[str] | None = None) -> int:
             retain_eval_max=args.retain_eval_max,
             compare_vanilla=args.compare_vanilla,
             overwrite=args.overwrite,
+            request_id=args.request_id,
+            strategy=args.sequential_strategy,
         )
     except (*user_errors(), UnknownMethodError, MethodOptionError, LogError, ValueError) as exc:
         return fail(PROG, str(exc))
+    if report.get("already_served"):
+        return 0  # unlearn_run said which output served it; nothing was written
     result(summary_table(report))
     result(f"wrote {args.output_dir}/report.json and plots/")
     return 0

@@ -10,9 +10,11 @@ twin, and writes the unlearned model, ``report.json`` and plots to the output fo
 Folders: the output folder is checked before any work (not empty -> ``overwrite``; never the run
 folder or inside it), assembled in a temporary sibling and renamed into place whole with its
 ``manifest.json`` (kind ``"unlearned"``), so a kill leaves the previous output or none, never a mix.
-Nothing is ever written into the run folder; it is verified (``runs.run_folder.verify_run_files``:
-every file the load reads) before it is used, so runs of ``unlearn`` on one run folder can go
-side by side.
+The run's files are never changed; they are verified (``runs.run_folder.verify_run_files``: every
+file the load reads) before use. What ``unlearn`` writes into the run folder is private live state
+no manifest lists: the request ledger (``requests.sqlite``, ``runs/stream.py``), the folder's lock
+(held for the whole request: requests on one run are served one at a time) and the run's salt of
+the ledger's commitments (``commitment_salt.json``).
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from ..artifacts import (
     BASE_MODEL_FILE,
     LOG_DIRNAME,
     MANIFEST_FILE,
+    REQUEST_LEDGER_FILE,
     RUN_FILE,
     check_output_folder,
+    folder_lock,
     new_salt,
     read_manifest,
     staged_folder,
@@ -41,6 +45,7 @@ from ..evaluation.report import build_report, split_for_evaluation, write_report
 from ..methods import get_method, unlearn
 from ..methods.registry import method_config
 from ..training.unlearning_log import UnlearningLog
+from . import stream
 from .config import DataArguments, ModelArguments, read_run_file
 from .run_folder import verify_run_files
 
@@ -166,29 +171,59 @@ def unlearn_run(
     twin=None,
     compare_vanilla: bool = False,
     overwrite: bool = False,
+    request_id: str | None = None,
+    strategy: str | None = None,
 ) -> dict:
-    """Forget ``request`` from the run in ``run_dir`` with ``method``; returns the report.
+    """Serve the deletion request ``request`` on the run in ``run_dir`` with ``method``; returns the report.
 
-    ``method_args`` are the method's options (typed values or strings from the command line).
-    ``run`` (from :func:`load_run`) and ``twin`` (an already built twin model for the same
-    forget set) may be passed to share work between several methods. With ``method="rum"`` the
-    report gains a ``rum`` section (per memorization group: counts, methods, figures of every
-    model, ToW / ToW-MIA against the twin) and ``plots/rum_*.png``; ``compare_vanilla`` also runs
-    the highest group's method on the whole forget set and compares it group by group.
+    Every request goes through the run's request ledger (``runs/stream.py``), under the run folder's
+    lock: ``request_id`` (None: a fresh ``req-...``) is recorded before any work, and the output
+    honours the union of every request recorded so far: ``strategy`` ``"union"`` (default: from the
+    trained weights) or ``"chain"`` (approximate methods: from the last served output). A request id
+    already served returns ``{"already_served": True, "request": ...}`` and writes nothing.
+    ``method_args``: the method's options (typed or strings). ``run`` (:func:`load_run`) and ``twin``
+    (a twin built for the same forget set) share work between methods. ``method="rum"``: the report's
+    ``rum`` section and ``plots/rum_*.png``; ``compare_vanilla`` compares the top group's method per group.
     ``output_dir`` must be empty or absent unless ``overwrite``, and apart from ``run_dir`` (checked first).
     """
     console.ensure_configured()
-    check_output_folder(output_dir, overwrite=overwrite, reads_from=[run_dir], flag="--overwrite")
     spec = get_method(method)  # unknown method or option: an error before any work
     options = typed_options(spec, method_args or {})
+    strategy = stream.check_strategy(spec, strategy)
+    fresh, request_id = request_id is None, request_id or stream.new_request_id()
+    if stream.served_row(run_dir, request_id) is None:  # a replay writes nothing: its output stays as it is
+        check_output_folder(output_dir, overwrite=overwrite, reads_from=[run_dir], flag="--overwrite")
     run = run or load_run(run_dir)
     if with_twin and twin is None and run.log is None:
         raise ValueError("the retrain twin needs the run's unlearning log (train with `hf-unlearn train`)")
-    forget_ids = request.resolve(run.trained_split())  # the one validation: nothing written on failure
+    trained = run.trained_split()
+    ids = request.resolve(trained)  # the one validation: nothing written on failure
+    with folder_lock(run_dir):  # from here on, one request at a time on the run (the replay check again)
+        ledger, previous = stream.open_request(Path(run_dir), run.meta.get("train_fingerprint"), request_id, ids)
+        with ledger:
+            if previous is not None and previous["status"] == "served":
+                return stream.already_served(previous)
+            plan = stream.plan_request(
+                ledger, previous, request_id, ids, set(trained["id"]), spec, options, strategy, run_dir
+            )
+            if fresh:
+                console.say(f"request id: {request_id} (recorded in {Path(run_dir) / REQUEST_LEDGER_FILE})")
+            try:
+                report = serve(run, plan, spec, options, output_dir, with_twin, twin, retain_eval_max, compare_vanilla)
+            except Exception as exc:
+                stream.mark_failed(plan, exc)
+                raise
+            stream.mark_served(plan, output_dir)
+    return report
+
+
+def serve(run: TrainedRun, plan, spec, options, output_dir, with_twin, twin, retain_eval_max, compare_vanilla) -> dict:
+    """Unlearn the plan's forget set, build the twin (without the union), evaluate and write the output."""
+    method, forget_ids = spec.name, list(plan.forget_ids)
     splits = split_for_evaluation(run.tokenized["train"], run.tokenized["test"], forget_ids, retain_eval_max)
     inputs = rum_inputs(run, method, options)
     timings = {}
-    result, timings["unlearn_s"] = run_method(run, splits, method, {**inputs, **options})
+    result, timings["unlearn_s"] = run_method(run, splits, method, {**inputs, **options}, plan=plan)
     models = {"original": run.model, "unlearned": result.model}
     if with_twin and twin is None:
         twin, timings["retrain_s"] = build_twin(run, forget_ids)
@@ -197,6 +232,7 @@ def unlearn_run(
     recorded = {**options, **({"holdout": "test split"} if "holdout" in inputs else {})}
     salt = new_salt()  # keys the report's forget-set commitment; kept privately in the OUTPUT folder only
     report = run_report(run, models, splits, forget_ids, spec, recorded, result.stats, timings, salt)
+    report["requests"] = plan.section(salt)
     others = None
     if method == "rum" and result.stats.get("groups"):
         from .rum import rum_section_of
@@ -209,16 +245,18 @@ def unlearn_run(
     return report
 
 
-def run_method(run: TrainedRun, splits: dict, method: str, kwargs: dict):
-    """(the method's result, seconds): ``method`` on the forget split, under one phase line."""
-    with console.phase(f"unlearning {len(splits['forget'])} examples with {method}") as step:
+def run_method(run: TrainedRun, splits: dict, method: str, kwargs: dict, *, plan=None):
+    """(the method's result, seconds): ``method`` on the forget split, under one phase line. With a
+    ``plan`` (``runs/stream.py``) the method starts where the plan's strategy says."""
+    model, log, forget = stream.starting_point(run, splits, plan) if plan else (run.model, run.log, splits["forget"])
+    with console.phase(f"unlearning {len(forget)} examples with {method}") as step:
         start = time.perf_counter()
         result = unlearn(
-            run.model,
-            splits["forget"],
+            model,
+            forget,
             splits["retain_full"],
             method=method,
-            log=run.log,
+            log=log,
             tokenizer=run.tokenizer,
             **kwargs,
         )
