@@ -84,7 +84,9 @@ def _read_one(path: Path) -> ExcludedLedger:
     try:
         ledger = RequestLedger.open(path, readonly=True)
     except sqlite3.Error as err:
-        raise LedgerExclusionError(f"--exclude_ledger {path}: its {REQUEST_LEDGER_FILE} cannot be read ({err})") from None
+        raise LedgerExclusionError(
+            f"--exclude_ledger {path}: its {REQUEST_LEDGER_FILE} cannot be read ({err})"
+        ) from None
     if ledger is None:
         what = "no such folder" if not path.is_dir() else f"no request ledger ({REQUEST_LEDGER_FILE}) in it"
         raise LedgerExclusionError(

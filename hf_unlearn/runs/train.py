@@ -79,7 +79,10 @@ def train(data_args: DataArguments, model_args: ModelArguments, args: Unlearnabl
         if args.should_save:
             tokenizer.save_pretrained(args.output_dir)
             # train: what the trainer trained on (--exclude_ids_files may have dropped more rows)
-            fingerprints = {"train": fingerprint_dataset(trainer.train_dataset), "test": fingerprint_dataset(data["test"])}
+            fingerprints = {
+                "train": fingerprint_dataset(trainer.train_dataset),
+                "test": fingerprint_dataset(data["test"]),
+            }
             extra = {"metrics": metrics, "fingerprints": fingerprints, **excluded}
             write_run_file(args.output_dir, data_args, model_args, extra)
             write_run_manifest(args.output_dir)  # last: a run folder with a manifest is complete
