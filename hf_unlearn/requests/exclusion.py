@@ -97,8 +97,8 @@ def _read_one(path: Path) -> ExcludedLedger:
             return ExcludedLedger(path, ledger.state(), ledger.requests())
     except sqlite3.Error as err:
         raise LedgerExclusionError(
-            f"--exclude_ledger {path}: its {REQUEST_LEDGER_FILE} cannot be read ({err}); if a request was killed "
-            "mid-write, list the run's requests once (which repairs the ledger) and retrain"
+            f"--exclude_ledger {path}: its {REQUEST_LEDGER_FILE} cannot be read ({err}); a request killed "
+            "mid-write leaves it so until the ledger is next opened for writing (the next request on that run)"
         ) from None
 
 

@@ -129,7 +129,10 @@ class DataArguments:
 
 @dataclass
 class TrainDataArguments(DataArguments):
-    """``train``'s data arguments: ``DataArguments`` plus the ledgers whose forgotten ids it never trains on."""
+    """Which sentiment data to train on, and the run ledgers whose forgotten ids it never trains on.
+
+    ``DataArguments`` plus ``exclude_ledger`` (``train`` only: the run file records it, later commands
+    read the run's data back as ``DataArguments`` and restrict it to what the log trained on)."""
 
     exclude_ledger: list[str] | None = field(
         default=None,
