@@ -116,7 +116,7 @@ def test_overwrite_with_its_own_ledger_keeps_a_ledger_in_place_at_every_step(led
     monkeypatch.setattr(train_mod, "write_carried_ledger", killed)
     with pytest.raises(KeyboardInterrupt):
         train_cli("--output_dir", copy, "--overwrite", "--exclude_ledger", copy)
-    assert [p.name for p in copy.iterdir() if not p.name.startswith(".")] == [REQUEST_LEDGER_FILE]  # the old one
+    assert sorted(p.name for p in copy.iterdir()) == [LOCK_FILE, REQUEST_LEDGER_FILE]  # the old ledger, the lock
     assert sha256_file(copy / REQUEST_LEDGER_FILE) == old_ledger
     monkeypatch.undo()
     assert train_cli("--output_dir", copy, "--overwrite", "--exclude_ledger", copy) == 0  # the same command again

@@ -16,7 +16,7 @@ import copy
 import dataclasses
 
 from .. import console
-from ..artifacts import REQUEST_LEDGER_FILE, folder_lock
+from ..artifacts import LOCK_FILE, REQUEST_LEDGER_FILE, folder_lock
 from ..data import exclude_train_ids, fingerprint_dataset
 from ..requests import Exclusion, RequestLedger, read_exclusion, write_carried_ledger
 from ..training import UnlearnableTrainingArguments
@@ -173,7 +173,8 @@ def prepare_output_dir(
     exclusion = exclusion or Exclusion()
     carries = bool(exclusion.ledgers or exclusion.kept)
     if plan == "fresh" and args.should_save and folder_state(args.output_dir) != "empty":
-        removed = clear_folder(args.output_dir, keep=(REQUEST_LEDGER_FILE,) if carries else ())
+        # the ledger and the lock this process holds on it (an unlinked lock file would lock nothing) stay
+        removed = clear_folder(args.output_dir, keep=(REQUEST_LEDGER_FILE, LOCK_FILE) if carries else ())
         console.say(f"--overwrite: removed the old contents of {args.output_dir} ({removed} entries)")
     if args.should_save and carries:
         write_carried_ledger(args.output_dir, exclusion, meta=ledger_meta)
