@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ..runs.config import TRAIN_RENAMES, DataArguments, ModelArguments
+from ..runs.config import TRAIN_RENAMES, ModelArguments, TrainDataArguments
 from ..runs.recipe import RecipeParser
 from ..training import UnlearnableTrainingArguments
 from . import fail, start, user_errors
@@ -30,13 +30,14 @@ EXAMPLE = (
     "--output_dir runs/mine\n"
     "  hf-unlearn train --model_name_or_path distilbert-base-uncased --use_peft --lora_r 8 "
     "--lora_target_modules q_lin v_lin --lora_modules_to_save pre_classifier --record_deltas --output_dir runs/lora\n"
-    "  hf-unlearn train ... --resume_from_checkpoint latest   # after an interruption: the same command plus this"
+    "  hf-unlearn train ... --resume_from_checkpoint latest   # after an interruption: the same command plus this\n"
+    "  hf-unlearn train ... --exclude_ledger runs/tiny --output_dir runs/tiny-2   # never re-learn what was forgotten"
 )
 
 
 def make_parser() -> RecipeParser:
     return RecipeParser(
-        (DataArguments, ModelArguments, UnlearnableTrainingArguments),
+        (TrainDataArguments, ModelArguments, UnlearnableTrainingArguments),
         renames=TRAIN_RENAMES,
         prog=PROG,
         description="Fine-tune a text classifier that is prepared for deletion requests.",
@@ -44,7 +45,7 @@ def make_parser() -> RecipeParser:
     )
 
 
-def parse(argv: list[str]) -> tuple[DataArguments, ModelArguments, UnlearnableTrainingArguments]:
+def parse(argv: list[str]) -> tuple[TrainDataArguments, ModelArguments, UnlearnableTrainingArguments]:
     return make_parser().parse(argv)
 
 

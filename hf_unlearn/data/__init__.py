@@ -4,6 +4,7 @@ from .forget import ForgetRequest, ForgetRequestError, check_ids_known, forget_i
 from .loading import (
     DatasetFormatError,
     balanced_subset,
+    exclude_train_ids,
     fingerprint_dataset,
     load_data_files,
     load_sentiment_dataset,
@@ -16,6 +17,7 @@ __all__ = [
     "ForgetRequest",
     "ForgetRequestError",
     "balanced_subset",
+    "exclude_train_ids",
     "check_ids_known",
     "fingerprint_dataset",
     "forget_ids_sha256",

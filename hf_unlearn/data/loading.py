@@ -196,6 +196,7 @@ def load_sentiment_dataset(
     max_test: int | None = None,
     test_fraction: float = 0.2,
     seed: int = 0,
+    exclude=None,
     **synthetic_kwargs,
 ) -> DatasetDict:
     """Load sentiment data as ``DatasetDict(train, test)`` with columns ``id``, ``text``, ``label``.
@@ -205,6 +206,10 @@ def load_sentiment_dataset(
     ``datasets`` name). Ids come from ``id_column`` (or an ``id`` column) when present, else
     ``"{split}/{row}"`` which is stable because Hub and file row order is fixed. A single local
     file is split into train/test by ``test_fraction`` with ``seed``.
+
+    ``exclude``: ids, or a ``RequestLedger`` (its ``forgotten_ids()``), dropped from the train split
+    (:func:`exclude_train_ids`); the test split is never touched. For the ledgers of run folders pass
+    ``hf_unlearn.requests.forgotten_ids_of(RUN, ...)`` (``data`` does not read ledgers itself).
     """
     if source == "synthetic":
         dd = make_synthetic_reviews(seed=seed, **synthetic_kwargs)
@@ -226,7 +231,44 @@ def load_sentiment_dataset(
     out = DatasetDict({s: _normalise(dd[s], s, text_column, label_column, id_column) for s in ("train", "test")})
     out["train"] = balanced_subset(out["train"], max_train, seed)
     out["test"] = balanced_subset(out["test"], max_test, seed + 1)
-    return out
+    return exclude_train_ids(out, exclude)[0]
+
+
+def excluded_ids(exclude) -> set[str]:
+    """The ids ``exclude`` names: an iterable of ids, or an object with ``forgotten_ids()`` (a
+    ``RequestLedger``). A single string or path is refused: it would read as its characters."""
+    if exclude is None:
+        return set()
+    if hasattr(exclude, "forgotten_ids"):
+        return {str(i) for i in exclude.forgotten_ids()}
+    if isinstance(exclude, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"exclude={str(exclude)!r}: give ids (a list or set), a RequestLedger, or for run folders "
+            "hf_unlearn.requests.forgotten_ids_of(RUN, ...)"
+        )
+    return {str(i) for i in exclude}
+
+
+def exclude_train_ids(data: DatasetDict, exclude) -> tuple[DatasetDict, int]:
+    """``(data without the ``exclude`` ids in its train split, how many rows were dropped)``.
+
+    The rule of training that never re-learns what was forgotten: the listed ids leave the train
+    split (row order kept) before anything else sees it; an id the split does not hold is fine
+    (nothing to drop); every other split is untouched. A ``max_train`` subset is drawn BEFORE the
+    exclusion, so a retrain trains on the same examples as the run it replaces, minus the forgotten.
+    """
+    drop = excluded_ids(exclude)
+    if not drop:
+        return data, 0
+    train = data["train"]
+    keep = [k for k, i in enumerate(train["id"]) if i not in drop]
+    if len(keep) == len(train):
+        return data, 0
+    if not keep:
+        raise DatasetFormatError(f"excluding {len(drop)} forgotten id(s) leaves the train split empty")
+    out = DatasetDict(dict(data))
+    out["train"] = train.select(keep)
+    return out, len(train) - len(keep)
 
 
 def _file_kind(path: str, flag: str) -> str:
@@ -256,13 +298,14 @@ def load_data_files(
     max_test: int | None = None,
     test_fraction: float = 0.2,
     seed: int = 0,
+    exclude=None,
 ) -> DatasetDict:
     """Sentiment data from files, as ``--train_file`` / ``--validation_file`` / ``--test_file`` in the
     transformers example scripts (csv, json, jsonl or parquet; the types may differ).
 
     The test split is ``test_file``, else ``validation_file``, else a ``test_fraction`` split of the
     training file drawn with ``seed``. With both, the validation file becomes a ``validation`` split.
-    Columns, ids and subsets as in :func:`load_sentiment_dataset`.
+    Columns, ids, subsets and ``exclude`` as in :func:`load_sentiment_dataset`.
     """
     given = {"train": (train_file, "--train_file"), "validation": (validation_file, "--validation_file")}
     given["test"] = (test_file, "--test_file")
@@ -288,7 +331,7 @@ def load_data_files(
     out = DatasetDict(out)
     out["train"] = balanced_subset(out["train"], max_train, seed)
     out["test"] = balanced_subset(out["test"], max_test, seed + 1)
-    return out
+    return exclude_train_ids(out, exclude)[0]
 
 
 def _read_file(path: str, kind: str) -> Dataset:

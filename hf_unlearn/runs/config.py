@@ -128,6 +128,30 @@ class DataArguments:
 
 
 @dataclass
+class TrainDataArguments(DataArguments):
+    """Which sentiment data to train on, and the run ledgers whose forgotten ids it never trains on.
+
+    ``DataArguments`` plus ``exclude_ledger`` (``train`` only: the run file records it, later commands
+    read the run's data back as ``DataArguments`` and restrict it to what the log trained on)."""
+
+    exclude_ledger: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Run folders whose request ledgers' forgotten ids are dropped from the train split before "
+            "training (the new run's ledger carries their requests over). Needed to train into a folder whose "
+            "ledger holds deletion requests (--overwrite or a resume): name that folder."
+        },
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if isinstance(self.exclude_ledger, (str, Path)):
+            self.exclude_ledger = [self.exclude_ledger]
+        if self.exclude_ledger:  # absolute, so that the run file and the ledger name them from any folder
+            self.exclude_ledger = list(dict.fromkeys(str(Path(p).expanduser().resolve()) for p in self.exclude_ledger))
+
+
+@dataclass
 class ModelArguments:
     """Which model to start from (the tiny_* fields size the offline tiny-bert)."""
 

@@ -107,8 +107,11 @@ def _group_title(dtype) -> str:
 
 
 def _base_dataclass(dtype):
-    """The nearest dataclass base of ``dtype`` (``TrainingArguments`` for ``UnlearnableTrainingArguments``)."""
-    return next((b for b in dtype.__mro__[1:] if dataclasses.is_dataclass(b)), None)
+    """The nearest dataclass base of ``dtype`` from another library (``TrainingArguments`` for
+    ``UnlearnableTrainingArguments``); one of ours (``DataArguments`` for ``TrainDataArguments``) is not
+    a base group: its options stay in the command's own group."""
+    base = next((b for b in dtype.__mro__[1:] if dataclasses.is_dataclass(b)), None)
+    return None if base is None or base.__module__.startswith("hf_unlearn.") else base
 
 
 def rename_flags(argv: Iterable[str], renames: Mapping[str, str]) -> list[str]:

@@ -86,9 +86,10 @@ class TrainFolderError(OutputFolderError):
     """``train`` cannot write into its ``--output_dir`` as asked (user error, exit 2, nothing written)."""
 
 
-def run_request(data_args, model_args, args) -> dict:
+def run_request(data_args, model_args, args, exclusion=None) -> dict:
     """What decides a run's weights: the data and model arguments, the training arguments (but
-    outputs, logging, saving and Hub settings) and the number of processes."""
+    outputs, logging, saving and Hub settings), the number of processes and, with ``--exclude_ledger``,
+    the digest of the ids the ledgers name (a request made on one of them since changes the data)."""
     training = {k: v for k, v in args.to_dict().items() if k not in _FREE and not k.startswith(_FREE_PREFIXES)}
     body = {
         "data": dataclasses.asdict(data_args),
@@ -96,6 +97,8 @@ def run_request(data_args, model_args, args) -> dict:
         "training": training,
         "world_size": args.world_size,
     }
+    if exclusion is not None and exclusion.ledgers:
+        body["excluded_ids_sha256"] = exclusion.record()["sha256"]
     return json.loads(json.dumps(body, default=str))
 
 
@@ -110,6 +113,8 @@ def _differences(saved: dict, current: dict) -> list[str]:
         ]
     if saved.get("world_size") != current.get("world_size"):
         out.append(f"the number of processes (was {saved.get('world_size')}, now {current.get('world_size')})")
+    if saved.get("excluded_ids_sha256") != current.get("excluded_ids_sha256"):
+        out.append("the ids the --exclude_ledger ledgers name (requests were made on them since)")
     return out
 
 
@@ -163,10 +168,13 @@ def _refusal(folder: Path, state: str) -> str:
     return f"--output_dir {folder} is not empty and holds no hf-unlearn training run; pass --overwrite to replace it"
 
 
-def clear_folder(folder: str | Path) -> int:
-    """Remove everything inside ``folder`` (kept itself: it may be a mount point). Returns entries removed."""
+def clear_folder(folder: str | Path, keep: tuple[str, ...] = ()) -> int:
+    """Remove everything inside ``folder`` (kept itself: it may be a mount point) but the entries named
+    in ``keep`` (an overwritten run's request ledger, replaced later in one rename). Returns entries removed."""
     removed = 0
     for entry in Path(folder).iterdir() if Path(folder).is_dir() else []:
+        if entry.name in keep:
+            continue
         if entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
         else:

@@ -11,11 +11,14 @@ training shows one bar labelled "training" instead of the Trainer's per-step log
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 
 from .. import console
-from ..data import fingerprint_dataset
+from ..artifacts import LOCK_FILE, REQUEST_LEDGER_FILE, folder_lock
+from ..data import exclude_train_ids, fingerprint_dataset
+from ..requests import Exclusion, RequestLedger, read_exclusion, write_carried_ledger
 from ..training import UnlearnableTrainingArguments
 from .config import TINY_NUM_LAYERS_DEFAULT, DataArguments, ModelArguments, write_run_file
 from .run_folder import (
@@ -26,7 +29,7 @@ from .run_folder import (
     write_run_manifest,
     write_run_request,
 )
-from .validation import check_lora_modules, check_training_inputs
+from .validation import check_folder_ledger, check_lora_modules, check_training_inputs
 
 
 def train(data_args: DataArguments, model_args: ModelArguments, args: UnlearnableTrainingArguments) -> dict:
@@ -38,17 +41,22 @@ def train(data_args: DataArguments, model_args: ModelArguments, args: Unlearnabl
     console.ensure_configured()
     if model_args.tiny_num_layers is None:
         model_args = dataclasses.replace(model_args, tiny_num_layers=TINY_NUM_LAYERS_DEFAULT["train"])
-    request = run_request(data_args, model_args, args)
-    plan = plan_output_dir(request, args)  # refuses before any work
-    with console.phase("loading the data and the model") as step:
-        data = data_args.load()
-        model, tokenizer = model_args.load(data["train"]["text"], data_args.max_length, args.seed)
-        model_args = with_attention(model_args, model)
-        model, lora = with_lora(model, model_args, args.seed)  # a target that is not in the model: refused here
-        check_training_inputs(data, model, tokenizer, data_args, model_args, args)  # before any write
-        tokenized = tokenize_dataset(data, tokenizer, data_args.max_length)
-        step.summary = f"{len(data['train'])} training and {len(data['test'])} test examples"
-    resume = prepare_output_dir(plan, request, args)  # the first write: only once the inputs are checked
+    with contextlib.ExitStack() as held:  # a ledgered --output_dir stays locked until its new ledger is in place
+        exclusion = plan_exclusion(data_args, args, held)  # ledgers read, uncovered requests refused: no write
+        request = run_request(data_args, model_args, args, exclusion)
+        plan = plan_output_dir(request, args)  # refuses before any work
+        with console.phase("loading the data and the model") as step:
+            data, dropped = exclude_train_ids(data_args.load(), exclusion.ids)  # before the tokenizer sees it
+            model, tokenizer = model_args.load(data["train"]["text"], data_args.max_length, args.seed)
+            model_args = with_attention(model_args, model)
+            model, lora = with_lora(model, model_args, args.seed)  # a target that is not in the model: refused here
+            check_training_inputs(data, model, tokenizer, data_args, model_args, args)  # before any write
+            tokenized = tokenize_dataset(data, tokenizer, data_args.max_length)
+            step.summary = f"{len(data['train'])} training and {len(data['test'])} test examples"
+            step.summary += f" ({dropped} forgotten ones excluded)" if exclusion.ledgers else ""
+        excluded = {"excluded_ledgers": exclusion.record(dropped)} if exclusion.ledgers else {}
+        ledger_meta = {"train_fingerprint": fingerprint_dataset(data["train"])}
+        resume = prepare_output_dir(plan, request, args, exclusion, ledger_meta)  # the first write
     trainer = UnlearnableTrainer(
         model=model,
         args=args,
@@ -56,6 +64,7 @@ def train(data_args: DataArguments, model_args: ModelArguments, args: Unlearnabl
         eval_dataset=tokenized["test"],
         processing_class=tokenizer,
         compute_metrics=accuracy,
+        log_meta=excluded,
     )
     label_progress(trainer, "training")
     with console.phase("training") as step:
@@ -69,10 +78,27 @@ def train(data_args: DataArguments, model_args: ModelArguments, args: Unlearnabl
         save_trained(trainer, args, lora)
         if args.should_save:
             tokenizer.save_pretrained(args.output_dir)
-            fingerprints = {split: fingerprint_dataset(data[split]) for split in ("train", "test")}
-            write_run_file(args.output_dir, data_args, model_args, {"metrics": metrics, "fingerprints": fingerprints})
+            # train: what the trainer trained on (--exclude_ids_files may have dropped more rows)
+            fingerprints = {
+                "train": fingerprint_dataset(trainer.train_dataset),
+                "test": fingerprint_dataset(data["test"]),
+            }
+            extra = {"metrics": metrics, "fingerprints": fingerprints, **excluded}
+            write_run_file(args.output_dir, data_args, model_args, extra)
             write_run_manifest(args.output_dir)  # last: a run folder with a manifest is complete
     return metrics
+
+
+def plan_exclusion(data_args, args, held: contextlib.ExitStack) -> Exclusion:
+    """Before any write: the ledgers ``--exclude_ledger`` names, read read-only, and the refusal to train
+    into a folder whose own ledger names an id they do not exclude (``validation.check_folder_ledger``).
+    A folder with a ledger is locked (``held``) first: no request lands in it until its new ledger,
+    which carries its requests over, is in place."""
+    if args.should_save and RequestLedger.exists_in(args.output_dir):
+        held.enter_context(folder_lock(args.output_dir, timeout=0))
+    exclusion = read_exclusion(getattr(data_args, "exclude_ledger", None))
+    check_folder_ledger(args.output_dir, exclusion)
+    return exclusion
 
 
 def with_attention(model_args: ModelArguments, model) -> ModelArguments:
@@ -130,19 +156,28 @@ def plan_output_dir(request: dict, args) -> str:
     return plan_train_folder(args.output_dir, request, overwrite=args.overwrite, resume=asked)
 
 
-def prepare_output_dir(plan: str, request: dict, args) -> str | None:
+def prepare_output_dir(
+    plan: str, request: dict, args, exclusion: Exclusion | None = None, ledger_meta: dict | None = None
+) -> str | None:
     """Carry out ``plan`` once the inputs are checked; returns what to pass to
     ``trainer.train(resume_from_checkpoint=...)``.
 
-    Fresh: the old contents go (only with ``--overwrite``, said in one line) and the run's request
-    file is written first. Resume: the folder's own interrupted run with the same arguments.
-    Under several processes the main one clears and writes; the others wait for it.
+    Fresh: the old contents go (only with ``--overwrite``, said in one line) but an old request ledger,
+    which stays until the new run's ledger (``exclusion``'s requests carried over) is renamed over it;
+    then the run's request file. Resume: the folder's own interrupted run with the same arguments
+    (its ledger written again: the same requests). At every instant the folder holds the old ledger
+    or the new one. Under several processes the main one clears and writes; the others wait for it.
     """
     from ..training._compat import wait_for_every_rank
 
+    exclusion = exclusion or Exclusion()
+    carries = bool(exclusion.ledgers or exclusion.kept)
     if plan == "fresh" and args.should_save and folder_state(args.output_dir) != "empty":
-        removed = clear_folder(args.output_dir)
+        # the ledger and the lock this process holds on it (an unlinked lock file would lock nothing) stay
+        removed = clear_folder(args.output_dir, keep=(REQUEST_LEDGER_FILE, LOCK_FILE) if carries else ())
         console.say(f"--overwrite: removed the old contents of {args.output_dir} ({removed} entries)")
+    if args.should_save and carries:
+        write_carried_ledger(args.output_dir, exclusion, meta=ledger_meta)
     if plan == "fresh" and args.should_save:
         write_run_request(args.output_dir, request)
     wait_for_every_rank()  # every process starts once the folder is ready

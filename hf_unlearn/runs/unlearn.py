@@ -38,7 +38,7 @@ from ..artifacts import (
     staged_folder,
 )
 from ..cards.privacy import CONFIG_FILES, TOKENIZER_FILES
-from ..data import fingerprint_dataset
+from ..data import exclude_train_ids, fingerprint_dataset
 from ..data.forget import ForgetRequest
 from ..data.synthetic import CANARY_PREFIX
 from ..evaluation.report import build_report, split_for_evaluation, write_report
@@ -106,7 +106,7 @@ def load_run(run_dir: str | Path) -> TrainedRun:
         verify_run(run_dir)
         data_args, model_args, extra = read_run_file(run_dir)
         log = UnlearningLog(run_dir) if (run_dir / LOG_DIRNAME).is_dir() else None
-        data = data_args.load()
+        data = trained_data(data_args.load(), log)
         check_fingerprints(data, data_args, log, extra.get("fingerprints") or {})
         tokenizer = AutoTokenizer.from_pretrained(run_dir, trust_remote_code=False)
         model, is_lora = load_classifier(
@@ -141,6 +141,18 @@ def verify_run(run_dir: str | Path) -> dict:
         raise FileNotFoundError(f"run folder not found: {run_dir}")
     listed = read_manifest(run_dir)["files"] if (run_dir / MANIFEST_FILE).is_file() else {}
     return verify_run_files(run_dir, model_files(run_dir, listed))
+
+
+def trained_data(data, log: UnlearningLog | None):
+    """``data`` as the run trained on it. A run that excluded forgotten ids (``--exclude_ledger``,
+    ``--exclude_ids_files``: its log's meta records them) trained on the rebuilt train split minus
+    them: it is restricted to the ids of the log's recorded order (every row trained on; the row order
+    kept), which :func:`check_fingerprints` then confirms. The excluded rows never reach a method,
+    the retain split or the twin."""
+    if log is None or not (log.meta.get("excluded_ledgers") or log.meta.get("excluded_ids")):
+        return data
+    trained = {i for batches in log.recorded_order().values() for batch in batches for i in batch}
+    return exclude_train_ids(data, set(data["train"]["id"]) - trained)[0]
 
 
 def check_fingerprints(data, data_args: DataArguments, log: UnlearningLog | None, recorded: dict) -> None:

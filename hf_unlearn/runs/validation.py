@@ -18,7 +18,9 @@ import torch
 from ..artifacts import OutputFolderError
 from ..data import DatasetFormatError, ForgetRequestError, check_ids_known, read_id_file
 from ..models import ModelMismatchError, check_model_fits
+from ..requests import uncovered_requests
 from ..training.log_size import check_disk_for_run
+from .run_folder import TrainFolderError
 
 
 def check_training_inputs(data, model, tokenizer, data_args, model_args, args) -> None:
@@ -34,6 +36,11 @@ def check_training_inputs(data, model, tokenizer, data_args, model_args, args) -
         num_labels=model_args.num_labels,
         name=model_args.model_name_or_path,
     )
+    for path in args.exclude_ids_files or ():
+        try:
+            read_id_file(path)
+        except ForgetRequestError as exc:
+            raise ForgetRequestError(f"--exclude_ids_files: {exc}") from None
     if args.deletable_ids_file:
         try:
             check_ids_known(read_id_file(args.deletable_ids_file), data["train"]["id"])
@@ -42,6 +49,19 @@ def check_training_inputs(data, model, tokenizer, data_args, model_args, args) -
     if args.should_save:
         check_writable(args.output_dir)
         check_disk_for_run(args, model, data["train"]["id"])
+
+
+def check_folder_ledger(output_dir: str | os.PathLike, exclusion) -> None:
+    """Training into a folder whose request ledger holds deletion requests (``--overwrite``, a resume)
+    must exclude every id they name (``--exclude_ledger`` that folder, or ledgers covering it): else the
+    new run would re-learn what was forgotten and drop the requests. One line, before any work."""
+    uncovered = uncovered_requests(output_dir, exclusion)
+    if uncovered:
+        folder = Path(output_dir).expanduser().resolve()
+        raise TrainFolderError(
+            f"{folder} has {len(uncovered)} deletion request(s): retrain with --exclude_ledger {folder} "
+            "(training without it would re-learn what they forgot)"
+        )
 
 
 def check_labels(labels, num_labels: int, data_args, split: str) -> None:

@@ -141,6 +141,13 @@ class UnlearnableTrainingArguments(TrainingArguments):
         default=None,
         metadata={"help": "Only record deltas of steps that saw an id listed in this file (one id per line)."},
     )
+    exclude_ids_files: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Files of ids (one per line) never to train on: the trainer drops them from the training "
+            "set before the data order is drawn; the log records how many, and their digest (no ids)."
+        },
+    )
     record_per_sample: bool = field(
         default=False,
         metadata={"help": "Record per-sample gradients on a fixed random subset of the trainable parameters."},
@@ -189,6 +196,10 @@ class UnlearnableTrainingArguments(TrainingArguments):
             raise ValueError(f"per_sample_fraction must be in (0, 1], got {self.per_sample_fraction}")
         if self.error_proxy_every < 1 or self.error_proxy_batch_size < 1 or self.error_proxy_power_iters < 1:
             raise ValueError("error_proxy_every, error_proxy_batch_size and error_proxy_power_iters must be >= 1")
+        if isinstance(self.exclude_ids_files, (str, os.PathLike)):
+            self.exclude_ids_files = [self.exclude_ids_files]
+        if self.exclude_ids_files:
+            self.exclude_ids_files = [str(os.path.abspath(os.path.expanduser(f))) for f in self.exclude_ids_files]
         if self.deletable_ids_file and not self.record_deltas:
             raise ValueError("deletable_ids_file only applies with record_deltas=True")
         if (

@@ -72,11 +72,13 @@ class LogWriter(TrainerCallback):
     """Writes the unlearning log under ``root`` from the training events.
 
     ``train_dataset`` and ``data_collator`` describe the data (the header's fingerprint, the fixed
-    batch of the error proxy); ``per_sample`` is the trainer's per-sample gradient hook, if any.
+    batch of the error proxy); ``per_sample`` is the trainer's per-sample gradient hook, if any;
+    ``meta_extra`` adds entries to ``meta.json`` (never over one of its own keys; never ids).
     """
 
-    def __init__(self, root: str | Path, args, *, train_dataset, data_collator, per_sample=None):
+    def __init__(self, root: str | Path, args, *, train_dataset, data_collator, per_sample=None, meta_extra=None):
         self.root, self.args = Path(root), args
+        self.meta_extra = dict(meta_extra or {})
         self.train_dataset, self.data_collator, self.per_sample = train_dataset, data_collator, per_sample
         deletable = set(read_id_file(args.deletable_ids_file)) if args.deletable_ids_file else None
         self.records = Recorders(self.root, args, deletable)
@@ -165,6 +167,7 @@ class LogWriter(TrainerCallback):
             "training_args": json.loads(args.to_json_string()),
             "versions": library_versions(),
         }
+        meta.update({k: v for k, v in self.meta_extra.items() if k not in meta})
         atomic_write_json(self.root / META_FILE, meta)
         if self.per_sample is not None:
             index = self.per_sample.subset_index()

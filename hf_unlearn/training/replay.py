@@ -39,6 +39,9 @@ _OVERRIDE = {
     "record_learning_events": False,
     "record_error_proxy": False,
     "deletable_ids_file": None,
+    # the recorded order never names an excluded id (the original run dropped them before drawing it), so
+    # a replay re-adds none of them whatever the data set holds; the files need not exist any more
+    "exclude_ids_files": None,
     "push_to_hub": False,
     "hub_model_id": None,
     "report_to": "none",

@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 from transformers import Trainer
 
-from ..artifacts import TRAINING_ARGS_FILE, library_versions
+from ..artifacts import TRAINING_ARGS_FILE, ids_digest, library_versions
+from ..data.forget import ForgetRequestError, read_id_file
 from ..data.loading import fingerprint_dataset
 from . import _compat
 from .arguments import UnlearnableTrainingArguments
@@ -47,7 +48,14 @@ class UnlearnableTrainer(Trainer):
             (the retrain twin) instead of a fresh order from the seed;
         drop_ids: ids removed from the replayed order (batch boundaries kept, empty batches skipped);
         log_dir: where to write the log (default ``output_dir/unlearning_log``);
-        checkpoint_extra: recorded in every checkpoint's manifest.
+        checkpoint_extra: recorded in every checkpoint's manifest;
+        log_meta: more entries for the log's ``meta.json`` (never ids: the log is private, but its
+            meta is what reports and audits quote), e.g. the ledgers ``hf-unlearn train
+            --exclude_ledger`` excluded.
+
+    ``args.exclude_ids_files``: every id they list is dropped from ``train_dataset`` here, before
+    anything else (the data order, the log's fingerprint, the error proxy's batch) sees it; the log
+    records ``excluded_ids`` = {count dropped, count listed, sha256 of the listed ids, the files}.
 
     Checkpoints hold no pickles (``training/checkpoints.py``); ``train(resume_from_checkpoint="latest")``
     resumes from the newest complete checkpoint.
@@ -66,12 +74,15 @@ class UnlearnableTrainer(Trainer):
         drop_ids: Iterable[str] = (),
         log_dir: str | os.PathLike | None = None,
         checkpoint_extra: dict | None = None,
+        log_meta: dict | None = None,
         **kwargs,
     ):
         if not isinstance(args, UnlearnableTrainingArguments):
             raise TypeError("UnlearnableTrainer needs args=UnlearnableTrainingArguments(...)")
+        self.excluded_ids: dict | None = None
         if train_dataset is not None:
             self._check_train_dataset(train_dataset)
+            train_dataset, self.excluded_ids = without_excluded_ids(train_dataset, args.exclude_ids_files)
         if data_collator is None and processing_class is not None:
             data_collator = IdCarryingCollator(processing_class)
         super().__init__(
@@ -102,6 +113,7 @@ class UnlearnableTrainer(Trainer):
             train_dataset=train_dataset,
             data_collator=self.data_collator,
             per_sample=self.per_sample,
+            meta_extra={**(log_meta or {}), **({"excluded_ids": self.excluded_ids} if self.excluded_ids else {})},
         )
         self.records = self.log_writer.records
         self.add_callback(self.log_writer)
@@ -308,6 +320,27 @@ class UnlearnableTrainer(Trainer):
             allow_patterns=[*WEIGHT_PATTERNS, *CONFIG_FILES, *TOKENIZER_FILES, "README.md"],
             ignore_patterns=["*/*"],
         )  # top-level files only: never the log or checkpoints
+
+
+def without_excluded_ids(train_dataset, files) -> tuple[object, dict | None]:
+    """(``train_dataset`` without every id listed in ``files``, the log's record of it or None without
+    files). An id listed but absent from the data is fine: ``count`` (dropped) < ``listed`` then."""
+    if not files:
+        return train_dataset, None
+    listed: set[str] = set()
+    for path in files:
+        try:
+            listed.update(read_id_file(path))
+        except ForgetRequestError as exc:
+            raise ForgetRequestError(f"--exclude_ids_files: {exc}") from None
+    keep = [k for k, i in enumerate(train_dataset["id"]) if i not in listed]
+    if not keep:
+        raise ForgetRequestError(f"--exclude_ids_files lists every one of the {len(train_dataset)} training examples")
+    dropped = len(train_dataset) - len(keep)
+    if dropped:
+        train_dataset = train_dataset.select(keep)
+    record = {"count": dropped, "listed": len(listed), "sha256": ids_digest(listed), "files": list(files)}
+    return train_dataset, record
 
 
 def _base_name(config) -> str | None:
