@@ -1,5 +1,7 @@
 """``hf-unlearn requests list RUN`` / ``requests show RUN REQUEST_ID [--show_ids]``: the deletion
-requests recorded for a run (or an S3T / SISA system), read-only; the ids only with ``--show_ids``."""
+requests recorded for a run (or an S3T / SISA system), read-only; the ids only with ``--show_ids``.
+``requests audit RUN [--model FOLDER ...]``: does each folder (default: RUN itself) honour every
+request of RUN's ledger (exit 0 when all do, 1 when one does not)."""
 
 from __future__ import annotations
 
@@ -7,10 +9,14 @@ import argparse
 import sqlite3
 import sys
 
+from ..artifacts import IntegrityError
 from . import fail
 
 PROG = "hf-unlearn requests"
-EXAMPLE = "hf-unlearn requests list runs/tiny\n  hf-unlearn requests show runs/tiny req-20250101T120000-a1b2c3"
+EXAMPLE = (
+    "hf-unlearn requests list runs/tiny\n  hf-unlearn requests show runs/tiny req-20250101T120000-a1b2c3\n"
+    "  hf-unlearn requests audit runs/tiny --model runs/tiny-forgot runs/tiny-v2"
+)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -28,7 +34,18 @@ def make_parser() -> argparse.ArgumentParser:
     show.add_argument("run", metavar="RUN", help="the run folder (or S3T / SISA system folder)")
     show.add_argument("request_id", metavar="REQUEST_ID")
     show.add_argument("--show_ids", "--show-ids", action="store_true", help="also print the request's ids")
-    for parser in (listing, show):
+    audit = sub.add_parser(
+        "audit", help="does each --model folder (default: RUN) honour every request of RUN's ledger"
+    )
+    audit.add_argument("run", metavar="RUN", help="the run folder whose ledger is audited")
+    audit.add_argument(
+        "--model",
+        nargs="+",
+        default=None,
+        metavar="FOLDER",
+        help="runs (trained without the ids: their transcript) or unlearn outputs (served: the ledger's record)",
+    )
+    for parser in (listing, show, audit):
         parser.add_argument("--verbose", action="store_true", help="accepted for symmetry with the other commands")
         parser.add_argument("--quiet", action="store_true", help="accepted for symmetry with the other commands")
     return p
@@ -40,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     from ..runs.requests import NoLedgerError, find_request, read_requests, request_details, requests_table
 
     try:
+        if args.action == "audit":
+            return audit(args.run, args.model or [args.run])
         if args.action == "list":
             result(requests_table(read_requests(args.run)))
         else:
@@ -47,6 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     except NoLedgerError as exc:
         result(str(exc))
         return 0
-    except (FileNotFoundError, KeyError, sqlite3.Error) as exc:
+    except (FileNotFoundError, KeyError, sqlite3.Error, IntegrityError) as exc:
         return fail(PROG, exc.args[0] if isinstance(exc, KeyError) else str(exc))
     return 0
+
+
+def audit(run: str, folders: list[str]) -> int:
+    """One line per folder; 0 when every folder honours every request, else 1."""
+    from ..console import result
+    from ..runs.audit import audit_folder
+
+    findings = [audit_folder(run, folder) for folder in folders]
+    result("\n".join(f.line() for f in findings))
+    return 0 if all(f.honours for f in findings) else 1
