@@ -51,7 +51,14 @@ def run_copy(trained, tmp_path):
 
 
 def weights(folder) -> dict:
-    return load_file(str(folder / "model.safetensors"))
+    """The saved tensors under one naming: transformers 5.0 writes a BERT LayerNorm loaded from the run's
+    folder back as ``gamma`` / ``beta``, later versions as ``weight`` / ``bias`` (same values)."""
+    legacy = {".gamma": ".weight", ".beta": ".bias"}
+    out = {}
+    for name, tensor in load_file(str(folder / "model.safetensors")).items():
+        suffix = next((old for old in legacy if name.endswith(old)), None)
+        out[name[: -len(suffix)] + legacy[suffix] if suffix else name] = tensor
+    return out
 
 
 def same_weights(a, b) -> bool:
