@@ -13,11 +13,10 @@ Nothing here prints an id: findings are counts.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..artifacts import LOG_DIRNAME, MANIFEST_FILE, IntegrityError, verify_folder
+from ..artifacts import LOG_DIRNAME, MANIFEST_FILE, IntegrityError, sha256_file, verify_folder
 from ..requests import RequestLedger
 
 
@@ -69,17 +68,23 @@ def _audit_transcript(folder: Path, forgotten: set[str], base: dict) -> AuditFin
     )
 
 
+def verify_served_output(folder: Path, recorded_sha256: str | None) -> None:
+    """``folder`` is intact (every listed file, nothing added) and is the output the ledger recorded: its
+    ``manifest.json`` hashes to ``recorded_sha256``. Otherwise an ``IntegrityError`` naming it."""
+    verify_folder(folder, kind="unlearned")
+    if recorded_sha256 and sha256_file(folder / MANIFEST_FILE) != recorded_sha256:
+        raise IntegrityError(
+            f"{folder / MANIFEST_FILE} is not the manifest the ledger recorded for this output (replaced or edited)"
+        )
+
+
 def _audit_output(folder: Path, rows: list[dict], base: dict) -> AuditFinding:
-    verify_folder(folder)  # every listed file intact, nothing added (an IntegrityError names the file)
-    digest = hashlib.sha256((folder / MANIFEST_FILE).read_bytes()).hexdigest()
-    target = str(folder.resolve())
-    recorded = [r for r in rows if r["output"] and Path(r["output"]).resolve() == Path(target)]
+    target = folder.resolve()
+    recorded = [r for r in rows if r["output"] and Path(r["output"]).resolve() == target]
+    verify_folder(folder, kind="unlearned")  # also when the ledger never recorded it
     honoured = set()
     for row in recorded:
-        if row["output_manifest_sha256"] and row["output_manifest_sha256"] != digest:
-            raise IntegrityError(
-                f"{folder / MANIFEST_FILE} is not the manifest the ledger recorded for this output (replaced or edited)"
-            )
+        verify_served_output(folder, row["output_manifest_sha256"])
         honoured |= set(row["honours"] or [])
     missing = [r for r in rows if r["request_id"] not in honoured]
     if not missing:

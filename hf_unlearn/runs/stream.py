@@ -39,10 +39,10 @@ from ..artifacts import (
     forget_set_commitment,
     load_or_create_salt,
     sha256_file,
-    verify_folder,
 )
 from ..data.forget import ForgetRequestError
 from ..requests import RequestLedger
+from .audit import verify_served_output
 
 STRATEGIES = ("union", "chain")
 DEFAULT_STRATEGY = "union"
@@ -150,11 +150,9 @@ def chain_start(ledger: RequestLedger) -> ChainStart | None:
     output = Path(row["output"])
     hint = "or pass --sequential_strategy union (every request from the trained weights)"
     try:
-        verify_folder(output, kind="unlearned")
+        verify_served_output(output, row["output_manifest_sha256"])
     except (IntegrityError, FileNotFoundError, OSError) as exc:
         raise StrategyError(f"the last output of this run, {output}, cannot be chained from ({exc}); {hint}") from None
-    if row["output_manifest_sha256"] and sha256_file(output / MANIFEST_FILE) != row["output_manifest_sha256"]:
-        raise StrategyError(f"the last output of this run, {output}, was replaced after it was served; {hint}")
     honours = set(row["honours"] or [])
     honoured_ids = {i for r in ledger.requests() if r["request_id"] in honours for i in r["ids"]}
     return ChainStart(output, honoured_ids)
