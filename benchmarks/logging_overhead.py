@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import copy
 import gc
+import json
 import os
 import shutil
 import sys
@@ -323,7 +324,10 @@ def run_once(variant: str, s: Setup, a, tmp_root: str, max_steps: int | None = N
             rec["per_sample_bytes"] = dir_bytes(log / "per_sample", "step_*.safetensors")
             rec["per_sample_index_bytes"] = dir_bytes(log / "per_sample", "index.safetensors")
             proxy = [f for f in (log / "error_proxy").glob("*.jsonl")] if (log / "error_proxy").is_dir() else []
-            rec["error_proxy_evals"] = sum(len(f.read_text().splitlines()) for f in proxy)
+            rows = sorted((json.loads(x) for f in proxy for x in f.read_text().splitlines()), key=lambda r: r["step"])
+            rec["error_proxy_evals"] = len(rows)
+            rec["error_proxy_seconds"] = [r.get("seconds") for r in rows]
+            rec["error_proxy_products"] = [r.get("hessian_products") for r in rows]
         if getattr(trainer, "per_sample", None) is not None:
             rec["per_sample_k"] = trainer.per_sample.num_entries
             rec["per_sample_skipped"] = list(trainer.per_sample.skipped)
@@ -338,6 +342,32 @@ def run_once(variant: str, s: Setup, a, tmp_root: str, max_steps: int | None = N
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
         gc.collect()
+
+
+# IMDB at the users' scale: 25,000 reviews x 3 epochs at batch 16 (the README's "At scale" table)
+SCALE_STEPS = 25_000 * 3 // 16
+
+
+def proxy_cost(runs: list[dict], step_seconds: float, overhead: float, every: int) -> dict:
+    """The error proxy's cost read from its own records (``seconds`` per evaluation, in plain-step units):
+    the first (cold) evaluation and the later (warm-started) ones, and the run's overhead without the proxy
+    plus one cold and ``SCALE_STEPS / every - 1`` warm evaluations over ``SCALE_STEPS`` steps: the projected
+    overhead of a run at the users' scale at the default rate."""
+    cold = [r["error_proxy_seconds"][0] for r in runs if r.get("error_proxy_seconds")]
+    warm = [x for r in runs for x in (r.get("error_proxy_seconds") or [])[1:]]
+    if not cold or None in cold or None in warm:
+        return {}
+    out = {
+        "error_proxy_cold_eval_steps": round(median(cold) / step_seconds, 2),
+        "error_proxy_hessian_products": [r.get("error_proxy_products") for r in runs],
+    }
+    warm_steps = median(warm) / step_seconds if warm else out["error_proxy_cold_eval_steps"]
+    out["error_proxy_warm_eval_steps"] = round(warm_steps, 2) if warm else None
+    in_run = median([sum(r["error_proxy_seconds"]) for r in runs]) / (step_seconds * runs[0]["steps"])
+    n = max(1, SCALE_STEPS // every)
+    at_scale = overhead - in_run + (out["error_proxy_cold_eval_steps"] + (n - 1) * warm_steps) / SCALE_STEPS
+    out[f"projected_overhead_{SCALE_STEPS}_steps_every_{every}"] = round(at_scale, 4)
+    return out
 
 
 def default_error_proxy_every() -> int:
@@ -521,6 +551,7 @@ def measure(a, finetune: str) -> tuple[list[dict], list[dict]]:
                 # the default rate (one evaluation every `rate` steps): the proxy's share scaled by every/rate
                 proxy_part = (overhead["error_proxy"] - 1) * (1 - a.error_proxy_every / rate)
                 extra[f"overhead_at_default_every_{rate}"] = round(overhead[v] - proxy_part, 4)
+            extra.update(proxy_cost(by[v], med["plain"] / steps, overhead[v], rate))
         if v == "opacus" and warm.get("opacus", {}).get("opacus_grad_sample"):
             extra["grad_sample_check"] = warm["opacus"]["opacus_grad_sample"]
         emit(BENCH, f"overhead_{v}{sfx}", round(overhead[v], 4), "x plain Trainer time", dict(cfg, **extra))

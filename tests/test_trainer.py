@@ -155,6 +155,7 @@ def test_learning_events_and_error_proxy(tiny, tmp_path):
         moved = [sum(log.delta(s)[n] for s in range(1, r["step"] + 1)) for n, _ in model.named_parameters()]
         assert r["distance_from_init"] == pytest.approx(float(torch.sqrt(sum((d**2).sum() for d in moved))), rel=1e-4)
         assert r["lr"] == lr_of[r["step"]] and r["hessian_max_eig"] != 0.0
+        assert 1 <= r["hessian_products"] <= 5 and r["seconds"] > 0
     assert any("error_proxy" in h for h in trainer.state.log_history)
 
 
@@ -170,25 +171,51 @@ class _LogisticProbe(torch.nn.Module):
         return type("Out", (), {"logits": torch.stack([torch.zeros_like(s), s], dim=1)})()
 
 
-def test_power_iteration_finds_the_known_hessian_eigenvalue():
+@pytest.mark.parametrize("hvp", ["finite_difference", "double_backward"])
+def test_power_iteration_finds_the_known_hessian_eigenvalue(hvp):
     """At w = 0 every p_i = 1/2, so H = X^T X / (4 n); with X^T X = diag(4, 1, 2) (n = 4) the dominant
-    eigenvalue is 4 / 16 = 0.25, whatever the labels."""
+    eigenvalue is 4 / 16 = 0.25, whatever the labels. Both kinds of Hessian-vector products find it, and
+    the finite differences put the weights back exactly."""
     from hf_unlearn.training.error_proxy import dominant_hessian_eigenvalue
 
     x = torch.tensor([[2.0, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]], dtype=torch.float64)
     batch = {"x": x, "labels": torch.tensor([0, 1, 1, 0])}
     probe = _LogisticProbe(3)
-    assert dominant_hessian_eigenvalue(probe, batch, iters=60, seed=0) == pytest.approx(0.25, rel=1e-6)
+    assert dominant_hessian_eigenvalue(probe, batch, iters=60, seed=0, hvp=hvp, tolerance=0) == pytest.approx(
+        0.25, rel=1e-6
+    )
+    assert torch.equal(probe.w.detach(), torch.zeros(3, dtype=torch.float64))
     # a second case: a rotated design, eigenvalues of X^T X / 16 computed independently by eigvalsh
     q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1)))
     xr = x @ q
     expected = torch.linalg.eigvalsh(xr.T @ xr / 16).max().item()
-    got = dominant_hessian_eigenvalue(probe, {"x": xr, "labels": batch["labels"]}, iters=60, seed=3)
+    got = dominant_hessian_eigenvalue(
+        probe, {"x": xr, "labels": batch["labels"]}, iters=60, seed=3, hvp=hvp, tolerance=0
+    )
     assert got == pytest.approx(expected, rel=1e-6) and probe.w.grad is None
 
 
+def test_finite_difference_products_match_exact_ones_away_from_the_origin():
+    """Off w = 0 the loss is not quadratic: central differences agree with double back-propagation to
+    the O(eps^2) error (a trained-looking point: weights of norm ~3, uneven probabilities)."""
+    from hf_unlearn.training.error_proxy import dominant_hessian_eigenvalue
+
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(32, 6, dtype=torch.float64, generator=gen)
+    batch = {"x": x, "labels": (torch.rand(32, generator=gen) > 0.5).long()}
+    probe = _LogisticProbe(6)
+    with torch.no_grad():
+        probe.w.copy_(torch.randn(6, dtype=torch.float64, generator=gen))
+    before = probe.w.detach().clone()
+    exact = dominant_hessian_eigenvalue(probe, batch, iters=80, seed=0, hvp="double_backward", tolerance=0)
+    approx = dominant_hessian_eigenvalue(probe, batch, iters=80, seed=0, hvp="finite_difference", tolerance=0)
+    assert approx == pytest.approx(exact, rel=1e-4) and torch.equal(probe.w.detach(), before)
+    with pytest.raises(ValueError, match="hvp must be one of"):
+        dominant_hessian_eigenvalue(probe, batch, hvp="lanczos")
+
+
 def test_power_iteration_runs_on_sdpa_attention():
-    """Pretrained models load with SDPA attention, whose fused CPU kernel has no double backward: the
+    """Pretrained models load with SDPA attention, whose fused CPU kernel has no double backward: exact
     Hessian-vector products run the forward on the math kernel (same eigenvalue as eager attention)."""
     from transformers import BertConfig, BertForSequenceClassification
 
@@ -201,8 +228,14 @@ def test_power_iteration_runs_on_sdpa_attention():
     eager.load_state_dict(sdpa.state_dict())
     ids = torch.randint(5, 50, (4, 8), generator=torch.Generator().manual_seed(0))
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.tensor([0, 1, 1, 0])}
-    got = dominant_hessian_eigenvalue(sdpa, batch, iters=3, seed=0)
-    assert got == pytest.approx(dominant_hessian_eigenvalue(eager, batch, iters=3, seed=0), rel=1e-4)
+    exact_eager = dominant_hessian_eigenvalue(eager, batch, iters=3, seed=0, hvp="double_backward", tolerance=0)
+    assert dominant_hessian_eigenvalue(
+        sdpa, batch, iters=3, seed=0, hvp="double_backward", tolerance=0
+    ) == pytest.approx(exact_eager, rel=1e-4)
+    # finite differences run on the fused kernel itself (float32: agreement to the difference error)
+    assert dominant_hessian_eigenvalue(sdpa, batch, iters=3, seed=0, tolerance=0) == pytest.approx(
+        exact_eager, rel=2e-2
+    )
 
 
 def test_warm_started_power_iteration_converges_in_fewer_products():
@@ -213,8 +246,9 @@ def test_warm_started_power_iteration_converges_in_fewer_products():
     x = torch.tensor([[2.0, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]], dtype=torch.float64)
     batch = {"x": x, "labels": torch.tensor([0, 1, 1, 0])}
     probe, warm = _LogisticProbe(3), {}
-    assert dominant_hessian_eigenvalue(probe, batch, iters=60, seed=0, warm=warm) == pytest.approx(0.25, rel=1e-6)
-    assert set(warm) == {"v", "eig"}
+    got = dominant_hessian_eigenvalue(probe, batch, iters=60, seed=0, warm=warm, tolerance=0)
+    assert got == pytest.approx(0.25, rel=1e-6)
+    assert set(warm) == {"v", "eig", "products"} and 1 <= warm["products"] <= 60
     assert dominant_hessian_eigenvalue(probe, batch, iters=1, seed=5, warm=warm) == pytest.approx(0.25, rel=1e-6)
     assert dominant_hessian_eigenvalue(probe, batch, iters=1, seed=5) != pytest.approx(0.25, rel=1e-2)
 

@@ -16,6 +16,7 @@ from transformers import TrainingArguments
 from transformers.trainer_utils import HubStrategy
 
 from . import _compat
+from .error_proxy import HVP_METHODS
 
 DELTA_DTYPES = ("float32", "float16", "bfloat16")
 
@@ -183,6 +184,13 @@ class UnlearnableTrainingArguments(TrainingArguments):
     error_proxy_power_iters: int = field(
         default=5, metadata={"help": "Power-iteration steps (Hessian-vector products) for the largest eigenvalue."}
     )
+    error_proxy_hvp: str = field(
+        default="finite_difference",
+        metadata={
+            "help": "Hessian-vector products of the error proxy: 'finite_difference' (central differences of two "
+            "ordinary gradients, any attention kernel) or 'double_backward' (exact, about three times the cost)."
+        },
+    )
 
     def __post_init__(self):
         check_training_numbers(self)
@@ -196,6 +204,8 @@ class UnlearnableTrainingArguments(TrainingArguments):
             raise ValueError(f"per_sample_fraction must be in (0, 1], got {self.per_sample_fraction}")
         if self.error_proxy_every < 1 or self.error_proxy_batch_size < 1 or self.error_proxy_power_iters < 1:
             raise ValueError("error_proxy_every, error_proxy_batch_size and error_proxy_power_iters must be >= 1")
+        if self.error_proxy_hvp not in HVP_METHODS:
+            raise ValueError(f"error_proxy_hvp must be one of {HVP_METHODS}, got {self.error_proxy_hvp!r}")
         if isinstance(self.exclude_ids_files, (str, os.PathLike)):
             self.exclude_ids_files = [self.exclude_ids_files]
         if self.exclude_ids_files:

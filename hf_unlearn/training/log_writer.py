@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import time
 import uuid
 from pathlib import Path
 
@@ -212,8 +213,14 @@ class LogWriter(TrainerCallback):
         args = self.args
         if not args.record_error_proxy or step % args.error_proxy_every or args.process_index != 0:
             return
+        started = time.perf_counter()
         eig = dominant_hessian_eigenvalue(
-            model, self._proxy_batch(), args.error_proxy_power_iters, seed=args.seed, warm=self._power_iteration
+            model,
+            self._proxy_batch(),
+            args.error_proxy_power_iters,
+            seed=args.seed,
+            warm=self._power_iteration,
+            hvp=args.error_proxy_hvp,
         )
         sigma = math.sqrt(abs(eig))
         self._sigmas.append(sigma)
@@ -229,6 +236,8 @@ class LogWriter(TrainerCallback):
                 "sigma": sigma,
                 "error_proxy": self.last_error_proxy,
                 "error_proxy_rolling": error_proxy(lr, step, dist, rolling),
+                "hessian_products": self._power_iteration.get("products"),
+                "seconds": round(time.perf_counter() - started, 4),
             }
         )
 
