@@ -204,6 +204,13 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--output", default=None, help="results JSON (default benchmarks/results/s3t[_quick].json)")
     parser.add_argument("--seed", type=int, default=0)
+    for flag, key, what in (
+        ("--shards", "m", "shards m"),
+        ("--slices", "L", "slices L per shard"),
+        ("--budget", "B", "orders B per shard"),
+        ("--epochs", "epochs", "epochs of every stage"),
+    ):
+        parser.add_argument(flag, type=int, default=None, dest=f"size_{key}", help=f"override the size's {what}")
     args = parser.parse_args(argv)
     if args.model == "minilm":
         try:
@@ -254,7 +261,8 @@ def run(args, work: Path) -> int:
     from hf_unlearn.s3t.pretrain import model_accuracy
 
     minilm = args.model == "minilm" and not args.model_name_or_path
-    size = SIZES[("minilm_" if minilm else "") + ("quick" if args.quick else "full")]
+    size = dict(SIZES[("minilm_" if minilm else "") + ("quick" if args.quick else "full")])
+    size.update({k: getattr(args, f"size_{k}") for k in ("m", "L", "B", "epochs") if getattr(args, f"size_{k}")})
     t_start = time.perf_counter()
     figures: list[dict] = []
     dd = load_sentiment_dataset(
@@ -312,6 +320,7 @@ def run(args, work: Path) -> int:
         "m": config.num_shards,
         "L": config.num_slices,
         "B": config.budget,
+        "epochs": config.num_train_epochs,
         "n_private": len(private),
         "n_public": len(public),
         "n_test": len(test),
