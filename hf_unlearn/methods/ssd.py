@@ -2,9 +2,11 @@
 
 Foster, Schoepf and Brintrup, "Fast Machine Unlearning Without Retraining Through Selective
 Synaptic Dampening" (AAAI 2024). The importance of parameter i to a data set is a diagonal
-Fisher estimate, the mean over batches of the squared gradient of the batch's mean loss:
+Fisher estimate, the mean over batches of B rows of the squared gradient of the batch's mean loss:
 
-    []_X,i = mean_b ( d CE_b(f_w) / d theta_i )^2        (eval mode, at the model's weights)
+    []_X,i = mean_b (n_b / B) ( d CE_b(f_w) / d theta_i )^2     (eval mode, at the model's weights)
+
+(``n_b = B`` for every full batch: SSD's own estimate; see "Scale" for a partial one)
 
 with []_D for the training data and []_F for the forget set. The rule, on every trainable
 parameter entry (LoRA: the adapters and the head; the frozen base is never touched)::
@@ -35,6 +37,9 @@ training); a forget set of B or more rows is exactly SSD's estimate. ``v_T`` sti
 trajectory (larger early gradients) while []_F is taken at the final weights: with
 ``normalize=True`` each importance is divided by its mean over all trainable entries first, so
 the rule compares where each data set's importance sits rather than its overall level.
+Because of that average, ``v_T`` is the larger of the two estimates of the training importance
+(on the tiny synthetic run about 9x the retain-set estimate at the median entry): at the same
+``alpha`` the ``adam`` source dampens fewer entries than ``retain`` does.
 
 Optionally ``neggrad_plus_steps`` steps of NegGrad+ (``neggrad_plus.py``) follow the dampening.
 """
