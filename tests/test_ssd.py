@@ -145,8 +145,9 @@ def test_adam_source_reads_the_logged_second_moment(setup):
     """Training importance = the trainer's own v_T / (1 - beta2^T); forget importance at the run's batch size."""
     result = unlearn(
         setup.model, setup.forget, None, method="ssd", log=setup.log, tokenizer=setup.tokenizer, alpha=0.5,
+        importance_source="adam",
     )  # fmt: skip
-    assert result.stats["importance_source"] == "adam"  # the default when the log has it; no retain set needed
+    assert result.stats["importance_source"] == "adam"  # no retain set needed
     f = reference_fisher(setup.model, setup.forget, setup.tokenizer, BATCH)
     selected = assert_rule(setup.model, result.model, setup.v_hat, f, alpha=0.5, dampening=1.0)
     assert selected == result.stats["dampened_entries"] > 0
@@ -162,7 +163,7 @@ def test_adam_requested_without_adam_state_is_refused_in_one_line(setup, tmp_pat
             unlearn(model, forget, retain, method="ssd", log=log, tokenizer=tokenizer, importance_source="adam")
         assert "\n" not in str(info.value)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
-    # without the state the default falls back to the retain set
+    # the default is the retain set
     result = unlearn(model, forget, retain, method="ssd", log=tmp_path / "no_state", tokenizer=tokenizer)
     assert result.stats["importance_source"] == "retain"
 

@@ -19,13 +19,17 @@ An entry no forget gradient reaches (``[]_F,i = 0``) is never selected.
 
 Where []_D comes from (``importance_source``):
 
-- ``"adam"`` (the default when the log has it): the training run's own Adam second moment
+- ``"retain"`` (the default): the estimate above on a seeded sample of ``retain_samples`` rows of
+  the retain set at the final weights.
+- ``"adam"``: the training run's own Adam second moment
   ``v_T`` (``optimizer_final.safetensors``, written with ``record_deltas`` for Adam-type
   optimizers), bias-corrected: ``v_T / (1 - beta2^T)`` is a weighted mean over the training
   steps of the squared (clipped) batch-mean gradient, i.e. the same estimator as above over the
-  training batches along the trajectory, at no cost.
-- ``"retain"``: the estimate above on (a seeded sample of ``retain_samples`` rows of) the retain
-  set at the final weights (the fallback for logs without Adam state, e.g. SGD runs).
+  training batches along the trajectory, at no cost. Measured on a tiny BERT (300 rows x 5 epochs,
+  forgetting 6 canaries, alpha 10): ``v_T`` sits ~9x above the final weights' retain importance at
+  the median entry (it remembers the large early gradients), so it selected 0.11% of the entries and
+  left the forget accuracy at 100%, where ``"retain"`` selected 4.9% and brought it to 67% at no test
+  cost: ``"adam"`` is kept as an option (with a calibrated ``alpha``), not as the default.
 
 Scale. The batch size changes the estimate (a batch mean of n gradients has a squared value of
 about ``mu^2 + sigma^2 / n``), so []_F and a computed []_D use the run's effective training
@@ -80,7 +84,7 @@ class SSDConfig:
         default=None,
         metadata={
             "help": "Training importance from the log's Adam second moment ('adam') or computed on the retain set "
-            "('retain'); default: adam when the log has it, else retain."
+            "('retain', the default: the log's v_T remembers early training and selects almost nothing)."
         },
     )
     importance_batch_size: int | None = field(
@@ -90,7 +94,7 @@ class SSDConfig:
         },
     )
     retain_samples: int = field(
-        default=1000, metadata={"help": "Retain rows (seeded sample) for the 'retain' importance (0 = all)."}
+        default=256, metadata={"help": "Retain rows (seeded sample) for the 'retain' importance (0 = all)."}
     )
     normalize: bool = field(
         default=False,
@@ -159,10 +163,9 @@ def has_adam_state(log) -> bool:
 
 
 def resolve_source(config: SSDConfig, log) -> str:
-    """``config.importance_source``, or adam when the log has its state and retain otherwise; refuses
-    an explicit ``adam`` the log cannot serve (before any work)."""
+    """``config.importance_source`` (default retain); refuses an ``adam`` the log cannot serve (before any work)."""
     if config.importance_source is None:
-        return "adam" if has_adam_state(log) else "retain"
+        return "retain"
     if config.importance_source == "adam" and not has_adam_state(log):
         where = "no log was given" if log is None else f"the log {log.root} has no Adam state ({FINAL_STATE})"
         raise ValueError(
