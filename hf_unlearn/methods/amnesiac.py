@@ -57,7 +57,9 @@ def repair(model, retain, config: AmnesiacConfig, ctx) -> int:
         return 0
     if retain is None or len(retain) == 0:
         raise ValueError("repair needs a non-empty retain set")
-    steps_cfg = loop_config(config, epochs=config.repair_epochs or 1.0, max_steps=config.repair_steps, weight_decay=0.0)
+    steps_cfg = loop_config(
+        config, epochs=config.repair_epochs or 1.0, max_steps=config.repair_steps, weight_decay=0.0
+    )
     return finetune_on(model, retain, steps_cfg, ctx)
 
 

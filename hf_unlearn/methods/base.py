@@ -19,9 +19,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..training import loops
-from ._early_stopping import EarlyStopping
 from ..training.loops import cycle, forward_logits  # noqa: F401  (the methods' names for the loop's parts)
-
+from ._early_stopping import EarlyStopping
 
 TRAINER_DEFAULT_LR = 5e-5  # transformers' TrainingArguments.learning_rate: the fallback without a log
 
@@ -63,7 +62,8 @@ class MethodConfig:
     )
     eval_every: int = field(default=10, metadata={"help": "Early stopping: evaluate every this many steps."})
     patience: int = field(
-        default=3, metadata={"help": "Early stopping: stop after this many evaluations without improvement (0 = never)."}
+        default=3,
+        metadata={"help": "Early stopping: stop after this many evaluations without improvement (0 = never)."},
     )
 
     def __post_init__(self):

@@ -220,6 +220,19 @@ def _check_request(spec: MethodSpec, forget, retain, log, model):
     return forget_ids, log
 
 
+def _check_inputs(spec: MethodSpec, config, given: dict) -> None:
+    """Data inputs only for the methods that read them (``holdout`` also under ``early_stopping``, which needs it)."""
+    stops_early = bool(getattr(config, "early_stopping", False))
+    accepted = set(spec.inputs) | ({"holdout"} if stops_early else set())
+    extra = sorted(k for k, v in given.items() if v is not None and k not in accepted)
+    if extra:
+        raise MethodOptionError(f"method {spec.name!r} does not take {', '.join(extra)}")
+    if stops_early and given.get("holdout") is None:
+        raise MethodOptionError(
+            f"method {spec.name!r}: early_stopping needs held-out examples the run never trained on (holdout=)"
+        )
+
+
 def unlearn(
     model: torch.nn.Module,
     forget,
@@ -248,15 +261,7 @@ def unlearn(
     spec = get_method(method)
     config = method_config(spec, options)
     given = {"holdout": holdout, "memorization_scores": memorization_scores}
-    stops_early = bool(getattr(config, "early_stopping", False))
-    accepted = set(spec.inputs) | ({"holdout"} if stops_early else set())
-    extra = sorted(k for k, v in given.items() if v is not None and k not in accepted)
-    if extra:
-        raise MethodOptionError(f"method {method!r} does not take {', '.join(extra)}")
-    if stops_early and holdout is None:
-        raise MethodOptionError(
-            f"method {method!r}: early_stopping needs held-out examples the run never trained on (holdout=)"
-        )
+    _check_inputs(spec, config, given)
     forget_ids, log = _check_request(spec, forget, retain, log, model)
     lr_given = getattr(config, "learning_rate", None) is not None
     config = resolve_learning_rate(config, log)
