@@ -64,9 +64,12 @@ class EarlyStopping:
         self.side = 0.0  # sign of L_f - L_ref at the first evaluation
 
     def _evaluate(self, step: int) -> bool:
-        """Score the current model; True when the forget loss reached the reference or patience ran out."""
-        forget_loss = mean_loss(self.model, self.forget, self.tokenizer)
-        reference_loss = mean_loss(self.model, self.reference, self.tokenizer)
+        """Score the current model; True when the forget loss reached the reference or patience ran out.
+        The CPU random state is restored after scoring (a loader draws its base seed from it), so the
+        steps take the same batches and dropout masks as without early stopping."""
+        with torch.random.fork_rng(devices=[]):
+            forget_loss = mean_loss(self.model, self.forget, self.tokenizer)
+            reference_loss = mean_loss(self.model, self.reference, self.tokenizer)
         self.history.append((step, forget_loss, reference_loss))
         distance = abs(forget_loss - reference_loss)
         if self.best is None or distance < self.best[0]:
