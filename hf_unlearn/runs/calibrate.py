@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__, console
-from ..artifacts import atomic_write_json, folder_lock, forget_set_commitment, load_or_create_salt
+from ..artifacts import LOG_DIRNAME, atomic_write_json, folder_lock, forget_set_commitment, load_or_create_salt
 from ..evaluation.predict import compare, evaluate_model
 from ..evaluation.report import split_for_evaluation
 from ..methods import get_method, unlearn
@@ -366,7 +366,9 @@ def auto_method(run_dir: str | Path, method_args: dict | None) -> tuple[str, dic
         raise CalibrationError(
             f"--method auto runs the calibrated settings; drop {', '.join(sorted(method_args))} or name the method"
         )
-    record = read_calibration(run_dir)
+    meta = Path(run_dir) / LOG_DIRNAME / "meta.json"  # verified later by load_run; read here to refuse early
+    fingerprint = json.loads(meta.read_text(encoding="utf-8")).get("train_fingerprint") if meta.is_file() else None
+    record = read_calibration(run_dir, fingerprint)
     choice = record["choice"]
     console.say(f"--method auto: {choice['method']} {choice['options']} (chosen by {chosen_by(record)})")
     return choice["method"], dict(choice["options"]), record

@@ -47,7 +47,7 @@ from ..methods import get_method, unlearn
 from ..methods.registry import method_config
 from ..training.unlearning_log import UnlearningLog
 from . import stream
-from .calibrate import AUTO, auto_method, chosen_by, read_calibration
+from .calibrate import AUTO, auto_method, chosen_by
 from .config import DataArguments, ModelArguments, read_run_file
 from .run_folder import verify_run_files
 
@@ -194,16 +194,14 @@ def unlearn_run(
     lock: ``request_id`` (None: a fresh ``req-...``) is recorded before any work, and the output
     honours the union of every request recorded so far: ``strategy`` ``"union"`` (default: from the
     trained weights) or ``"chain"`` (approximate methods: from the last served output). A request id
-    already served returns ``{"already_served": True, "request": ...}`` and writes nothing.
-    ``method_args``: the method's options (typed or strings). ``run`` (:func:`load_run`) and ``twin``
-    (a twin built for the same forget set) share work between methods. ``method="rum"``: the report's
+    already served returns ``{"already_served": True, "request": ...}``, writing nothing. ``method="auto"``:
+    the calibrated choice (``runs/calibrate.py``). ``method_args``: the method's options. ``run`` (:func:`load_run`)
+    and ``twin`` (a twin built for the same forget set) share work between methods. ``method="rum"``: the report's
     ``rum`` section and ``plots/rum_*.png``; ``compare_vanilla`` compares the top group's method per group.
     ``output_dir`` must be empty or absent unless ``overwrite``, and apart from ``run_dir`` (checked first).
     """
     console.ensure_configured()
-    auto = None
-    if method == AUTO:  # the method and settings stored by `hf-unlearn calibrate` (runs/calibrate.py)
-        method, method_args, auto = auto_method(run_dir, method_args)
+    method, method_args, auto = auto_method(run_dir, method_args) if method == AUTO else (method, method_args, None)
     spec = get_method(method)  # unknown method or option: an error before any work
     options = typed_options(spec, method_args or {})
     strategy = stream.check_strategy(spec, strategy)
@@ -211,8 +209,6 @@ def unlearn_run(
     if stream.served_row(run_dir, request_id) is None:  # a replay writes nothing: its output stays as it is
         check_output_folder(output_dir, overwrite=overwrite, reads_from=[run_dir], flag="--overwrite")
     run = run or load_run(run_dir)
-    if auto is not None:
-        read_calibration(run_dir, run.meta.get("train_fingerprint"))  # another run's calibration: an error now
     if with_twin and twin is None and run.log is None:
         raise ValueError("the retrain twin needs the run's unlearning log (train with `hf-unlearn train`)")
     trained = run.trained_split()
