@@ -40,6 +40,7 @@ class MethodConfig:
 
     LR_FACTOR: ClassVar[float] = 1.0
     FALLBACK_LEARNING_RATE: ClassVar[float] = TRAINER_DEFAULT_LR
+    USES_LEARNING_RATE: ClassVar[bool] = True  # False: the method takes no optimizer steps (nothing to report)
 
     learning_rate: float | None = field(
         default=None,

@@ -277,7 +277,7 @@ def unlearn(
     start = time.perf_counter()
     stats = spec.fn(work, forget, retain, config, log, ctx) or {}
     stats = {"method": method, "guarantee": spec.guarantee, "forget_count": len(forget_ids), **ctx.notes, **stats}
-    if getattr(config, "learning_rate", None) is not None:
+    if getattr(config, "learning_rate", None) is not None and getattr(config, "USES_LEARNING_RATE", True):
         stats["learning_rate"] = config.learning_rate
         stats["learning_rate_rule"] = "given" if lr_given else default_learning_rate(type(config), log)[1]
     stats["wall_time_s"] = time.perf_counter() - start
