@@ -13,10 +13,12 @@ first evaluation: an ascent from below, or a repair from above, crossed it)
 or when ``d`` has not improved for ``patience`` evaluations in a row; the trainable weights of the
 evaluation with the lowest ``d`` are kept and restored at the end (the model before any step is a
 candidate too: a method that only moves away from the reference is undone and says so). The
-reference is at most ``REFERENCE_MAX`` held-out rows drawn with the method's seed. Asked for by
-users of open-unlearning (issues #187 and #94); the signal is the loss-based counterpart of the
-held-out comparisons of Golatkar, Achille and Soatto, "Eternal Sunshine of the Spotless Net:
-Selective Forgetting in Deep Networks" (CVPR 2020).
+reference is at most ``REFERENCE_MAX`` held-out rows drawn with the method's seed. Scoring
+restores the CPU random state, so the steps themselves are those of a run without early stopping.
+Asked for by users of open-unlearning (issues #187 and #94); the loss gap between training and
+held-out examples is the signal of the loss-threshold membership attack (Yeom, Giacomelli,
+Fredrikson and Jha, "Privacy Risk in Machine Learning: Analyzing the Connection to Overfitting",
+CSF 2018), which this stopping rule drives to zero.
 """
 
 from __future__ import annotations
