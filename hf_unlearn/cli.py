@@ -16,6 +16,7 @@ import sys
 COMMANDS = {
     "train": "train a classifier with UnlearnableTrainer (penalties + unlearning log)",
     "unlearn": "forget ids from a trained run with a registered method; writes model + report",
+    "calibrate": "choose a method and its settings for a run on pseudo-requests (for unlearn --method auto)",
     "evaluate": "recompute the forgetting report for original / unlearned / retrain-twin folders",
     "s3t": "S3T exact unlearning: train | delete | predict | audit",
     "requests": "the deletion requests recorded for a run: list | show (ids only with --show_ids)",

@@ -200,10 +200,10 @@ def test_string_options_of_every_kind():
 @pytest.mark.parametrize(
     "option, value, expected",
     [
-        ("learning_rate", "fast", "float"),
+        ("learning_rate", "fast", "float | None"),
         ("max_steps", "1.5", "int"),
         ("batch_size", True, "int"),
-        ("learning_rate", [1e-4], "float"),
+        ("learning_rate", [1e-4], "float | None"),
     ],
 )
 def test_a_bad_value_names_method_option_value_and_type(option, value, expected):

@@ -24,7 +24,11 @@ class UnlearnArguments:
         default=None, metadata={"help": "Forget every training example with this label (instead of --forget)."}
     )
     method: str = field(
-        default="amnesiac", metadata={"help": "Registered method (see --list_methods; --method NAME --help)."}
+        default="amnesiac",
+        metadata={
+            "help": "Registered method (see --list_methods; --method NAME --help), or auto: the method and "
+            "settings `hf-unlearn calibrate` stored with the run."
+        },
     )
     output_dir: str | None = field(
         default=None, metadata={"help": "Where the unlearned model, report.json and plots go. Required."}
@@ -172,12 +176,14 @@ def _list_methods() -> int:
 
 
 def _help_method(argv: list[str]) -> str | bool:
-    """For ``--help``: the method named by ``--method`` (its options only), else True (every method's)."""
+    """For ``--help``: the method named by ``--method`` (its options only), else True (every method's;
+    also for ``auto``, which runs whichever method the calibration chose)."""
     import argparse
 
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--method", default=None)
-    return pre.parse_known_args(argv)[0].method or True
+    method = pre.parse_known_args(argv)[0].method
+    return method if method and method != "auto" else True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .base import MethodConfig
+from .base import MethodConfig, loop_config
 from .finetune import finetune_on
 from .registry import register_method
 
@@ -57,12 +57,8 @@ def repair(model, retain, config: AmnesiacConfig, ctx) -> int:
         return 0
     if retain is None or len(retain) == 0:
         raise ValueError("repair needs a non-empty retain set")
-    steps_cfg = MethodConfig(
-        learning_rate=config.learning_rate,
-        epochs=config.repair_epochs or 1.0,
-        batch_size=config.batch_size,
-        max_steps=config.repair_steps,
-        seed=config.seed,
+    steps_cfg = loop_config(
+        config, epochs=config.repair_epochs or 1.0, max_steps=config.repair_steps, weight_decay=0.0
     )
     return finetune_on(model, retain, steps_cfg, ctx)
 

@@ -4,7 +4,8 @@
 
 (the "NegGrad" baseline of Golatkar, Achille and Soatto, "Eternal Sunshine of the Spotless
 Net: Selective Forgetting in Deep Networks", CVPR 2020; SalUn's ``unlearn/GA.py``). The loss is unbounded below, so the defaults are
-a small learning rate and few steps: enough to push the forget loss up, not to wreck the model.
+a small learning rate (a tenth of the run's peak training learning rate, 2e-5 without a log) and
+few steps: enough to push the forget loss up, not to wreck the model.
 The number of ascent steps grows with the forget set (``epochs`` passes over it): lower
 ``learning_rate`` or ``epochs`` for large forget sets.
 """
@@ -12,6 +13,7 @@ The number of ascent steps grows with the forget set (``epochs`` passes over it)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch.nn.functional as F
 
@@ -29,9 +31,9 @@ def require_rows(dataset, method: str, what: str) -> None:
 class NegGradConfig(MethodConfig):
     """NegGrad: ``min -CE(forget)`` for ``epochs`` passes over the forget set."""
 
-    learning_rate: float = field(
-        default=2e-5, metadata={"help": "Learning rate of the ascent (small: the loss is unbounded)."}
-    )
+    LR_FACTOR: ClassVar[float] = 0.1  # the loss is unbounded: a tenth of the training learning rate
+    FALLBACK_LEARNING_RATE: ClassVar[float] = 2e-5
+
     epochs: float = field(default=5.0, metadata={"help": "Passes over the forget set."})
 
 

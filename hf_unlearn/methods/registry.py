@@ -30,7 +30,7 @@ import torch
 from ..data.forget import ForgetRequestError, check_ids_known
 from ..training.unlearning_log import UnlearningLog
 from . import _options
-from .base import MethodContext, UnlearnResult
+from .base import MethodContext, UnlearnResult, default_learning_rate, resolve_learning_rate
 
 GUARANTEES = ("exact", "approximate")
 RUN_INPUTS = ("holdout", "memorization_scores")
@@ -71,9 +71,8 @@ class MethodSpec:
 class MethodInputs(MethodContext):
     """The context a registered method receives from :func:`unlearn`: tokenizer and device, plus the
     run's data inputs (``None`` when not given). Only methods registered with ``inputs=(...)`` naming
-    them may be given these."""
+    them may be given these (``holdout`` also a method run with ``early_stopping``: its reference)."""
 
-    holdout: Any = None
     memorization_scores: Mapping | None = None
 
 
@@ -221,6 +220,19 @@ def _check_request(spec: MethodSpec, forget, retain, log, model):
     return forget_ids, log
 
 
+def _check_inputs(spec: MethodSpec, config, given: dict) -> None:
+    """Data inputs only for the methods that read them (``holdout`` also under ``early_stopping``, which needs it)."""
+    stops_early = bool(getattr(config, "early_stopping", False))
+    accepted = set(spec.inputs) | ({"holdout"} if stops_early else set())
+    extra = sorted(k for k, v in given.items() if v is not None and k not in accepted)
+    if extra:
+        raise MethodOptionError(f"method {spec.name!r} does not take {', '.join(extra)}")
+    if stops_early and given.get("holdout") is None:
+        raise MethodOptionError(
+            f"method {spec.name!r}: early_stopping needs held-out examples the run never trained on (holdout=)"
+        )
+
+
 def unlearn(
     model: torch.nn.Module,
     forget,
@@ -249,19 +261,25 @@ def unlearn(
     spec = get_method(method)
     config = method_config(spec, options)
     given = {"holdout": holdout, "memorization_scores": memorization_scores}
-    extra = sorted(k for k, v in given.items() if v is not None and k not in spec.inputs)
-    if extra:
-        raise MethodOptionError(f"method {method!r} does not take {', '.join(extra)}")
+    _check_inputs(spec, config, given)
     forget_ids, log = _check_request(spec, forget, retain, log, model)
+    lr_given = getattr(config, "learning_rate", None) is not None
+    config = resolve_learning_rate(config, log)
     if tokenizer is None:
         raise ValueError("unlearn needs tokenizer= (to batch the forget and retain sets)")
     work = model if inplace else copy.deepcopy(model)
     ctx = MethodInputs(
-        tokenizer=tokenizer, device=torch.device(device) if device else next(work.parameters()).device, **given
+        tokenizer=tokenizer,
+        device=torch.device(device) if device else next(work.parameters()).device,
+        forget=forget,
+        **given,
     )
     start = time.perf_counter()
     stats = spec.fn(work, forget, retain, config, log, ctx) or {}
-    stats = {"method": method, "guarantee": spec.guarantee, "forget_count": len(forget_ids), **stats}
+    stats = {"method": method, "guarantee": spec.guarantee, "forget_count": len(forget_ids), **ctx.notes, **stats}
+    if getattr(config, "learning_rate", None) is not None and getattr(config, "USES_LEARNING_RATE", True):
+        stats["learning_rate"] = config.learning_rate
+        stats["learning_rate_rule"] = "given" if lr_given else default_learning_rate(type(config), log)[1]
     stats["wall_time_s"] = time.perf_counter() - start
     stats.setdefault("optimizer_steps", 0)
     stats["log_bytes_read"] = log.bytes_read if log is not None else 0

@@ -28,13 +28,14 @@ retraining on ``unlearn(..., holdout=<held-out tokenized Dataset>)``), or are gi
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 
 from datasets import concatenate_datasets
 
-from .base import MethodContext
+from .base import MethodContext, resolve_learning_rate
 from .registry import get_method, method_config, register_method
 
 NONE = "none"
@@ -270,7 +271,10 @@ def _run_group(model, k: int, step: GroupStep, group, subset, retain_k, log, ctx
         return record
     spec = get_method(step.method)
     t0 = time.perf_counter()
-    inner = spec.fn(model, subset, retain_k, method_config(spec, step.args), log, ctx) or {}
+    config = resolve_learning_rate(method_config(spec, step.args), log)
+    group_ctx = dataclasses.replace(ctx, forget=subset, notes={})
+    inner = spec.fn(model, subset, retain_k, config, log, group_ctx) or {}
+    inner = {**group_ctx.notes, **inner, "learning_rate": getattr(config, "learning_rate", None)}
     record["time_s"] = time.perf_counter() - t0
     record["optimizer_steps"] = int(inner.get("optimizer_steps", 0))
     record["stats"] = {key: v for key, v in inner.items() if isinstance(v, (int, float, str, bool)) or v is None}

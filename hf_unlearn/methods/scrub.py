@@ -9,18 +9,20 @@ With d(x) = T^2 * KL(softmax(t(x)/T) || softmax(s(x)/T)) (teacher first, as in t
     min-steps, one pass over the retain set:          min  gamma * CE(s(x_r), y_r) + beta * d(x_r)
 
 with one AdamW optimizer throughout. Defaults follow the SCRUB code (gamma 0.99, its KL weight
-0.001 here called ``beta``, T = 4), with fewer epochs and a smaller Adam learning rate.
+0.001 here called ``beta``, T = 4), with fewer epochs and a smaller Adam learning rate (a fifth of
+the run's peak training learning rate; 5e-5 without a log).
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
-from .base import MethodConfig, MethodContext, cycle, forward_logits, run_steps
+from .base import MethodConfig, MethodContext, cycle, forward_logits, loop_config, run_steps
 from .neggrad import require_rows
 from .registry import register_method
 
@@ -28,6 +30,8 @@ from .registry import register_method
 @dataclass
 class ScrubConfig(MethodConfig):
     """SCRUB: alternate max-steps on forget (``-KL``) and min-steps on retain (``gamma * CE + beta * KL``)."""
+
+    LR_FACTOR: ClassVar[float] = 0.2
 
     epochs: float = field(
         default=2.0,
@@ -95,14 +99,7 @@ def scrub(model, forget, retain, config: ScrubConfig, log, ctx: MethodContext) -
             return -kl
         return config.gamma * F.cross_entropy(logits, batch["labels"]) + config.beta * kl
 
-    loop = MethodConfig(
-        learning_rate=config.learning_rate,
-        epochs=1.0,
-        batch_size=config.batch_size,
-        max_steps=config.max_steps,
-        weight_decay=config.weight_decay,
-        seed=config.seed,
-    )
+    loop = loop_config(config, epochs=1.0)
     steps = run_steps(model, ctx, loop, len(schedule), step_loss)
     return {
         "optimizer_steps": steps,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +28,8 @@ from .registry import register_method
 @dataclass
 class SingleGradientConfig(MethodConfig):
     """``w_T + k * eta * grad L(w_0; forget)``."""
+
+    USES_LEARNING_RATE: ClassVar[bool] = False  # eta is its step size; it takes no optimizer step
 
     eta: float = field(default=0.0, metadata={"help": "Step size eta (0 = mean learning rate recorded in the log)."})
     scale: float = field(

@@ -33,6 +33,7 @@ from ..artifacts import (
     RUN_FILE,
     check_output_folder,
     folder_lock,
+    load_or_create_salt,
     new_salt,
     read_manifest,
     staged_folder,
@@ -46,6 +47,7 @@ from ..methods import get_method, unlearn
 from ..methods.registry import method_config
 from ..training.unlearning_log import UnlearningLog
 from . import stream
+from .calibrate import AUTO, auto_method, chosen_by
 from .config import DataArguments, ModelArguments, read_run_file
 from .run_folder import verify_run_files
 
@@ -192,13 +194,14 @@ def unlearn_run(
     lock: ``request_id`` (None: a fresh ``req-...``) is recorded before any work, and the output
     honours the union of every request recorded so far: ``strategy`` ``"union"`` (default: from the
     trained weights) or ``"chain"`` (approximate methods: from the last served output). A request id
-    already served returns ``{"already_served": True, "request": ...}`` and writes nothing.
-    ``method_args``: the method's options (typed or strings). ``run`` (:func:`load_run`) and ``twin``
-    (a twin built for the same forget set) share work between methods. ``method="rum"``: the report's
+    already served returns ``{"already_served": True, "request": ...}``, writing nothing. ``method="auto"``:
+    the calibrated choice (``runs/calibrate.py``). ``method_args``: the method's options. ``run`` (:func:`load_run`)
+    and ``twin`` (a twin built for the same forget set) share work between methods. ``method="rum"``: the report's
     ``rum`` section and ``plots/rum_*.png``; ``compare_vanilla`` compares the top group's method per group.
     ``output_dir`` must be empty or absent unless ``overwrite``, and apart from ``run_dir`` (checked first).
     """
     console.ensure_configured()
+    method, method_args, auto = auto_method(run_dir, method_args) if method == AUTO else (method, method_args, None)
     spec = get_method(method)  # unknown method or option: an error before any work
     options = typed_options(spec, method_args or {})
     strategy = stream.check_strategy(spec, strategy)
@@ -221,7 +224,9 @@ def unlearn_run(
             if fresh:
                 console.say(f"request id: {request_id} (recorded in {Path(run_dir) / REQUEST_LEDGER_FILE})")
             try:
-                report = serve(run, plan, spec, options, output_dir, with_twin, twin, retain_eval_max, compare_vanilla)
+                report = serve(
+                    run, plan, spec, options, output_dir, with_twin, twin, retain_eval_max, compare_vanilla, auto
+                )
             except Exception as exc:
                 stream.mark_failed(plan, exc)
                 raise
@@ -229,8 +234,9 @@ def unlearn_run(
     return report
 
 
-def serve(run: TrainedRun, plan, spec, options, output_dir, with_twin, twin, retain_eval_max, compare_vanilla) -> dict:
-    """Unlearn the plan's forget set, build the twin (without the union), evaluate and write the output."""
+def serve(run, plan, spec, options, output_dir, with_twin, twin, retain_eval_max, compare_vanilla, auto=None) -> dict:
+    """Unlearn the plan's forget set, build the twin (without the union), evaluate and write the output.
+    ``auto``: the calibration record ``--method auto`` chose from (the report says how the choice was made)."""
     method, forget_ids = spec.name, list(plan.forget_ids)
     splits = split_for_evaluation(run.tokenized["train"], run.tokenized["test"], forget_ids, retain_eval_max)
     inputs = rum_inputs(run, method, options)
@@ -242,6 +248,10 @@ def serve(run: TrainedRun, plan, spec, options, output_dir, with_twin, twin, ret
     if twin is not None:
         models["retrain_twin"] = twin
     recorded = {**options, **({"holdout": "test split"} if "holdout" in inputs else {})}
+    if "learning_rate" in result.stats:  # the value used, also when derived from the run's learning rate
+        recorded.setdefault("learning_rate", result.stats["learning_rate"])
+    if auto is not None:
+        recorded["chosen_by"] = chosen_by(auto, forget_ids, load_or_create_salt(run.run_dir))
     salt = new_salt()  # keys the report's forget-set commitment; kept privately in the OUTPUT folder only
     report = run_report(run, models, splits, forget_ids, spec, recorded, result.stats, timings, salt)
     report["requests"] = plan.section(salt)
@@ -283,7 +293,10 @@ def typed_options(spec, options: dict) -> dict:
 
 
 def rum_inputs(run: TrainedRun, method: str, options: dict) -> dict:
-    """RUM's held-out data when its proxy needs one: the run's test split, which the model never trained on."""
+    """RUM's held-out data when its proxy needs one, and early stopping's reference: the run's test split,
+    which the model never trained on."""
+    if getattr(method_config(method, dict(options)), "early_stopping", False):
+        return {"holdout": run.tokenized["test"]}
     if method != "rum":
         return {}
     from ..memorization.proxies import get_proxy

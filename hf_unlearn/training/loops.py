@@ -129,6 +129,7 @@ def run_steps(
     warmup_steps: int | None = None,
     leave: bool = True,
     progress: bool = True,
+    should_stop: Callable[[int], bool] | None = None,
 ) -> int:
     """``n_steps`` AdamW steps on ``step_loss(step)``; returns the number of steps taken.
 
@@ -138,7 +139,8 @@ def run_steps(
     ``warmup_steps`` switches the constant learning rate to a linear schedule (warmup, then
     decay to 0 at ``n_steps``). A non-finite loss raises ``FloatingPointError``. The steps show
     one progress bar labelled ``desc`` (``console.progress``; ``leave=False`` clears it at the end,
-    ``progress=False`` shows none).
+    ``progress=False`` shows none). ``should_stop(steps_taken)`` runs after every optimizer step;
+    True ends the loop there (early stopping).
     """
     if n_steps <= 0:
         return 0
@@ -148,6 +150,7 @@ def run_steps(
     model.train()
     torch.manual_seed(seed)
     steps = console.progress(range(n_steps), desc=desc, leave=leave) if progress else range(n_steps)
+    taken = 0
     for step in steps:
         optimizer.zero_grad(set_to_none=True)
         loss = step_loss(step)
@@ -161,6 +164,9 @@ def run_steps(
         optimizer.step()
         if schedule is not None:
             schedule.step()
+        taken = step + 1
+        if should_stop is not None and should_stop(taken):
+            break
     optimizer.zero_grad(set_to_none=True)
     model.eval()
-    return n_steps
+    return taken

@@ -1,0 +1,374 @@
+"""Calibration: choose a method and its settings for a run on pseudo-requests, never on a real request.
+
+``hf-unlearn calibrate --run RUN --request_size 0.01 --budget 0.05`` answers "which method, with
+which settings, forgets a request of this size best within this cost?" on the run itself:
+
+1. draw ``pseudo_requests`` forget sets of ``request_size`` (a fraction of the training set, or a
+   count) from the run's training examples, with ``seed``, disjoint from each other and from every
+   id in the run's request ledger (``requests/ledger.py``: ids already forgotten are never drawn);
+2. retrain each one's twin once (``runs.unlearn.build_twin``); the mean retrain time is the
+   cost unit ("1 retrain");
+3. run every candidate setting of every method (:data:`SEARCH_SPACE`, or a method config's own
+   ``SEARCH_SPACE`` class attribute) on every pseudo-request and score it against that request's
+   twin (ToW, ToW-MIA: ``evaluation/predict.compare``); a candidate whose mean wall time exceeds
+   ``budget`` x the mean retrain time is out;
+4. choose the candidate with the best mean ToW (rounded to 4 decimals), then the best mean
+   ToW-MIA, then the cheapest; write ``RUN/calibration.json`` atomically.
+
+Search dimensions: ``steps`` is a share of the run's optimizer steps that the budget pays for
+(``max(1, round(share x budget x T))`` steps, T the run's training steps); ``lr_factor``
+multiplies the method's derived default learning rate (``methods/base.default_learning_rate``);
+``repair`` is amnesiac's repair steps as the same share (0: rollback only); anything else is the
+method's own option (``alpha``, ``scale``, ``early_stopping`` ...). ``calibration.json`` stores
+the concrete options, so ``hf-unlearn unlearn --method auto`` runs exactly the chosen setting.
+
+Privacy: the pseudo-requests are named only by their count, their salted commitments and one
+keyed hash per id (HMAC-SHA256 under the run's private ``commitment_salt.json``): never an id.
+The keyed hashes let ``unlearn --method auto`` count how many ids of a real request were among the
+pseudo-requests. The rule: a real request is served whatever it holds (a deletion request is never
+refused), and when it overlaps the pseudo-requests its report says how many ids did, because its
+figures are then no independent check of the choice ("judge only on forget sets not used to
+calibrate").
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__, console
+from ..artifacts import LOG_DIRNAME, atomic_write_json, folder_lock, forget_set_commitment, load_or_create_salt
+from ..evaluation.predict import compare, evaluate_model
+from ..evaluation.report import split_for_evaluation
+from ..methods import get_method, unlearn
+from ..methods.base import default_learning_rate
+from ..requests.ledger import read_forgotten_ids
+
+CALIBRATION_FILE = "calibration.json"
+FORMAT_VERSION = 1
+AUTO = "auto"
+TOW_DECIMALS = 4
+SEARCH_SPACE: dict[str, dict[str, tuple]] = {
+    "neggrad_plus": {"steps": (0.25, 0.5), "lr_factor": (1.0, 3.0), "alpha": (0.99, 0.95)},
+    "scrub": {"steps": (0.25, 0.5), "lr_factor": (1.0, 3.0)},
+    "finetune": {"steps": (0.5, 1.0), "lr_factor": (1.0, 3.0)},
+    "neggrad": {"steps": (0.1, 0.25), "lr_factor": (1.0, 3.0)},
+    "random_label": {"steps": (0.5, 1.0), "lr_factor": (1.0, 3.0)},
+    "salun": {"steps": (0.5, 1.0), "lr_factor": (1.0, 3.0)},
+    "l1_sparse": {"steps": (0.5, 1.0), "alpha": (1e-4, 1e-3)},
+    "single_gradient": {"scale": (0.5, 1.0, 2.0, 4.0)},
+    "amnesiac": {"repair": (0.0, 0.5)},
+}
+
+
+class CalibrationError(ValueError):
+    """A calibration that cannot run (bad size, budget, method) or a missing/foreign ``calibration.json``."""
+
+
+@dataclass
+class Scope:
+    """What the search's relative dimensions are relative to: the run's steps, the budget, the log."""
+
+    train_steps: int
+    budget: float
+    log: object
+    forget_batches: int
+
+
+def search_space(method: str) -> dict[str, tuple]:
+    """The method's search space: its config's ``SEARCH_SPACE`` class attribute, else :data:`SEARCH_SPACE`."""
+    own = getattr(get_method(method).config_class, "SEARCH_SPACE", None)
+    space = own if own is not None else SEARCH_SPACE.get(method)
+    if space is None:
+        raise CalibrationError(f"method {method!r} has no search space; calibratable: {', '.join(calibratable())}")
+    return dict(space)
+
+
+def calibratable() -> list[str]:
+    from ..methods import available_methods
+
+    return [n for n, s in available_methods().items() if n in SEARCH_SPACE or hasattr(s.config_class, "SEARCH_SPACE")]
+
+
+def candidate_options(method: str, point: dict, scope: Scope) -> dict:
+    """One point of the search space as the method's concrete options (see the module docstring)."""
+    options, steps_for = {}, lambda share: max(1, round(share * scope.budget * scope.train_steps))
+    for key, value in point.items():
+        if key == "steps":
+            n = steps_for(value)
+            if method == "scrub":  # one forget pass of max-steps, then n retain min-steps
+                options.update(epochs=1.0, msteps=1, max_steps=scope.forget_batches + n)
+            else:
+                options.update(epochs=float(n), max_steps=n)
+        elif key == "lr_factor":
+            base = default_learning_rate(get_method(method).config_class, scope.log)[0]
+            options["learning_rate"] = float(f"{value * base:.6g}")
+        elif key == "repair":
+            options.update({"repair_steps": steps_for(value), "repair_epochs": 1.0} if value else {})
+        else:
+            options[key] = value
+    return options
+
+
+def candidates(methods: list[str], scope: Scope, space: dict | None = None) -> list[tuple[str, dict]]:
+    """Every (method, options) of the grid over each method's space (``space`` overrides per method)."""
+    out = []
+    for method in methods:
+        dims = dict((space or {}).get(method) or search_space(method))
+        keys = list(dims)
+        for values in itertools.product(*(dims[k] for k in keys)):
+            out.append((method, candidate_options(method, dict(zip(keys, values)), scope)))
+    return out
+
+
+def request_count(request_size: float, n_available: int, pseudo_requests: int) -> int:
+    """Ids per pseudo-request: a fraction in (0, 0.5] of the training set, or a whole count >= 1; the
+    pseudo-requests together may take at most half of the examples that can be drawn."""
+    if not math.isfinite(request_size) or request_size <= 0 or (0.5 < request_size < 1):
+        raise CalibrationError(
+            f"--request_size must be a fraction in (0, 0.5] of the training set or a whole count >= 1, "
+            f"got {request_size:g}"
+        )
+    if request_size >= 1 and request_size != int(request_size):
+        raise CalibrationError(f"--request_size {request_size:g}: a count must be a whole number")
+    count = int(request_size) if request_size >= 1 else max(1, round(request_size * n_available))
+    if count * pseudo_requests > n_available // 2:
+        raise CalibrationError(
+            f"--request_size {request_size:g} x --pseudo_requests {pseudo_requests} = {count * pseudo_requests} ids: "
+            f"more than half of the {n_available} training examples that can be drawn; ask for fewer"
+        )
+    return count
+
+
+def check_arguments(request_size: float, budget: float, pseudo_requests: int) -> None:
+    """The one-line errors that need no run: budget, number of pseudo-requests, the size's range."""
+    if not math.isfinite(budget) or budget <= 0:
+        raise CalibrationError(f"--budget must be > 0 (a share of one retrain's time, e.g. 0.05), got {budget:g}")
+    if pseudo_requests < 1:
+        raise CalibrationError(f"--pseudo_requests must be >= 1, got {pseudo_requests}")
+    request_count(request_size, 10**12, 1)  # the range alone; the run's size is checked once loaded
+
+
+def draw_pseudo_requests(trained_ids: list[str], ledger_ids: set[str], count: int, k: int, seed: int) -> list[list]:
+    """``k`` disjoint sets of ``count`` ids drawn with ``seed`` from ``trained_ids`` minus ``ledger_ids``."""
+    pool = sorted(set(trained_ids) - set(ledger_ids))
+    picked = np.random.default_rng(seed).choice(len(pool), count * k, replace=False)
+    return [sorted(pool[int(i)] for i in picked[j * count : (j + 1) * count]) for j in range(k)]
+
+
+def _score(model, tokenizer, splits) -> dict:
+    return evaluate_model(model, tokenizer, {k: splits[k] for k in ("forget", "retain", "test")})
+
+
+def _summary(scores: list[dict], times: list[float], retrain_s: float) -> dict:
+    tows, mias = [s["tow"] for s in scores], [s["tow_mia"] for s in scores]
+    return {
+        "tow_mean": statistics.fmean(tows),
+        "tow_mia_mean": statistics.fmean(mias),
+        "tow_sd": statistics.stdev(tows) if len(tows) > 1 else 0.0,
+        "cost_fraction": statistics.fmean(times) / retrain_s if times else 0.0,
+    }
+
+
+def run_candidate(run, requests: list[dict], method: str, options: dict, retrain_s: float) -> dict:
+    """One candidate on every pseudo-request: its mean figures, or the one-line error that stopped it."""
+    scores, times = [], []
+    holdout = run.tokenized["test"] if options.get("early_stopping") else None
+    try:
+        for req in requests:
+            kw = {"holdout": holdout} if holdout is not None else {}
+            result = unlearn(
+                run.model, req["splits"]["forget"], req["splits"]["retain_full"], method=method, log=run.log,
+                tokenizer=run.tokenizer, **kw, **options,
+            )  # fmt: skip
+            times.append(result.stats["wall_time_s"])
+            scores.append(compare(_score(result.model, run.tokenizer, req["splits"]), req["twin_metrics"]))
+    except (ValueError, KeyError, FloatingPointError) as exc:
+        return {"method": method, "options": options, "error": str(exc).splitlines()[0][:300]}
+    return {"method": method, "options": options, **_summary(scores, times, retrain_s)}
+
+
+def choose(results: list[dict], budget: float) -> dict | None:
+    """The best mean ToW (4 decimals), then ToW-MIA, then the cheapest, among candidates within ``budget``."""
+    fit = [r for r in results if "error" not in r and r["cost_fraction"] <= budget]
+    if not fit:
+        return None
+    return max(
+        fit,
+        key=lambda r: (
+            round(r["tow_mean"], TOW_DECIMALS),
+            round(r["tow_mia_mean"], TOW_DECIMALS),
+            -r["cost_fraction"],
+        ),
+    )
+
+
+def prepare_requests(run, drawn: list[list], retain_eval_max: int) -> list[dict]:
+    """Each pseudo-request's splits, twin (timed) and the twin's and the original's figures."""
+    from .unlearn import build_twin
+
+    requests = []
+    for ids in drawn:
+        splits = split_for_evaluation(run.tokenized["train"], run.tokenized["test"], ids, retain_eval_max)
+        twin, seconds = build_twin(run, ids)
+        twin_metrics = _score(twin, run.tokenizer, splits)
+        original = compare(_score(run.model, run.tokenizer, splits), twin_metrics)
+        requests.append({"splits": splits, "retrain_s": seconds, "twin_metrics": twin_metrics, "do_nothing": original})
+    return requests
+
+
+def calibrate_run(
+    run_dir: str | Path,
+    request_size: float,
+    budget: float = 0.05,
+    *,
+    methods: list[str] | None = None,
+    pseudo_requests: int = 3,
+    seed: int = 0,
+    retain_eval_max: int = 2000,
+    space: dict | None = None,
+) -> dict:
+    """Calibrate the run in ``run_dir`` (see the module docstring); returns what ``calibration.json`` holds.
+
+    ``space`` (``{method: {dimension: values}}``) replaces a method's search space (tests, quick runs).
+    """
+    from .unlearn import load_run
+
+    check_arguments(request_size, budget, pseudo_requests)
+    methods = list(methods or calibratable())
+    for method in methods:
+        get_method(method) if space and method in space else search_space(method)  # unknown: an error now
+    run = load_run(run_dir)
+    if run.log is None:
+        raise CalibrationError(f"{run_dir}: calibration retrains twins from the run's unlearning log; it has none")
+    start = time.perf_counter()
+    ledger_ids, _ = read_forgotten_ids(run_dir)
+    trained = list(run.trained_split()["id"])
+    eligible = len(set(trained) - ledger_ids)
+    count = request_count(request_size, eligible, pseudo_requests)
+    drawn = draw_pseudo_requests(trained, ledger_ids, count, pseudo_requests, seed)
+    with console.phase(f"retraining {pseudo_requests} pseudo-request twins ({count} examples each)"):
+        requests = prepare_requests(run, drawn, retain_eval_max)
+    retrain_s = statistics.fmean(r["retrain_s"] for r in requests)
+    batch = 32  # the methods' default batch size: SCRUB's forget pass
+    scope = Scope(len(run.log.steps()), budget, run.log, math.ceil(count / batch))
+    grid = candidates(methods, scope, space)
+    results = []
+    with console.phase(f"trying {len(grid)} settings of {len(methods)} methods on each pseudo-request") as step:
+        for method, options in console.progress(grid, desc="calibration"):
+            results.append(run_candidate(run, requests, method, options, retrain_s))
+        step.summary = f"{sum('error' not in r for r in results)} ran"
+    best = choose(results, budget)
+    if best is None:
+        raise CalibrationError(
+            f"no setting of {', '.join(methods)} ran within --budget {budget:g} of a retrain; raise --budget"
+        )
+    record = _record(run, drawn, requests, results, best, request_size, budget, seed, retrain_s)
+    record["cost_retrains"] = (time.perf_counter() - start) / retrain_s
+    write_calibration(run_dir, record, drawn)
+    return record
+
+
+def _record(run, drawn, requests, results, best, request_size, budget, seed, retrain_s) -> dict:
+    nothing = _summary([r["do_nothing"] for r in requests], [], retrain_s)
+    return {
+        "format_version": FORMAT_VERSION,
+        "hf_unlearn_version": __version__,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "train_fingerprint": run.meta.get("train_fingerprint"),
+        "request_size": request_size,
+        "request_count": len(drawn[0]),
+        "pseudo_requests": len(drawn),
+        "seed": seed,
+        "budget": budget,
+        "retrain_s_mean": retrain_s,
+        "do_nothing": {k: nothing[k] for k in ("tow_mean", "tow_mia_mean", "tow_sd")},
+        "candidates": results,
+        "choice": {k: best[k] for k in ("method", "options", "tow_mean", "tow_mia_mean", "tow_sd", "cost_fraction")},
+        "beats_do_nothing": best["tow_mean"] > nothing["tow_mean"],
+    }
+
+
+def write_calibration(run_dir: str | Path, record: dict, drawn: list[list]) -> Path:
+    """``RUN/calibration.json``, written atomically under the run folder's lock, with the pseudo-requests
+    named by salted commitments and keyed per-id hashes (the run's private salt), never by their ids."""
+    with folder_lock(run_dir):
+        salt = load_or_create_salt(run_dir)
+        record["pseudo_request_commitments"] = [forget_set_commitment(ids, salt) for ids in drawn]
+        record["pseudo_request_id_hashes"] = sorted(id_hash(i, salt) for ids in drawn for i in ids)
+        return atomic_write_json(Path(run_dir) / CALIBRATION_FILE, record)
+
+
+def id_hash(example_id: str, salt: bytes) -> str:
+    """One id's keyed hash: the salted commitment of the one-id set (HMAC-SHA256 under the run's salt)."""
+    return forget_set_commitment([example_id], salt)
+
+
+def read_calibration(run_dir: str | Path, train_fingerprint: str | None = None) -> dict:
+    """``RUN/calibration.json``; a one-line ``CalibrationError`` when absent, unreadable or another run's."""
+    path = Path(run_dir) / CALIBRATION_FILE
+    if not path.is_file():
+        raise CalibrationError(
+            f"--method auto needs {path}: run `hf-unlearn calibrate --run {run_dir} --request_size ...` first"
+        )
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        record["choice"]["method"], record["choice"]["options"]  # noqa: B018 (the fields auto needs)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CalibrationError(
+            f"{path} is damaged ({exc.__class__.__name__}): run `hf-unlearn calibrate` again"
+        ) from None
+    recorded = record.get("train_fingerprint")
+    if train_fingerprint and recorded and recorded != train_fingerprint:
+        raise CalibrationError(f"{path} was made for another training run: run `hf-unlearn calibrate` again")
+    return record
+
+
+def overlap_count(record: dict, forget_ids, salt: bytes) -> int:
+    """How many of ``forget_ids`` were among the calibration's pseudo-requests (by their keyed hashes)."""
+    hashes = set(record.get("pseudo_request_id_hashes") or ())
+    return sum(id_hash(i, salt) in hashes for i in set(forget_ids))
+
+
+def size_words(record: dict) -> str:
+    size = record["request_size"]
+    return f"{size * 100:g}% of the training set" if size < 1 else f"{int(size)} examples"
+
+
+def chosen_by(record: dict, forget_ids=(), salt: bytes | None = None) -> str:
+    """The card's line on how the method and its settings were chosen, and how many of ``forget_ids``
+    (the request served) were among the pseudo-requests when there were any (``salt``: the run's)."""
+    overlap = overlap_count(record, forget_ids, salt) if salt is not None else 0
+    line = (
+        f"calibration on {record['pseudo_requests']} pseudo-requests of {size_words(record)} "
+        f"({record['request_count']} examples each) within {record['budget']:g} of a retrain's cost "
+        f"(calibration cost {record.get('cost_retrains', float('nan')):.1f} retrains)"
+    )
+    if overlap:
+        line += (
+            f"; {overlap} of this request's examples were in those pseudo-requests, so these figures are "
+            "not an independent check of the choice"
+        )
+    return line
+
+
+def auto_method(run_dir: str | Path, method_args: dict | None) -> tuple[str, dict, dict]:
+    """``--method auto``: (the calibrated method, its options, the calibration record), before any work."""
+    if method_args:
+        raise CalibrationError(
+            f"--method auto runs the calibrated settings; drop {', '.join(sorted(method_args))} or name the method"
+        )
+    meta = Path(run_dir) / LOG_DIRNAME / "meta.json"  # verified later by load_run; read here to refuse early
+    fingerprint = json.loads(meta.read_text(encoding="utf-8")).get("train_fingerprint") if meta.is_file() else None
+    record = read_calibration(run_dir, fingerprint)
+    choice = record["choice"]
+    console.say(f"--method auto: {choice['method']} {choice['options']} (chosen by {chosen_by(record)})")
+    return choice["method"], dict(choice["options"]), record
