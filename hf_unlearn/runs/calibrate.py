@@ -66,6 +66,7 @@ SEARCH_SPACE: dict[str, dict[str, tuple]] = {
     "l1_sparse": {"steps": (0.5, 1.0), "alpha": (1e-4, 1e-3)},
     "single_gradient": {"scale": (0.5, 1.0, 2.0, 4.0)},
     "amnesiac": {"repair": (0.0, 0.5)},
+    "ssd": {"alpha": (3.0, 10.0, 30.0)},
 }
 
 
