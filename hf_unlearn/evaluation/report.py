@@ -69,9 +69,7 @@ def build_report(
     Returns the dict of a :class:`~hf_unlearn.cards.schema.ForgettingReport`; ``method_description``
     is the registry's text for ``method`` (the card shows it). ``commitment_salt`` (required; 32
     random bytes from :func:`hf_unlearn.artifacts.new_salt`, kept privately with the output: pass it
-    to :func:`write_report`) keys the forget set's public ``commitment``. ``canaries`` (a
-    ``data.canaries.CanaryProbe``, from a run trained with ``--canaries``): the ``exposure`` section
-    (:func:`hf_unlearn.evaluation.exposure.exposure_section`) and each model's ``canary_exposure``.
+    to :func:`write_report`) keys the forget set's public ``commitment``. ``canaries``: see :mod:`.exposure`.
     """
     forget_ids = sorted(set(forget_ids))
     eval_splits = {k: splits[k] for k in ("forget", "retain", "test")}
