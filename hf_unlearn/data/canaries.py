@@ -8,8 +8,7 @@ recipe are never trained on. Both are regenerated from the recipe alone (:class:
 N, R, length) and the data set's test split, so a run folder stores the recipe, never the texts.
 
 Words: the rare words of the test split's first 5,000 texts (in at most 1% of them, at least one;
-3 to 15 letters),
-which carry little of the task's signal; when the test split has fewer than :data:`MIN_POOL` of them
+3 to 15 letters), which carry little of the task's signal; when there are fewer than :data:`MIN_POOL`
 (the synthetic reviews use a few dozen frequent words), made-up words of random consonants. Labels:
 uniform over the labels of the test split. Planted canaries and references come from two separate
 random streams of the same seed; a reference never repeats a planted canary or another reference.
@@ -29,7 +28,7 @@ from .synthetic import CANARY_PREFIX
 PLANTED_PREFIX = f"{CANARY_PREFIX}planted-"  # "canary-planted-007": a planted (trained) canary
 REFERENCE_PREFIX = f"{CANARY_PREFIX}reference-"  # "canary-reference-042": never in any split
 MIN_POOL = 64  # fewer rare words than this: made-up words instead
-MADE_UP_WORDS = 2048
+MADE_UP_WORDS = 2048  # draws of made-up words (a few repeat)
 RARE_FRACTION = 0.01  # a rare word is in at most this fraction of the test texts (at least one)
 _WORD = re.compile(r"\b[^\W\d_]{3,15}\b")
 POOL_TEXTS = 5000  # the words come from the first texts of the test split
