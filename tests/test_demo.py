@@ -94,4 +94,5 @@ def test_demo_runs_at_reduced_sizes(tmp_path, capsys):
         text in err for text in ("Loading weights", "Casting the dataset", "Writing model shards", "tokenize:")
     )
     assert "{'loss'" not in out + err and "{'train_runtime'" not in out + err  # no Trainer log dicts
-    assert "canary-0000" not in out + err  # never an id of a forgotten example
+    assert "canary-0000" not in out + err and "canary-planted-" not in out + err  # never an id of a forgotten example
+    assert out.count("canary exposure of the 4 forgotten canaries") == 3  # original / unlearned / twin each time

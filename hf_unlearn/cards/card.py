@@ -56,6 +56,7 @@ ACCURACY_METRICS = (
     ("mia_efficacy", "MIA efficacy (0-1)", "forget", "mia_efficacy", "unit"),
     ("mia_auc", "MIA AUC (loss threshold)", "forget", "mia_auc", "unit"),
     ("canary_score", "Canary score (mean p of true label)", "forget", "canary_score", "unit"),
+    ("canary_exposure", "Canary exposure (bits, of log2 R)", "forget", "exposure", "unit"),
 )
 COMPARISONS = (
     ("tow", "ToW", "unit", "1 = same forget / retain / test accuracy as the retrain twin; lower is worse"),

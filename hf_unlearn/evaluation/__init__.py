@@ -2,6 +2,7 @@
 
 - ``metrics``: the figures as pure functions (accuracy, verification error, ToW, ToW-MIA,
   SVC MIA-efficacy, loss-threshold MIA AUC, canary score).
+- ``exposure``: canary exposure (Carlini et al., "The Secret Sharer"), ``exposure_section``.
 - ``predict``: class probabilities of a model on tokenized splits, ``evaluate_model``, ``compare``.
 - ``plots``: PNG figures a person would rather look at than read JSON (``plot_style``: the one
   colour of each model, titles, the noise band, PNG metadata).
@@ -24,6 +25,9 @@ _LAZY = {
     "per_example_loss": "hf_unlearn.evaluation.predict",
     "evaluate_model": "hf_unlearn.evaluation.predict",
     "compare": "hf_unlearn.evaluation.predict",
+    # exposure.py
+    "canary_exposure": "hf_unlearn.evaluation.exposure",
+    "exposure_section": "hf_unlearn.evaluation.exposure",
     # plots.py
     "plot_accuracies": "hf_unlearn.evaluation.plots",
     "plot_mia": "hf_unlearn.evaluation.plots",

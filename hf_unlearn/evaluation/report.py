@@ -21,6 +21,7 @@ from .. import __version__, console
 from ..artifacts import REPORT_FILE, atomic_write_json, forget_set_commitment, library_versions, write_salt
 from ..cards.schema import ForgettingReport
 from ..data.loading import balanced_subset, fingerprint_dataset
+from .exposure import exposure_section, with_canary_exposure
 from .metrics import verification_error
 from .predict import compare, evaluate_model
 
@@ -56,6 +57,7 @@ def build_report(
     dataset_source: str | None = None,
     train_fingerprint: str | None = None,
     canary_ids: Iterable[str] | None = None,
+    canaries=None,
     log=None,
     seeds: Mapping | None = None,
     timings: Mapping | None = None,
@@ -67,7 +69,7 @@ def build_report(
     Returns the dict of a :class:`~hf_unlearn.cards.schema.ForgettingReport`; ``method_description``
     is the registry's text for ``method`` (the card shows it). ``commitment_salt`` (required; 32
     random bytes from :func:`hf_unlearn.artifacts.new_salt`, kept privately with the output: pass it
-    to :func:`write_report`) keys the forget set's public ``commitment``.
+    to :func:`write_report`) keys the forget set's public ``commitment``. ``canaries``: see :mod:`.exposure`.
     """
     forget_ids = sorted(set(forget_ids))
     eval_splits = {k: splits[k] for k in ("forget", "retain", "test")}
@@ -75,6 +77,7 @@ def build_report(
         name: evaluate_model(m, tokenizer, eval_splits, canary_ids=canary_ids)
         for name, m in console.progress(models.items(), desc="evaluation", total=len(models))
     }
+    exposure = exposure_section(models, tokenizer, canaries, forget_ids)  # None: no planted canary forgotten
     return ForgettingReport(
         hf_unlearn_version=__version__,
         method=method,
@@ -90,13 +93,14 @@ def build_report(
         },
         forget=forget_section(forget_ids, commitment_salt),
         seeds=dict(seeds or {}),
-        metrics=metrics,
+        metrics=with_canary_exposure(metrics, exposure),
         comparison=_comparison(models, metrics),
         stats={k: v for k, v in (stats or {}).items() if isinstance(v, (int, float, str, bool)) or v is None},
         training=_training_section(log),
         timings=dict(timings or {}),
         config=dict(config or {}),
         versions=library_versions(),
+        extra={"exposure": exposure} if exposure else {},
     ).to_dict()
 
 

@@ -24,6 +24,7 @@ from ..artifacts import RUN_FILE, atomic_write_json
 # (4 layers serve L = 1, 2 or 4), plain training keeps the smaller model.
 TINY_NUM_LAYERS_DEFAULT = {"train": 2, "s3t": 4}
 DEFAULT_DATASET = "imdb"
+CANARY_MINIMA = {"synthetic_canaries": 0, "canaries": 0, "canary_references": 2, "canary_length": 1}
 
 
 @dataclass
@@ -84,9 +85,20 @@ class DataArguments:
     dataset_seed: int = field(
         default=0,
         metadata={
-            "help": "Seed of subsets, synthetic data, single-file splits and S3T's public split (not TrainingArguments' data_seed)."
+            "help": "Seed of subsets, synthetic data, canaries, single-file splits and S3T's public split (not TrainingArguments' data_seed)."
         },
     )
+    canaries: int = field(
+        default=0,
+        metadata={
+            "help": "Plant this many canaries (random words of the data set, random label; ids canary-planted-000 ...) "
+            "in the train split, to measure their exposure after unlearning (0 = none)."
+        },
+    )
+    canary_references: int = field(
+        default=256, metadata={"help": "Reference canaries (never trained on) each canary is ranked among."}
+    )
+    canary_length: int = field(default=8, metadata={"help": "Words per canary."})
 
     def __post_init__(self):
         # recorded in the run file: absolute, so that unlearn/evaluate find them from any folder
@@ -103,11 +115,26 @@ class DataArguments:
         check_positive(
             self, ("max_length", "max_train_samples", "max_test_samples", "synthetic_train", "synthetic_test")
         )
-        if self.synthetic_canaries < 0:
-            raise ValueError(f"--synthetic_canaries {self.synthetic_canaries}: must be >= 0")
+        for name, least in CANARY_MINIMA.items():
+            if getattr(self, name) < least:
+                raise ValueError(f"--{name} {getattr(self, name)}: must be >= {least}")
+
+    def canary_recipe(self):
+        """The ``CanaryRecipe`` of ``--canaries`` (seeded with ``dataset_seed``), or ``None`` without canaries."""
+        from ..data.canaries import CanaryRecipe
+
+        if not self.canaries:
+            return None
+        return CanaryRecipe(self.canaries, self.canary_references, self.canary_length, self.dataset_seed)
 
     def load(self):
-        """``DatasetDict(train, test)`` with ``id``, ``text``, ``label`` (``max_*_samples`` subsets)."""
+        """``DatasetDict(train, test)`` with ``id``, ``text``, ``label`` (``max_*_samples`` subsets; the
+        ``--canaries`` planted in train, ``data.canaries``)."""
+        from ..data.canaries import plant_canaries
+
+        return plant_canaries(self._load_source(), self.canary_recipe())
+
+    def _load_source(self):
         from ..data import load_data_files, load_sentiment_dataset
 
         subsets = {"max_train": self.max_train_samples, "max_test": self.max_test_samples, "seed": self.dataset_seed}

@@ -94,7 +94,8 @@ def train_demo_run(run_dir: Path, seed: int = 0, sizes: DemoSizes = DemoSizes())
         dataset_name="synthetic",
         synthetic_train=sizes.n_train,
         synthetic_test=sizes.n_test,
-        synthetic_canaries=sizes.n_canaries,
+        synthetic_canaries=0,
+        canaries=sizes.n_canaries,  # planted by data/canaries.py: their exposure is reported
         max_length=sizes.max_length,
     )
     model_args = ModelArguments(model_name_or_path="tiny-bert", tiny_vocab_size=sizes.vocab_size)
@@ -202,6 +203,7 @@ def _method_summary(report: dict, n_forget: int) -> dict:
         "forget_acc": {k: m[k]["forget_acc"] for k in ("original", "unlearned", "retrain_twin")},
         "verification_error": report["comparison"].get("verification_error"),
         "canary_score": {k: v.get("canary_score") for k, v in m.items()},
+        "exposure": report.get("exposure"),
         "unlearn_s": report["timings"].get("unlearn_s"),
     }
 
@@ -250,6 +252,22 @@ def _unlearn_three_ways(out: Path, sizes: DemoSizes) -> dict:
     return reports
 
 
+def exposure_line(section: dict | None) -> str:
+    """One line: the forgotten canaries' mean exposure per model (``evaluation/exposure.py``) and the gap."""
+    if not section:
+        return "canary exposure: n/a (no planted canary in the forget set)"
+    shown = {"original": "original", "unlearned": "unlearned", "retrain_twin": "twin"}
+    parts = [
+        f"{label} {section['models'][k]['forgotten']:.2f}" for k, label in shown.items() if k in section["models"]
+    ]
+    gap = section.get("exposure_gap")
+    return (
+        f"canary exposure of the {section['forgotten_canaries']} forgotten canaries (bits; ~1 = never seen, "
+        f"{section['max_exposure']:.0f} = ranked above all {section['references']} references): {', '.join(parts)}; "
+        f"exposure gap {'n/a' if gap is None else f'{gap:.3f}'}"
+    )
+
+
 def _print_summary(out: Path, reports: dict, summary: dict) -> None:
     from ..console import result
     from ..evaluation.report import summary_table
@@ -258,6 +276,7 @@ def _print_summary(out: Path, reports: dict, summary: dict) -> None:
         base = summary["unlearning"][method]["do_nothing"]
         result(f"\n== {method} ==\n{summary_table(report)}")
         result(f"do nothing (the original against the twin): ToW {base['tow']:.4f}  ToW-MIA {base['tow_mia']:.4f}")
+        result(exposure_line(report.get("exposure")))
     s3t = summary.get("s3t")
     if s3t:
         audit, deletion = s3t["audit"], s3t["deletion"]

@@ -30,6 +30,7 @@ from ..artifacts import (
     staged_folder,
     verify_folder,
 )
+from ..data.canaries import canary_probe
 from ..data.forget import ForgetRequest
 from ..data.synthetic import CANARY_PREFIX
 from ..evaluation.report import REPORT_FILE, build_report, split_for_evaluation, write_report
@@ -114,6 +115,7 @@ def _report(
         dataset_source=run.data_args.dataset_name,
         train_fingerprint=run.meta.get("train_fingerprint"),
         canary_ids=[i for i in forget_ids if i.startswith(CANARY_PREFIX)] or None,
+        canaries=canary_probe(run.data, run.data_args.canary_recipe(), run.data_args.max_length),
         log=run.log,
         seeds={"train": run.meta.get("seed")},
         timings=old.get("timings"),

@@ -54,6 +54,7 @@ def train(data_args: DataArguments, model_args: ModelArguments, args: Unlearnabl
             tokenized = tokenize_dataset(data, tokenizer, data_args.max_length)
             step.summary = f"{len(data['train'])} training and {len(data['test'])} test examples"
             step.summary += f" ({dropped} forgotten ones excluded)" if exclusion.ledgers else ""
+            step.summary += f", {data_args.canaries} canaries planted" if data_args.canaries else ""
         excluded = {"excluded_ledgers": exclusion.record(dropped)} if exclusion.ledgers else {}
         ledger_meta = {"train_fingerprint": fingerprint_dataset(data["train"])}
         resume = prepare_output_dir(plan, request, args, exclusion, ledger_meta)  # the first write
@@ -83,10 +84,16 @@ def train(data_args: DataArguments, model_args: ModelArguments, args: Unlearnabl
                 "train": fingerprint_dataset(trainer.train_dataset),
                 "test": fingerprint_dataset(data["test"]),
             }
-            extra = {"metrics": metrics, "fingerprints": fingerprints, **excluded}
+            extra = {"metrics": metrics, "fingerprints": fingerprints, **excluded, **canary_record(data_args)}
             write_run_file(args.output_dir, data_args, model_args, extra)
             write_run_manifest(args.output_dir)  # last: a run folder with a manifest is complete
     return metrics
+
+
+def canary_record(data_args: DataArguments) -> dict:
+    """The run file's ``canaries`` entry (private): the recipe, the count and the planted ids; {} without."""
+    recipe = data_args.canary_recipe()
+    return {"canaries": recipe.record()} if recipe else {}
 
 
 def plan_exclusion(data_args, args, held: contextlib.ExitStack) -> Exclusion:

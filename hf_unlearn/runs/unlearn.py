@@ -40,6 +40,7 @@ from ..artifacts import (
 )
 from ..cards.privacy import CONFIG_FILES, TOKENIZER_FILES
 from ..data import exclude_train_ids, fingerprint_dataset
+from ..data.canaries import canary_probe
 from ..data.forget import ForgetRequest
 from ..data.synthetic import CANARY_PREFIX
 from ..evaluation.report import build_report, split_for_evaluation, write_report
@@ -340,6 +341,7 @@ def _build_report(
         dataset_source=run.data_args.dataset_name,
         train_fingerprint=run.meta.get("train_fingerprint"),
         canary_ids=canaries or None,
+        canaries=canary_probe(run.data, run.data_args.canary_recipe(), run.data_args.max_length),
         log=run.log,
         seeds={"train": run.meta.get("seed")},
         timings=timings,
