@@ -25,7 +25,8 @@ def noise_floor_figure(report: Mapping) -> Figure:
     comp = report.get("comparison") or {}
     import textwrap
 
-    caption = "\n".join(textwrap.wrap("Shaded: " + NOISE_RULE, 150))
+    text = "Shaded: from the lowest to the highest score of the noise twins; line: their mean. Rule: " + NOISE_RULE
+    caption = "\n".join(textwrap.wrap(text, 150))
     fig, axes = new_figure(10.0, 5.0, ncols=2, caption=caption)
     for ax, (key, title) in zip(axes, PANELS):
         spread = floor["against_twin"][key]
@@ -45,7 +46,8 @@ def noise_floor_figure(report: Mapping) -> Figure:
         ax.set_axisbelow(True)
     count = (report.get("forget") or {}).get("count")
     fig.suptitle(plot_title("the method and doing nothing against the retrain noise", report.get("method"), count))
-    axes[0].legend(loc="lower left", fontsize=8, frameon=False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[0].figure.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False, fontsize=8)
     return fig
 
 
