@@ -300,9 +300,7 @@ def render_card(
     data = _card_data(
         report, model_name=model_name, license=license, tags=tags, results=results, base_model=base_model, lora=lora
     )
-    training = parsed.training or {}
-    timings = parsed.timings or {}
-    forget = parsed.forget or {}
+    training, timings, forget = parsed.training or {}, parsed.timings or {}, parsed.forget or {}
     config = _shown_config(report)
     context = _common_context(report, training.get("penalties"), training.get("recorders"))
     context.update(
@@ -317,7 +315,6 @@ def render_card(
         **_forget_context(forget, parsed.requests),
         evaluation_table=_evaluation_table(report) if report.get("metrics") else None,
         comparison_table=_comparison_table(report) if report.get("comparison") else None,
-        **judgement_context(report),
         delta_dtype=training.get("delta_dtype"),
         timings_table=_kv_table(["Step", "Wall-clock time"], timings, names=TIMINGS, kind="s"),
         speedup=_speedup(timings),
@@ -326,6 +323,7 @@ def render_card(
         repo_id=repo_id,
         summary_figure=summary_figure,
         **{"lora": lora, "adapter_base": data.get("base_model"), "num_labels": _num_labels(report)},
+        **judgement_context(report),
     )
     return _finish(ModelCard.from_template(data, template_path=str(UNLEARNED_TEMPLATE), **context))
 

@@ -48,7 +48,7 @@ def split_for_evaluation(
     }
 
 
-def build_report(
+def build_report(  # long on purpose: one keyword argument per field of the report
     *,
     models: Mapping[str, object],
     tokenizer,
@@ -73,12 +73,10 @@ def build_report(
 ) -> dict:
     """Evaluate ``models`` (keys among ``original``, ``unlearned``, ``retrain_twin``) and assemble the report.
 
-    Returns the dict of a :class:`~hf_unlearn.cards.schema.ForgettingReport`; ``method_description``
-    is the registry's text for ``method`` (the card shows it). ``commitment_salt`` (required; 32
-    random bytes from :func:`hf_unlearn.artifacts.new_salt`, kept privately with the output: pass it
-    to :func:`write_report`) keys the forget set's public ``commitment``. ``noise_twins`` (models
-    retrained without the forget set under the seeds ``noise_seeds``) give the ``noise_floor`` and,
-    with two or more, the ``membership`` section; the ``verdict`` needs the three models.
+    Returns the dict of a :class:`~hf_unlearn.cards.schema.ForgettingReport`. ``commitment_salt``
+    (required; :func:`hf_unlearn.artifacts.new_salt`, kept privately: pass it to :func:`write_report`)
+    keys the forget set's public ``commitment``. ``noise_twins`` (retrains without the forget set under
+    ``noise_seeds``) give ``noise_floor`` and, two or more, ``membership``; ``verdict`` needs all three models.
     """
     forget_ids = sorted(set(forget_ids))
     eval_splits = {k: splits[k] for k in ("forget", "retain", "test")}

@@ -173,7 +173,7 @@ def check_fingerprints(data, data_args: DataArguments, log: UnlearningLog | None
             )
 
 
-def unlearn_run(
+def unlearn_run(  # long on purpose: the one entry of every request, its checks before work and its ledger
     run_dir: str | Path,
     request: ForgetRequest,
     method: str,
@@ -201,9 +201,8 @@ def unlearn_run(
     (a twin built for the same forget set) share work between methods. ``method="rum"``: the report's
     ``rum`` section and ``plots/rum_*.png``; ``compare_vanilla`` compares the top group's method per group.
     ``output_dir`` must be empty or absent unless ``overwrite``, and apart from ``run_dir`` (checked first).
-    ``noise_twins`` (K, with the twin): retrains under other seeds, the report's noise floor. The twins are
-    saved in ``output_dir/twins/``; saved twins of this output or of the run's last output are reused when
-    they were trained for the same forget set (``runs/twins.py``).
+    ``noise_twins`` (K, with the twin): the noise floor. The twins are saved in ``output_dir/twins/`` and
+    reused by a later request on the same forget set (``runs/twins.py``).
     """
     console.ensure_configured()
     spec = get_method(method)  # unknown method or option: an error before any work
