@@ -17,7 +17,7 @@ from hf_unlearn.artifacts import read_manifest, sha256_file, verify_folder
 from hf_unlearn.cli import main as cli
 from hf_unlearn.data.forget import ForgetRequest
 from hf_unlearn.training import UnlearningLog
-from hf_unlearn.training.noise_twins import noise_twins
+from hf_unlearn.training.retrain_noise import noise_twins
 from hf_unlearn.training.replay import retrain_twin
 
 FORGET = ["canary-0000", "synthetic-train-00003", "synthetic-train-00007", "synthetic-train-00012"]
@@ -77,7 +77,7 @@ def test_saved_twins_are_model_folders_evaluate_reuses_instead_of_retraining(ser
     from hf_unlearn.runs.evaluate import evaluate_run
     from hf_unlearn.training import replay
 
-    noise_module = importlib.import_module("hf_unlearn.training.noise_twins")
+    noise_module = importlib.import_module("hf_unlearn.training.retrain_noise")
 
     run, out, report = served
     twin = out / "twins" / "retrain_twin"
@@ -113,7 +113,7 @@ def test_a_later_request_on_the_same_forget_set_reuses_the_saved_twins(served, t
     from hf_unlearn.runs.unlearn import unlearn_run
     from hf_unlearn.training import replay
 
-    noise_module = importlib.import_module("hf_unlearn.training.noise_twins")
+    noise_module = importlib.import_module("hf_unlearn.training.retrain_noise")
 
     def no_training(*args, **kwargs):
         raise AssertionError("a saved twin was retrained")

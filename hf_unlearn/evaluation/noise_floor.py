@@ -1,6 +1,6 @@
 """The retrain noise floor: how close two valid retrains come to each other (``report["noise_floor"]``).
 
-Every noise twin (``training/noise_twins.py``: a retrain without the forget set under other seeds)
+Every noise twin (``training/retrain_noise.py``: a retrain without the forget set under other seeds)
 is scored against the retrain twin exactly as the unlearned model is: ToW, ToW-MIA and the gap of
 each accuracy (forget / retain / test, in points). Over the K pairs the section gives, per figure,
 the mean, the spread (``sd``: sample standard deviation, 0 for one pair; ``min``; ``max``) and,

@@ -1,7 +1,7 @@
 """The twins of a request: built once, saved with the output, reused only for the same forget set.
 
 The retrain twin (same w_0, seed and order, minus the forget ids) and the K noise twins (the same
-retrain under seeds ``seed + k``: ``training/noise_twins.py``) are what the report scores against.
+retrain under seeds ``seed + k``: ``training/retrain_noise.py``) are what the report scores against.
 An ``unlearn --retrain_twin`` output keeps them as ordinary model folders, ``OUT/twins/retrain_twin/``
 and ``OUT/twins/noise_twin_<k>/`` (weights as safetensors, the tokenizer, listed in the output's
 manifest), each with its own ``manifest.json`` of kind ``"twin"`` whose ``extra`` records what it
@@ -140,7 +140,7 @@ def gather(run, forget_ids: list[str], k: int, *, candidates=(), given=None, tim
 
 
 def _train_missing(run, forget_ids, names, twins: Twins, timings: dict) -> None:
-    from ..training.noise_twins import noise_twin
+    from ..training.retrain_noise import noise_twin
     from ..training.replay import retrain_twin
 
     if RETRAIN_TWIN not in twins.models:
