@@ -17,8 +17,8 @@ from hf_unlearn.artifacts import read_manifest, sha256_file, verify_folder
 from hf_unlearn.cli import main as cli
 from hf_unlearn.data.forget import ForgetRequest
 from hf_unlearn.training import UnlearningLog
-from hf_unlearn.training.retrain_noise import noise_twins
 from hf_unlearn.training.replay import retrain_twin
+from hf_unlearn.training.retrain_noise import noise_twins
 
 FORGET = ["canary-0000", "synthetic-train-00003", "synthetic-train-00007", "synthetic-train-00012"]
 FAST = {"retain_eval_max": 20, "method_args": {"repair_epochs": 0.0}}

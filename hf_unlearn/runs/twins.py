@@ -140,8 +140,8 @@ def gather(run, forget_ids: list[str], k: int, *, candidates=(), given=None, tim
 
 
 def _train_missing(run, forget_ids, names, twins: Twins, timings: dict) -> None:
-    from ..training.retrain_noise import noise_twin
     from ..training.replay import retrain_twin
+    from ..training.retrain_noise import noise_twin
 
     if RETRAIN_TWIN not in twins.models:
         with console.phase("retraining the twin") as step:
