@@ -207,7 +207,7 @@ def test_report_round_trips_and_keeps_unknown_keys():
         rum=None,
     )
     data = report.to_dict()
-    assert data["schema_version"] == SCHEMA_VERSION == 3 and data["method_description"] == "NegGrad: gradient ascent."
+    assert data["schema_version"] == SCHEMA_VERSION == 4 and data["method_description"] == "NegGrad: gradient ascent."
     assert "rum" not in data and "evaluation" not in data and data["comparison"] == {"tow": 0.9}
     assert ForgettingReport.from_dict(json.loads(json.dumps(data))) == report
     newer = dict(data, schema_version=3, provenance={"signed": True})

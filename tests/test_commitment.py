@@ -171,7 +171,7 @@ def test_unlearn_keeps_the_salt_in_its_output_only(unlearned, capsys):
     assert sorted(p.name for p in run.iterdir() if p.name not in live) == unlearned["before_run"]
     assert artifacts.read_salt(run / artifacts.COMMITMENT_SALT_FILE) != artifacts.read_salt(salt_file)
     report = json.loads((out / "report.json").read_text())
-    assert report["schema_version"] == 3 and "sha256" not in report["forget"]
+    assert report["schema_version"] == 4 and "sha256" not in report["forget"]
     assert report["forget"]["count"] == len(ids)
     assert artifacts.verify_commitment(ids, artifacts.read_salt(salt_file), report["forget"]["commitment"])
     assert unlearned["left"] == []  # the twin's temporary folder is gone from the system temp folder

@@ -1,54 +1,15 @@
-"""The offline demo: its forget request, the verdict rule, and a run at reduced sizes."""
+"""The offline demo: its forget request, the verdict rule it states, and a run at reduced sizes."""
 
 import json
 import re
 
-import pytest
-
-from hf_unlearn.runs.demo import (
-    DAMAGES,
-    FORGETS_LESS,
-    FORGETS_MORE,
-    NO_BETTER,
-    VERDICTS,
-    WITHIN_NOISE,
-    DemoSizes,
-    demo_request,
-    verdict,
-    verdict_rule,
-)
+from hf_unlearn.runs.demo import VERDICTS, DemoSizes, demo_request, verdict_rule
 
 
-def _acc(forget, retain=100.0, test=100.0):
-    return {"forget_acc": forget, "retain_acc": retain, "test_acc": test}
+def test_the_demo_states_the_rule_the_report_and_card_use():
+    from hf_unlearn.evaluation.verdict import RULE
 
-
-ORIGINAL, TWIN = _acc(100.0), _acc(80.0)
-
-
-@pytest.mark.parametrize(
-    ("unlearned", "expected"),
-    [
-        (_acc(81.0), WITHIN_NOISE),  # 1 point off, tolerance 2 points (50 examples)
-        (_acc(78.0), WITHIN_NOISE),  # exactly one example below the twin
-        (_acc(90.0), FORGETS_LESS),  # closed half of the original's 20-point gap
-        (_acc(70.0), FORGETS_MORE),  # 10 points below the twin
-        (_acc(98.0), NO_BETTER),  # one example better than the original: within the tolerance
-        (_acc(100.0), NO_BETTER),  # the original itself
-        (_acc(80.0, retain=97.0), DAMAGES),  # forgets exactly, but retain 3 points below the twin
-        (_acc(80.0, test=98.5), DAMAGES),  # test 1.5 points below
-        (_acc(80.0, retain=99.5, test=99.5), WITHIN_NOISE),  # half a point below: within 1 point
-    ],
-)
-def test_verdict_rule_on_constructed_numbers(unlearned, expected):
-    assert verdict(ORIGINAL, unlearned, TWIN, n_forget=50) == expected
-
-
-def test_verdict_tolerance_is_one_forget_example():
-    # 4 points off the twin: within noise for 20 examples (5 points each), not for 100 (1 point each)
-    assert verdict(ORIGINAL, _acc(84.0), TWIN, n_forget=20) == WITHIN_NOISE
-    assert verdict(ORIGINAL, _acc(84.0), TWIN, n_forget=100) == FORGETS_LESS
-    assert "2.0 points" in verdict_rule(50) and "later version" in verdict_rule(50)
+    assert verdict_rule() == "verdict rule: " + RULE and "doing nothing" in RULE
 
 
 def test_demo_request_is_a_fraction_with_every_canary():
@@ -81,7 +42,7 @@ def test_demo_runs_at_reduced_sizes(tmp_path, capsys):
         assert figures["verdict"] in VERDICTS
         assert 0.0 <= figures["do_nothing"]["tow"] <= 1.0 and 0.0 <= figures["do_nothing"]["tow_mia"] <= 1.0
         assert figures["forget_acc"]["original"] is not None
-    assert "one forget example" in saved["verdict_rule"] and summary["unlearning"] == saved["unlearning"]
+    assert "doing nothing" in saved["verdict_rule"] and summary["unlearning"] == saved["unlearning"]
     out, err = capsys.readouterr()
     for method, figures in saved["unlearning"].items():
         assert f"{method}" in out and figures["verdict"] in out

@@ -164,7 +164,7 @@ def all_ids() -> list[str]:
 def test_after_three_requests_the_report_and_card_count_three_and_commit_to_the_union(three_requests):
     out = three_requests["out"]
     report = json.loads((out / "report.json").read_text())
-    assert report["schema_version"] == 3
+    assert report["schema_version"] == 4
     section = report["requests"]
     assert section["honoured"] == 3 and section["forgotten"] == len(all_ids()) and section["strategy"] == "union"
     salt = read_salt(out / "commitment_salt.json")

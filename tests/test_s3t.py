@@ -206,7 +206,7 @@ def test_system_predicts_and_reports(trained, data):
     assert report["method"] == "s3t" and report["guarantee"] == "exact"
     assert report["forget"] is None and 0 <= report["metrics"]["original"]["test_acc"] <= 100
     assert {"source", "fingerprints"} <= set(report["dataset"]) and "torch" in report["versions"]
-    assert report["schema_version"] == 3 and report["method_description"].startswith("S3T (Chowdhury et al.")
+    assert report["schema_version"] == 4 and report["method_description"].startswith("S3T (Chowdhury et al.")
     assert not [p for p in system.system_dir.rglob("*") if is_temporary(p)]  # every writer renamed its file
 
 

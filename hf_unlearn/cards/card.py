@@ -20,13 +20,14 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from .. import __version__
 from ..artifacts import atomic_write_text
+from .judgement import judgement_context
 from .privacy import SYSTEM_METHODS, strip_private
 from .schema import ForgettingReport
 from .tables import (
     NA,
     OFFLINE_BASES,
     _dataset_label,
-    _forgotten_table,
+    _forget_context,
     _get,
     _key,
     _kv_table,
@@ -39,14 +40,12 @@ from .tables import (
     hub_id_or_none,
     is_random_init,
     md_table,
-    requests_line,
 )
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 UNLEARNED_TEMPLATE = TEMPLATE_DIR / "unlearned_model_card.md"
 TRAINING_TEMPLATE = TEMPLATE_DIR / "trained_model_card.md"
 EXACT_METHODS = ("s3t", "sisa", "retrain")
-SMALL_FORGET_SET = 200  # below this, the card warns that forget-set figures are noisy
 
 # (report key, label, split, metric type, formatter kind)
 ACCURACY_METRICS = (
@@ -67,6 +66,13 @@ COMPARISONS = (
         "sci",
         "L2 distance between the weights of this model and of the retrain twin (0 = identical)",
     ),
+    (
+        "tow_original",
+        "ToW of doing nothing",
+        "unit",
+        "the original model against the retrain twin: what unlearning has to beat",
+    ),
+    ("tow_mia_original", "ToW-MIA of doing nothing", "unit", "the original model against the retrain twin"),
     (
         "verification_error_original",
         "Verification error of the original model",
@@ -255,12 +261,6 @@ def _shown_config(report: dict) -> dict:
     )
 
 
-def _commitment(forget: dict) -> str | None:
-    """The report's salted commitment when it has the documented form (``hmac-sha256:`` + 64 hex digits)."""
-    value = forget.get("commitment")
-    return value if isinstance(value, str) and re.fullmatch(r"hmac-sha256:[0-9a-f]{64}", value) else None
-
-
 def _guarantee(declared: Any, mkey: str) -> tuple[str, bool]:
     """The report's guarantee and False; or, when it names neither, the method's kind and True (inferred)."""
     if declared in ("exact", "approximate"):
@@ -301,9 +301,7 @@ def render_card(
     data = _card_data(
         report, model_name=model_name, license=license, tags=tags, results=results, base_model=base_model, lora=lora
     )
-    training = parsed.training or {}
-    timings = parsed.timings or {}
-    forget = parsed.forget or {}
+    training, timings, forget = parsed.training or {}, parsed.timings or {}, parsed.forget or {}
     config = _shown_config(report)
     context = _common_context(report, training.get("penalties"), training.get("recorders"))
     context.update(
@@ -326,23 +324,9 @@ def render_card(
         repo_id=repo_id,
         summary_figure=summary_figure,
         **{"lora": lora, "adapter_base": data.get("base_model"), "num_labels": _num_labels(report)},
+        **judgement_context(report),
     )
     return _finish(ModelCard.from_template(data, template_path=str(UNLEARNED_TEMPLATE), **context))
-
-
-def _forget_context(forget: dict, requests: dict | None = None) -> dict:
-    """The card's "What was forgotten" values: the count, the table, the commitment, the noise warning,
-    and the deletion requests the model honours (their count and the commitment over their union)."""
-    count = forget.get("count")
-    return {
-        "requests_line": requests_line(requests),
-        "requests_commitment": _commitment(requests or {}),
-        "forget_count": fmt(count),
-        "small_forget": _num(count) and 0 < count < SMALL_FORGET_SET,
-        "one_example_pts": f"{100 / count:.1f}" if _num(count) and count > 0 else NA,
-        "forgotten_table": _forgotten_table(forget),
-        "commitment": _commitment(forget),
-    }
 
 
 def _num_labels(report: dict) -> int:

@@ -10,7 +10,12 @@ new ``SCHEMA_VERSION``, listed in ``CHANGELOG.md``. Version 2 names the forget s
 plain hash of the ids, which anyone able to list candidate ids can invert); a version-1 report is
 still read, and its ``sha256`` is never published (``cards/privacy.py`` drops it). Version 3 adds
 ``requests`` (an unlearn output: the deletion requests of the run's ledger it honours, their
-distinct ids' count, a salted commitment over their union and the sequential strategy).
+distinct ids' count, a salted commitment over their union and the sequential strategy). Version 4
+adds, beside a retrain twin: ``comparison.tow_original`` / ``tow_mia_original`` (the "do nothing"
+baseline), ``noise_floor`` (K noise twins against the twin: per figure mean, sd, min, max, and the
+method's value), ``membership`` (the per-example test with the noise twins as reference models, or
+why it is absent), ``verdict`` (the rule and its outcome in words) and ``twins`` (which twins were
+trained, reused or saved).
 
 The report never holds an example id or text: the forget set is named by its count and
 :func:`hf_unlearn.artifacts.forget_set_commitment`.
@@ -21,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 @dataclass
@@ -58,6 +63,11 @@ class ForgettingReport:
     rum: dict | None = None  # RUM: the per-memorization-group section
     # an unlearn output: {honoured (requests), forgotten (distinct ids), commitment (over their union), strategy}
     requests: dict | None = None
+    # v4, with a retrain twin: the retrain noise floor, the membership test, the verdict, the twins' origin
+    noise_floor: dict | None = None
+    membership: dict | None = None
+    verdict: dict | None = None
+    twins: dict | None = None
     updated_at: str | None = None
     # keys this version of the schema does not know (a newer writer's), kept as they are
     extra: dict = field(default_factory=dict)
@@ -95,5 +105,9 @@ _OPTIONAL = (
     "system",
     "rum",
     "requests",
+    "noise_floor",
+    "membership",
+    "verdict",
+    "twins",
     "updated_at",
 )

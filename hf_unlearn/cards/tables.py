@@ -18,6 +18,7 @@ NA = "n/a"
 # bases built from a configuration, with random weights (no pretraining)
 OFFLINE_BASES = ("tiny-bert",)
 SYNTHETIC_DATASET = "synthetic"
+SMALL_FORGET_SET = 200  # below this, the card warns that forget-set figures are noisy
 
 
 # ------------------------------------------------------------------------------------ formatting
@@ -185,3 +186,24 @@ def requests_line(section: Any) -> str | None:
     n, m = section["honoured"], section.get("forgotten")
     examples = f" ({m} example{'' if m == 1 else 's'})" if isinstance(m, int) else ""
     return f"Honours {n} deletion request{'' if n == 1 else 's'}{examples}"
+
+
+def _commitment(forget: dict) -> str | None:
+    """The report's salted commitment when it has the documented form (``hmac-sha256:`` + 64 hex digits)."""
+    value = forget.get("commitment")
+    return value if isinstance(value, str) and re.fullmatch(r"hmac-sha256:[0-9a-f]{64}", value) else None
+
+
+def _forget_context(forget: dict, requests: dict | None = None) -> dict:
+    """The card's "What was forgotten" values: the count, the table, the commitment, the noise warning,
+    and the deletion requests the model honours (their count and the commitment over their union)."""
+    count = forget.get("count")
+    return {
+        "requests_line": requests_line(requests),
+        "requests_commitment": _commitment(requests or {}),
+        "forget_count": fmt(count),
+        "small_forget": _num(count) and 0 < count < SMALL_FORGET_SET,
+        "one_example_pts": f"{100 / count:.1f}" if _num(count) and count > 0 else NA,
+        "forgotten_table": _forgotten_table(forget),
+        "commitment": _commitment(forget),
+    }

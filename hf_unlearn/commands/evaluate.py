@@ -22,7 +22,18 @@ class EvaluateArguments:
     )
     unlearned: str | None = field(default=None, metadata={"help": "Model folder of the unlearned model. Required."})
     twin: str | None = field(
-        default=None, metadata={"help": "Model folder of the retrain twin (ToW, ToW-MIA and VE need it)."}
+        default=None,
+        metadata={
+            "help": "Model folder of the retrain twin (ToW, ToW-MIA and VE need it), e.g. OUT/twins/retrain_twin "
+            "saved by `unlearn --retrain_twin` (checked against --forget before use)."
+        },
+    )
+    noise_twins: int = field(
+        default=0,
+        metadata={
+            "help": "With --twin: K noise twins for the retrain noise floor (those saved beside --twin for the same "
+            "forget set are reused, the others retrained from the run's log)."
+        },
     )
     method: str | None = field(
         default=None,
@@ -69,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
             args.output_dir,
             original=args.original,
             twin=args.twin,
+            noise_twins=args.noise_twins,
             method=args.method,
             retain_eval_max=args.retain_eval_max,
             overwrite=args.overwrite,

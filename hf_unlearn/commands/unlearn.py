@@ -38,7 +38,18 @@ class UnlearnArguments:
         metadata={"help": "Replace a non-empty --output_dir (the new folder takes its place whole, at the end)."},
     )
     retrain_twin: bool = field(
-        default=False, metadata={"help": "Also build the deterministic retrain twin and compare against it."}
+        default=False,
+        metadata={
+            "help": "Also build the deterministic retrain twin and compare against it; the twins are saved in "
+            "OUTPUT/twins/ and reused by a later request on the same forget set."
+        },
+    )
+    noise_twins: int = field(
+        default=0,
+        metadata={
+            "help": "With --retrain_twin: also retrain K noise twins (without the forget set, seeds seed+1..seed+K) "
+            "and report the retrain noise floor and the verdict against it (K >= 2: the per-example membership test)."
+        },
     )
     repair_epochs: float | None = field(
         default=None, metadata={"help": "Repair fine-tuning epochs after rollback (amnesiac methods)."}
@@ -220,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=args.overwrite,
             request_id=args.request_id,
             strategy=args.sequential_strategy,
+            noise_twins=args.noise_twins,
         )
     except (*user_errors(), UnknownMethodError, MethodOptionError, LogError, ValueError) as exc:
         return fail(PROG, str(exc))

@@ -4,6 +4,9 @@
   SVC MIA-efficacy, loss-threshold MIA AUC, canary score).
 - ``exposure``: canary exposure (Carlini et al., "The Secret Sharer"), ``exposure_section``.
 - ``predict``: class probabilities of a model on tokenized splits, ``evaluate_model``, ``compare``.
+- ``noise_floor``: noise twins (retrains under other seeds) against the twin; ``verdict``: the one
+  rule in words (harm / no better than doing nothing / within the retrain noise); ``membership``:
+  the per-example test with the noise twins as reference models.
 - ``plots``: PNG figures a person would rather look at than read JSON (``plot_style``: the one
   colour of each model, titles, the noise band, PNG metadata).
 
@@ -38,6 +41,10 @@ _LAZY = {
     # plot_style.py
     "model_color": "hf_unlearn.evaluation.plot_style",
     "noise_band": "hf_unlearn.evaluation.plot_style",
+    # noise_floor.py, verdict.py, membership.py
+    "noise_floor_section": "hf_unlearn.evaluation.noise_floor",
+    "judge": "hf_unlearn.evaluation.verdict",
+    "membership_section": "hf_unlearn.evaluation.membership",
     # retrain.py, report.py: add their public names here.
 }
 

@@ -92,10 +92,10 @@ def noise_band(noise_floor: Mapping | None, key: str) -> tuple[float, float] | N
     changes)::
 
         {"n_twins": 3,                                   # optional
-         "metrics": {"forget_acc": {"mean": 41.0, "std": 6.2},
+         "metrics": {"forget_acc": {"mean": 41.0, "sd": 6.2},   # "std" is read too
                      "mia_auc": {"mean": 0.48, "std": 0.03, "min": 0.45, "max": 0.52}, ...}}
 
-    The band is ``[min, max]`` when both are given, else ``[mean - std, mean + std]``. A figure
+    The band is ``[min, max]`` when both are given, else ``[mean - sd, mean + sd]``. A figure
     without an entry (or a report without ``noise_floor``) has no band.
     """
     if not isinstance(noise_floor, Mapping):
@@ -105,8 +105,9 @@ def noise_band(noise_floor: Mapping | None, key: str) -> tuple[float, float] | N
         return None
     if is_num(entry.get("min")) and is_num(entry.get("max")):
         return float(entry["min"]), float(entry["max"])
-    if is_num(entry.get("mean")) and is_num(entry.get("std")):
-        return float(entry["mean"]) - float(entry["std"]), float(entry["mean"]) + float(entry["std"])
+    sd = entry.get("sd", entry.get("std"))
+    if is_num(entry.get("mean")) and is_num(sd):
+        return float(entry["mean"]) - float(sd), float(entry["mean"]) + float(sd)
     return None
 
 

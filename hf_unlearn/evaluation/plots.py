@@ -286,8 +286,8 @@ def plot_group_bars(groups, path, title: str, ylabel: str = "value", colors=None
 
 
 def plot_report(report: Mapping, plots_dir) -> list[str]:
-    """Every plot of a report in ``plots_dir``: ``accuracy.png``, ``mia.png``, ``summary.png`` and, with a
-    verification error, ``verification_error.png``. Title parts come from ``report["method"]`` and
+    """Every plot of a report in ``plots_dir``: ``accuracy.png``, ``mia.png``, ``summary.png``, with a
+    verification error ``verification_error.png`` and with noise twins ``noise_floor.png``. Title parts come from ``report["method"]`` and
     ``report["forget"]["count"]``; the band from ``report["noise_floor"]`` when present."""
     metrics = {k: m for k, m in (report.get("metrics") or {}).items() if isinstance(m, Mapping)}
     if not metrics:
@@ -307,4 +307,8 @@ def plot_report(report: Mapping, plots_dir) -> list[str]:
     ve = {m: v for m, v in ve.items() if v is not None}
     if ve:
         paths.append(plot_verification_error(ve, out / "verification_error.png", **kw))
+    if nf and nf.get("against_twin"):  # the method and doing nothing beside the noise twins' ToW / ToW-MIA
+        from .noise_plots import plot_noise_floor
+
+        paths.append(plot_noise_floor(report, out / "noise_floor.png"))
     return paths

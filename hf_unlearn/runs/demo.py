@@ -2,7 +2,8 @@
 deletion request (5% of the training set, every canary included) served by amnesiac rollback
 (+ repair), NegGrad+ and per-sample step replay, each judged against the retrain twin and
 beside the "do nothing" baseline (the original model scored against the same twin), a verdict
-in words per method, a dry-run Hub upload folder, and an S3T exact-unlearning system.
+in words per method (the report's, ``evaluation/verdict.py``: the one rule the card states too), a
+dry-run Hub upload folder, and an S3T exact-unlearning system.
 
 Everything is generated here: no download. ``hf-unlearn demo --output_dir DIR``. The folder is
 checked before any work (not empty -> ``overwrite``) and assembled beside ``DIR``, then renamed into
@@ -18,15 +19,9 @@ from pathlib import Path
 from ..artifacts import atomic_write_json, check_output_folder, staged_folder
 from ..data.forget import ForgetRequest
 from ..data.synthetic import CANARY_PREFIX
+from ..evaluation.verdict import RULE, VERDICTS  # noqa: F401  (VERDICTS: the words a verdict can say)
 from .config import DataArguments, ModelArguments
 
-WITHIN_NOISE = "within retrain noise"
-FORGETS_LESS = "forgets less than retraining"
-FORGETS_MORE = "forgets more than retraining"
-DAMAGES = "damages retained accuracy"
-NO_BETTER = "no better than doing nothing"
-VERDICTS = (WITHIN_NOISE, FORGETS_LESS, FORGETS_MORE, DAMAGES, NO_BETTER)
-RETAIN_TOLERANCE = 1.0  # percentage points of retain / test accuracy
 REPAIR = {"repair_epochs": 1.0, "learning_rate": 5e-4}  # the same repair after both rollback methods
 
 
@@ -43,47 +38,9 @@ class DemoSizes:
     max_length: int = 64
 
 
-def verdict(original: dict, unlearned: dict, twin: dict, n_forget: int) -> str:
-    """One verdict in words for an unlearned model, from three :func:`evaluate_model` dicts (percent).
-
-    The rule, checked in this order (``tol`` = one forget example's worth of accuracy,
-    ``100 / n_forget`` points; the forget gap of a model is ``|forget_acc - twin forget_acc|``,
-    the quantity ToW's forget factor measures):
-
-    1. "damages retained accuracy": its retain or test accuracy is more than 1 point below the twin's;
-    2. "within retrain noise": its forget gap is at most ``tol``;
-    3. "forgets more than retraining": its forget accuracy is below the twin's by more than ``tol``;
-    4. "no better than doing nothing": its forget gap is not smaller than the original's by more than ``tol``;
-    5. "forgets less than retraining": otherwise (it closed part of the original's gap, not all of it).
-
-    The tolerance is a stand-in: a real noise floor (the spread of forget accuracy between
-    retrain twins of different seeds, usually wider than one example) comes in a later version;
-    until then "within retrain noise" is a strict reading and the MIA figures are not used.
-    """
-    tol = 100.0 / max(1, n_forget)
-    if any(unlearned[f"{s}_acc"] < twin[f"{s}_acc"] - RETAIN_TOLERANCE for s in ("retain", "test")):
-        return DAMAGES
-    gap = abs(unlearned["forget_acc"] - twin["forget_acc"])
-    if gap <= tol:
-        return WITHIN_NOISE
-    if unlearned["forget_acc"] < twin["forget_acc"]:
-        return FORGETS_MORE
-    if gap >= abs(original["forget_acc"] - twin["forget_acc"]) - tol:
-        return NO_BETTER
-    return FORGETS_LESS
-
-
-def verdict_rule(n_forget: int) -> str:
-    """The rule of :func:`verdict` in one printed paragraph."""
-    tol = 100.0 / max(1, n_forget)
-    return (
-        f"verdict rule: against the retrain twin, tolerance = one forget example = {tol:.1f} points of forget "
-        f"accuracy; 'damages retained accuracy' if retain or test accuracy is > {RETAIN_TOLERANCE:.0f} point below "
-        "the twin's; else 'within retrain noise' if the forget accuracy is within the tolerance of the twin's; "
-        "'forgets more than retraining' if below it; 'no better than doing nothing' if its gap to the twin is not "
-        "smaller than the original's by more than the tolerance; else 'forgets less than retraining'. "
-        "(A measured retrain noise floor comes in a later version.)"
-    )
+def verdict_rule(n_forget: int | None = None) -> str:
+    """The rule of the verdicts (:data:`hf_unlearn.evaluation.verdict.RULE`, the one report and card state)."""
+    return "verdict rule: " + RULE
 
 
 def train_demo_run(run_dir: Path, seed: int = 0, sizes: DemoSizes = DemoSizes()) -> dict:
@@ -191,15 +148,13 @@ def _run_demo(out: Path, dest: Path, seed: int, with_s3t: bool, sizes: DemoSizes
 
 def _method_summary(report: dict, n_forget: int) -> dict:
     """The figures of one method beside the do-nothing baseline (the original against the same twin)."""
-    from ..evaluation.predict import compare
-
-    m = report["metrics"]
-    baseline = compare(m["original"], m["retrain_twin"])
+    m, comp = report["metrics"], report["comparison"]
     return {
-        "tow": report["comparison"].get("tow"),
-        "tow_mia": report["comparison"].get("tow_mia"),
-        "do_nothing": {"tow": baseline["tow"], "tow_mia": baseline["tow_mia"]},
-        "verdict": verdict(m["original"], m["unlearned"], m["retrain_twin"], n_forget),
+        "tow": comp.get("tow"),
+        "tow_mia": comp.get("tow_mia"),
+        "do_nothing": {"tow": comp["tow_original"], "tow_mia": comp["tow_mia_original"]},
+        "verdict": report["verdict"]["label"],
+        "verdict_says": report["verdict"]["says"],
         "forget_acc": {k: m[k]["forget_acc"] for k in ("original", "unlearned", "retrain_twin")},
         "verification_error": report["comparison"].get("verification_error"),
         "canary_score": {k: v.get("canary_score") for k, v in m.items()},
@@ -273,9 +228,7 @@ def _print_summary(out: Path, reports: dict, summary: dict) -> None:
     from ..evaluation.report import summary_table
 
     for method, report in reports.items():
-        base = summary["unlearning"][method]["do_nothing"]
         result(f"\n== {method} ==\n{summary_table(report)}")
-        result(f"do nothing (the original against the twin): ToW {base['tow']:.4f}  ToW-MIA {base['tow_mia']:.4f}")
         result(exposure_line(report.get("exposure")))
     s3t = summary.get("s3t")
     if s3t:

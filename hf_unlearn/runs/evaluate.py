@@ -12,6 +12,11 @@ staged, renamed into place whole with its manifest (kind ``"evaluation"``).
 The unlearned folder's private ``commitment_salt.json`` (when there is one) keys the new report's forget-set commitment, so
 the commitment stays the one the unlearned model was published with (a new salt otherwise). The salt
 is written, privately, beside the new ``report.json``.
+
+A ``--twin`` saved by ``unlearn --retrain_twin`` (``OUT/twins/retrain_twin``, ``runs/twins.py``) is
+used only for the forget set it was trained without (its salted commitment is checked against the
+ids given); ``noise_twins`` K reuses the noise twins saved beside it for the same forget set and
+retrains the others from the run's log.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from ..data.canaries import canary_probe
 from ..data.forget import ForgetRequest
 from ..data.synthetic import CANARY_PREFIX
 from ..evaluation.report import REPORT_FILE, build_report, split_for_evaluation, write_report
+from . import twins as twin_store
 from .run_folder import RUN_MANIFEST_KIND
 from .unlearn import load_run, verify_run
 
@@ -63,10 +69,13 @@ def evaluate_run(
     method: str | None = None,
     retain_eval_max: int | None = 2000,
     overwrite: bool = False,
+    noise_twins: int = 0,
 ) -> dict:
-    """Evaluate original / unlearned / twin folders on the run's forget / retain / test splits; returns the report."""
+    """Evaluate original / unlearned / twin folders on the run's forget / retain / test splits; returns the report.
+    ``noise_twins`` (K, with ``twin``): the retrain noise floor, from saved noise twins or retrained ones."""
     from ..models import load_classifier
 
+    twin_store.check_noise_twins(noise_twins, twin is not None, flag="--twin")
     folders = {"original": original, "unlearned": unlearned, "retrain_twin": twin}
     read = [run_dir, *(v for v in folders.values() if v)]
     check_output_folder(output_dir, overwrite=overwrite, reads_from=read)
@@ -74,6 +83,8 @@ def evaluate_run(
         verify_model_folder(folder)
     run = load_run(run_dir)
     forget_ids = request.resolve(run.trained_split())
+    if twin is not None:
+        check_saved_twin(Path(twin), run, forget_ids, noise_twins)
     with console.phase("loading the models"):
         labels, attn = run.model_args.num_labels, run.model_args.attn_implementation
         models = {
@@ -88,8 +99,16 @@ def evaluate_run(
     salt_file = Path(unlearned) / COMMITMENT_SALT_FILE
     salt = read_salt(salt_file) if salt_file.is_file() else new_salt()
     splits = split_for_evaluation(run.tokenized["train"], run.tokenized["test"], forget_ids, retain_eval_max)
+    twins, timings = None, dict(old.get("timings") or {})
+    if twin is not None:
+        saved_beside = [Path(twin).parent.parent] if Path(twin).parent.name == twin_store.TWINS_DIRNAME else []
+        twins = twin_store.gather(
+            run, forget_ids, noise_twins, candidates=saved_beside, given=models["retrain_twin"], timings=timings
+        )
     with console.phase(f"evaluating {len(models)} models on the forget, retain and test splits"):
-        report = _report(run, models, splits, forget_ids, method, old, salt)
+        report = _report(run, models, splits, forget_ids, method, dict(old, timings=timings), salt, twins)
+    if twins is not None:
+        report["twins"] = twins.section()
     if old.get("method_description") and (method is None or method == old.get("method")):
         report["method_description"] = old["method_description"]
     elif report["method"] != "unknown":
@@ -99,8 +118,19 @@ def evaluate_run(
     return report
 
 
+def check_saved_twin(folder: Path, run, forget_ids: list[str], noise_twins: int) -> None:
+    """A twin saved by ``unlearn --retrain_twin`` must be the twin of this forget set and run; noise twins
+    that are not saved beside it are retrained, which needs the run's log (both checked before any work)."""
+    if read_manifest(folder).get("kind") == twin_store.TWIN_KIND:
+        why = twin_store.why_not_reusable(folder, run, forget_ids)
+        if why is not None:
+            raise ValueError(f"--twin {folder}: {why}; give the twin of this forget set (or retrain it)")
+    if noise_twins and run.log is None:
+        raise ValueError("--noise_twins retrains from the run's unlearning log, and this run has none")
+
+
 def _report(
-    run, models: dict, splits: dict, forget_ids: list[str], method: str | None, old: dict, salt: bytes
+    run, models: dict, splits: dict, forget_ids: list[str], method: str | None, old: dict, salt: bytes, twins=None
 ) -> dict:
     return build_report(
         models=models,
@@ -120,6 +150,8 @@ def _report(
         seeds={"train": run.meta.get("seed")},
         timings=old.get("timings"),
         commitment_salt=salt,
+        noise_twins=twins.noise if twins is not None else (),
+        noise_seeds=twins.noise_seeds() if twins is not None else None,
     )
 
 

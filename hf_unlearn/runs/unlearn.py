@@ -5,7 +5,9 @@ run file is the data the run was trained on (the fingerprints recorded in the lo
 file) and that the model is the one the log recorded (its weights fingerprint, once).
 ``unlearn_run`` then resolves the deletion request once, against the log's transcript (the ids
 the run really trained on), unlearns with a registered method, optionally builds the retrain
-twin, and writes the unlearned model, ``report.json`` and plots to the output folder.
+twin (and K noise twins: the retrain noise floor), and writes the unlearned model, ``report.json``,
+plots and the twins (``OUT/twins/``, ``runs/twins.py``; reused by a later request on the same forget
+set) to the output folder.
 
 Folders: the output folder is checked before any work (not empty -> ``overwrite``; never the run
 folder or inside it), assembled in a temporary sibling and renamed into place whole with its
@@ -40,17 +42,17 @@ from ..artifacts import (
 )
 from ..cards.privacy import CONFIG_FILES, TOKENIZER_FILES
 from ..data import exclude_train_ids, fingerprint_dataset
-from ..data.canaries import canary_probe
 from ..data.forget import ForgetRequest
-from ..data.synthetic import CANARY_PREFIX
-from ..evaluation.report import build_report, split_for_evaluation, write_report
+from ..evaluation.report import split_for_evaluation, write_report
 from ..methods import get_method, unlearn
 from ..methods.registry import method_config
 from ..training.unlearning_log import UnlearningLog
 from . import stream
+from . import twins as twin_store
 from .calibrate import AUTO, auto_method, chosen_by
 from .config import DataArguments, ModelArguments, read_run_file
 from .run_folder import verify_run_files
+from .run_report import run_report
 
 OUTPUT_KIND = "unlearned"  # the manifest kind of an unlearn output folder (``push`` publishes these)
 MODEL_SUFFIXES = (".safetensors", ".bin", ".index.json")
@@ -173,7 +175,7 @@ def check_fingerprints(data, data_args: DataArguments, log: UnlearningLog | None
             )
 
 
-def unlearn_run(
+def unlearn_run(  # long on purpose: the one entry of every request, its checks before work and its ledger
     run_dir: str | Path,
     request: ForgetRequest,
     method: str,
@@ -188,6 +190,7 @@ def unlearn_run(
     overwrite: bool = False,
     request_id: str | None = None,
     strategy: str | None = None,
+    noise_twins: int = 0,
 ) -> dict:
     """Serve the deletion request ``request`` on the run in ``run_dir`` with ``method``; returns the report.
 
@@ -200,6 +203,8 @@ def unlearn_run(
     and ``twin`` (a twin built for the same forget set) share work between methods. ``method="rum"``: the report's
     ``rum`` section and ``plots/rum_*.png``; ``compare_vanilla`` compares the top group's method per group.
     ``output_dir`` must be empty or absent unless ``overwrite``, and apart from ``run_dir`` (checked first).
+    ``noise_twins`` (K, with the twin): the noise floor. The twins are saved in ``output_dir/twins/`` and
+    reused by a later request on the same forget set (``runs/twins.py``).
     """
     console.ensure_configured()
     method, method_args, auto = auto_method(run_dir, method_args) if method == AUTO else (method, method_args, None)
@@ -209,8 +214,9 @@ def unlearn_run(
     fresh, request_id = request_id is None, request_id or stream.new_request_id()
     if stream.served_row(run_dir, request_id) is None:  # a replay writes nothing: its output stays as it is
         check_output_folder(output_dir, overwrite=overwrite, reads_from=[run_dir], flag="--overwrite")
+    twin_store.check_noise_twins(noise_twins, with_twin)
     run = run or load_run(run_dir)
-    if with_twin and twin is None and run.log is None:
+    if with_twin and (twin is None or noise_twins) and run.log is None:
         raise ValueError("the retrain twin needs the run's unlearning log (train with `hf-unlearn train`)")
     trained = run.trained_split()
     ids = request.resolve(trained)  # the one validation: nothing written on failure
@@ -226,7 +232,17 @@ def unlearn_run(
                 console.say(f"request id: {request_id} (recorded in {Path(run_dir) / REQUEST_LEDGER_FILE})")
             try:
                 report = serve(
-                    run, plan, spec, options, output_dir, with_twin, twin, retain_eval_max, compare_vanilla, auto
+                    run,
+                    plan,
+                    spec,
+                    options,
+                    output_dir,
+                    with_twin,
+                    twin,
+                    retain_eval_max,
+                    compare_vanilla,
+                    noise_twins,
+                    auto,
                 )
             except Exception as exc:
                 stream.mark_failed(plan, exc)
@@ -235,8 +251,10 @@ def unlearn_run(
     return report
 
 
-def serve(run, plan, spec, options, output_dir, with_twin, twin, retain_eval_max, compare_vanilla, auto=None) -> dict:
-    """Unlearn the plan's forget set, build the twin (without the union), evaluate and write the output.
+def serve(
+    run, plan, spec, options, output_dir, with_twin, twin, retain_eval_max, compare_vanilla, noise_k=0, auto=None
+):
+    """Unlearn the plan's forget set, build the twins (without the union), evaluate and write the output.
     ``auto``: the calibration record ``--method auto`` chose from (the report says how the choice was made)."""
     method, forget_ids = spec.name, list(plan.forget_ids)
     splits = split_for_evaluation(run.tokenized["train"], run.tokenized["test"], forget_ids, retain_eval_max)
@@ -244,18 +262,23 @@ def serve(run, plan, spec, options, output_dir, with_twin, twin, retain_eval_max
     timings = {}
     result, timings["unlearn_s"] = run_method(run, splits, method, {**inputs, **options}, plan=plan)
     models = {"original": run.model, "unlearned": result.model}
-    if with_twin and twin is None:
-        twin, timings["retrain_s"] = build_twin(run, forget_ids)
-    if twin is not None:
-        models["retrain_twin"] = twin
+    twins = None
+    if with_twin or twin is not None:
+        candidates = twin_store.candidates(plan, output_dir) if with_twin else ()
+        twins = twin_store.gather(
+            run, forget_ids, noise_k if with_twin else 0, candidates=candidates, given=twin, timings=timings
+        )
+        models["retrain_twin"] = twin = twins.twin
     recorded = {**options, **({"holdout": "test split"} if "holdout" in inputs else {})}
     if "learning_rate" in result.stats:  # the value used, also when derived from the run's learning rate
         recorded.setdefault("learning_rate", result.stats["learning_rate"])
     if auto is not None:
         recorded["chosen_by"] = chosen_by(auto, forget_ids, load_or_create_salt(run.run_dir))
     salt = new_salt()  # keys the report's forget-set commitment; kept privately in the OUTPUT folder only
-    report = run_report(run, models, splits, forget_ids, spec, recorded, result.stats, timings, salt)
+    report = run_report(run, models, splits, forget_ids, spec, recorded, result.stats, timings, salt, twins)
     report["requests"] = plan.section(salt)
+    if twins is not None:
+        report["twins"] = {**twins.section(), "saved": [f"{twin_store.TWINS_DIRNAME}/{n}" for n in twins.models]}
     others = None
     if method == "rum" and result.stats.get("groups"):
         from .rum import rum_section_of
@@ -263,7 +286,8 @@ def serve(run, plan, spec, options, output_dir, with_twin, twin, retain_eval_max
         report["rum"], others = rum_section_of(run, splits, models, result, spec, options, compare_vanilla, timings)
         report["timings"].update(timings)
     with console.phase(f"writing the unlearned model and report.json to {output_dir}"):
-        write_outputs(Path(output_dir), result.model, run.tokenizer, report, others, salt=salt, run=run)
+        save = (lambda out: twin_store.save_twins(out, twins, run, forget_ids, salt)) if twins is not None else None
+        write_outputs(Path(output_dir), result.model, run.tokenizer, report, others, salt=salt, run=run, extra=save)
     report["_twin"] = twin  # for callers that reuse it; never serialised
     return report
 
@@ -306,50 +330,6 @@ def rum_inputs(run: TrainedRun, method: str, options: dict) -> dict:
     return {"holdout": run.tokenized["test"]} if get_proxy(config.proxy).needs == "holdout" else {}
 
 
-def build_twin(run: TrainedRun, forget_ids: list[str]):
-    """(the retrain twin, seconds): the run retrained from w_0 on its recorded order without ``forget_ids``."""
-    from ..training.replay import retrain_twin
-
-    with console.phase("retraining the twin") as step:
-        start = time.perf_counter()
-        twin, trainer = retrain_twin(run.model, run.tokenized["train"], run.log, forget_ids, tokenizer=run.tokenizer)
-        step.summary = f"{trainer.state.global_step} steps without the {len(set(forget_ids))} forgotten examples"
-    return twin, time.perf_counter() - start
-
-
-def run_report(run: TrainedRun, models, splits, forget_ids, spec, method_args, stats, timings, salt) -> dict:
-    canaries = [i for i in forget_ids if i.startswith(CANARY_PREFIX)]
-    with console.phase(f"evaluating {len(models)} models on the forget, retain and test splits"):
-        report = _build_report(run, models, splits, forget_ids, spec, method_args, stats, timings, canaries, salt)
-    report["method_description"] = spec.description
-    return report
-
-
-def _build_report(
-    run: TrainedRun, models, splits, forget_ids, spec, method_args, stats, timings, canaries, salt
-) -> dict:
-    return build_report(
-        models=models,
-        tokenizer=run.tokenizer,
-        splits=splits,
-        forget_ids=forget_ids,
-        method=spec.name,
-        method_args=method_args,
-        guarantee=spec.guarantee,
-        stats=stats,
-        base_model=run.base_model_name,
-        dataset_source=run.data_args.dataset_name,
-        train_fingerprint=run.meta.get("train_fingerprint"),
-        canary_ids=canaries or None,
-        canaries=canary_probe(run.data, run.data_args.canary_recipe(), run.data_args.max_length),
-        log=run.log,
-        seeds={"train": run.meta.get("seed")},
-        timings=timings,
-        config={"data": vars(run.data_args), "model": vars(run.model_args)},
-        commitment_salt=salt,
-    )
-
-
 def steps_summary(stats: dict) -> str:
     """``"40 optimizer steps"`` (and the steps replayed, when a method reports them) for a phase line."""
     parts = []
@@ -372,10 +352,14 @@ def write_outputs(
     *,
     salt: bytes | None = None,
     run: TrainedRun | None = None,
+    extra=None,
 ) -> None:
-    """Assemble model, tokenizer, ``report.json`` and plots beside ``dest``; rename them into place whole."""
+    """Assemble model, tokenizer, ``report.json`` and plots (and what ``extra(folder)`` writes: the twins)
+    beside ``dest``; rename them into place whole."""
     with staged_folder(dest, kind=OUTPUT_KIND) as out:
         write_output_files(out, model, tokenizer, report, others, salt=salt, run=run)
+        if extra is not None:
+            extra(out)
 
 
 def write_output_files(
@@ -383,13 +367,7 @@ def write_output_files(
 ) -> None:
     """Every file of an unlearn output, written into ``out`` (a staged folder). The model of a LoRA ``run``
     is its adapter, ``base_model.json`` and (a base saved in the run folder) a copy of ``base_model/``."""
-    if run is not None and run.base is not None:
-        from ..models import save_adapter
-
-        save_adapter(model, out, run.base, base=run.run_dir / BASE_MODEL_DIRNAME)
-    else:
-        model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    twin_store.save_model(out, model, tokenizer, run)
     write_report(report, out, salt=salt)
     if "rum" in report:
         from ..evaluation.rum_report import plot_rum_groups

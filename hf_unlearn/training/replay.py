@@ -146,7 +146,7 @@ def retrain_twin(
     and reset to w_0); ``train_dataset`` is the ORIGINAL tokenized training set (with ``id``).
     Returns the twin model and its trainer. With ``output_dir`` the twin's log (its transcript,
     the proof it never saw the forget ids) stays there; without, it is removed before returning.
-    Its progress bar is labelled ``desc`` (a noise twin: ``"noise twin 2/5"``).
+    Its progress bar is labelled ``desc``. Retrains under other seeds: :mod:`.retrain_noise`.
     """
     with replayed(
         model,
