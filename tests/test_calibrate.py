@@ -20,7 +20,7 @@ def calibrated(tmp_path_factory):
     from hf_unlearn.commands import train as train_cmd
     from hf_unlearn.commands import unlearn as unlearn_cmd
     from hf_unlearn.runs import calibrate as cal
-    from hf_unlearn.runs import unlearn as runs_unlearn
+    from hf_unlearn.runs import twins as runs_twins
 
     root = tmp_path_factory.mktemp("calibrate")
     run = root / "run"
@@ -31,7 +31,7 @@ def calibrated(tmp_path_factory):
     assert unlearn_cmd.main([*first, "--output_dir", str(root / "first"), "--retain_eval_max", "20"]) == 0
 
     seen = {"twin": [], "method": []}
-    build_twin, method = runs_unlearn.build_twin, cal.unlearn
+    build_twin, method = runs_twins.build_twin, cal.unlearn
 
     def spy_twin(run_, ids):
         seen["twin"].append(set(ids))
@@ -42,7 +42,7 @@ def calibrated(tmp_path_factory):
         return method(model, forget, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(runs_unlearn, "build_twin", spy_twin)
+        mp.setattr(runs_twins, "build_twin", spy_twin)
         mp.setattr(cal, "unlearn", spy_method)
         record = cal.calibrate_run(
             run, 3, budget=1000.0, methods=["finetune", "neggrad_plus"], pseudo_requests=2, space=SPACE

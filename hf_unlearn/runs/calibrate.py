@@ -6,7 +6,7 @@ which settings, forgets a request of this size best within this cost?" on the ru
 1. draw ``pseudo_requests`` forget sets of ``request_size`` (a fraction of the training set, or a
    count) from the run's training examples, with ``seed``, disjoint from each other and from every
    id in the run's request ledger (``requests/ledger.py``: ids already forgotten are never drawn);
-2. retrain each one's twin once (``runs.unlearn.build_twin``); the mean retrain time is the
+2. retrain each one's twin once (``runs.twins.build_twin``); the mean retrain time is the
    cost unit ("1 retrain");
 3. run every candidate setting of every method (:data:`SEARCH_SPACE`, or a method config's own
    ``SEARCH_SPACE`` class attribute) on every pseudo-request and score it against that request's
@@ -214,7 +214,7 @@ def choose(results: list[dict], budget: float) -> dict | None:
 
 def prepare_requests(run, drawn: list[list], retain_eval_max: int) -> list[dict]:
     """Each pseudo-request's splits, twin (timed) and the twin's and the original's figures."""
-    from .unlearn import build_twin
+    from .twins import build_twin
 
     requests = []
     for ids in drawn:

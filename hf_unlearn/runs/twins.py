@@ -139,19 +139,23 @@ def gather(run, forget_ids: list[str], k: int, *, candidates=(), given=None, tim
     return twins
 
 
-def _train_missing(run, forget_ids, names, twins: Twins, timings: dict) -> None:
+def build_twin(run, forget_ids: list[str]):
+    """(the retrain twin, seconds): the run retrained from w_0 on its recorded order without ``forget_ids``."""
     from ..training.replay import retrain_twin
+
+    with console.phase("retraining the twin") as step:
+        start = time.perf_counter()
+        twin, trainer = retrain_twin(run.model, run.tokenized["train"], run.log, forget_ids, tokenizer=run.tokenizer)
+        step.summary = f"{trainer.state.global_step} steps without the {len(set(forget_ids))} forgotten examples"
+    return twin, time.perf_counter() - start
+
+
+def _train_missing(run, forget_ids, names, twins: Twins, timings: dict) -> None:
     from ..training.retrain_noise import noise_twin
 
     if RETRAIN_TWIN not in twins.models:
-        with console.phase("retraining the twin") as step:
-            start = time.perf_counter()
-            twin, trainer = retrain_twin(
-                run.model, run.tokenized["train"], run.log, forget_ids, tokenizer=run.tokenizer
-            )
-            step.summary = f"{trainer.state.global_step} steps without the {len(set(forget_ids))} forgotten examples"
+        twin, timings["retrain_s"] = build_twin(run, forget_ids)
         twins.models[RETRAIN_TWIN], twins.origin[RETRAIN_TWIN] = twin, "trained"
-        timings["retrain_s"] = time.perf_counter() - start
     missing = [n for n in names[1:] if n not in twins.models]
     start = time.perf_counter()
     for n, name in enumerate(missing, start=1):
