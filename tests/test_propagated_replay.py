@@ -91,7 +91,9 @@ def test_on_a_quadratic_loss_the_walk_is_the_retrain(quadratic, tmp_path):
     twin, _ = retrain_twin(model, data, log, forget_ids, tokenizer=tokenizer, output_dir=tmp_path / "twin")
     options = dict(exact_every=5, burn_in=2, history=2, dtype="float64")
     walked = unlearn(model, forget, retain, method="propagated_replay", log=log, tokenizer=tokenizer, **options)
-    replayed = unlearn(model, forget, retain, method="per_sample_replay", log=log, tokenizer=tokenizer, dtype="float64")
+    replayed = unlearn(
+        model, forget, retain, method="per_sample_replay", log=log, tokenizer=tokenizer, dtype="float64"
+    )
     assert walked.stats["approximate_steps"] >= 8 and walked.stats["pairs_kept"] >= 1
     change = _max_diff(model, twin)
     assert change > 1e-2  # forgetting two examples really moved the weights
@@ -107,9 +109,9 @@ def _no_dropout(model):
     return model
 
 
-def _train_bert(tiny, out, **optimizer):
+def _train_bert(tiny, out, dropout=False, **optimizer):
     tokenizer, tokenized, fresh = tiny
-    model = _no_dropout(fresh())
+    model = fresh() if dropout else _no_dropout(fresh())
     args = make_args(
         out,
         num_train_epochs=1,
@@ -127,6 +129,12 @@ def _train_bert(tiny, out, **optimizer):
 def bert_run(tiny, tmp_path_factory):
     """AdamW with beta1 = 0, weight decay and clipping: 13 steps of 8 examples."""
     return _train_bert(tiny, tmp_path_factory.mktemp("adam_run"), adam_beta1=0.0)
+
+
+@pytest.fixture(scope="module")
+def dropout_run(tiny, tmp_path_factory):
+    """As ``bert_run`` with the model's dropout (p = 0.1) on."""
+    return _train_bert(tiny, tmp_path_factory.mktemp("dropout_run"), dropout=True, adam_beta1=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -153,16 +161,18 @@ def test_with_a_forget_example_only_in_the_last_step_it_is_per_sample_replay(ber
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-7), name
 
 
-def test_exact_every_step_reproduces_the_twin(bert_run, tmp_path):
-    model, log, train, tokenizer = bert_run
+def test_exact_every_step_reproduces_the_twin_dropout_included(dropout_run, tmp_path):
+    """T0 = 1: every retained batch recomputed at the unlearned weights in train mode under the trainer's
+    per-micro-batch seed draws the twin's own dropout masks, so the walk IS the retrain."""
+    model, log, train, tokenizer = dropout_run
     steps = log.steps()
     forget_ids = sorted(steps[1].ids)[:1] + sorted(steps[4].ids)[:1]
     forget, retain = _split(train, forget_ids)
-    twin = _bert_twin(bert_run, forget_ids, tmp_path / "twin")
+    twin = _bert_twin(dropout_run, forget_ids, tmp_path / "twin")
     walked = unlearn(model, forget, retain, method="propagated_replay", log=log, tokenizer=tokenizer, exact_every=1)
     assert walked.stats["exact_steps"] == walked.stats["steps_walked"] == len(steps) - 1
-    change, error = _max_diff(model, twin), _max_diff(walked.model, twin)
-    assert change > 1e-3 and error < 1e-4 and error < 0.01 * change
+    change, error = _distance(model, twin), _distance(walked.model, twin)
+    assert change > 0.05 and error < 0.01 * change
 
 
 def test_propagation_is_closer_to_the_twin_than_per_sample_replay(sgd_run, tmp_path):

@@ -78,7 +78,9 @@ class PropagatedReplayConfig(AmnesiacConfig):
         default=10, metadata={"help": "T0: an exact retained-batch gradient every this many steps (1 = retrain)."}
     )
     burn_in: int = field(default=5, metadata={"help": "j0: exact steps at the start of the walk."})
-    history: int = field(default=2, metadata={"help": "m: curvature pairs kept for the L-BFGS product."})
+    history: int = field(
+        default=2, metadata={"help": "m: curvature pairs kept for the L-BFGS product (0 = no curvature term)."}
+    )
     max_correction: float = field(
         default=1.0,
         metadata={"help": "Take an exact step when |B s| exceeds this multiple of the logged batch gradient's norm."},
@@ -92,10 +94,11 @@ class PropagatedReplayConfig(AmnesiacConfig):
     )
 
     def __post_init__(self):
-        if self.exact_every < 1 or self.burn_in < 0 or self.history < 1 or self.max_correction <= 0:
+        if self.exact_every < 1 or self.burn_in < 0 or self.history < 0 or self.max_correction <= 0:
             raise ValueError(
-                "PropagatedReplayConfig: exact_every and history must be >= 1, burn_in >= 0, max_correction > 0 "
-                f"(got {self.exact_every}, {self.history}, {self.burn_in}, {self.max_correction})"
+                "PropagatedReplayConfig: exact_every must be >= 1, burn_in and history >= 0, max_correction > 0 "
+                f"(got exact_every={self.exact_every}, burn_in={self.burn_in}, history={self.history}, "
+                f"max_correction={self.max_correction})"
             )
         if self.dtype not in ("float64", "float32"):
             raise ValueError(f"PropagatedReplayConfig: dtype must be float64 or float32, got {self.dtype!r}")
@@ -273,7 +276,7 @@ def _retained_gradient(walk: _Walk, rec, k: int, u, w_prev, g) -> torch.Tensor |
     s = u - w_prev
     touched = n_keep < n_all
     exact, correction = _is_exact(walk.config, k), None
-    if not exact and bool(s.any()):
+    if not exact and bool(s.any()) and walk.config.history:  # history 0: no curvature term, no fallback
         if walk.curvature.ready:
             correction = walk.curvature.product(s)
             if not float(correction.norm()) <= walk.config.max_correction * float(d_w.norm()):
@@ -283,7 +286,7 @@ def _retained_gradient(walk: _Walk, rec, k: int, u, w_prev, g) -> torch.Tensor |
             walk.stats["fallback_steps"] += 1
     if exact:
         d_keep = _kept_gradient(walk, rec, u, sd)
-        if not touched and bool(s.any()):
+        if walk.config.history and not touched and bool(s.any()):
             walk.curvature.add(s, d_keep - d_w)
         walk.stats["exact_steps"] += 1
     else:
