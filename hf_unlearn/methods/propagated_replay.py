@@ -23,26 +23,23 @@ of the retrained step is::
 
     g'_s = (D_s(u_{s-1}) - sum_{i in F_s} c_i grad l_i(u_{s-1})) * N_s / (N_s - |F_s|) + 2 mu (u_{s-1} - w_0)
 
-(clipped at ``max_grad_norm`` as the run did). At the first ``burn_in`` steps of the walk, every
-``exact_every``-th step after them, and whenever no usable curvature pair is stored or the
-product is implausibly large (``|B s| > max_correction * |D_s(w_{s-1})|``), the retained examples'
-gradient is computed exactly by a forward/backward pass at ``u_{s-1}`` (train mode, each
-micro-batch seeded as the trainer seeds it: the retrained twin's computation); exact steps
-without forget examples give a new pair, which is kept only if it has positive curvature
-(``y^T s > 1e-8 |s| |y|``, DeltaGrad's fallback otherwise). Then the optimizer the run used makes
+(clipped at ``max_grad_norm`` as the run did; ``history = 0``: no ``B`` term). At the first ``burn_in``
+steps of the walk, every ``exact_every``-th step after them, and whenever no usable pair is stored or
+``|B s| > max_correction * |D_s(w_{s-1})|``, the retained examples' gradient is computed exactly at
+``u_{s-1}`` (train mode, each micro-batch under the trainer's seed: the twin's own dropout masks);
+exact steps without forget examples give a new pair, kept only if ``y^T s > 1e-8 |s| |y|``. Then the optimizer the run used makes
 the step from the unlearned trajectory's own state: plain SGD ``u_s = u_{s-1} - lr (g'_s + wd u)``;
 AdamW/Adam with ``beta1 = 0``: ``v'_s = b2 v'_{s-1} + (1 - b2) g'^2``,
 ``u_s = u_{s-1} - lr g' / (sqrt(v'_s / (1 - b2^s)) + eps) - lr wd u_{s-1}`` (``v'`` starts at the
 recovered ``v_{s0 - 1}``). A step whose batch held only forget examples is skipped (as the twin skips it).
 
 With ``exact_every = 1`` every step is exact: the method IS the retrain on the recorded order (up to
-float rounding). With a forget example only in the last step it equals ``per_sample_replay``. On a
+float rounding, dropout included). With a forget example only in the last step it equals ``per_sample_replay``. On a
 quadratic loss whose batch Hessians equal ``B`` (e.g. ``c I``) it is exact at any ``exact_every``;
 elsewhere it is DeltaGrad's approximation (proven for strongly convex losses; a heuristic on deep
 nets). With several micro-batches per step the renormalisation is applied to the whole step.
-Cost: two passes backwards over the deltas (w and the gradients recovered in segments of about
-``sqrt(steps)``: memory ``~3 sqrt(steps)`` parameter vectors), one forward/backward of the retained
-batch per exact step and one per forget example per step that saw it.
+Cost: two passes backwards over the deltas (the second in segments of ~sqrt(steps), from memory when
+small), one forward/backward of the retained batch per exact step and one per forget example per step.
 """
 
 from __future__ import annotations
@@ -54,6 +51,7 @@ import torch
 
 from .. import console
 from ..training.log_store import LogError
+from ..training.loops import MODEL_INPUTS, pad_batch
 from ..training.penalties import per_example_loss
 from ..training.trainer import batch_seed
 from .amnesiac import AmnesiacConfig, repair
@@ -68,6 +66,8 @@ from .per_sample_replay import (
     update_rule,
 )
 from .registry import register_method
+
+DELTA_CACHE_BYTES = 1 << 28  # the flat deltas of the walk stay in memory between the two passes up to this size
 
 
 @dataclass
@@ -130,10 +130,6 @@ class Curvature:
         self.kept += 1
         return True
 
-    @property
-    def ready(self) -> bool:
-        return bool(self.s)
-
     def product(self, v: torch.Tensor) -> torch.Tensor:
         """``B v``."""
         rhs = torch.cat([self.sigma * (self.S @ v), self.Y @ v])
@@ -153,9 +149,15 @@ def original_steps(log, flat, rule, w_final, v_final, first: int, wd):
     total = len(log.steps())
     k = max(1, math.isqrt(total - first) + 1)
     d, g, buf = torch.empty_like(w_final), torch.empty_like(w_final), torch.empty_like(w_final)
+    cache = {} if (total - first + 1) * w_final.numel() * w_final.element_size() <= DELTA_CACHE_BYTES else None
 
     def back(w, v, t):  # w_t, v_t -> w_{t-1}, v_{t-1}; g <- g_t (False at a zero learning rate)
-        flat.fill(d, log.delta(t))
+        if cache is not None and t in cache:
+            d.copy_(cache.pop(t))  # the second pass reads each delta once more, from memory
+        else:
+            flat.fill(d, log.delta(t))
+            if cache is not None:
+                cache[t] = d.clone()
         w.sub_(d)
         lr = log.steps()[t - 1].lr
         if lr <= 0:
@@ -194,7 +196,7 @@ class _Walk:
     config: PropagatedReplayConfig
     wanted: set
     forget_rows: dict
-    retain: object
+    columns: dict
     index: dict
     ctx: object
     wd: torch.Tensor | None
@@ -210,9 +212,10 @@ class _Walk:
         return 2.0 * self.mu * (w - self.w0) if self.mu else 0.0
 
     def batch(self, ids: list[str]) -> dict:
-        """The retained examples ``ids`` (in this order) as one padded device batch."""
-        loader = self.ctx.loader(self.retain.select([self.index[i] for i in ids]), len(ids), shuffle=False)
-        return self.ctx.to_device(next(iter(loader)))
+        """The retained examples ``ids`` (in this order) as one padded device batch (the trainer's collator)."""
+        rows = [self.index[i] for i in ids]
+        features = [{c: values[r] for c, values in self.columns.items()} for r in rows]
+        return self.ctx.to_device(pad_batch(features, self.ctx.tokenizer))
 
 
 def _flat_grad(model, flat) -> torch.Tensor:
@@ -277,7 +280,7 @@ def _retained_gradient(walk: _Walk, rec, k: int, u, w_prev, g) -> torch.Tensor |
     touched = n_keep < n_all
     exact, correction = _is_exact(walk.config, k), None
     if not exact and bool(s.any()) and walk.config.history:  # history 0: no curvature term, no fallback
-        if walk.curvature.ready:
+        if walk.curvature.s:
             correction = walk.curvature.product(s)
             if not float(correction.norm()) <= walk.config.max_correction * float(d_w.norm()):
                 correction = None
@@ -357,7 +360,8 @@ def propagated_replay(model, forget, retain, config: PropagatedReplayConfig, log
     wd = flat.per_entry({n: rule.weight_decay.get(n, 0.0) for n in flat.names})
     stats = dict(gradient_examples=0, exact_steps=0, fallback_steps=0)
     walk = _Walk(
-        model, flat, rule, config, wanted, _forget_rows(forget, ctx), retain, index, ctx,
+        model, flat, rule, config, wanted, _forget_rows(forget, ctx),
+        {c: retain[c] for c in ("label", *MODEL_INPUTS) if c in retain.column_names}, index, ctx,
         wd if bool(wd.any()) else None, mu, flat.of(log.initial_state_dict()) if mu else None,
         float(targs.get("sd_lambda") or 0.0), float(targs.get("sd_lambda_decay") or 1.0),
         int(targs.get("seed") or 0), Curvature(config.history), stats,
