@@ -315,16 +315,19 @@ def _apply_update(rule, u, new, v, lr: float, t: int, wd) -> None:
     u.addcdiv_(grad, denom, value=-lr)
 
 
-def _retain_index(retain, steps, wanted) -> dict[str, int]:
-    """Row of every retained example the walk may recompute; refuses a retain set that lacks one."""
-    index = {str(i): r for r, i in enumerate(retain["id"])} if retain is not None else {}
+def _retain_columns(retain, steps, wanted) -> tuple[dict[str, list], dict[str, int]]:
+    """The retain set's label and model-input columns (plain lists) and the row of every retained example
+    the walk may recompute; refuses a retain set that lacks one."""
+    names = [c for c in ("id", "label", *MODEL_INPUTS) if retain is not None and c in retain.column_names]
+    columns = retain.select_columns(names).to_dict() if names else {}
+    index = {str(i): r for r, i in enumerate(columns.pop("id", []))}
     missing = {i for s in steps for i in s.ids if i not in wanted and i not in index}
     if missing:
         raise ValueError(
             f"propagated_replay recomputes the retained examples of the logged steps: {len(missing)} of them are "
             "not in the retain set; pass the whole training set minus the forget set as retain"
         )
-    return index
+    return columns, index
 
 
 DESCRIPTION = (
@@ -350,7 +353,7 @@ def propagated_replay(model, forget, retain, config: PropagatedReplayConfig, log
     if not touched:
         return {"steps_replayed": 0, "optimizer_steps": repair(model, retain, config, ctx)}
     first = min(touched)
-    index = _retain_index(retain, steps[first - 1 :], wanted)
+    columns, index = _retain_columns(retain, steps[first - 1 :], wanted)
     targs = log.meta.get("training_args", {})
     mu = float(targs.get("l2_init_mu") or 0.0)
     flat = _Flat(
@@ -361,7 +364,7 @@ def propagated_replay(model, forget, retain, config: PropagatedReplayConfig, log
     stats = dict(gradient_examples=0, exact_steps=0, fallback_steps=0)
     walk = _Walk(
         model, flat, rule, config, wanted, _forget_rows(forget, ctx),
-        {c: retain[c] for c in ("label", *MODEL_INPUTS) if c in retain.column_names}, index, ctx,
+        columns, index, ctx,
         wd if bool(wd.any()) else None, mu, flat.of(log.initial_state_dict()) if mu else None,
         float(targs.get("sd_lambda") or 0.0), float(targs.get("sd_lambda_decay") or 1.0),
         int(targs.get("seed") or 0), Curvature(config.history), stats,
