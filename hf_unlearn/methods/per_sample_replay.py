@@ -269,9 +269,10 @@ class _Flat:
     def __init__(self, named, dtype):
         self.named, self.dtype = named, dtype
         self.names = [n for n, _ in named]
+        self.device = named[0][1].device if named else torch.device("cpu")  # logged tensors are read on the CPU
 
     def of(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.cat([tensors[n].reshape(-1).to(self.dtype) for n in self.names])
+        return torch.cat([tensors[n].reshape(-1).to(self.device, self.dtype) for n in self.names])
 
     def fill(self, out: torch.Tensor, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         """Copy ``tensors`` (by name) into the flat buffer ``out``."""
@@ -286,7 +287,9 @@ class _Flat:
         return self.of({n: p.detach() for n, p in self.named})
 
     def per_entry(self, values: dict[str, float]) -> torch.Tensor:
-        return torch.cat([torch.full((p.numel(),), values[n], dtype=self.dtype) for n, p in self.named])
+        return torch.cat(
+            [torch.full((p.numel(),), values[n], dtype=self.dtype, device=self.device) for n, p in self.named]
+        )
 
     def load(self, vector: torch.Tensor) -> None:
         with torch.no_grad():

@@ -258,11 +258,6 @@ def _forget_part(walk: _Walk, rec, u, sd: float, t: int) -> torch.Tensor:
     return torch.cat([x.reshape(-1).to(walk.flat.dtype) for x in grads])
 
 
-def _is_exact(config: PropagatedReplayConfig, k: int) -> bool:
-    """DeltaGrad's schedule over the walk's steps ``k = 1, 2, ...``: ``k <= j0`` or ``(k - j0) % T0 == 0``."""
-    return k <= config.burn_in or (k - config.burn_in) % config.exact_every == 0
-
-
 def _retained_gradient(walk: _Walk, rec, k: int, u, w_prev, g) -> torch.Tensor | None:
     """``g'_s``: the gradient the retrained run takes at ``u_{s-1}`` (None: the twin skips the step)."""
     n_all = sum(len(mb["ids"]) for mb in rec.micro_batches)
@@ -278,12 +273,16 @@ def _retained_gradient(walk: _Walk, rec, k: int, u, w_prev, g) -> torch.Tensor |
     d_w = g / (_clip_coef(rec.grad_norm, max_norm) if max_norm > 0 else 1.0) - walk.l2(w_prev)
     s = u - w_prev
     touched = n_keep < n_all
-    exact, correction = _is_exact(walk.config, k), None
+    j0, t0 = walk.config.burn_in, walk.config.exact_every  # DeltaGrad's schedule over the walk's steps k = 1, 2, ...
+    exact, correction = k <= j0 or (k - j0) % t0 == 0, None
     if not exact and bool(s.any()) and walk.config.history:  # history 0: no curvature term, no fallback
         if walk.curvature.s:
-            correction = walk.curvature.product(s)
-            if not float(correction.norm()) <= walk.config.max_correction * float(d_w.norm()):
+            try:
+                correction = walk.curvature.product(s)
+            except torch.linalg.LinAlgError:  # a singular middle matrix (near-parallel pairs): take an exact step
                 correction = None
+            if correction is not None and not correction.norm() <= walk.config.max_correction * d_w.norm():
+                correction = None  # implausibly large (or not finite)
         if correction is None:
             exact = True
             walk.stats["fallback_steps"] += 1
@@ -385,6 +384,7 @@ def propagated_replay(model, forget, retain, config: PropagatedReplayConfig, log
             continue
         _apply_update(rule, u, new, v, rec.lr, t - skipped, walk.wd)
     flat.load(u)
+    model.eval()
     return {
         "steps_replayed": len(touched),
         "steps_walked": total - first + 1,
