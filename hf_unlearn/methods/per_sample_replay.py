@@ -94,12 +94,13 @@ class _Rule:
     max_grad_norm: float = 0.0
 
 
-def update_rule(log) -> _Rule:
-    """Read (and check) the optimizer the log recorded; refuse rules the replay cannot invert."""
+def update_rule(log, method: str = "per_sample_replay") -> _Rule:
+    """Read (and check) the optimizer the log recorded; refuse rules the replay cannot invert (``method``
+    names the caller in the messages)."""
     info = log.meta.get("optimizer")
     if "deltas" not in log.meta.get("recorders", []) or log.meta.get("deletable_only"):
         raise ValueError(
-            "per_sample_replay needs the delta of every step: train with record_deltas=True and no deletable_ids_file"
+            f"{method} needs the delta of every step: train with record_deltas=True and no deletable_ids_file"
         )
     if not info:
         raise ValueError(
@@ -110,12 +111,12 @@ def update_rule(log) -> _Rule:
     first = groups[0]
     for g in groups:
         if g.get("maximize") or g.get("amsgrad") or g.get("nesterov"):
-            raise ValueError(f"per_sample_replay: {cls} with maximize/amsgrad/nesterov is not supported")
+            raise ValueError(f"{method}: {cls} with maximize/amsgrad/nesterov is not supported")
     if cls in ADAM:
         beta1, beta2 = first["betas"]
         if any(g["betas"][0] != 0.0 for g in groups):
             raise ValueError(
-                f"per_sample_replay needs {cls} with beta1 = 0 (this run used adam_beta1={beta1}): Adam's first moment "
+                f"{method} needs {cls} with beta1 = 0 (this run used adam_beta1={beta1}): Adam's first moment "
                 "cannot be recovered from the log; train with adam_beta1=0 or use amnesiac/amnesiac_per_sample"
             )
         if not info.get("final_state"):
@@ -131,10 +132,10 @@ def update_rule(log) -> _Rule:
     if cls == "SGD":
         if any(float(g.get("momentum") or 0.0) for g in groups):
             raise ValueError(
-                "per_sample_replay needs SGD without momentum: the momentum buffer cannot be recovered from the log"
+                f"{method} needs SGD without momentum: the momentum buffer cannot be recovered from the log"
             )
         return _Rule("sgd", False, wd, max_grad_norm=info["max_grad_norm"])
-    raise ValueError(f"per_sample_replay supports AdamW/Adam (beta1 = 0) and plain SGD, not {cls}")
+    raise ValueError(f"{method} supports AdamW/Adam (beta1 = 0) and plain SGD, not {cls}")
 
 
 def _clip_coef(norm: float, max_norm: float) -> float:
@@ -268,9 +269,10 @@ class _Flat:
     def __init__(self, named, dtype):
         self.named, self.dtype = named, dtype
         self.names = [n for n, _ in named]
+        self.device = named[0][1].device if named else torch.device("cpu")  # logged tensors are read on the CPU
 
     def of(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-        return torch.cat([tensors[n].reshape(-1).to(self.dtype) for n in self.names])
+        return torch.cat([tensors[n].reshape(-1).to(self.device, self.dtype) for n in self.names])
 
     def fill(self, out: torch.Tensor, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         """Copy ``tensors`` (by name) into the flat buffer ``out``."""
@@ -285,7 +287,9 @@ class _Flat:
         return self.of({n: p.detach() for n, p in self.named})
 
     def per_entry(self, values: dict[str, float]) -> torch.Tensor:
-        return torch.cat([torch.full((p.numel(),), values[n], dtype=self.dtype) for n, p in self.named])
+        return torch.cat(
+            [torch.full((p.numel(),), values[n], dtype=self.dtype, device=self.device) for n, p in self.named]
+        )
 
     def load(self, vector: torch.Tensor) -> None:
         with torch.no_grad():
