@@ -67,6 +67,7 @@ SEARCH_SPACE: dict[str, dict[str, tuple]] = {
     "single_gradient": {"scale": (0.5, 1.0, 2.0, 4.0)},
     "amnesiac": {"repair": (0.0, 0.5)},
     "ssd": {"alpha": (3.0, 10.0, 30.0)},
+    "propagated_replay": {"exact_every": (10, 20, 50)},
 }
 
 
