@@ -244,6 +244,7 @@ def forget_set_record(run: BenchRun, fname: str, forget_ids, eval_ids: set, a, s
     """One seed x forget set: calibration elsewhere, twins, every method and do-nothing against the twin."""
     from hf_unlearn.evaluation.exposure import exposure_gap
     from hf_unlearn.evaluation.noise_floor import noise_floor_section, noise_min
+    from hf_unlearn.evaluation.predict import evaluate_model
     from hf_unlearn.evaluation.report import split_for_evaluation
     from hf_unlearn.evaluation.verdict import judge
     from hf_unlearn.runs.twins import gather
@@ -255,8 +256,6 @@ def forget_set_record(run: BenchRun, fname: str, forget_ids, eval_ids: set, a, s
         twins = gather(run, forget_ids, a.noise_twins, timings=timings)
     retrain_s = timings["retrain_s"]
     splits = split_for_evaluation(run.tokenized["train"], run.tokenized["test"], forget_ids, a.retain_eval, seed)
-    from hf_unlearn.evaluation.predict import evaluate_model
-
     twin_m = evaluate_model(twins.twin, run.tokenizer, splits, seed=seed)
     noise = [score(m, run, splits, twin_m, seed) for m in twins.noise]
     floor = noise_floor_section(twin_m, [m for m, _ in noise], seeds=twins.noise_seeds())
@@ -461,6 +460,9 @@ def run_floor(a, Data, train_original, say) -> None:
     """The study (module docstring): every seed, then the figures over seeds, then the results file."""
     from _common import collected, emit, load_avg, machine_info, peak_rss_mb, write_results
 
+    from hf_unlearn import console
+
+    console.configure_output(quiet=True)  # no progress bars: the study's own lines (``say``) tell the phases
     t0 = time.perf_counter()
     tmp_root = tempfile.mkdtemp(prefix="hfu-bench-floor-", dir=a.tmp)
     records = []

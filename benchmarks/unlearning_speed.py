@@ -314,6 +314,7 @@ def train_original(s: Data, a, beta1: float, out_dir: str):
         record_per_sample=True,
         per_sample_fraction=a.per_sample_fraction,
         per_sample_seed=a.seed,
+        record_learning_events=bool(getattr(a, "floor", False)),  # --floor: RUM's memorization proxies
     )
     model = copy.deepcopy(s.model0)
     trainer = UnlearnableTrainer(model=model, args=args, train_dataset=s.train, processing_class=s.tokenizer)
