@@ -94,6 +94,7 @@ def test_floor_figures_means_mins_and_margins(floor):
     assert figs["pct1/tow_mia_minus_floor"][0] == pytest.approx(0.92 - 0.925)
     assert figs["pct1/exposure_gap"][0] == pytest.approx(0.1)
     assert figs["pct1/exposure_gap"][1]["met"] is True
+    assert figs["pct1/exposure_gap_noise"][0] == pytest.approx(0.03)
     assert figs["pct1/calibration_cost"][0] == pytest.approx(3.5)
 
 
