@@ -3,10 +3,11 @@
 Protocol, per seed (``--seeds``; full 0,1,2, quick 0) on one setting (tiny BERT from scratch by default;
 ``--model minilm``: MiniLM + LoRA, the sizes of ``unlearning_speed.py``):
 
-1. plant ``--canaries N`` canaries in the training split (``data/canaries.py``: random texts with random
-   labels; R = ``--canary-references`` reference canaries never trained on) and train the run ONCE with
-   ``unlearning_speed.train_original`` in its momentum-free arm (AdamW with beta1 = 0, deltas and 1%
-   per-sample gradients logged): the arm every log-based method can use (per-sample replay needs it);
+1. plant ``--canaries N`` canaries in the training split (``data/canaries.py``, drawn with the seed: random
+   texts with random labels; R = ``--canary-references`` reference canaries never trained on) and train the
+   run ONCE with ``unlearning_speed.train_original`` in its momentum-free arm (AdamW with beta1 = 0; deltas,
+   1% per-sample gradients and learning events logged): the arm every log-based method can use (per-sample
+   replay needs it; RUM reads the learning events);
 2. two evaluation forget sets, ``pct1`` (``--frac`` of train: 1%) and ``small`` (``--small`` ids: 10): random
    ordinary examples plus ``min(--canaries-per-set, max(1, n // 5))`` planted canaries, disjoint;
 3. per forget set, the retrain twin and K noise twins (``--noise-twins``, default 2: ``runs/twins.gather``,
@@ -55,6 +56,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import dataclasses
 import gc
 import math
 import shutil
@@ -442,6 +444,7 @@ def run_seed(a, seed: int, Data, train_original, say, tmp_root: str) -> list[dic
 
     a = copy.copy(a)
     a.seed = seed
+    a.canary_recipe = dataclasses.replace(a.canary_recipe, seed=seed)  # other canaries for each run
     s = Data(a)
     a.probe = canary_probe(s.raw, a.canary_recipe, max_length=a.seq_len)
     run_dir = tempfile.mkdtemp(prefix=f"floor-seed{seed}-", dir=tmp_root)
