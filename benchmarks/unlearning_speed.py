@@ -59,6 +59,9 @@ Usage::
 
     .venv/bin/python benchmarks/unlearning_speed.py --quick   # ~1 minute
     .venv/bin/python benchmarks/unlearning_speed.py           # full size, < ~20 minutes on 2 idle cores
+
+``--floor`` runs the noise-floor study instead (issue 13, ``benchmarks/floor.py``: seeds, noise twins,
+calibration on other forget sets, every registered method against the retrain twin and its noise floor).
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ from _common import (  # noqa: E402
     trainer_device_args,
     write_results,
 )
+from floor import add_floor_args, floor_defaults  # noqa: E402
 
 BENCH = "unlearning_speed"
 SIZES = {
@@ -186,6 +190,7 @@ def parse_args(argv=None):
         "request of their union vs the union's twin",
     )
     p.add_argument("--request-frac", type=float, default=0.002, help="--sequential: each request's share of train")
+    add_floor_args(p)
     a = p.parse_args(argv)
     minilm = a.model == "minilm"
     for k, v in SIZES[("minilm_" if minilm else "") + ("quick" if a.quick else "full")].items():
@@ -194,6 +199,8 @@ def parse_args(argv=None):
     a.betas = [float(b) for b in (a.betas or ("0.0" if minilm else "0.9,0.0")).split(",") if b.strip()]
     a.methods = (a.methods or (MINILM_METHODS if minilm else "")).split(",") if (a.methods or minilm) else None
     a.finetune = a.finetune or ("lora" if minilm else "full")
+    if a.floor:
+        floor_defaults(a)
     a.name = a.name or results_name(BENCH + ("_sequential" if a.sequential else ""), a.model, a.quick)
     return a
 
@@ -248,6 +255,11 @@ class Data:
         from hf_unlearn.models import TinyBertSpec, tokenize_dataset
 
         data = load_sentiment_dataset(str(require_imdb()), max_train=a.train, max_test=a.test, seed=a.seed)
+        if getattr(a, "canary_recipe", None) is not None:  # --floor: canaries planted in train (data/canaries.py)
+            from hf_unlearn.data.canaries import plant_canaries
+
+            data = plant_canaries(data, a.canary_recipe)
+        self.raw = data
         self.spec = TinyBertSpec(
             vocab_size=8000,
             hidden_size=128,
@@ -302,6 +314,7 @@ def train_original(s: Data, a, beta1: float, out_dir: str):
         record_per_sample=True,
         per_sample_fraction=a.per_sample_fraction,
         per_sample_seed=a.seed,
+        record_learning_events=bool(getattr(a, "floor", False)),  # --floor: RUM's memorization proxies
     )
     model = copy.deepcopy(s.model0)
     trainer = UnlearnableTrainer(model=model, args=args, train_dataset=s.train, processing_class=s.tokenizer)
@@ -725,6 +738,11 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
     t_start = time.perf_counter()
+    if a.floor:
+        from floor import run_floor
+
+        run_floor(a, Data, train_original, say)
+        return 0
     say("setup")
     s = Data(a)
     cfg = {

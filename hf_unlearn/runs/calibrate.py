@@ -227,6 +227,24 @@ def prepare_requests(run, drawn: list[list], retain_eval_max: int) -> list[dict]
     return requests
 
 
+def search(run, drawn: list[list], budget: float, methods: list[str], space: dict | None = None, retain_eval_max=2000):
+    """Steps 2-3 on the pseudo-requests ``drawn``: (their prepared requests, every candidate's result, the
+    mean retrain time). ``run`` needs ``model``, ``tokenizer``, ``log`` and ``tokenized`` (train, test)."""
+    count = len(drawn[0])
+    with console.phase(f"retraining {len(drawn)} pseudo-request twins ({count} examples each)"):
+        requests = prepare_requests(run, drawn, retain_eval_max)
+    retrain_s = statistics.fmean(r["retrain_s"] for r in requests)
+    batch = 32  # the methods' default batch size: SCRUB's forget pass
+    scope = Scope(len(run.log.steps()), budget, run.log, math.ceil(count / batch))
+    grid = candidates(methods, scope, space)
+    results = []
+    with console.phase(f"trying {len(grid)} settings of {len(methods)} methods on each pseudo-request") as step:
+        for method, options in console.progress(grid, desc="calibration"):
+            results.append(run_candidate(run, requests, method, options, retrain_s))
+        step.summary = f"{sum('error' not in r for r in results)} ran"
+    return requests, results, retrain_s
+
+
 def calibrate_run(
     run_dir: str | Path,
     request_size: float,
@@ -257,17 +275,7 @@ def calibrate_run(
     eligible = len(set(trained) - ledger_ids)
     count = request_count(request_size, eligible, pseudo_requests)
     drawn = draw_pseudo_requests(trained, ledger_ids, count, pseudo_requests, seed)
-    with console.phase(f"retraining {pseudo_requests} pseudo-request twins ({count} examples each)"):
-        requests = prepare_requests(run, drawn, retain_eval_max)
-    retrain_s = statistics.fmean(r["retrain_s"] for r in requests)
-    batch = 32  # the methods' default batch size: SCRUB's forget pass
-    scope = Scope(len(run.log.steps()), budget, run.log, math.ceil(count / batch))
-    grid = candidates(methods, scope, space)
-    results = []
-    with console.phase(f"trying {len(grid)} settings of {len(methods)} methods on each pseudo-request") as step:
-        for method, options in console.progress(grid, desc="calibration"):
-            results.append(run_candidate(run, requests, method, options, retrain_s))
-        step.summary = f"{sum('error' not in r for r in results)} ran"
+    requests, results, retrain_s = search(run, drawn, budget, methods, space, retain_eval_max)
     best = choose(results, budget)
     if best is None:
         raise CalibrationError(

@@ -1,0 +1,113 @@
+"""The noise-floor benchmark's aggregation (``benchmarks/floor.py``) on constructed numbers: no model runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def floor():
+    sys.path.insert(0, str(BENCH_DIR))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_floor", BENCH_DIR / "floor.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["bench_floor"] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop("bench_floor", None)
+        sys.path.remove(str(BENCH_DIR))
+
+
+def _pair(tow, tow_mia, forget=0.0, retain=0.0, test=0.0, mia=0.0):
+    return {
+        "tow": tow,
+        "tow_mia": tow_mia,
+        "forget_acc_gap": forget,
+        "retain_acc_gap": retain,
+        "test_acc_gap": test,
+        "mia_gap": mia,
+    }
+
+
+def _method(tow, tow_mia, cost, exposure_gap=0.05, **gaps):
+    return dict(_pair(tow, tow_mia, **gaps), cost_fraction=cost, exposure_gap=exposure_gap, verdict="v")
+
+
+def _record(seed, noise, best, nothing, exposure_gap):
+    return {
+        "seed": seed,
+        "forget_set": "pct1",
+        "forget_count": 50,
+        "canaries_forgotten": 4,
+        "retrain_s": 100.0 + seed,
+        "noise_twin_s": 90.0,
+        "noise": noise,
+        "noise_exposure_gaps": [0.02, 0.04],
+        "exposure": {"original": 5.0, "retrain_twin": 1.5},
+        "methods": {
+            "neggrad_plus": _method(*best, exposure_gap=exposure_gap),
+            "do_nothing": _method(*nothing),
+            "ssd": {"error": "cannot run"},
+        },
+        "calibration": {
+            "choice": {"method": "neggrad_plus", "options": {"max_steps": 8}, "tow_mean": 0.9, "cost_fraction": 0.04},
+            "cost_retrains": 3.0 + seed,
+            "candidates": 40,
+        },
+    }
+
+
+def test_floor_figures_means_mins_and_margins(floor):
+    records = [
+        _record(
+            0,
+            [_pair(0.98, 0.96), _pair(0.96, 0.90)],
+            (0.97, 0.93, 0.04),
+            (0.90, 0.80, 0.0),
+            0.2,
+        ),
+        _record(1, [_pair(0.99, 0.97), _pair(0.97, 0.95)], (0.95, 0.91, 0.02), (0.92, 0.82, 0.0), 0.0),
+    ]
+    figs = {name: (value, cfg) for name, value, _, cfg in floor.floor_figures(records)}
+    # noise floor: mean over seeds of the per-seed mean / min over the noise twins
+    assert figs["pct1/noise_floor_tow"][0] == pytest.approx((0.97 + 0.98) / 2)
+    assert figs["pct1/noise_floor_tow_min"][0] == pytest.approx((0.96 + 0.97) / 2)
+    assert figs["pct1/noise_floor_tow_mia_min"][0] == pytest.approx((0.90 + 0.95) / 2)
+    # per method: mean, sample SD over seeds, cost; do-nothing is a method row; an error row is counted, not averaged
+    assert figs["pct1/neggrad_plus/tow_mean"][0] == pytest.approx(0.96)
+    assert figs["pct1/neggrad_plus/tow_sd"][0] == pytest.approx(0.0141421356, rel=1e-6)
+    assert figs["pct1/neggrad_plus/cost_fraction"][0] == pytest.approx(0.03)
+    assert figs["pct1/do_nothing/tow_mean"][0] == pytest.approx(0.91)
+    assert figs["pct1/ssd/tow_mean"][0] is None and len(figs["pct1/ssd/tow_mean"][1]["errors"]) == 2
+    # the budget best against the rule's floor (the min), with the margin to the mean floor beside it
+    value, cfg = figs["pct1/tow_minus_floor"]
+    assert value == pytest.approx(0.96 - 0.965)
+    assert cfg["minus_mean_floor"] == pytest.approx(0.96 - 0.975)
+    assert cfg["met"] is False and cfg["target"] == ">= 0"
+    assert figs["pct1/tow_mia_minus_floor"][0] == pytest.approx(0.92 - 0.925)
+    assert figs["pct1/exposure_gap"][0] == pytest.approx(0.1)
+    assert figs["pct1/exposure_gap"][1]["met"] is True
+    assert figs["pct1/exposure_gap_noise"][0] == pytest.approx(0.03)
+    assert figs["pct1/calibration_cost"][0] == pytest.approx(3.5)
+
+
+def test_missed_target_names_the_factor_that_holds_tow_back(floor):
+    noise = [_pair(0.99, 0.99, forget=1.0, retain=0.2, test=-0.3, mia=0.01)] * 2
+    best = _method(0.9, 0.9, 0.04, forget=8.0, retain=-1.0, test=0.5, mia=0.02)
+    mia_bad = _method(0.9, 0.8, 0.04, forget=1.0, retain=-1.0, test=0.5, mia=-0.15)
+    cfg = floor.target_config("budget_best_tow_mean", 0.9, [best], noise)
+    assert cfg["met"] is False
+    assert cfg["held_back_by"]["factor"] == "forget"
+    assert cfg["held_back_by"]["value"] == pytest.approx(0.92)
+    assert cfg["held_back_by"]["noise_twins_value"] == pytest.approx(0.99)
+    assert "above" in cfg["held_back_by"]["says"]
+    mia_cfg = floor.target_config("budget_best_tow_mia_mean", 0.8, [mia_bad], noise)
+    assert mia_cfg["held_back_by"]["factor"] == "mia" and "below" in mia_cfg["held_back_by"]["says"]
+    assert "held_back_by" not in floor.target_config("budget_best_tow_mean", 0.98, [best], noise)
