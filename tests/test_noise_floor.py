@@ -27,7 +27,7 @@ TWIN, ORIGINAL = _m(80.0, mia=0.30), _m(100.0, retain=91.0, mia=0.05)
 NOISE = [_m(78.0, retain=89.5, mia=0.32), _m(83.0, retain=90.5, mia=0.27), _m(80.0, test=84.0, mia=0.30)]
 
 
-def _judge(unlearned, noise=NOISE):
+def _judge(unlearned, noise=NOISE, sizes=None):
     comp, nothing = against_twin(unlearned, TWIN), against_twin(ORIGINAL, TWIN)
     floor = noise_floor_section(TWIN, noise, unlearned) if noise else None
     return judge(
@@ -39,6 +39,7 @@ def _judge(unlearned, noise=NOISE):
         nothing_tow=nothing["tow"],
         nothing_tow_mia=nothing["tow_mia"],
         noise_min=noise_min(floor),
+        sizes=sizes,
     )
 
 
@@ -71,6 +72,13 @@ def test_the_verdict_rule_on_constructed_figures(unlearned, label, within):
     assert verdict["label"] == label and verdict["within_noise"] is within
     assert verdict["says"].startswith(label) and verdict["rule"] == RULE and NOISE_RULE in RULE
     assert verdict["harm"] is (label == DID_HARM)
+
+
+def test_harm_needs_more_than_one_evaluated_example():
+    """3 points below the twin is harm on 1,000 retain examples, not on 25 (one example = 4 points)."""
+    hurt = _m(80.0, retain=87.0, mia=0.30)
+    assert _judge(hurt, sizes={"retain": 1000, "test": 1000})["label"] == DID_HARM
+    assert _judge(hurt, sizes={"retain": 25, "test": 1000})["label"] == WITHIN_NOISE
 
 
 def test_without_noise_twins_the_verdict_does_not_judge_the_noise():

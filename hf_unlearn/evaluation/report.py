@@ -143,6 +143,7 @@ def _noise_sections(models, metrics, noise_twins, seeds, tokenizer, splits) -> d
             nothing_tow=nothing["tow"],
             nothing_tow_mia=nothing["tow_mia"],
             noise_min=noise_min(out.get("noise_floor")),
+            sizes={split: len(splits[split]) for split in ("retain", "test")},
         )
         out["verdict"]["do_nothing"] = nothing
     return out

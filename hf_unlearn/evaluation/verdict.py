@@ -7,8 +7,8 @@ unlearned model and for the "do nothing" baseline (the original model scored aga
 twin), and the retrain noise floor (``noise_floor.py``: K noise twins, retrains without the
 forget set under other seeds, scored against the twin). The rule, checked in this order:
 
-1. "did harm": retain or test accuracy more than 1 point below the twin's, or ToW below the
-   do-nothing ToW;
+1. "did harm": retain or test accuracy more than 1 point AND more than one evaluated example
+   (``100 / n`` points on ``n`` examples) below the twin's, or ToW below the do-nothing ToW;
 2. "no better than doing nothing": ToW not above the do-nothing ToW;
 3. "within the retrain noise" (with at least one noise twin): :data:`NOISE_RULE`;
 4. otherwise, by the sign of the forget-accuracy gap to the twin: "forgets less than retraining"
@@ -35,18 +35,25 @@ NOISE_RULE = (
     "and dropout seeds) score against the same twin."
 )
 RULE = (
-    f"did harm: retain or test accuracy more than {HARM_POINTS:.0f} point below the retrain twin's, or ToW below "
+    f"did harm: retain or test accuracy more than {HARM_POINTS:.0f} point (and more than one evaluated example) "
+    "below the retrain twin's, or ToW below "
     "the do-nothing ToW (the original model scored against the twin); else no better than doing nothing: ToW not "
     f"above the do-nothing ToW; else {NOISE_RULE} Otherwise the sign of the forget-accuracy gap to the twin says "
     "whether the method forgets less or more than retraining."
 )
 
 
-def _harm_reasons(unlearned: Mapping, twin: Mapping, tow: float, nothing_tow: float) -> list[str]:
+def harm_threshold(n_examples: int | None) -> float:
+    """Points of accuracy that count as harm on ``n_examples``: ``max(HARM_POINTS, 100 / n)`` (one example's
+    worth: on 64 retain examples one example is 1.56 points, and a single flip is no evidence of harm)."""
+    return max(HARM_POINTS, 100.0 / n_examples) if n_examples else HARM_POINTS
+
+
+def _harm_reasons(unlearned, twin, tow: float, nothing_tow: float, sizes: Mapping | None) -> list[str]:
     out = []
     for split in ("retain", "test"):
         drop = twin[f"{split}_acc"] - unlearned[f"{split}_acc"]
-        if drop > HARM_POINTS:
+        if drop > harm_threshold((sizes or {}).get(split)) + EPS:
             out.append(f"{split} accuracy {drop:.1f} points below the retrain twin's")
     if tow < nothing_tow - EPS:
         out.append(f"ToW {tow:.4f} below doing nothing's {nothing_tow:.4f}")
@@ -63,17 +70,19 @@ def judge(
     nothing_tow: float,
     nothing_tow_mia: float,
     noise_min: Mapping | None = None,
+    sizes: Mapping | None = None,
 ) -> dict:
     """The verdict of an unlearned model (``report["verdict"]``).
 
     ``original`` / ``unlearned`` / ``twin``: :func:`~hf_unlearn.evaluation.predict.evaluate_model`
     dicts (accuracies in percent); ``tow`` / ``tow_mia``: the unlearned model against the twin;
     ``nothing_*``: the original against the twin; ``noise_min``: ``{"tow": .., "tow_mia": ..}``, the
-    lowest the noise twins score against the twin (None without noise twins). Returns ``{"label"``
+    lowest the noise twins score against the twin (None without noise twins); ``sizes``: examples evaluated
+    per split (``{"retain": n, "test": n}``; the harm threshold, :func:`harm_threshold`). Returns ``{"label"``
     (one of :data:`VERDICTS`), ``"says"`` (one sentence), ``"harm"``, ``"no_better_than_nothing"``,
     ``"within_noise"`` and ``"do_nothing_within_noise"`` (None without noise twins), ``"rule"``}.
     """
-    harm = _harm_reasons(unlearned, twin, tow, nothing_tow)
+    harm = _harm_reasons(unlearned, twin, tow, nothing_tow, sizes)
     no_better = tow <= nothing_tow + EPS
     within = _within(noise_min, tow, tow_mia)
     nothing_within = _within(noise_min, nothing_tow, nothing_tow_mia)
