@@ -188,3 +188,28 @@ def test_too_large_a_request_and_auto_without_calibration_are_one_line_errors(ca
     assert len(err) == 1 and "run `hf-unlearn calibrate" in err[0]
     assert unlearn_cmd.main(["--run", str(run), "--method", "auto", "--set", "alpha=0.5", *forget]) == 2
     assert "drop alpha" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_a_failing_candidate_is_recorded_but_a_damaged_log_stops_the_calibration(monkeypatch):
+    """One method's runtime failure leaves a candidate with its error; an integrity error (a damaged log)
+    is never swallowed as one candidate's failure."""
+    from types import SimpleNamespace
+
+    from hf_unlearn.runs import calibrate as cal
+    from hf_unlearn.training.log_store import LogError
+
+    run = SimpleNamespace(model=None, log=None, tokenizer=None, tokenized={"test": None})
+    requests = [{"splits": {"forget": None, "retain_full": None}, "twin_metrics": {}}]
+
+    def raising(exc):
+        def fake_unlearn(*args, **kwargs):
+            raise exc
+
+        return fake_unlearn
+
+    monkeypatch.setattr(cal, "unlearn", raising(RuntimeError("diverged\nsecond line")))
+    failed = cal.run_candidate(run, requests, "neggrad", {"max_steps": 1}, retrain_s=1.0)
+    assert failed["error"] == "RuntimeError: diverged" and cal.choose([failed], budget=1.0) is None
+    monkeypatch.setattr(cal, "unlearn", raising(LogError("deltas/step_3.safetensors: sha256 mismatch")))
+    with pytest.raises(LogError, match="sha256 mismatch"):
+        cal.run_candidate(run, requests, "amnesiac", {}, retrain_s=1.0)

@@ -45,7 +45,14 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__, console
-from ..artifacts import LOG_DIRNAME, atomic_write_json, folder_lock, forget_set_commitment, load_or_create_salt
+from ..artifacts import (
+    LOG_DIRNAME,
+    IntegrityError,
+    atomic_write_json,
+    folder_lock,
+    forget_set_commitment,
+    load_or_create_salt,
+)
 from ..evaluation.predict import compare, evaluate_model
 from ..evaluation.report import split_for_evaluation
 from ..methods import get_method, unlearn
@@ -193,9 +200,15 @@ def run_candidate(run, requests: list[dict], method: str, options: dict, retrain
             )  # fmt: skip
             times.append(result.stats["wall_time_s"])
             scores.append(compare(_score(result.model, run.tokenizer, req["splits"]), req["twin_metrics"]))
-    except (ValueError, KeyError, FloatingPointError) as exc:
-        return {"method": method, "options": options, "error": str(exc).splitlines()[0][:300]}
+    except IntegrityError:
+        raise  # a damaged log or folder stops the calibration: it is never one candidate's failure
+    except (ValueError, KeyError, FloatingPointError, RuntimeError) as exc:
+        return {"method": method, "options": options, "error": f"{type(exc).__name__}: {_first_line(exc)}"}
     return {"method": method, "options": options, **_summary(scores, times, retrain_s)}
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).splitlines() or [""])[0][:300]
 
 
 def choose(results: list[dict], budget: float) -> dict | None:
