@@ -69,6 +69,15 @@ def twin_arguments(log: UnlearningLog, output_dir: str | Path, **overrides) -> U
     return UnlearnableTrainingArguments(**kwargs)
 
 
+def check_world_size(args: UnlearnableTrainingArguments, log: UnlearningLog, what: str) -> None:
+    """A re-run from w_0 must use the run's number of ranks (the recorded order is split across them)."""
+    if args.world_size != log.meta["world_size"]:
+        raise ValueError(
+            f"the run was trained on {log.meta['world_size']} rank(s), this process group has "
+            f"{args.world_size}: launch {what} with the same world size"
+        )
+
+
 def initial_model(model: torch.nn.Module, log: UnlearningLog) -> torch.nn.Module:
     """A copy of ``model`` (any model of the run) reset to the log's w_0 (the log holds the trainable
     weights; frozen ones, e.g. a LoRA model's base, are the same in every model of the run)."""
@@ -109,11 +118,7 @@ def replayed(
     with contextlib.ExitStack() as stack:
         out = Path(output_dir) if output_dir else stack.enter_context(private_temp_dir(prefix="hf_unlearn-replay-"))
         args = twin_arguments(log, out, **overrides)
-        if args.world_size != log.meta["world_size"]:
-            raise ValueError(
-                f"the run was trained on {log.meta['world_size']} rank(s), this process group has "
-                f"{args.world_size}: launch the replay with the same world size"
-            )
+        check_world_size(args, log, "the replay")
         trainer = UnlearnableTrainer(
             model=replica,
             args=args,

@@ -26,7 +26,7 @@ import torch
 from ..artifacts import private_temp_dir
 from ..data.forget import check_ids_known
 from .progress import label_progress
-from .replay import initial_model, twin_arguments
+from .replay import check_world_size, initial_model, twin_arguments
 from .trainer import UnlearnableTrainer
 from .unlearning_log import UnlearningLog
 
@@ -92,11 +92,7 @@ def noise_twin(
     with contextlib.ExitStack() as stack:
         out = Path(output_dir) if output_dir else stack.enter_context(private_temp_dir(prefix="hf_unlearn-noise-"))
         args = twin_arguments(log, out, seed=seed, data_seed=data_seed)
-        if args.world_size != log.meta["world_size"]:
-            raise ValueError(
-                f"the run was trained on {log.meta['world_size']} rank(s), this process group has "
-                f"{args.world_size}: launch the noise twins with the same world size"
-            )
+        check_world_size(args, log, "the noise twins")
         trainer = UnlearnableTrainer(
             model=replica,
             args=args,
