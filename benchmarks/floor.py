@@ -49,6 +49,9 @@ Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/unlearning_speed.py --floor --quick   # a few minutes
     .venv/bin/python benchmarks/unlearning_speed.py --floor [--model minilm]            # hours: see BENCHMARKS.md
+    .venv/bin/python benchmarks/unlearning_speed.py --floor --seeds 1 --name unlearning_floor_seed1  # one seed
+    .venv/bin/python benchmarks/unlearning_speed.py --floor --merge unlearning_floor_seed0.json \
+        unlearning_floor_seed1.json unlearning_floor_seed2.json        # the figures over the seeds of one protocol
 """
 
 from __future__ import annotations
@@ -58,12 +61,14 @@ import contextlib
 import copy
 import dataclasses
 import gc
+import json
 import math
 import shutil
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 BENCH = "unlearning_floor"
 TARGETS = {  # figure: (comparison, threshold)
@@ -74,6 +79,8 @@ TARGETS = {  # figure: (comparison, threshold)
     "exposure_gap": ("<=", 0.10),
 }
 FORGET_SETS = ("pct1", "small")
+PROTOCOL_KEYS = ("model", "finetune", "arm", "train", "test", "epochs", "seq_len", "retain_eval", "noise_twins")
+PROTOCOL_KEYS += ("budget", "pseudo_requests", "canaries", "canary_references", "quick")
 DO_NOTHING = "do_nothing"
 QUICK = dict(seeds="0", pseudo_requests=2, canaries=6, canary_references=64)
 FULL = dict(seeds="0,1,2", pseudo_requests=3, canaries=16, canary_references=256)
@@ -90,6 +97,12 @@ def add_floor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--canary-references", type=int, help="--floor: reference canaries R (full 256, quick 64)")
     p.add_argument("--canaries-per-set", type=int, default=4, help="--floor: at most this many per forget set")
     p.add_argument("--floor-methods", help="--floor: comma-separated registered methods (default: all)")
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="RESULTS",
+        help="--floor: combine results files of the same protocol run on different seeds (no training)",
+    )
 
 
 def floor_defaults(a) -> None:
@@ -97,6 +110,9 @@ def floor_defaults(a) -> None:
     for key, value in (QUICK if a.quick else FULL).items():
         if getattr(a, key) is None:
             setattr(a, key, value)
+    if a.merge:
+        a.merge_name = a.name  # None: named after the merged files' model
+        return
     a.seeds = [int(x) for x in str(a.seeds).split(",") if x.strip()]
     if not a.seeds or a.noise_twins < 1 or a.pseudo_requests < 1 or a.canaries < 2 or not a.budget > 0:
         raise SystemExit("--floor: give >= 1 seed, --noise-twins >= 1, --pseudo-requests >= 1, --canaries >= 2")
@@ -463,8 +479,6 @@ def run_seed(a, seed: int, Data, train_original, say, tmp_root: str) -> list[dic
 
 def run_floor(a, Data, train_original, say) -> None:
     """The study (module docstring): every seed, then the figures over seeds, then the results file."""
-    from _common import collected, emit, load_avg, machine_info, peak_rss_mb, write_results
-
     from hf_unlearn import console
 
     console.configure_output(quiet=True)  # no progress bars: the study's own lines (``say``) tell the phases
@@ -476,6 +490,14 @@ def run_floor(a, Data, train_original, say) -> None:
             records += run_seed(a, seed, Data, train_original, say, tmp_root)
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
+    cfg = protocol_config(a)
+    emit_and_write(a.name, records, cfg, time.perf_counter() - t0, say)
+
+
+def protocol_config(a) -> dict:
+    """What makes two runs of the study comparable (and ``load_avg``, which is not compared)."""
+    from _common import load_avg
+
     cfg = {
         "model": a.model,
         "finetune": a.finetune,
@@ -498,11 +520,54 @@ def run_floor(a, Data, train_original, say) -> None:
             "quick size: the model is near chance and the forget sets hold a few ids (one or two canaries), "
             "so the quality figures and targets are meaningless here (a check that the study runs)"
         )
+    return cfg
+
+
+def emit_and_write(name: str, records: list[dict], cfg: dict, seconds: float, say, **extra) -> None:
+    """Every figure of :func:`floor_figures` as a JSON line, then ``benchmarks/results/<name>.json``."""
+    from _common import collected, emit, machine_info, peak_rss_mb, write_results
+
     for figure, value, unit, fcfg in floor_figures(records):
         emit(BENCH, figure, _round(value), unit, {**cfg, **fcfg})
-    emit(BENCH, "total_time", round(time.perf_counter() - t0, 1), "s", dict(cfg, peak_rss_mb=round(peak_rss_mb())))
-    path = write_results(a.name, collected(), machine_info(), per_seed=records)  # counts and figures, no ids
+    emit(BENCH, "total_time", round(seconds, 1), "s", dict(cfg, peak_rss_mb=round(peak_rss_mb())))
+    path = write_results(name, collected(), machine_info(), per_seed=records, **extra)  # counts and figures, no ids
     say(f"wrote {path}")
+
+
+def merge_results(paths: list[str], name: str | None, say) -> None:
+    """``--merge``: the figures over the seeds of several results files of ONE protocol (each file one
+    or more seeds, e.g. one per session). Refused in one line when the protocols differ or a seed repeats."""
+    from _common import RESULTS_DIR, results_name
+
+    loaded = []
+    for path in paths:
+        file = Path(path) if Path(path).is_file() else RESULTS_DIR / path
+        try:
+            data = json.loads(file.read_text())
+            first = next(r for r in data["records"] if r.get("bench") == BENCH and "model" in r["config"])
+            loaded.append((file, data, first["config"], data["per_seed"]))
+        except (OSError, ValueError, KeyError, StopIteration) as exc:
+            raise SystemExit(f"--merge: {path} is not a results file of --floor ({type(exc).__name__})") from None
+    cfgs = [{k: v for k, v in c.items() if k in PROTOCOL_KEYS} for _, _, c, _ in loaded]
+    for (file, *_), cfg in zip(loaded[1:], cfgs[1:]):
+        if cfg != cfgs[0]:
+            diff = sorted(k for k in PROTOCOL_KEYS if cfg.get(k) != cfgs[0].get(k))
+            raise SystemExit(f"--merge: {file.name} ran another protocol than {loaded[0][0].name} ({', '.join(diff)})")
+    seeds = [(r["seed"], r["forget_set"]) for *_, recs in loaded for r in recs]
+    if len(seeds) != len(set(seeds)):
+        raise SystemExit("--merge: a seed appears in two files; merge each seed once")
+    records = sorted((r for *_, recs in loaded for r in recs), key=lambda r: (r["seed"], r["forget_set"]))
+    cfg = dict(cfgs[0], load_avg=[c.get("load_avg") for _, _, c, _ in loaded])
+    seconds = sum(_total_time(data) for _, data, _, _ in loaded)
+    merged_from = [{"file": f.name, "command": d.get("command"), "seeds": sorted({r["seed"] for r in recs})}
+                   for f, d, _, recs in loaded]  # fmt: skip
+    out = name or results_name(BENCH, cfgs[0].get("model", "tiny-bert"), bool(cfgs[0].get("quick")))
+    emit_and_write(out, records, dict(cfg, merged_from=merged_from), seconds, say, merged_from=merged_from)
+
+
+def _total_time(data: dict) -> float:
+    """A results file's ``total_time`` figure (its seeds' wall time), 0 when absent."""
+    return next((float(r["value"]) for r in data["records"] if r.get("figure") == "total_time"), 0.0)
 
 
 def _round(value):

@@ -729,6 +729,13 @@ def check_targets(
 
 def main(argv=None) -> int:
     a = parse_args(argv)
+    if a.merge:
+        if not a.floor:
+            raise SystemExit("--merge combines --floor results: give --floor too")
+        from floor import merge_results
+
+        merge_results(a.merge, a.merge_name, say)
+        return 0
     require_imdb()
     require_model(a.model)
     a.device = resolve_device(a.device)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
 from pathlib import Path
@@ -111,3 +112,45 @@ def test_missed_target_names_the_factor_that_holds_tow_back(floor):
     mia_cfg = floor.target_config("budget_best_tow_mia_mean", 0.8, [mia_bad], noise)
     assert mia_cfg["held_back_by"]["factor"] == "mia" and "below" in mia_cfg["held_back_by"]["says"]
     assert "held_back_by" not in floor.target_config("budget_best_tow_mean", 0.98, [best], noise)
+
+
+def _results_file(floor, folder, name, records, **protocol):
+    import json
+
+    cfg = {"model": "tiny-bert", "train": 5000, "budget": 0.05, "pseudo_requests": 2, "quick": False, **protocol}
+    fig = {"bench": floor.BENCH, "figure": "pct1/noise_floor_tow", "value": 1.0, "unit": "", "config": cfg}
+    total = {"bench": floor.BENCH, "figure": "total_time", "value": 100.0, "unit": "s", "config": cfg}
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps({"name": name, "command": "x", "records": [fig, total], "per_seed": records}))
+    return path
+
+
+def _seed(seed, tow):
+    return _record(seed, [_pair(0.98, 0.96), _pair(0.96, 0.90)], (tow, 0.93, 0.04), (0.90, 0.80, 0.0), 0.1)
+
+
+def test_merge_gives_the_figures_over_the_seeds_of_several_files(floor, tmp_path, monkeypatch, capsys):
+    import json
+
+    common = importlib.import_module("_common")
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(common, "_RECORDS", [])
+    a = _results_file(floor, tmp_path, "s0", [_seed(0, 0.97)])
+    b = _results_file(floor, tmp_path, "s1", [_seed(1, 0.95)])
+    floor.merge_results([str(a), "s1.json"], "merged", lambda msg: None)
+    out = json.loads((tmp_path / "merged.json").read_text())
+    figs = {r["figure"]: r for r in out["records"]}
+    assert figs["pct1/budget_best_tow_mean"]["value"] == pytest.approx(0.96)
+    assert figs["pct1/budget_best_tow_mean"]["config"]["seeds"] == [0, 1]
+    assert figs["total_time"]["value"] == 200.0
+    assert [m["seeds"] for m in out["merged_from"]] == [[0], [1]]
+    assert [r["seed"] for r in out["per_seed"]] == [0, 1]
+    # another protocol, or a seed twice: refused in one line, nothing written
+    c = _results_file(floor, tmp_path, "s2", [_seed(2, 0.9)], pseudo_requests=3)
+    with pytest.raises(SystemExit, match="s2.json ran another protocol than s0.json \\(pseudo_requests\\)"):
+        floor.merge_results([str(a), str(c)], "bad", lambda msg: None)
+    with pytest.raises(SystemExit, match="a seed appears in two files"):
+        floor.merge_results([str(a), str(b), str(a)], "bad", lambda msg: None)
+    with pytest.raises(SystemExit, match="is not a results file of --floor"):
+        floor.merge_results([str(a), str(tmp_path / "missing.json")], "bad", lambda msg: None)
+    assert not (tmp_path / "bad.json").exists()
