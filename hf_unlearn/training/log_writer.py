@@ -237,6 +237,7 @@ class LogWriter(TrainerCallback):
                 "error_proxy": self.last_error_proxy,
                 "error_proxy_rolling": error_proxy(lr, step, dist, rolling),
                 "hessian_products": self._power_iteration.get("products"),
+                "gradient_passes": self._power_iteration.get("gradients"),
                 "seconds": round(time.perf_counter() - started, 4),
             }
         )
