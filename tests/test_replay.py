@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import train_run
 
-from hf_unlearn.training import UnlearningLog
+from hf_unlearn.training import UnlearnableTrainingArguments, UnlearningLog
 from hf_unlearn.training.replay import replayed, retrain_twin
 
 
@@ -54,3 +54,17 @@ def test_replay_with_output_dir_keeps_its_log(tiny, run, tmp_path):
     ) as (_, trainer):
         assert trainer.args.record_learning_events
     assert not UnlearningLog(tmp_path).learning_events().empty
+
+
+def test_twin_arguments_of_a_log_that_names_a_retired_proxy_kind(tmp_path):
+    """Logs written before the forward-difference default record ``error_proxy_hvp="finite_difference"``,
+    a name the arguments now refuse: the twin (which records no proxy) still builds its arguments."""
+    from types import SimpleNamespace
+
+    from hf_unlearn.training.replay import twin_arguments
+
+    recorded = {"seed": 3, "learning_rate": 1e-3, "record_error_proxy": True, "error_proxy_hvp": "finite_difference"}
+    args = twin_arguments(SimpleNamespace(meta={"training_args": recorded}), tmp_path / "twin")
+    assert args.seed == 3 and args.learning_rate == 1e-3 and not args.record_error_proxy
+    with pytest.raises(ValueError, match="error_proxy_hvp must be one of"):
+        UnlearnableTrainingArguments(output_dir=str(tmp_path / "x"), error_proxy_hvp="finite_difference")

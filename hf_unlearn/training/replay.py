@@ -38,6 +38,7 @@ _OVERRIDE = {
     "record_per_sample": False,
     "record_learning_events": False,
     "record_error_proxy": False,
+    "error_proxy_hvp": "forward_difference",  # unused without the proxy; a log may name a retired kind
     "deletable_ids_file": None,
     # the recorded order never names an excluded id (the original run dropped them before drawing it), so
     # a replay re-adds none of them whatever the data set holds; the files need not exist any more
