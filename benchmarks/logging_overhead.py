@@ -29,7 +29,10 @@ figure is the median over repeats. Figures (one JSON line each):
 * ``hook_extra_per_sample`` / ``hook_extra_opacus`` and ``opacus_vs_per_sample_hook_extra``: the two
   hook sets alone, forward + backward on one fixed batch, minimum of ``--hook-repeats`` passes
   (a fixed computation: the minimum is stable on a shared machine, where whole-run ratios of
-  variants a few percent apart are not).
+  variants a few percent apart are not);
+* ``hook_body_per_sample`` / ``hook_body_opacus`` and ``opacus_vs_per_sample_hook_body``: the same
+  passes, timed inside the hook bodies only (``hook_timing.py``): each method's own work, readable
+  where whole-pass differences are below the timing resolution (LoRA); both are lower bounds.
 
 ``all_recorders`` runs at ``--error-proxy-every`` (tiny-bert 50; minilm: once per run). Its
 config also gives ``overhead_at_default_every_<N>``: the figure with the proxy's measured share
@@ -385,13 +388,16 @@ def _fixed_batch(s: Setup, a) -> dict:
     return {k: v.to(a.device) for k, v in batch.items()}
 
 
-def _time_forward_backward(model, batch: dict, n: int, around=None) -> list[float]:
-    """Seconds of ``n`` forward + backward passes on ``batch`` (3 untimed first); ``around`` wraps each."""
+def _time_forward_backward(model, batch: dict, n: int, around=None, clock=None) -> tuple[list[float], list[float]]:
+    """(seconds of ``n`` forward + backward passes on ``batch``, seconds inside the hooks of each, from
+    ``clock``); 3 untimed passes first; ``around`` (the per-sample recorder) wraps each."""
     import torch
 
-    times = []
+    times, in_hooks = [], []
     for i in range(n + 3):
         model.zero_grad(set_to_none=True)
+        if clock is not None:
+            clock.take()
         t0 = time.perf_counter()
         if around is not None:
             around.begin(1.0)
@@ -402,7 +408,8 @@ def _time_forward_backward(model, batch: dict, n: int, around=None) -> list[floa
             torch.cuda.synchronize()
         if i >= 3:
             times.append(time.perf_counter() - t0)
-    return times
+            in_hooks.append(clock.take() if clock is not None else 0.0)
+    return times, in_hooks
 
 
 def _on_cuda(batch: dict) -> bool:
@@ -418,21 +425,24 @@ def hook_costs(s: Setup, a, sfx: str, cfg: dict) -> None:
     minimum time (the least disturbed pass: on a shared machine the minimum is the stable
     statistic of a fixed computation) and on the median.
     """
-    from opacus.grad_sample import wrap_model
-
-    from hf_unlearn.training.per_sample import PerSampleSubsetGradients
+    from hook_timing import HookClock, TimedPerSample, timed_opacus
 
     batch = _fixed_batch(s, a)
     plain = s.fresh_model()
+    clocks = {"per_sample": HookClock(), "opacus": HookClock()}
     ours = s.fresh_model()
-    recorder = PerSampleSubsetGradients(ours, a.per_sample_fraction, seed=0).attach()
-    opacus = wrap_model(s.fresh_model(), grad_sample_mode="hooks")
+    recorder = TimedPerSample(ours, a.per_sample_fraction, seed=0, clock=clocks["per_sample"]).attach()
+    opacus = timed_opacus(s.fresh_model(), clocks["opacus"])
     times = {"plain": [], "per_sample": [], "opacus": []}
+    body = {"per_sample": [], "opacus": []}
     for _ in range(max(1, a.hook_repeats // 5)):
-        times["plain"] += _time_forward_backward(plain, batch, 5)
-        times["per_sample"] += _time_forward_backward(ours, batch, 5, around=recorder)
-        times["opacus"] += _time_forward_backward(opacus, batch, 5)
+        times["plain"] += _time_forward_backward(plain, batch, 5)[0]
+        for k, model, around in (("per_sample", ours, recorder), ("opacus", opacus, None)):
+            t, h = _time_forward_backward(model, batch, 5, around=around, clock=clocks[k])
+            times[k] += t
+            body[k] += h
     recorder.detach()
+    hook_bodies(body, median(times["plain"]), sfx, dict(cfg, passes_per_model=len(body["opacus"])))
     lo = {k: min(v) for k, v in times.items()}
     mid = {k: median(v) for k, v in times.items()}
     extra = {k: lo[k] - lo["plain"] for k in ("per_sample", "opacus")}
@@ -457,6 +467,30 @@ def hook_costs(s: Setup, a, sfx: str, cfg: dict) -> None:
         None if ratio is None else round(ratio, 2),
         "x (Opacus hooks' extra / per-sample hooks' extra, min times)",
         dict(info, target=">= 4 (MiniLM + LoRA)", note=None if ratio else "per-sample extra <= 0 at this resolution"),
+    )
+
+
+def hook_bodies(body: dict, plain_s: float, sfx: str, cfg: dict) -> None:
+    """The seconds spent inside each method's hook bodies per pass (``hook_timing.py``; median over the
+    passes): ``hook_body_<k>`` as a share of the plain pass and the ratio Opacus / ours (target >= 4)."""
+    mid = {k: median(v) for k, v in body.items()}
+    info = dict(
+        cfg,
+        hook_body_median_ms={k: round(1e3 * v, 3) for k, v in mid.items()},
+        hook_body_max_ms={k: round(1e3 * max(v), 3) for k, v in body.items()},
+        plain_pass_median_ms=round(1e3 * plain_s, 2),
+        reading="time inside the hook bodies (benchmarks/hook_timing.py): a lower bound on each one's extra "
+        "(the autograd engine's calls and Opacus' BackwardHook wrappers run outside the bodies)",
+    )
+    for k in ("per_sample", "opacus"):
+        emit(BENCH, f"hook_body_{k}{sfx}", round(mid[k] / plain_s, 5), "x plain forward+backward (median)", info)
+    ratio = mid["opacus"] / mid["per_sample"] if mid["per_sample"] > 0 else None
+    emit(
+        BENCH,
+        "opacus_vs_per_sample_hook_body" + sfx,
+        None if ratio is None else round(ratio, 2),
+        "x (time inside Opacus' hooks / inside the per-sample recorder's, per pass)",
+        dict(info, target=">= 4 (MiniLM + LoRA)"),
     )
 
 
