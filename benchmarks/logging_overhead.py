@@ -331,6 +331,7 @@ def run_once(variant: str, s: Setup, a, tmp_root: str, max_steps: int | None = N
             rec["error_proxy_evals"] = len(rows)
             rec["error_proxy_seconds"] = [r.get("seconds") for r in rows]
             rec["error_proxy_products"] = [r.get("hessian_products") for r in rows]
+            rec["error_proxy_gradient_passes"] = [r.get("gradient_passes") for r in rows]
         if getattr(trainer, "per_sample", None) is not None:
             rec["per_sample_k"] = trainer.per_sample.num_entries
             rec["per_sample_skipped"] = list(trainer.per_sample.skipped)
@@ -363,6 +364,7 @@ def proxy_cost(runs: list[dict], step_seconds: float, overhead: float, every: in
     out = {
         "error_proxy_cold_eval_steps": round(median(cold) / step_seconds, 2),
         "error_proxy_hessian_products": [r.get("error_proxy_products") for r in runs],
+        "error_proxy_gradient_passes": [r.get("error_proxy_gradient_passes") for r in runs],
     }
     warm_steps = median(warm) / step_seconds if warm else out["error_proxy_cold_eval_steps"]
     out["error_proxy_warm_eval_steps"] = round(warm_steps, 2) if warm else None
