@@ -460,16 +460,9 @@ def hook_costs(s: Setup, a, sfx: str, cfg: dict) -> None:
         per_sample_entries=recorder.num_entries,
         reading="forward + backward only (no optimizer, no log write); extra = time - plain time",
     )
-    for k in ("per_sample", "opacus"):
-        emit(BENCH, f"hook_extra_{k}{sfx}", round(extra[k] / lo["plain"], 4), "x plain forward+backward (min)", info)
-    ratio = extra["opacus"] / extra["per_sample"] if extra["per_sample"] > 0 else None
-    emit(
-        BENCH,
-        "opacus_vs_per_sample_hook_extra" + sfx,
-        None if ratio is None else round(ratio, 2),
-        "x (Opacus hooks' extra / per-sample hooks' extra, min times)",
-        dict(info, target=">= 4 (MiniLM + LoRA)", note=None if ratio else "per-sample extra <= 0 at this resolution"),
-    )
+    shares = {k: round(extra[k] / lo["plain"], 4) for k in extra}
+    units = ("x plain forward+backward (min)", "x (Opacus hooks' extra / per-sample hooks' extra, min times)")
+    emit_hook_pair("hook_extra", extra, shares, units, sfx, info)
 
 
 def hook_bodies(body: dict, plain_s: float, sfx: str, cfg: dict) -> None:
@@ -484,15 +477,25 @@ def hook_bodies(body: dict, plain_s: float, sfx: str, cfg: dict) -> None:
         reading="time inside the hook bodies (benchmarks/hook_timing.py): a lower bound on each one's extra "
         "(the autograd engine's calls and Opacus' BackwardHook wrappers run outside the bodies)",
     )
+    shares = {k: round(v / plain_s, 5) for k, v in mid.items()}
+    units = ("x plain forward+backward (median)", "x (time inside Opacus' hooks / inside the per-sample recorder's)")
+    emit_hook_pair("hook_body", mid, shares, units, sfx, info)
+
+
+def emit_hook_pair(stem: str, seconds: dict, shares: dict, units: tuple, sfx: str, info: dict) -> None:
+    """``<stem>_per_sample``, ``<stem>_opacus`` (shares of a plain pass) and ``opacus_vs_per_sample_<stem>``
+    (Opacus' seconds / ours; None when ours is <= 0 at the timing resolution)."""
     for k in ("per_sample", "opacus"):
-        emit(BENCH, f"hook_body_{k}{sfx}", round(mid[k] / plain_s, 5), "x plain forward+backward (median)", info)
-    ratio = mid["opacus"] / mid["per_sample"] if mid["per_sample"] > 0 else None
+        emit(BENCH, f"{stem}_{k}{sfx}", shares[k], units[0], info)
+    ratio = seconds["opacus"] / seconds["per_sample"] if seconds["per_sample"] > 0 else None
+    note = None if ratio else "per-sample extra <= 0 at this resolution"
+    value = None if ratio is None else round(ratio, 2)
     emit(
         BENCH,
-        "opacus_vs_per_sample_hook_body" + sfx,
-        None if ratio is None else round(ratio, 2),
-        "x (time inside Opacus' hooks / inside the per-sample recorder's, per pass)",
-        dict(info, target=">= 4 (MiniLM + LoRA)"),
+        f"opacus_vs_per_sample_{stem}{sfx}",
+        value,
+        units[1],
+        dict(info, target=">= 4 (MiniLM + LoRA)", note=note),
     )
 
 
