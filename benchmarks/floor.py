@@ -39,6 +39,10 @@ Figures per forget set ``<fs>`` (one JSON line each: means over the seeds, the p
   planted canaries; ``<fs>/exposure_gap_noise``: the same for the noise twins (what retraining itself scores);
 * ``<fs>/calibration_cost`` (retrains), ``<fs>/retrain_time`` and ``<fs>/noise_twin_time`` (s).
 
+Each finished seed x forget set is also written to ``results/<name>.partial.json`` at once (removed when
+the study ends), so that an interrupted study keeps what it finished; ``--merge`` reads it like a results
+file. Both evaluation forget sets are drawn (and kept out of calibration) whichever ``--forget-sets`` run.
+
 Targets (issue 13, on both settings): tow_minus_floor >= 0, tow_mia_minus_floor >= 0, budget_best_tow_mean
 >= 0.97, budget_best_tow_mia_mean >= 0.95, exposure_gap <= 0.10; each target figure's config has ``target``
 and ``met``, and where missed ``factors``: each factor of ToW (1 - |gap| / 100 for forget, retain, test
@@ -50,6 +54,7 @@ Usage::
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/unlearning_speed.py --floor --quick   # a few minutes
     .venv/bin/python benchmarks/unlearning_speed.py --floor [--model minilm]            # hours: see BENCHMARKS.md
     .venv/bin/python benchmarks/unlearning_speed.py --floor --seeds 1 --name unlearning_floor_seed1  # one seed
+    .venv/bin/python benchmarks/unlearning_speed.py --floor --seeds 1 --forget-sets small --name ...  # one set
     .venv/bin/python benchmarks/unlearning_speed.py --floor --merge unlearning_floor_seed0.json \
         unlearning_floor_seed1.json unlearning_floor_seed2.json        # the figures over the seeds of one protocol
 """
@@ -97,6 +102,7 @@ def add_floor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--canary-references", type=int, help="--floor: reference canaries R (full 256, quick 64)")
     p.add_argument("--canaries-per-set", type=int, default=4, help="--floor: at most this many per forget set")
     p.add_argument("--floor-methods", help="--floor: comma-separated registered methods (default: all)")
+    p.add_argument("--forget-sets", default=",".join(FORGET_SETS), help="--floor: which of pct1,small to run")
     p.add_argument(
         "--merge",
         nargs="+",
@@ -114,6 +120,9 @@ def floor_defaults(a) -> None:
         a.merge_name = a.name  # None: named after the merged files' model
         return
     a.seeds = [int(x) for x in str(a.seeds).split(",") if x.strip()]
+    a.forget_sets = [x.strip() for x in a.forget_sets.split(",") if x.strip()]
+    if not a.forget_sets or set(a.forget_sets) - set(FORGET_SETS):
+        raise SystemExit(f"--forget-sets: give some of {','.join(FORGET_SETS)}")
     if not a.seeds or a.noise_twins < 1 or a.pseudo_requests < 1 or a.canaries < 2 or not a.budget > 0:
         raise SystemExit("--floor: give >= 1 seed, --noise-twins >= 1, --pseudo-requests >= 1, --canaries >= 2")
     from hf_unlearn.data.canaries import CanaryRecipe
@@ -451,8 +460,8 @@ def floor_figures(records: list[dict]) -> list[tuple[str, object, str, dict]]:
 # ---- the study ---------------------------------------------------------------------------------------------
 
 
-def run_seed(a, seed: int, Data, train_original, say, tmp_root: str) -> list[dict]:
-    """One trained run (beta1 = 0) and its two evaluation forget sets."""
+def run_seed(a, seed: int, Data, train_original, say, tmp_root: str, done) -> list[dict]:
+    """One trained run (beta1 = 0) and its evaluation forget sets (``--forget-sets``); ``done(record)`` after each."""
     from _common import emit
 
     from hf_unlearn.data.canaries import canary_probe
@@ -472,7 +481,11 @@ def run_seed(a, seed: int, Data, train_original, say, tmp_root: str) -> list[dic
     run = BenchRun(model, s.tokenizer, UnlearningLog(run_dir), {"train": s.train, "test": s.test})
     sets = eval_forget_sets(list(s.train["id"]), a.canary_recipe.ids(), a, seed)
     eval_ids = {i for ids in sets.values() for i in ids}
-    records = [forget_set_record(run, name, ids, eval_ids, a, seed, say) for name, ids in sets.items()]
+    records = []
+    for name, ids in sets.items():  # both sets are drawn (and kept out of calibration) whichever run
+        if name in a.forget_sets:
+            records.append(forget_set_record(run, name, ids, eval_ids, a, seed, say))
+            done(records[-1])
     shutil.rmtree(run_dir, ignore_errors=True)
     return records
 
@@ -484,14 +497,35 @@ def run_floor(a, Data, train_original, say) -> None:
     console.configure_output(quiet=True)  # no progress bars: the study's own lines (``say``) tell the phases
     t0 = time.perf_counter()
     tmp_root = tempfile.mkdtemp(prefix="hfu-bench-floor-", dir=a.tmp)
-    records = []
+    records, cfg = [], protocol_config(a)
+
+    def done(record: dict) -> None:  # a long study keeps what it finished: --merge reads the partial file
+        records.append(record)
+        write_partial(a.name, records, cfg)
+
     try:
         for seed in a.seeds:
-            records += run_seed(a, seed, Data, train_original, say, tmp_root)
+            run_seed(a, seed, Data, train_original, say, tmp_root, done)
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
-    cfg = protocol_config(a)
     emit_and_write(a.name, records, cfg, time.perf_counter() - t0, say)
+    partial_path(a.name).unlink(missing_ok=True)
+
+
+def partial_path(name: str) -> Path:
+    from _common import RESULTS_DIR
+
+    return RESULTS_DIR / f"{name}.partial.json"
+
+
+def write_partial(name: str, records: list[dict], cfg: dict) -> None:
+    """``<name>.partial.json``: the records finished so far, in the shape ``--merge`` reads (no figures)."""
+    from hf_unlearn.artifacts import atomic_write_json
+
+    head = {"bench": BENCH, "figure": "partial", "value": len(records), "unit": "records", "config": cfg}
+    command = " ".join([Path(sys.executable).name, *sys.argv])
+    payload = {"name": name, "command": command, "records": [head], "per_seed": records}
+    atomic_write_json(partial_path(name), payload, indent=1)
 
 
 def protocol_config(a) -> dict:

@@ -154,3 +154,9 @@ def test_merge_gives_the_figures_over_the_seeds_of_several_files(floor, tmp_path
     with pytest.raises(SystemExit, match="is not a results file of --floor"):
         floor.merge_results([str(a), str(tmp_path / "missing.json")], "bad", lambda msg: None)
     assert not (tmp_path / "bad.json").exists()
+    # an interrupted study's partial file (its finished records) merges like a results file
+    cfg = next(r["config"] for r in json.loads(a.read_text())["records"] if r["figure"] == "total_time")
+    floor.write_partial("s3", [_seed(3, 0.99)], cfg)
+    floor.merge_results([str(a), "s3.partial.json"], "with_partial", lambda msg: None)
+    merged = json.loads((tmp_path / "with_partial.json").read_text())
+    assert [r["seed"] for r in merged["per_seed"]] == [0, 3]
