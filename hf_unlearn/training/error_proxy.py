@@ -59,8 +59,9 @@ def dominant_hessian_eigenvalue(
     ``warm`` (optional, a dict the caller keeps between calls) carries the iteration over: a call starts from
     the vector the previous one ended on, and the previous call's estimate counts as the one before the first
     product; the call records in it ``products`` and ``gradients`` (ordinary forward/backward passes, the
-    products' included). Measured on MiniLM + LoRA: a cold call needs 3 products from the gradient (4 from a
-    random vector), a warm one 1-3.
+    products' included). Measured on MiniLM + LoRA: 30 steps into a run a cold call needed 3 products from the
+    gradient where a random vector needed 4; in a 200-step run the cold call at step 100 used all 5, the warm
+    one at step 200 used 3.
     """
     if hvp not in HVP_METHODS:
         raise ValueError(f"hvp must be one of {HVP_METHODS}, got {hvp!r}")
