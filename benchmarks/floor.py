@@ -460,7 +460,7 @@ def floor_figures(records: list[dict]) -> list[tuple[str, object, str, dict]]:
 # ---- the study ---------------------------------------------------------------------------------------------
 
 
-def run_seed(a, seed: int, Data, train_original, say, tmp_root: str, done) -> list[dict]:
+def run_seed(a, seed: int, Data, train_original, say, tmp_root: str, done) -> None:
     """One trained run (beta1 = 0) and its evaluation forget sets (``--forget-sets``); ``done(record)`` after each."""
     from _common import emit
 
@@ -481,13 +481,10 @@ def run_seed(a, seed: int, Data, train_original, say, tmp_root: str, done) -> li
     run = BenchRun(model, s.tokenizer, UnlearningLog(run_dir), {"train": s.train, "test": s.test})
     sets = eval_forget_sets(list(s.train["id"]), a.canary_recipe.ids(), a, seed)
     eval_ids = {i for ids in sets.values() for i in ids}
-    records = []
     for name, ids in sets.items():  # both sets are drawn (and kept out of calibration) whichever run
         if name in a.forget_sets:
-            records.append(forget_set_record(run, name, ids, eval_ids, a, seed, say))
-            done(records[-1])
+            done(forget_set_record(run, name, ids, eval_ids, a, seed, say))
     shutil.rmtree(run_dir, ignore_errors=True)
-    return records
 
 
 def run_floor(a, Data, train_original, say) -> None:
@@ -570,7 +567,7 @@ def emit_and_write(name: str, records: list[dict], cfg: dict, seconds: float, sa
 
 def merge_results(paths: list[str], name: str | None, say) -> None:
     """``--merge``: the figures over the seeds of several results files of ONE protocol (each file one
-    or more seeds, e.g. one per session). Refused in one line when the protocols differ or a seed repeats."""
+    or more seeds, e.g. one seed per run). Refused in one line when the protocols differ or a seed repeats."""
     from _common import RESULTS_DIR, results_name
 
     loaded = []
@@ -587,9 +584,11 @@ def merge_results(paths: list[str], name: str | None, say) -> None:
         if cfg != cfgs[0]:
             diff = sorted(k for k in PROTOCOL_KEYS if cfg.get(k) != cfgs[0].get(k))
             raise SystemExit(f"--merge: {file.name} ran another protocol than {loaded[0][0].name} ({', '.join(diff)})")
-    seeds = [(r["seed"], r["forget_set"]) for *_, recs in loaded for r in recs]
-    if len(seeds) != len(set(seeds)):
-        raise SystemExit("--merge: a seed appears in two files; merge each seed once")
+    seen = set()
+    for seed, fs in ((r["seed"], r["forget_set"]) for *_, recs in loaded for r in recs):
+        if (seed, fs) in seen:
+            raise SystemExit(f"--merge: a seed appears in two files (seed {seed}, {fs}); merge each seed x set once")
+        seen.add((seed, fs))
     records = sorted((r for *_, recs in loaded for r in recs), key=lambda r: (r["seed"], r["forget_set"]))
     cfg = dict(cfgs[0], load_avg=[c.get("load_avg") for _, _, c, _ in loaded])
     seconds = sum(_total_time(data) for _, data, _, _ in loaded)
