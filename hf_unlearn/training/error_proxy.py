@@ -121,14 +121,15 @@ class _Products:
     def __init__(self, model: torch.nn.Module, batch: dict, params: list[torch.Tensor], kind: str):
         self.model, self.batch, self.params, self.kind = model, batch, params, kind
         self.passes, self._grad, self._graph = 0, None, None
-        with torch.no_grad():
-            self.saved = [p.detach().clone() for p in params]
-            self.eps = FD_STEP * max(1.0, math.sqrt(sum(float((p.float() ** 2).sum()) for p in self.saved)))
-        if kind == "double_backward":
+        if kind == "double_backward":  # one graph, differentiated again per product; the weights never move
             with sdpa_kernel(SDPBackend.MATH):  # the fused SDPA kernels have no double backward
                 loss = _batch_loss(model, batch)
             self._graph = torch.autograd.grad(loss, params, create_graph=True)
             self._grad, self.passes = [g.detach() for g in self._graph], 1
+            return
+        with torch.no_grad():
+            self.saved = [p.detach().clone() for p in params]
+            self.eps = FD_STEP * max(1.0, math.sqrt(sum(float((p.float() ** 2).sum()) for p in self.saved)))
 
     def gradient(self) -> list[torch.Tensor]:
         """``g(w)``: the batch gradient at the weights the call started from."""
