@@ -204,6 +204,12 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--output", default=None, help="results JSON (default benchmarks/results/s3t[_quick].json)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--stage-training",
+        choices=["block", "prefix"],
+        default="block",
+        help="block: stage k trains layer block k (the paper); prefix: stage k trains blocks 0..k (still exact)",
+    )
     for flag, key, what in (
         ("--shards", "m", "shards m"),
         ("--slices", "L", "slices L per shard"),
@@ -315,12 +321,14 @@ def run(args, work: Path) -> int:
         per_device_train_batch_size=32,
         max_length=size["max_length"],
         seed=args.seed,
+        stage_training=args.stage_training,
     )
     common = {
         "m": config.num_shards,
         "L": config.num_slices,
         "B": config.budget,
         "epochs": config.num_train_epochs,
+        "stage_training": config.stage_training,
         "n_private": len(private),
         "n_public": len(public),
         "n_test": len(test),

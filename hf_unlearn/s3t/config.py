@@ -17,6 +17,7 @@ ORDER_SELECTIONS = ("cyclic", "bms", "random")
 BLOCK_ORDERS = ("top_down", "bottom_up")
 ON_CUT = ("serve_prefix", "retrain")
 ON_EMPTY_SHARD = ("retrain", "drop")
+STAGE_TRAINING = ("block", "prefix")
 
 
 def parse_blocks(blocks) -> list[list[int]] | None:
@@ -55,6 +56,13 @@ class S3TConfig:
     blocks: str | None = field(
         default=None,
         metadata={"help": "Explicit layer blocks per stage, e.g. '3,2;1,0' (overrides block_order; L blocks)."},
+    )
+    stage_training: str = field(
+        default="block",
+        metadata={
+            "help": "block: stage k trains layer block k's adapters (the paper); prefix: stage k trains blocks "
+            "0..k on the same slices (still exact; a checkpoint holds k+1 blocks)."
+        },
     )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
     lora_alpha: float = field(default=16, metadata={"help": "LoRA alpha (scaling = alpha / r)."})
@@ -118,6 +126,8 @@ class S3TConfig:
             if len(set(flat)) != len(flat) or min(flat) < 0:
                 raise ValueError(f"blocks must be disjoint non-negative layer indices, got {blocks}")
             self.blocks = ";".join(",".join(str(i) for i in b) for b in blocks)
+        if self.stage_training not in STAGE_TRAINING:
+            raise ValueError(f"stage_training must be one of {STAGE_TRAINING}, got {self.stage_training!r}")
         if self.on_cut not in ON_CUT:
             raise ValueError(f"on_cut must be one of {ON_CUT}, got {self.on_cut!r}")
         if self.on_empty_shard not in ON_EMPTY_SHARD:

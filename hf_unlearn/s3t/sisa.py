@@ -47,6 +47,10 @@ class SISAConfig(S3TConfig):
         super().__post_init__()
         if self.budget != 1:
             raise ValueError(f"SISA trains one slice order per shard: budget must be 1, got {self.budget}")
+        if self.stage_training != "block":
+            raise ValueError(
+                f"SISA trains every stage on the same parameters: stage_training must be 'block', got {self.stage_training!r}"
+            )
         if self.finetune not in ("full", "lora"):
             raise ValueError(f"finetune must be 'full' or 'lora', got {self.finetune!r}")
 

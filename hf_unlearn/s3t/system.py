@@ -31,6 +31,7 @@ from .engine import Ensemble
 from .ledger import LEDGER_FILE, Ledger, debug_pause
 from .locking import system_lock
 from .persistence import BASE_DIR, SERVED_FILE, copy_system, load_base, read_json, read_system_config
+from .prefix_scheme import scheme_for
 from .report import load_report, record_evaluation, save_report
 from .staged import Layout, S3TScheme, train_unit
 from .unlearning import DeletionResult, commit_deletion, commit_retrain, replayed_result, retrain_unit
@@ -166,20 +167,12 @@ class S3TModel:
     @classmethod
     def _build(cls, root: Path, info, state, ledger, assignment) -> S3TModel:
         config = cls.config_class.from_dict(read_system_config(root)[0])
-        scheme = cls.scheme_class()
+        scheme = scheme_for(cls, config)
         base, tokenizer = load_base(root / BASE_DIR)
         layout = Layout(**info["layout"])
         ensemble = Ensemble(base, layout, config, scheme, loader=lambda key: load_checkpoint(root, key))
-        return cls(
-            root,
-            config=config,
-            info=info,
-            state=state,
-            ensemble=ensemble,
-            tokenizer=tokenizer,
-            ledger=ledger,
-            assignment=assignment,
-        )
+        parts = dict(info=info, state=state, ensemble=ensemble, tokenizer=tokenizer)
+        return cls(root, config=config, ledger=ledger, assignment=assignment, **parts)
 
     # -- inference ------------------------------------------------------------------------------
     @property

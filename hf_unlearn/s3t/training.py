@@ -47,6 +47,7 @@ from .persistence import (
     save_base,
     write_system_config,
 )
+from .prefix_scheme import scheme_for
 from .report import initial_report, save_report
 from .staged import Layout, UnitJob, train_unit
 
@@ -191,7 +192,7 @@ def _system_info(
         "method": system_cls.method,
         "base_model": base_model_name or getattr(model.config, "_name_or_path", None) or "unknown",
         "num_labels": int(model.config.num_labels),
-        "layout": system_cls.scheme_class().layout(model, config).to_dict(),
+        "layout": scheme_for(system_cls, config).layout(model, config).to_dict(),
         "orders": [[list(o) for o in shard] for shard in orders],
         "data": data_info or {},
         "fingerprints": {
@@ -220,7 +221,7 @@ def _train_units(system_cls, config, root: Path, info: dict, train_dataset, rank
     layout = Layout(**info["layout"])
     data = EncodedData.from_dataset(train_dataset, tok, config.max_length)
     orders = [[tuple(o) for o in shard] for shard in info["orders"]]
-    scheme = system_cls.scheme_class()
+    scheme = scheme_for(system_cls, config)
     for job in initial_jobs(assignment, orders)[rank::world]:
         train_unit(base, data, job, layout, config, scheme, root, on_stage=on_stage)
 
