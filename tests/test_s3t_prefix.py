@@ -107,7 +107,9 @@ def hand_built_logits(system, key, data):
     inject_lora(model, "x", prefix_modules(system.layout, key.stage), c.lora_r, c.lora_alpha, c.lora_dropout)
     load_adapter_state(model, "x", ckpt.adapter)
     load_param_state(model, ckpt.params)
-    enc = system.tokenizer(list(data["text"]), truncation=True, max_length=c.max_length, padding=True, return_tensors="pt")
+    enc = system.tokenizer(
+        list(data["text"]), truncation=True, max_length=c.max_length, padding=True, return_tensors="pt"
+    )
     with torch.inference_mode():
         return model.eval()(**enc).logits.float()
 
