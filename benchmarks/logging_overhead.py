@@ -112,6 +112,12 @@ def parse_args(argv=None):
     )
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ",".join(VARIANTS))
     p.add_argument("--per-sample-fraction", type=float, default=0.01)
+    p.add_argument(
+        "--per-sample-module-share",
+        type=float,
+        default=1.0,
+        help="share q of the modules that hold the per-sample subset (p / q of their entries; default 1: all)",
+    )
     p.add_argument("--seq-len", type=int, default=None, help="max tokens (tiny-bert 128, minilm 64)")
     p.add_argument("--batch-size", type=int, default=None, help="batch (tiny-bert 32, minilm 16)")
     p.add_argument(
@@ -268,6 +274,7 @@ def _build_trainer(variant: str, s: Setup, a, out_dir: str, max_steps: int | Non
         delta_dtype="bfloat16" if every else "float32",
         record_per_sample=variant in ("per_sample", "all_recorders"),
         per_sample_fraction=a.per_sample_fraction,
+        per_sample_module_share=a.per_sample_module_share,
         per_sample_seed=0,
         record_learning_events=variant in ("events", "all_recorders"),
         record_error_proxy=variant in ("error_proxy", "all_recorders"),
@@ -433,7 +440,8 @@ def hook_costs(s: Setup, a, sfx: str, cfg: dict) -> None:
     plain = s.fresh_model()
     clocks = {"per_sample": HookClock(), "opacus": HookClock()}
     ours = s.fresh_model()
-    recorder = TimedPerSample(ours, a.per_sample_fraction, seed=0, clock=clocks["per_sample"]).attach()
+    share = a.per_sample_module_share
+    recorder = TimedPerSample(ours, a.per_sample_fraction, 0, share, clock=clocks["per_sample"]).attach()
     opacus = timed_opacus(s.fresh_model(), clocks["opacus"])
     times = {"plain": [], "per_sample": [], "opacus": []}
     body = {"per_sample": [], "opacus": []}
@@ -458,6 +466,7 @@ def hook_costs(s: Setup, a, sfx: str, cfg: dict) -> None:
         extra_min_ms={k: round(1e3 * v, 2) for k, v in extra.items()},
         extra_median_ms={k: round(1e3 * v, 2) for k, v in extra_med.items()},
         per_sample_entries=recorder.num_entries,
+        per_sample_hooked_modules=recorder.num_hooked_modules,
         reading="forward + backward only (no optimizer, no log write); extra = time - plain time",
     )
     shares = {k: round(extra[k] / lo["plain"], 4) for k in extra}
@@ -529,6 +538,7 @@ def measure(a, finetune: str) -> tuple[list[dict], list[dict]]:
         "repeats": a.repeats,
         "warmup_steps": a.warmup_steps,
         "per_sample_fraction": a.per_sample_fraction,
+        "per_sample_module_share": a.per_sample_module_share,
         "quick": a.quick,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default (ACTIVE)"),
     }

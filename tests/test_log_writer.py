@@ -25,6 +25,7 @@ HEADER_KEYS = {
     "deletable_only",
     "per_sample_fraction",
     "per_sample_seed",
+    "per_sample_module_share",
     "per_sample_k",
     "seed",
     "data_seed",

@@ -44,6 +44,8 @@ TRAIN = [
     "--record_per_sample",
     "--per_sample_fraction",
     "0.05",
+    "--per_sample_module_share",
+    "0.5",  # the subset from half of the adapter / head modules: every method still runs on it
     "--record_learning_events",
     "--use_peft",
     "--lora_r",

@@ -227,7 +227,7 @@ def test_bad_fraction(bad):
 def test_paused_outside_and_detach(bert_case):
     model, (ids, tt, mask2, _, labels), _ = bert_case
     ps = PerSampleSubsetGradients(model, 0.2).attach()
-    assert ps.attach() is ps and len(ps._handles) == len(ps._plans)  # idempotent
+    assert ps.attach() is ps and len(ps._handles) == ps.num_hooked_modules  # idempotent
 
     def loss():
         return F.cross_entropy(model(input_ids=ids, token_type_ids=tt, attention_mask=mask2).logits, labels)
@@ -287,3 +287,29 @@ def test_add_and_read_round_trip():
     with pytest.raises(ValueError):
         add_to_subset_(model, index, delta[:-1])
     assert math.isfinite(values.sum().item())
+
+
+def test_module_share_hooks_fewer_modules_and_stays_exact(bert_case):
+    model, (ids, tt, mask2, _, labels), ref = bert_case
+    everything = PerSampleSubsetGradients(model, 0.05, seed=3)
+    ps = PerSampleSubsetGradients(model, 0.05, seed=3, module_share=0.25).attach()
+    modules = {n.rpartition(".")[0] for n in ps.param_names}
+    assert 1 <= ps.num_hooked_modules == len(modules) < everything.num_hooked_modules / 2
+    assert set(ps.param_names) < set(everything.param_names)  # kept modules keep every parameter
+    _, got = run_hooks(ps, model, ids, tt, mask2, labels, scale=B)
+    ps.detach()
+    assert got.shape == (B, ps.num_entries)
+    assert_rel_close(split(ps, got), on_subset(ref, ps.subset_index(), B))
+
+
+def test_module_share_keeps_each_entry_with_probability_p():
+    """Over 40 seeds, the share of a big model's entries in the subset stays p (a cluster sample),
+    and one module is always kept."""
+    model = nn.Sequential(*[nn.Linear(64, 64) for _ in range(40)])
+    d = sum(p.numel() for p in model.parameters())
+    shares = [PerSampleSubsetGradients(model, 0.02, seed=s, module_share=0.2).num_entries / d for s in range(40)]
+    assert abs(sum(shares) / len(shares) - 0.02) < 0.003, sum(shares) / len(shares)
+    one = PerSampleSubsetGradients(model, 0.02, seed=0, module_share=1e-6)
+    assert one.num_hooked_modules == 1 and one.num_entries > 0
+    with pytest.raises(ValueError, match="module_share must be a real number in"):
+        PerSampleSubsetGradients(model, 0.02, module_share=0.0)

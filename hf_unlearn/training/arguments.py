@@ -157,6 +157,13 @@ class UnlearnableTrainingArguments(TrainingArguments):
         default=0.01, metadata={"help": "Fraction p of the trainable parameters in the per-sample subset."}
     )
     per_sample_seed: int = field(default=0, metadata={"help": "Seed of the per-sample parameter subset."})
+    per_sample_module_share: float = field(
+        default=1.0,
+        metadata={
+            "help": "Share q of the modules that hold the subset (each drawn at random, p / q of their entries): "
+            "every entry keeps probability p and only q of the modules are hooked (e.g. 0.1 on a LoRA model)."
+        },
+    )
     record_learning_events: bool = field(
         default=False,
         metadata={
@@ -203,6 +210,8 @@ class UnlearnableTrainingArguments(TrainingArguments):
             raise ValueError(f"delta_dtype must be one of {DELTA_DTYPES}, got {self.delta_dtype!r}")
         if not 0.0 < self.per_sample_fraction <= 1.0:
             raise ValueError(f"per_sample_fraction must be in (0, 1], got {self.per_sample_fraction}")
+        if not 0.0 < self.per_sample_module_share <= 1.0:
+            raise ValueError(f"per_sample_module_share must be in (0, 1], got {self.per_sample_module_share}")
         if self.error_proxy_every < 1 or self.error_proxy_batch_size < 1 or self.error_proxy_power_iters < 1:
             raise ValueError("error_proxy_every, error_proxy_batch_size and error_proxy_power_iters must be >= 1")
         if self.error_proxy_hvp not in HVP_METHODS:

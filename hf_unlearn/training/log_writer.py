@@ -157,6 +157,7 @@ class LogWriter(TrainerCallback):
             "deletable_only": self.records.deletable is not None,
             "per_sample_fraction": args.per_sample_fraction if args.record_per_sample else None,
             "per_sample_seed": args.per_sample_seed if args.record_per_sample else None,
+            "per_sample_module_share": args.per_sample_module_share if args.record_per_sample else None,
             "per_sample_k": self.per_sample.num_entries if self.per_sample is not None else None,
             "seed": args.seed,
             "data_seed": args.data_seed if args.data_seed is not None else args.seed,

@@ -61,6 +61,20 @@ def _pick(n: int, m: int, gen: torch.Generator) -> torch.Tensor:
     return torch.randperm(n, generator=gen)[:m].sort().values
 
 
+def _sampled_modules(modules: set[str], share: float, seed: int) -> set[str]:
+    """Each module kept with probability ``share``, by a uniform draw from (seed, module name); at least one.
+
+    A cluster sample: with ``fraction / share`` of a kept module's entries, every entry is still in
+    the subset with probability ``fraction`` (when ``fraction <= share``), and only the kept
+    modules are hooked.
+    """
+    if share >= 1.0:
+        return set(modules)
+    draw = {m: torch.rand(1, generator=_generator(seed, "module:" + m, ())).item() for m in sorted(modules)}
+    kept = {m for m, u in draw.items() if u < share}
+    return kept or {min(draw, key=draw.get)}
+
+
 def _kind(module: nn.Module, attr: str, excluded: set[int]) -> str | None:
     """'matrix' (rows x columns block), 'entries' (random entries) or None (unsupported)."""
     if id(module) in excluded:  # e.g. children of nn.MultiheadAttention, which bypass forward
@@ -88,21 +102,26 @@ class PerSampleSubsetGradients:
     Subset: for a 2-D weight ``[out, in]`` a block of ``round(sqrt(p) * out)`` random rows times
     ``round(p * out * in / rows)`` random columns (each at least 1); for a 1-D parameter
     ``round(p * n)`` random entries (at least 1). It depends only on (seed, name, shape).
+    With ``module_share`` q < 1 only a random q of the modules are hooked (each drawn from (seed,
+    module name), at least one) and p is replaced by ``min(1, p / q)`` inside them: every entry
+    is still in the subset with probability p (for p <= q), at about q of the hooks' fixed cost.
 
     Usage per micro-batch: ``begin(scale)``; forward; ``loss.backward()``; ``collect()`` ->
     float32 ``[B, k]``, multiplied by ``scale``. With ``loss = mean_b(l_b) / GA`` use
     ``scale = B * GA`` to get ``dl_b/dtheta`` on the subset.
     """
 
-    def __init__(self, model: nn.Module, fraction: float, seed: int = 0):
-        if (
-            isinstance(fraction, bool)
-            or not isinstance(fraction, numbers.Real)
-            or not math.isfinite(fraction)
-            or not 0.0 < fraction <= 1.0
-        ):
-            raise ValueError(f"fraction must be a real number in (0, 1], got {fraction!r}")
+    def __init__(self, model: nn.Module, fraction: float, seed: int = 0, module_share: float = 1.0):
+        for what, value in (("fraction", fraction), ("module_share", module_share)):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, numbers.Real)
+                or not math.isfinite(value)
+                or not 0.0 < value <= 1.0
+            ):
+                raise ValueError(f"{what} must be a real number in (0, 1], got {value!r}")
         self.model, self.fraction, self.seed = model, float(fraction), int(seed)
+        self.module_share = float(module_share)
         excluded = {
             id(c) for m in model.modules() if isinstance(m, nn.MultiheadAttention) for c in m.modules() if c is not m
         }
@@ -114,6 +133,7 @@ class PerSampleSubsetGradients:
         self.skipped: list[str] = []
         self._specs: dict[str, _Spec] = {}
         by_id: dict[int, _Spec] = {}
+        supported: dict[str, tuple[nn.Parameter, str]] = {}
         for name, p in model.named_parameters():
             if not p.requires_grad:
                 continue
@@ -121,7 +141,13 @@ class PerSampleSubsetGradients:
             if len(kinds) != 1 or None in kinds or (kinds == {"matrix"} and p.dim() != 2):
                 self.skipped.append(name)
                 continue
-            spec = self._make_spec(name, p, kinds.pop())
+            supported[name] = (p, kinds.pop())
+        sampled = _sampled_modules({n.rpartition(".")[0] for n in supported}, self.module_share, self.seed)
+        inner = min(1.0, self.fraction / self.module_share)
+        for name, (p, kind) in supported.items():
+            if name.rpartition(".")[0] not in sampled:
+                continue
+            spec = self._make_spec(name, p, kind, inner)
             self._specs[name], by_id[id(p)] = spec, spec
             self.param_names.append(name)
         if not self.param_names:
@@ -144,17 +170,17 @@ class PerSampleSubsetGradients:
         self._gen = 0
         self._reset()
 
-    def _make_spec(self, name: str, p: nn.Parameter, kind: str) -> _Spec:
+    def _make_spec(self, name: str, p: nn.Parameter, kind: str, fraction: float) -> _Spec:
         gen, dev = _generator(self.seed, name, tuple(p.shape)), p.device
         if kind == "matrix":
             n_out, n_in = p.shape
-            nr = min(n_out, max(1, round(math.sqrt(self.fraction) * n_out)))
-            nc = min(n_in, max(1, round(self.fraction * n_out * n_in / nr)))
+            nr = min(n_out, max(1, round(math.sqrt(fraction) * n_out)))
+            nc = min(n_in, max(1, round(fraction * n_out * n_in / nr)))
             rows, cols = _pick(n_out, nr, gen), _pick(n_in, nc, gen)
             flat = (rows[:, None] * n_in + cols[None, :]).reshape(-1)
             return _Spec(name, p, rows.to(dev), cols.to(dev), flat.to(dev), nr * nc)
         n = p.numel()
-        entries = _pick(n, min(n, max(1, round(self.fraction * n))), gen)
+        entries = _pick(n, min(n, max(1, round(fraction * n))), gen)
         return _Spec(name, p, entries.to(dev), None, entries.to(dev), entries.numel())
 
     @staticmethod
@@ -169,6 +195,11 @@ class PerSampleSubsetGradients:
         return table
 
     # ----------------------------------------------------------------- public API
+    @property
+    def num_hooked_modules(self) -> int:
+        """Modules that hold part of the subset: each gets a forward hook and a tensor hook."""
+        return len(self._plans)
+
     def subset_index(self) -> dict[str, torch.Tensor]:
         """name -> flat int64 indices into ``param.view(-1)``, in ``param_names`` (column) order."""
         return {n: self._specs[n].flat for n in self.param_names}

@@ -105,7 +105,9 @@ class UnlearnableTrainer(Trainer):
         if args.record_per_sample:
             from .per_sample import PerSampleSubsetGradients
 
-            self.per_sample = PerSampleSubsetGradients(self.model, args.per_sample_fraction, args.per_sample_seed)
+            self.per_sample = PerSampleSubsetGradients(
+                self.model, args.per_sample_fraction, args.per_sample_seed, args.per_sample_module_share
+            )
             self.per_sample.attach()
         self.log_writer = LogWriter(
             self.log_root,
