@@ -178,6 +178,9 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=32, help="training batch")
     p.add_argument("--lr", type=float, default=5e-4, help="learning rate of the original run (and so of the twin)")
     p.add_argument("--per-sample-fraction", type=float, default=0.01)
+    p.add_argument(
+        "--per-sample-module-share", type=float, default=1.0, help="share q of the modules holding the subset (1)"
+    )
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", help="results file name (default unlearning_speed[_quick])")
@@ -313,6 +316,7 @@ def train_original(s: Data, a, beta1: float, out_dir: str):
         delta_dtype="float32",
         record_per_sample=True,
         per_sample_fraction=a.per_sample_fraction,
+        per_sample_module_share=a.per_sample_module_share,
         per_sample_seed=a.seed,
         record_learning_events=bool(getattr(a, "floor", False)),  # --floor: RUM's memorization proxies
     )
@@ -770,6 +774,7 @@ def main(argv=None) -> int:
         "device": a.device,
         "optimizer": f"adamw_torch lr {a.lr:g} linear",
         "per_sample_fraction": a.per_sample_fraction,
+        "per_sample_module_share": a.per_sample_module_share,
         "threads": a.threads,
         "quick": a.quick,
         "seed": a.seed,

@@ -160,8 +160,8 @@ class UnlearnableTrainingArguments(TrainingArguments):
     per_sample_module_share: float = field(
         default=1.0,
         metadata={
-            "help": "Share q of the modules that hold the subset (each drawn at random, p / q of their entries): "
-            "every entry keeps probability p and only q of the modules are hooked (e.g. 0.1 on a LoRA model)."
+            "help": "Share q of the modules that hold the subset (drawn at random, at least one; the subset keeps "
+            "p of all entries): only those modules are hooked (e.g. 0.1 on a LoRA model, where hooks cost per module)."
         },
     )
     record_learning_events: bool = field(

@@ -125,6 +125,7 @@ class LogWriter(TrainerCallback):
 
     def on_train_end(self, args, state, control, model=None, optimizer=None, **kwargs):
         self.records.flush(state.global_step)
+        self.records.writes.close()
         _barrier()  # every rank's parts are on disk before the main rank lists and hashes them
         self.write_footer(model, optimizer, state.global_step)
         self.write_manifest()

@@ -62,17 +62,11 @@ def _pick(n: int, m: int, gen: torch.Generator) -> torch.Tensor:
 
 
 def _sampled_modules(modules: set[str], share: float, seed: int) -> set[str]:
-    """Each module kept with probability ``share``, by a uniform draw from (seed, module name); at least one.
-
-    A cluster sample: with ``fraction / share`` of a kept module's entries, every entry is still in
-    the subset with probability ``fraction`` (when ``fraction <= share``), and only the kept
-    modules are hooked.
-    """
+    """``max(1, round(share * len(modules)))`` modules in a random order drawn from (seed, module name)."""
     if share >= 1.0:
         return set(modules)
     draw = {m: torch.rand(1, generator=_generator(seed, "module:" + m, ())).item() for m in sorted(modules)}
-    kept = {m for m, u in draw.items() if u < share}
-    return kept or {min(draw, key=draw.get)}
+    return set(sorted(draw, key=draw.get)[: max(1, round(share * len(modules)))])
 
 
 def _kind(module: nn.Module, attr: str, excluded: set[int]) -> str | None:
@@ -102,9 +96,10 @@ class PerSampleSubsetGradients:
     Subset: for a 2-D weight ``[out, in]`` a block of ``round(sqrt(p) * out)`` random rows times
     ``round(p * out * in / rows)`` random columns (each at least 1); for a 1-D parameter
     ``round(p * n)`` random entries (at least 1). It depends only on (seed, name, shape).
-    With ``module_share`` q < 1 only a random q of the modules are hooked (each drawn from (seed,
-    module name), at least one) and p is replaced by ``min(1, p / q)`` inside them: every entry
-    is still in the subset with probability p (for p <= q), at about q of the hooks' fixed cost.
+    With ``module_share`` q < 1 only ``max(1, round(q * M))`` of the M supported modules, drawn
+    from (seed, module name), hold the subset, with ``min(1, p * d / d_kept)`` of their entries
+    (d: supported entries, d_kept: those in the kept modules): the subset keeps about p * d
+    entries and only those modules are hooked (about q of the hooks' fixed cost).
 
     Usage per micro-batch: ``begin(scale)``; forward; ``loss.backward()``; ``collect()`` ->
     float32 ``[B, k]``, multiplied by ``scale``. With ``loss = mean_b(l_b) / GA`` use
@@ -143,7 +138,8 @@ class PerSampleSubsetGradients:
                 continue
             supported[name] = (p, kinds.pop())
         sampled = _sampled_modules({n.rpartition(".")[0] for n in supported}, self.module_share, self.seed)
-        inner = min(1.0, self.fraction / self.module_share)
+        kept = sum(p.numel() for n, (p, _) in supported.items() if n.rpartition(".")[0] in sampled)
+        inner = min(1.0, self.fraction * sum(p.numel() for p, _ in supported.values()) / max(1, kept))
         for name, (p, kind) in supported.items():
             if name.rpartition(".")[0] not in sampled:
                 continue

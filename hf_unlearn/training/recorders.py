@@ -29,6 +29,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from .background_writes import BackgroundWrites
 from .log_store import (
     atomic_save_tensors,
     atomic_write_bytes,
@@ -57,7 +58,7 @@ class Recorders:
         self.per_sample_rows: list[torch.Tensor] = []
         self.reference: dict[str, torch.Tensor] | None = None
         self.grad_norm: float | None = None  # set by the trainer before clipping
-        self.bytes_written = 0
+        self.writes = BackgroundWrites()  # deltas and per-sample files, written while the next step runs
         self.hashes: dict[str, str] = {}  # relative path -> sha256 of what this process wrote
 
     def recording(self):
@@ -129,9 +130,8 @@ class Recorders:
             grads = torch.cat(self.per_sample_rows)
             ids = [i for mb in self.micro_batches for i in mb["ids"]]
             path = self.root / "per_sample" / step_file(step, self.rank)
-            with self.recording():
-                atomic_save_tensors(path, {"grads": grads}, metadata={"ids": json.dumps(ids), "lr": repr(lr)})
-            self.bytes_written += path.stat().st_size
+            meta = {"ids": json.dumps(ids), "lr": repr(lr)}
+            self._write_tensors(path, {"grads": grads}, meta)
         self.micro_batches, self.per_sample_rows = [], []
 
     def _write_delta(self, step: int, named: list[tuple[str, torch.Tensor]]) -> None:
@@ -145,14 +145,22 @@ class Recorders:
                 deltas[name] = d
                 if self.deletable is None:  # compensated: the reference follows the stored deltas
                     ref += d.float()
-        path = self.root / "deltas" / step_file(step)
-        with self.recording():
-            atomic_save_tensors(path, deltas)
-        self.bytes_written += path.stat().st_size
+        self._write_tensors(self.root / "deltas" / step_file(step), deltas)
+
+    def _write_tensors(self, path: Path, tensors: dict, metadata: dict | None = None) -> None:
+        """One safetensors file of this step, hashed for the manifest, on the writer thread."""
+
+        def write() -> Path:
+            with self.recording():
+                return atomic_save_tensors(path, tensors, metadata=metadata)
+
+        self.writes.submit(write)
 
     # ---- writing ---------------------------------------------------------------------------------
     def flush(self, step: int) -> None:
-        """Write buffered records as part files ending at ``step`` (before the checkpoint of ``step``)."""
+        """Write buffered records as part files ending at ``step`` (before the checkpoint of ``step``),
+        after every queued per-step file is on disk."""
+        self.writes.drain()
         with self.recording():
             self._flush(step)
 
