@@ -207,8 +207,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--stage-training",
         choices=["block", "prefix"],
-        default="block",
-        help="block: stage k trains layer block k (the paper); prefix: stage k trains blocks 0..k (still exact)",
+        default="prefix",
+        help="prefix (default): stage k trains layer blocks 0..k; block: stage k trains block k (the paper)",
     )
     for flag, key, what in (
         ("--shards", "m", "shards m"),

@@ -66,8 +66,10 @@ def tiny_config(output_dir, cls=S3TConfig, **kw):
         per_device_train_batch_size=16,
         max_length=32,
         learning_rate=1e-3,
+        stage_training="block",  # the paper's scheme; stage_training="prefix": tests/test_s3t_prefix.py
     )
     if cls is SISAConfig:
+        base.pop("stage_training")
         base.pop("budget")
     base.update(kw)
     return cls(**base)

@@ -1,4 +1,4 @@
-"""S3T with prefix-joint stages (``stage_training="prefix"``): stage k trains layer blocks 0..k.
+"""S3T with prefix-joint stages (``stage_training="prefix"``, the default): stage k trains layer blocks 0..k.
 
 Offline and small, as tests/test_s3t.py: a 4-layer tiny BERT, m=2 shards, L=2 slices, B=2 orders.
 """
@@ -153,3 +153,10 @@ def test_bad_stage_training_and_sisa_refuse_prefix(tmp_path):
         prefix_config(tmp_path, stage_training="joint")
     with pytest.raises(ValueError, match="SISA trains every stage"):
         SISAConfig(output_dir=str(tmp_path), stage_training="prefix")
+
+
+def test_prefix_is_the_default_and_a_record_without_the_field_reads_as_block(tmp_path):
+    assert S3TConfig(output_dir=str(tmp_path)).stage_training == "prefix"
+    assert SISAConfig(output_dir=str(tmp_path)).stage_training == "block"
+    saved = {k: v for k, v in prefix_config(tmp_path).to_dict().items() if k != "stage_training"}
+    assert S3TConfig.from_dict(saved).stage_training == "block"  # systems saved before the option

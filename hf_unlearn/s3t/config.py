@@ -58,10 +58,11 @@ class S3TConfig:
         metadata={"help": "Explicit layer blocks per stage, e.g. '3,2;1,0' (overrides block_order; L blocks)."},
     )
     stage_training: str = field(
-        default="block",
+        default="prefix",
         metadata={
-            "help": "block: stage k trains layer block k's adapters (the paper); prefix: stage k trains blocks "
-            "0..k on the same slices (still exact; a checkpoint holds k+1 blocks)."
+            "help": "prefix: stage k trains the adapters of layer blocks 0..k on the order's first k+1 slices (a "
+            "checkpoint holds k+1 blocks; as exact, closer to one model on all data); block: stage k trains block "
+            "k only, earlier blocks frozen (the paper's scheme)."
         },
     )
     lora_r: int = field(default=8, metadata={"help": "LoRA rank."})
@@ -145,4 +146,5 @@ class S3TConfig:
     @classmethod
     def from_dict(cls, data: dict) -> S3TConfig:
         data = {k: v for k, v in data.items() if k != "method"}
+        data.setdefault("stage_training", "block")  # systems saved before the option trained block by block
         return cls(**data)

@@ -40,6 +40,7 @@ class SISAConfig(S3TConfig):
     budget: int = field(default=1, metadata={"help": "SISA trains one slice order per shard."})
     on_cut: str = field(default="retrain", metadata={"help": "SISA retrains from the last clean slice checkpoint."})
     finetune: str = field(default="full", metadata={"help": "full (every weight) or lora (all layers + head)."})
+    stage_training: str = field(default="block", metadata={"help": "SISA: every stage trains the same parameters."})
 
     method = "sisa"
 
