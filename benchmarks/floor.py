@@ -75,6 +75,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from floor_cache import SeedCache, plain
+
 BENCH = "unlearning_floor"
 TARGETS = {  # figure: (comparison, threshold)
     "tow_minus_floor": (">=", 0.0),
@@ -103,6 +105,12 @@ def add_floor_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--canaries-per-set", type=int, default=4, help="--floor: at most this many per forget set")
     p.add_argument("--floor-methods", help="--floor: comma-separated registered methods (default: all)")
     p.add_argument("--forget-sets", default=",".join(FORGET_SETS), help="--floor: which of pct1,small to run")
+    p.add_argument(
+        "--work-dir",
+        default=None,
+        help="--floor: keep each seed's finished calibration, twins and method rows here and resume from them "
+        "(benchmarks/floor_cache.py); default: nothing kept",
+    )
     p.add_argument(
         "--merge",
         nargs="+",
@@ -234,14 +242,15 @@ def forgotten_exposure(models: dict, run: BenchRun, probe, forget_ids) -> dict:
     return {name: v["forgotten"] for name, v in section["models"].items()}
 
 
-def run_methods(run: BenchRun, splits, forget_ids, calib: dict, twin_m: dict, seed: int, a, say) -> dict:
+def run_methods(run: BenchRun, splits, forget_ids, calib: dict, twin_m: dict, seed: int, a, say, kept) -> dict:
     """Every method once (calibrated setting, else defaults): its row against the twin and its model's
-    forgotten-canary exposure (the model itself is dropped)."""
+    forgotten-canary exposure (the model itself is dropped). ``kept``: the rows already finished
+    (``floor_cache``), saved again after each method."""
     from hf_unlearn.methods import available_methods, unlearn
 
-    rows = {}
+    rows = kept.rows()
     for name, spec in available_methods().items():
-        if a.floor_methods is not None and name not in a.floor_methods:
+        if (a.floor_methods is not None and name not in a.floor_methods) or name in rows:
             continue
         options = calib["per_method"].get(name)
         settings = "calibrated" if options is not None else "default"
@@ -256,31 +265,48 @@ def run_methods(run: BenchRun, splits, forget_ids, calib: dict, twin_m: dict, se
         except Exception as exc:  # one method that cannot run on this run is a row, not the end of the study
             rows[name] = {"error": str(exc).splitlines()[0][:300], "settings": settings, "options": options}
             say(f"  {name}: error {rows[name]['error']}")
+            kept.save(rows)
             continue
         metrics, row = score(res.model, run, splits, twin_m, seed)
         row.update(settings=settings, options=options, metrics=metrics, wall_s=float(res.stats["wall_time_s"]))
         row["exposure"] = forgotten_exposure({"unlearned": res.model}, run, a.probe, forget_ids).get("unlearned")
-        rows[name] = row
+        rows[name] = plain(row)
         say(f"  {name} ({settings}): ToW {row['tow']:.4f}, ToW-MIA {row['tow_mia']:.4f}, {row['wall_s']:.2f}s")
+        kept.save(rows)
         del res
         gc.collect()
     return rows
 
 
-def forget_set_record(run: BenchRun, fname: str, forget_ids, eval_ids: set, a, seed: int, say) -> dict:
+def cached_twins(cache, fname: str, run: BenchRun, forget_ids, a, say):
+    """(the twins, their timings): from ``cache`` when it holds them, else trained (and kept there)."""
+    from hf_unlearn.runs.twins import Twins, gather
+
+    kept = cache.read_twins(fname, run.model)
+    if kept is not None:
+        models, timings, seeds = kept
+        return Twins(models=models, seeds=seeds, origin=dict.fromkeys(models, "reused")), timings
+    say(f"{fname}: the twin and {a.noise_twins} noise twins ({len(forget_ids)} ids)")
+    timings = {}
+    with contextlib.redirect_stdout(sys.stderr):
+        twins = gather(run, forget_ids, a.noise_twins, timings=timings)
+    cache.write_twins(fname, twins.models, timings, twins.seeds)
+    return twins, timings
+
+
+def forget_set_record(run: BenchRun, fname: str, forget_ids, eval_ids: set, a, seed: int, say, cache) -> dict:
     """One seed x forget set: calibration elsewhere, twins, every method and do-nothing against the twin."""
     from hf_unlearn.evaluation.exposure import exposure_gap
     from hf_unlearn.evaluation.noise_floor import noise_floor_section, noise_min
     from hf_unlearn.evaluation.predict import evaluate_model
     from hf_unlearn.evaluation.report import split_for_evaluation
     from hf_unlearn.evaluation.verdict import judge
-    from hf_unlearn.runs.twins import gather
 
-    calib = calibrate_other_sets(run, eval_ids, len(forget_ids), a, seed, say)
-    say(f"{fname}: the twin and {a.noise_twins} noise twins ({len(forget_ids)} ids)")
-    timings = {}
-    with contextlib.redirect_stdout(sys.stderr):
-        twins = gather(run, forget_ids, a.noise_twins, timings=timings)
+    calib = cache.read(fname, "calibration")
+    if calib is None:
+        calib = plain(calibrate_other_sets(run, eval_ids, len(forget_ids), a, seed, say))
+        cache.write(fname, "calibration", calib)
+    twins, timings = cached_twins(cache, fname, run, forget_ids, a, say)
     retrain_s = timings["retrain_s"]
     splits = split_for_evaluation(run.tokenized["train"], run.tokenized["test"], forget_ids, a.retain_eval, seed)
     twin_m = evaluate_model(twins.twin, run.tokenizer, splits, seed=seed)
@@ -290,7 +316,7 @@ def forget_set_record(run: BenchRun, fname: str, forget_ids, eval_ids: set, a, s
     models = {"original": run.model, "retrain_twin": twins.twin}
     models.update({f"noise_twin_{k}": m for k, m in enumerate(twins.noise, start=1)})
     exposure = forgotten_exposure(models, run, a.probe, forget_ids)
-    rows = run_methods(run, splits, forget_ids, calib, twin_m, seed, a, say)
+    rows = run_methods(run, splits, forget_ids, calib, twin_m, seed, a, say, cache.bind(fname))
     rows[DO_NOTHING] = dict(nothing, settings="none", options={}, metrics=orig_m, wall_s=0.0)
     rows[DO_NOTHING]["exposure"] = exposure.get("original")
     twin_exp = exposure.get("retrain_twin")
@@ -465,6 +491,7 @@ def run_seed(a, seed: int, Data, train_original, say, tmp_root: str, done) -> No
     from _common import emit
 
     from hf_unlearn.data.canaries import canary_probe
+    from hf_unlearn.models.loading import weights_digest
     from hf_unlearn.training import UnlearningLog
 
     a = copy.copy(a)
@@ -477,13 +504,15 @@ def run_seed(a, seed: int, Data, train_original, say, tmp_root: str, done) -> No
     model, trainer, wall, _ = train_original(s, a, 0.0, run_dir)
     steps = trainer.state.global_step
     del trainer
+    cache = SeedCache(a.work_dir, seed, {k: protocol_config(a)[k] for k in PROTOCOL_KEYS}, say)
+    cache.check_original(weights_digest(list(model.state_dict().items())))
     emit(BENCH, f"seed{seed}/train_time", round(wall, 2), "s (original, deltas + per-sample logged)", {"steps": steps})
     run = BenchRun(model, s.tokenizer, UnlearningLog(run_dir), {"train": s.train, "test": s.test})
     sets = eval_forget_sets(list(s.train["id"]), a.canary_recipe.ids(), a, seed)
     eval_ids = {i for ids in sets.values() for i in ids}
     for name, ids in sets.items():  # both sets are drawn (and kept out of calibration) whichever run
         if name in a.forget_sets:
-            done(forget_set_record(run, name, ids, eval_ids, a, seed, say))
+            done(forget_set_record(run, name, ids, eval_ids, a, seed, say, cache))
     shutil.rmtree(run_dir, ignore_errors=True)
 
 

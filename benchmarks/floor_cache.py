@@ -1,0 +1,128 @@
+"""What one seed of the floor study has finished, kept in ``--work-dir`` so that a stopped study resumes.
+
+A seed x forget set of the full study takes hours (calibration, three retrains, every method); a
+process that stops loses all of it unless it is kept. With ``--work-dir DIR`` the study keeps, per seed,
+in ``DIR/seed<S>/``:
+
+* ``original.json``: the protocol (``floor.PROTOCOL_KEYS``) and the sha256 of the trained original's
+  weights. The original is retrained on resume (deterministic: same seed, data and threads) and the
+  cache is used only when the digest matches; otherwise the seed's cache is discarded, with a line;
+* ``<set>.calibration.json``: the calibration's result for that forget set's size;
+* ``<set>.twins.safetensors`` + ``<set>.twins.json``: the twin and noise twins (weights) and their times;
+* ``<set>.methods.json``: each method's row, written after every method.
+
+Every file is written whole (``atomic_write``); a half-written one is never read.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+
+class SeedCache:
+    """The finished parts of one seed (a no-op when ``root`` is None)."""
+
+    def __init__(self, root: str | Path | None, seed: int, protocol: dict, say):
+        self.dir = None if root is None else Path(root) / f"seed{seed}"
+        self.protocol, self.say = protocol, say
+
+    @property
+    def enabled(self) -> bool:
+        return self.dir is not None
+
+    # ---- the original ----------------------------------------------------------------------------------
+    def check_original(self, digest: str) -> None:
+        """Keep the seed's cache if it belongs to this original and protocol, else discard it."""
+        if not self.enabled:
+            return
+        path = self.dir / "original.json"
+        if path.is_file():
+            kept = json.loads(path.read_text())
+            if kept == {"protocol": self.protocol, "digest": digest}:
+                done = sorted(p.name for p in self.dir.iterdir() if p.name != "original.json")
+                self.say(f"resuming from {self.dir}: {', '.join(done) or 'nothing finished yet'}")
+                return
+            self.say(f"{self.dir}: another original or protocol; its cache is discarded")
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        _write_json(path, {"protocol": self.protocol, "digest": digest})
+
+    # ---- JSON parts (calibration, method rows) ----------------------------------------------------------
+    def read(self, fname: str, part: str):
+        if not self.enabled or not (self.dir / f"{fname}.{part}.json").is_file():
+            return None
+        return json.loads((self.dir / f"{fname}.{part}.json").read_text())
+
+    def write(self, fname: str, part: str, obj) -> None:
+        if self.enabled:
+            _write_json(self.dir / f"{fname}.{part}.json", obj)
+
+    def bind(self, fname: str) -> MethodRows:
+        return MethodRows(self, fname)
+
+    # ---- twins ------------------------------------------------------------------------------------------
+    def read_twins(self, fname: str, template) -> tuple[dict, dict, dict] | None:
+        """({name: model}, timings, noise seeds) loaded into copies of ``template``, or None."""
+        info = self.read(fname, "twins")
+        if info is None:
+            return None
+        import copy
+
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(self.dir / f"{fname}.twins.safetensors"))
+        models = {}
+        for name in info["names"]:
+            model = copy.deepcopy(template)
+            state = {k.split("/", 1)[1]: v for k, v in tensors.items() if k.split("/", 1)[0] == name}
+            model.load_state_dict(state, strict=True)
+            models[name] = model.eval()
+        return models, info["timings"], {k: tuple(v) for k, v in info["seeds"].items()}
+
+    def write_twins(self, fname: str, models: dict, timings: dict, seeds: dict) -> None:
+        if not self.enabled:
+            return
+        from safetensors.torch import save_file
+
+        from hf_unlearn.artifacts import atomic_write
+
+        tensors = {f"{name}/{k}": v.detach().contiguous().clone() for name, m in models.items() for k, v in _state(m)}
+        atomic_write(self.dir / f"{fname}.twins.safetensors", lambda tmp: save_file(tensors, tmp))
+        self.write(fname, "twins", {"names": list(models), "timings": timings, "seeds": seeds})
+
+
+class MethodRows:
+    """The method rows of one forget set: those finished (``rows``), saved after each new one (``save``)."""
+
+    def __init__(self, cache: SeedCache, fname: str):
+        self.cache, self.fname = cache, fname
+
+    def rows(self) -> dict:
+        return dict(self.cache.read(self.fname, "methods") or {})
+
+    def save(self, rows: dict) -> None:
+        self.cache.write(self.fname, "methods", rows)
+
+
+def _state(model):
+    """Every entry of ``state_dict`` (shared tensors saved once per name: the file holds copies)."""
+    return model.state_dict().items()
+
+
+def plain(obj):
+    """``obj`` as JSON reads it back (numpy scalars as Python numbers): fresh and resumed rows alike."""
+    return json.loads(json.dumps(obj, default=_number))
+
+
+def _number(value):
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def _write_json(path: Path, obj) -> None:
+    from hf_unlearn.artifacts import atomic_write_text
+
+    atomic_write_text(path, json.dumps(plain(obj), indent=1, sort_keys=True) + "\n")

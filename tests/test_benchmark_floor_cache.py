@@ -1,0 +1,76 @@
+"""The floor study's resume cache (``benchmarks/floor_cache.py``): what it keeps and when it lets go."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+PROTOCOL = {"model": "tiny-bert", "train": 5000, "quick": False}
+
+
+@pytest.fixture(scope="module")
+def cache_module():
+    sys.path.insert(0, str(BENCH_DIR))
+    try:
+        import floor_cache
+
+        yield floor_cache
+    finally:
+        sys.path.remove(str(BENCH_DIR))
+
+
+def test_a_cache_is_kept_for_the_same_original_and_discarded_for_another(cache_module, tmp_path):
+    said = []
+    first = cache_module.SeedCache(tmp_path, 3, PROTOCOL, said.append)
+    first.check_original("aa")
+    first.write("pct1", "calibration", {"choice": None})
+    again = cache_module.SeedCache(tmp_path, 3, PROTOCOL, said.append)
+    again.check_original("aa")
+    assert again.read("pct1", "calibration") == {"choice": None} and "resuming" in said[-1]
+    other = cache_module.SeedCache(tmp_path, 3, PROTOCOL, said.append)
+    other.check_original("bb")  # another original: nothing of the first is used
+    assert other.read("pct1", "calibration") is None and "discarded" in said[-1]
+    changed = cache_module.SeedCache(tmp_path, 3, dict(PROTOCOL, train=100), said.append)
+    changed.check_original("bb")  # another protocol, same digest
+    assert "discarded" in said[-1]
+
+
+def test_method_rows_round_trip_as_plain_numbers(cache_module, tmp_path):
+    cache = cache_module.SeedCache(tmp_path, 0, PROTOCOL, lambda _: None)
+    cache.check_original("aa")
+    rows = cache.bind("small")
+    assert rows.rows() == {}
+    fresh = cache_module.plain({"neggrad": {"tow": np.float32(0.5), "steps": np.int64(3), "options": {"alpha": 0.9}}})
+    rows.save(fresh)
+    assert rows.rows() == fresh == {"neggrad": {"tow": 0.5, "steps": 3, "options": {"alpha": 0.9}}}
+    assert type(fresh["neggrad"]["tow"]) is float and type(fresh["neggrad"]["steps"]) is int
+
+
+def test_twins_come_back_as_copies_of_the_template_with_their_weights(cache_module, tmp_path):
+    torch.manual_seed(0)
+    template, twin, noise = torch.nn.Linear(4, 2), torch.nn.Linear(4, 2), torch.nn.Linear(4, 2)
+    cache = cache_module.SeedCache(tmp_path, 0, PROTOCOL, lambda _: None)
+    cache.check_original("aa")
+    assert cache.read_twins("pct1", template) is None
+    models = {"retrain_twin": twin, "noise_twin_1": noise}
+    cache.write_twins("pct1", models, {"retrain_s": 12.5}, {"noise_twin_1": (1, 1)})
+    back, timings, seeds = cache.read_twins("pct1", template)
+    assert list(back) == ["retrain_twin", "noise_twin_1"] and timings == {"retrain_s": 12.5}
+    assert seeds == {"noise_twin_1": (1, 1)}
+    for name, model in models.items():
+        assert back[name] is not template and torch.equal(back[name].weight, model.weight)
+    assert not torch.equal(template.weight, twin.weight)
+
+
+def test_without_a_work_dir_nothing_is_kept(cache_module, tmp_path):
+    cache = cache_module.SeedCache(None, 0, PROTOCOL, lambda _: None)
+    cache.check_original("aa")
+    cache.write("pct1", "calibration", {"x": 1})
+    cache.write_twins("pct1", {"retrain_twin": torch.nn.Linear(2, 2)}, {}, {})
+    assert cache.read("pct1", "calibration") is None and cache.read_twins("pct1", torch.nn.Linear(2, 2)) is None
+    assert not list(tmp_path.iterdir())
