@@ -55,6 +55,7 @@ Usage::
     .venv/bin/python benchmarks/unlearning_speed.py --floor [--model minilm]            # hours: see BENCHMARKS.md
     .venv/bin/python benchmarks/unlearning_speed.py --floor --seeds 1 --name unlearning_floor_seed1  # one seed
     .venv/bin/python benchmarks/unlearning_speed.py --floor --seeds 1 --forget-sets small --name ...  # one set
+    .venv/bin/python benchmarks/unlearning_speed.py --floor --seeds 1 --work-dir floor_work ...  # resumable
     .venv/bin/python benchmarks/unlearning_speed.py --floor --merge unlearning_floor_seed0.json \
         unlearning_floor_seed1.json unlearning_floor_seed2.json        # the figures over the seeds of one protocol
 """
