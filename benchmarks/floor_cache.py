@@ -88,7 +88,10 @@ class SeedCache:
 
         from hf_unlearn.artifacts import atomic_write
 
-        tensors = {f"{name}/{k}": v.detach().contiguous().clone() for name, m in models.items() for k, v in _state(m)}
+        # every state_dict entry under "<twin name>/<key>", shared tensors as copies (safetensors refuses aliases)
+        tensors = {
+            f"{n}/{k}": v.detach().contiguous().clone() for n, m in models.items() for k, v in m.state_dict().items()
+        }
         atomic_write(self.dir / f"{fname}.twins.safetensors", lambda tmp: save_file(tensors, tmp))
         self.write(fname, "twins", {"names": list(models), "timings": timings, "seeds": seeds})
 
@@ -104,11 +107,6 @@ class MethodRows:
 
     def save(self, rows: dict) -> None:
         self.cache.write(self.fname, "methods", rows)
-
-
-def _state(model):
-    """Every entry of ``state_dict`` (shared tensors saved once per name: the file holds copies)."""
-    return model.state_dict().items()
 
 
 def plain(obj):

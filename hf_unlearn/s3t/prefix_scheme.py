@@ -16,15 +16,13 @@ from __future__ import annotations
 
 from ..training._compat import delete_adapter
 from .checkpoints import derive_seed
-from .config import STAGE_TRAINING
 from .layers import activate, adapter_state, inject_lora, load_adapter_state, load_param_state, set_trainable
 from .staged import Layout, S3TScheme, UnitJob
 
 
 def scheme_for(system_cls, config) -> S3TScheme:
     """The training scheme of a system: ``config.stage_training`` ("prefix" here), else the system's own."""
-    prefix = getattr(config, "stage_training", STAGE_TRAINING[0]) == "prefix"
-    return PrefixJointScheme() if prefix else system_cls.scheme_class()
+    return PrefixJointScheme() if config.stage_training == "prefix" else system_cls.scheme_class()
 
 
 def prefix_modules(layout: Layout, stage: int) -> list[str]:
