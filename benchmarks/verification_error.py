@@ -105,7 +105,11 @@ def parse_args(argv=None):
     p.add_argument("--test", type=int, help="test examples (full 2000, quick 128)")
     p.add_argument("--epochs", type=float, help="training epochs (full 2, quick 1)")
     p.add_argument("--seq-len", type=int, help="max tokens (full 128, quick 64)")
-    p.add_argument("--settings", help="comma-separated: none, sd:<lambda>, l2:<mu>, or sd:<lambda>+l2:<mu>")
+    p.add_argument(
+        "--settings",
+        help="comma-separated: none, sd:<lambda>, l2:<mu>, sd:<lambda>+l2:<mu>; +sdd:<d> divides lambda by d "
+        "after each epoch (d < 1 raises it)",
+    )
     p.add_argument("--frac", type=float, default=0.01, help="forget set as a fraction of train")
     p.add_argument("--beta1", type=float, default=0.0, help="Adam beta1 of every run")
     p.add_argument(
@@ -136,14 +140,16 @@ def parse_args(argv=None):
 
 
 def parse_setting(text: str) -> dict:
-    out = {"sd_lambda": 0.0, "l2_init_mu": 0.0}
+    out = {"sd_lambda": 0.0, "sd_lambda_decay": 1.0, "l2_init_mu": 0.0}
     if text == "none":
         return out
     for part in text.split("+"):
         kind, _, value = part.partition(":")
-        key = {"sd": "sd_lambda", "l2": "l2_init_mu"}.get(kind)
+        key = {"sd": "sd_lambda", "sdd": "sd_lambda_decay", "l2": "l2_init_mu"}.get(kind)
         if key is None or not value:
-            raise ValueError(f"bad setting {text!r}: use none, sd:<lambda>, l2:<mu> or sd:<lambda>+l2:<mu>")
+            raise ValueError(
+                f"bad setting {text!r}: use none, sd:<lambda>, l2:<mu>, sd:<lambda>+l2:<mu> or sd:<lambda>+sdd:<decay>"
+            )
         out[key] = float(value)
     return out
 
@@ -434,7 +440,7 @@ def main(argv=None) -> int:
 
     ref = rows[0]
     for r in rows:
-        scfg = dict(cfg, setting=r["setting"], sd_lambda=r["sd_lambda"], l2_init_mu=r["l2_init_mu"])
+        scfg = dict(cfg, setting=r["setting"], **{k: r.get(k) for k in ("sd_lambda", "sd_lambda_decay", "l2_init_mu")})
         drop = ref["test_acc"]["original"] - r["test_acc"]["original"]
         emit(
             BENCH,
