@@ -135,6 +135,11 @@ def parse_args(argv=None):
     a.settings = [x.strip() for x in a.settings.split(",") if x.strip()]
     if a.settings[0] != "none":
         p.error("the first setting must be 'none' (the reference of ve_ratio and acc_drop_pts)")
+    for setting in a.settings:
+        try:
+            parse_setting(setting)
+        except ValueError as e:
+            p.error(str(e))
     a.name = a.name or results_name(BENCH, a.model, a.quick)
     return a
 
