@@ -97,15 +97,18 @@ def run_cli(argv: list[str]) -> int:
         return int(exc.code)
 
 
-def T(*flags):  # noqa: N802: a train command line on synthetic data
+# A train command line on synthetic data
+def T(*flags):  # noqa: N802
     return ["train", *RUN_ARGS, *flags]
 
 
-def F(file, *flags):  # noqa: N802: a train command line on a training file
+# A train command line on a training file
+def F(file, *flags):  # noqa: N802
     return ["train", "--train_file", f"{{in}}/{file}", *FILE_ARGS, *flags]
 
 
-def U(*flags, forget="{in}/ids_unknown.txt"):  # noqa: N802: an unlearn command line on the trained run
+# An unlearn command line on the trained run
+def U(*flags, forget="{in}/ids_unknown.txt"):  # noqa: N802
     return ["unlearn", "--run", "{run}", "--forget", forget, "--method", "amnesiac", *flags]
 
 

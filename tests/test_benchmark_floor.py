@@ -160,3 +160,30 @@ def test_merge_gives_the_figures_over_the_seeds_of_several_files(floor, tmp_path
     floor.merge_results([str(a), "s3.partial.json"], "with_partial", lambda msg: None)
     merged = json.loads((tmp_path / "with_partial.json").read_text())
     assert [r["seed"] for r in merged["per_seed"]] == [0, 3]
+
+
+def test_tables_show_every_method_the_choice_and_the_missed_targets(floor, tmp_path, capsys):
+    import json
+
+    tables = importlib.import_module("floor_tables")
+    rec = _seed(0, 0.90)
+    rec["methods"]["neggrad_plus"]["forget_acc_gap"] = 8.0
+    figures = [
+        {"bench": floor.BENCH, "figure": name, "value": value, "unit": unit, "config": cfg}
+        for name, value, unit, cfg in floor.floor_figures([rec])
+    ]
+    path = tmp_path / "s0.json"
+    path.write_text(json.dumps({"name": "s0", "command": "x", "records": figures, "per_seed": [rec]}))
+    assert tables.main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "noise floor ToW mean 0.9700 / min 0.9600" in out and "calibration 3.00 retrains (40 candidates)" in out
+    assert "| neggrad_plus | 0.9000 | 0.9300 | 0.0400 | v |" in out
+    assert "| ssd | - | - | - | could not run: cannot run | |" in out
+    assert "Calibration's choice: neggrad_plus" in out
+    row = next(line for line in out.splitlines() if line.startswith("| `budget_best_tow_mean`"))
+    assert "| 0.9000 | >= 0.97 | False | forget accuracy 8 points above the twin's" in row
+    assert next(line for line in out.splitlines() if line.startswith("| `exposure_gap`")).endswith("| True |  |")
+    bad = tmp_path / "bad.json"
+    bad.write_text("[]")
+    assert tables.main([str(bad)]) == 2
+    assert "is not a --floor results file" in capsys.readouterr().err
