@@ -57,6 +57,13 @@ def test_sd_lambda_decays_per_epoch(tiny, tmp_path):
         processing_class=tokenizer,
     )
     assert [t.current_sd_lambda(e) for e in range(3)] == [1.0, 0.5, 0.25]
+    rising = UnlearnableTrainer(
+        model=fresh(),
+        args=make_args(tmp_path, sd_lambda=0.1, sd_lambda_decay=0.25),
+        train_dataset=tokenized["train"],
+        processing_class=tokenizer,
+    )
+    assert [rising.current_sd_lambda(e) for e in range(3)] == pytest.approx([0.1, 0.4, 1.6])  # below 1: it rises
 
 
 def test_penalties_logged_as_metrics(tiny, tmp_path):

@@ -98,7 +98,7 @@ RECORDERS = {
 PENALTIES = {
     "sd_lambda": "weight of the SD loss: mean over the batch of the std of each example's logits "
     '(Thudi et al., "Unrolling SGD"); 0 = off',
-    "sd_lambda_decay": "the SD weight is divided by this after each epoch",
+    "sd_lambda_decay": "the SD weight is divided by this after each epoch (below 1: it rises)",
     "l2_init_mu": "weight of the squared L2 distance between the weights and the initial weights; 0 = off",
 }
 

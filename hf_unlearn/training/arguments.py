@@ -117,7 +117,10 @@ class UnlearnableTrainingArguments(TrainingArguments):
         default=0.0, metadata={"help": "Weight of the SD-of-logits penalty: L = CE + lambda * mean_i std_c(z_i)."}
     )
     sd_lambda_decay: float = field(
-        default=1.0, metadata={"help": "Divide sd_lambda by this factor after every epoch (1 = no decay)."}
+        default=1.0,
+        metadata={
+            "help": "Divide sd_lambda by this factor after every epoch (1 = no decay; below 1 the weight rises)."
+        },
     )
     l2_init_mu: float = field(
         default=0.0,
