@@ -291,6 +291,7 @@ def cached_twins(cache, fname: str, run: BenchRun, forget_ids, a, say):
     timings = {}
     with contextlib.redirect_stdout(sys.stderr):
         twins = gather(run, forget_ids, a.noise_twins, timings=timings)
+    cache.twins_match(fname, twins.models)  # rows kept without the weights stand only for the same twins
     cache.write_twins(fname, twins.models, timings, twins.seeds)
     return twins, timings
 

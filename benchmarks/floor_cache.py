@@ -8,10 +8,14 @@ in ``DIR/seed<S>/``:
   weights. The original is retrained on resume (deterministic: same seed, data and threads) and the
   cache is used only when the digest matches; otherwise the seed's cache is discarded, with a line;
 * ``<set>.calibration.json``: the calibration's result for that forget set's size;
-* ``<set>.twins.safetensors`` + ``<set>.twins.json``: the twin and noise twins (weights) and their times;
+* ``<set>.twins.safetensors`` + ``<set>.twins.json``: the twin and noise twins (weights), their times and
+  the sha256 of each one's weights;
 * ``<set>.methods.json``: each method's row, written after every method.
 
-Every file is written whole (``atomic_write``); a half-written one is never read.
+Every file is written whole (``atomic_write``); a half-written one is never read. The JSON files alone are
+enough to resume (a copy of the folder without its ``.safetensors``, small enough to keep beside the
+results): the twins are then retrained, and the method rows are kept only when every retrained twin has the
+recorded digest (:meth:`SeedCache.twins_match`), else dropped with a line.
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ class SeedCache:
     def read_twins(self, fname: str, template) -> tuple[dict, dict, dict] | None:
         """({name: model}, timings, noise seeds) loaded into copies of ``template``, or None."""
         info = self.read(fname, "twins")
-        if info is None:
+        if info is None or not (self.dir / f"{fname}.twins.safetensors").is_file():
             return None
         import copy
 
@@ -93,7 +97,24 @@ class SeedCache:
             f"{n}/{k}": v.detach().contiguous().clone() for n, m in models.items() for k, v in m.state_dict().items()
         }
         atomic_write(self.dir / f"{fname}.twins.safetensors", lambda tmp: save_file(tensors, tmp))
-        self.write(fname, "twins", {"names": list(models), "timings": timings, "seeds": seeds})
+        digests = {n: model_digest(m) for n, m in models.items()}
+        self.write(fname, "twins", {"names": list(models), "timings": timings, "seeds": seeds, "digests": digests})
+
+    def twins_match(self, fname: str, models: dict) -> bool:
+        """Whether retrained ``models`` are the twins the kept method rows were scored against.
+
+        With no rows kept there is nothing to protect (True); with rows but no recorded digests, or another
+        digest for any twin, the rows are dropped (with a line) and False is returned.
+        """
+        if not self.enabled or not self.read(fname, "methods"):
+            return True
+        kept = (self.read(fname, "twins") or {}).get("digests")
+        if kept == {n: model_digest(m) for n, m in models.items()}:
+            self.say(f"{fname}: the retrained twins have the recorded digests; the kept method rows stand")
+            return True
+        self.say(f"{fname}: the retrained twins cannot be matched to the kept method rows; they are run again")
+        (self.dir / f"{fname}.methods.json").unlink()
+        return False
 
 
 class MethodRows:
@@ -107,6 +128,13 @@ class MethodRows:
 
     def save(self, rows: dict) -> None:
         self.cache.write(self.fname, "methods", rows)
+
+
+def model_digest(model) -> str:
+    """sha256 of a model's weights (``models.loading.weights_digest`` over its state_dict, in order)."""
+    from hf_unlearn.models.loading import weights_digest
+
+    return weights_digest(list(model.state_dict().items()))
 
 
 def plain(obj):

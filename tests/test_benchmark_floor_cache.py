@@ -74,3 +74,27 @@ def test_without_a_work_dir_nothing_is_kept(cache_module, tmp_path):
     cache.write_twins("pct1", {"retrain_twin": torch.nn.Linear(2, 2)}, {}, {})
     assert cache.read("pct1", "calibration") is None and cache.read_twins("pct1", torch.nn.Linear(2, 2)) is None
     assert not list(tmp_path.iterdir())
+
+
+def test_without_the_weights_rows_stand_only_for_twins_with_the_recorded_digests(cache_module, tmp_path):
+    said = []
+    torch.manual_seed(0)
+    template, twin = torch.nn.Linear(4, 2), torch.nn.Linear(4, 2)
+    cache = cache_module.SeedCache(tmp_path, 0, PROTOCOL, said.append)
+    cache.check_original("aa")
+    assert cache.twins_match("pct1", {"retrain_twin": twin})  # no rows kept: nothing to protect
+    cache.write_twins("pct1", {"retrain_twin": twin}, {"retrain_s": 1.0}, {})
+    cache.bind("pct1").save({"neggrad": {"tow": 0.9}})
+    (tmp_path / "seed0" / "pct1.twins.safetensors").unlink()  # the folder kept without its weights
+    assert cache.read_twins("pct1", template) is None  # so the twins are retrained
+    same = torch.nn.Linear(4, 2)
+    same.load_state_dict(twin.state_dict())
+    assert cache.twins_match("pct1", {"retrain_twin": same}) and "stand" in said[-1]
+    assert cache.bind("pct1").rows() == {"neggrad": {"tow": 0.9}}
+    other = torch.nn.Linear(4, 2)  # another draw: not the twin the rows were scored against
+    assert not cache.twins_match("pct1", {"retrain_twin": other}) and "run again" in said[-1]
+    assert cache.bind("pct1").rows() == {}
+    # rows kept by a version that recorded no digests cannot be matched either
+    cache.bind("small").save({"neggrad": {"tow": 0.5}})
+    cache.write("small", "twins", {"names": ["retrain_twin"], "timings": {}, "seeds": {}})
+    assert not cache.twins_match("small", {"retrain_twin": same}) and cache.bind("small").rows() == {}
