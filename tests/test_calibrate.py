@@ -213,3 +213,32 @@ def test_a_failing_candidate_is_recorded_but_a_damaged_log_stops_the_calibration
     monkeypatch.setattr(cal, "unlearn", raising(LogError("deltas/step_3.safetensors: sha256 mismatch")))
     with pytest.raises(LogError, match="sha256 mismatch"):
         cal.run_candidate(run, requests, "amnesiac", {}, retrain_s=1.0)
+
+
+def test_a_candidate_proven_over_the_budget_stops_unscored(monkeypatch):
+    """Once a candidate's time so far puts its mean cost over the budget, the other requests are not run and
+    nothing is scored; it can never be chosen. Within the budget every request runs and is scored."""
+    from types import SimpleNamespace
+
+    from hf_unlearn.runs import calibrate as cal
+
+    run = SimpleNamespace(model=None, log=None, tokenizer=None, tokenized={"test": None})
+    requests = [{"splits": {"forget": None, "retain_full": None}, "twin_metrics": {}} for _ in range(3)]
+    calls, scored = [], []
+    seconds = {"slow": 0.4, "fast": 0.01}  # per request, retrain_s = 1: slow's bound after one is 0.4 / 3
+
+    def fake_unlearn(model, forget, retain, method, **kw):
+        calls.append(method)
+        return SimpleNamespace(model=None, stats={"wall_time_s": seconds[method]})
+
+    monkeypatch.setattr(cal, "unlearn", fake_unlearn)
+    monkeypatch.setattr(cal, "_score", lambda *a: scored.append(1) or {})
+    monkeypatch.setattr(cal, "compare", lambda *a: {"tow": 0.9, "tow_mia": 0.8})
+    slow = cal.run_candidate(run, requests, "slow", {}, retrain_s=1.0, budget=0.1)
+    assert slow["over_budget"] and slow["cost_fraction"] == pytest.approx(0.4 / 3)
+    assert calls == ["slow"] and scored == []  # one request run, none scored
+    fast = cal.run_candidate(run, requests, "fast", {}, retrain_s=1.0, budget=0.1)
+    assert calls.count("fast") == 3 and len(scored) == 3 and fast["cost_fraction"] == pytest.approx(0.01)
+    assert cal.choose([slow, fast], budget=0.1) is fast and cal.choose([slow], budget=1.0) is None
+    unguarded = cal.run_candidate(run, requests, "slow", {}, retrain_s=1.0)  # no budget: every request, scored
+    assert unguarded["cost_fraction"] == pytest.approx(0.4) and len(scored) == 6

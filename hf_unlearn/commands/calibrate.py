@@ -56,7 +56,7 @@ def _table(record: dict) -> str:
     """The calibration's result: the best setting of each method, the do-nothing baseline, the choice."""
     best: dict[str, dict] = {}
     for r in record["candidates"]:
-        if "error" not in r and r["cost_fraction"] <= record["budget"]:
+        if "error" not in r and "over_budget" not in r and r["cost_fraction"] <= record["budget"]:
             key = (round(r["tow_mean"], 4), round(r["tow_mia_mean"], 4), -r["cost_fraction"])
             if r["method"] not in best or key > best[r["method"]]["key"]:
                 best[r["method"]] = {**r, "key": key}

@@ -6,29 +6,26 @@ which settings, forgets a request of this size best within this cost?" on the ru
 1. draw ``pseudo_requests`` forget sets of ``request_size`` (a fraction of the training set, or a
    count) from the run's training examples, with ``seed``, disjoint from each other and from every
    id in the run's request ledger (``requests/ledger.py``: ids already forgotten are never drawn);
-2. retrain each one's twin once (``runs.twins.build_twin``); the mean retrain time is the
-   cost unit ("1 retrain");
-3. run every candidate setting of every method (:data:`SEARCH_SPACE`, or a method config's own
-   ``SEARCH_SPACE`` class attribute) on every pseudo-request and score it against that request's
-   twin (ToW, ToW-MIA: ``evaluation/predict.compare``); a candidate whose mean wall time exceeds
-   ``budget`` x the mean retrain time is out;
+2. retrain each one's twin once (``runs.twins.build_twin``); the mean retrain time is the cost unit ("1 retrain");
+3. run every candidate setting of every method (:data:`SEARCH_SPACE`, or a method config's own ``SEARCH_SPACE``)
+   on every pseudo-request and score it against that request's twin (ToW, ToW-MIA: ``evaluation/predict.compare``);
+   a candidate whose mean wall time exceeds ``budget`` x the mean retrain time is out, and stops unscored as
+   soon as its time so far proves it;
 4. choose the candidate with the best mean ToW (rounded to 4 decimals), then the best mean
    ToW-MIA, then the cheapest; write ``RUN/calibration.json`` atomically.
 
-Search dimensions: ``steps`` is a share of the run's optimizer steps that the budget pays for
-(``max(1, round(share x budget x T))`` steps, T the run's training steps); ``lr_factor``
-multiplies the method's derived default learning rate (``methods/base.default_learning_rate``);
-``repair`` is amnesiac's repair steps as the same share (0: rollback only); anything else is the
-method's own option (``alpha``, ``scale``, ``early_stopping`` ...). ``calibration.json`` stores
-the concrete options, so ``hf-unlearn unlearn --method auto`` runs exactly the chosen setting.
+Search dimensions: ``steps`` is a share of the run's optimizer steps that the budget pays for (``max(1, round(share
+x budget x T))`` steps, T the run's training steps); ``lr_factor`` multiplies the method's derived default learning
+rate (``methods/base.default_learning_rate``); ``repair`` is amnesiac's repair steps as the same share (0: rollback
+only); anything else is the method's own option (``alpha``, ``scale``, ``early_stopping`` ...). ``calibration.json``
+stores the concrete options, so ``hf-unlearn unlearn --method auto`` runs exactly the chosen setting.
 
-Privacy: the pseudo-requests are named only by their count, their salted commitments and one
-keyed hash per id (HMAC-SHA256 under the run's private ``commitment_salt.json``): never an id.
-The keyed hashes let ``unlearn --method auto`` count how many ids of a real request were among the
-pseudo-requests. The rule: a real request is served whatever it holds (a deletion request is never
-refused), and when it overlaps the pseudo-requests its report says how many ids did, because its
-figures are then no independent check of the choice ("judge only on forget sets not used to
-calibrate").
+Privacy: the pseudo-requests are named only by their count, their salted commitments and one keyed hash per id
+(HMAC-SHA256 under the run's private ``commitment_salt.json``): never an id. The keyed hashes let ``unlearn --method
+auto`` count how many ids of a real request were among the pseudo-requests. The rule: a real request is served
+whatever it holds (a deletion request is never refused), and when it overlaps the pseudo-requests its report says
+how many ids did, because its figures are then no independent check of the choice ("judge only on forget sets not
+used to calibrate").
 """
 
 from __future__ import annotations
@@ -187,8 +184,10 @@ def _summary(scores: list[dict], times: list[float], retrain_s: float) -> dict:
     }
 
 
-def run_candidate(run, requests: list[dict], method: str, options: dict, retrain_s: float) -> dict:
-    """One candidate on every pseudo-request: its mean figures, or the one-line error that stopped it."""
+def run_candidate(run, requests: list[dict], method: str, options: dict, retrain_s: float, budget=None) -> dict:
+    """One candidate on every pseudo-request: its mean figures, or the one-line error that stopped it. With
+    ``budget``, once ``sum(times) / len(requests) / retrain_s > budget`` (later requests only add) it stops,
+    unscored: ``over_budget``, that lower bound as ``cost_fraction`` (:func:`choose` could never pick it)."""
     scores, times = [], []
     holdout = run.tokenized["test"] if options.get("early_stopping") else None
     try:
@@ -199,6 +198,9 @@ def run_candidate(run, requests: list[dict], method: str, options: dict, retrain
                 tokenizer=run.tokenizer, **kw, **options,
             )  # fmt: skip
             times.append(result.stats["wall_time_s"])
+            bound = sum(times) / len(requests) / retrain_s
+            if budget is not None and bound > budget:
+                return {"method": method, "options": options, "over_budget": True, "cost_fraction": bound}
             scores.append(compare(_score(result.model, run.tokenizer, req["splits"]), req["twin_metrics"]))
     except IntegrityError:
         raise  # a damaged log or folder stops the calibration: it is never one candidate's failure
@@ -213,7 +215,7 @@ def _first_line(exc: Exception) -> str:
 
 def choose(results: list[dict], budget: float) -> dict | None:
     """The best mean ToW (4 decimals), then ToW-MIA, then the cheapest, among candidates within ``budget``."""
-    fit = [r for r in results if "error" not in r and r["cost_fraction"] <= budget]
+    fit = [r for r in results if "error" not in r and "over_budget" not in r and r["cost_fraction"] <= budget]
     if not fit:
         return None
     return max(
@@ -253,8 +255,9 @@ def search(run, drawn: list[list], budget: float, methods: list[str], space: dic
     results = []
     with console.phase(f"trying {len(grid)} settings of {len(methods)} methods on each pseudo-request") as step:
         for method, options in console.progress(grid, desc="calibration"):
-            results.append(run_candidate(run, requests, method, options, retrain_s))
-        step.summary = f"{sum('error' not in r for r in results)} ran"
+            results.append(run_candidate(run, requests, method, options, retrain_s, budget))
+        over = sum("over_budget" in r for r in results)
+        step.summary = f"{sum('error' not in r for r in results) - over} ran, {over} stopped over the budget"
     return requests, results, retrain_s
 
 
