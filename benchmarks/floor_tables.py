@@ -79,7 +79,7 @@ def held_back(cfg: dict) -> str:
     held = cfg.get("held_back_by")
     if not held:
         return ""
-    return f"{held['says']} (factor {_num(held['value'])}; the noise twins' {_num(held.get('noise_twins_value'))})"
+    return held["says"]  # names the factor, its value and the noise twins' (floor.held_back_by)
 
 
 def target_rows(records: list[dict], forget_set: str) -> list[str]:
