@@ -68,7 +68,6 @@ import copy
 import dataclasses
 import gc
 import json
-import math
 import shutil
 import sys
 import tempfile
@@ -77,16 +76,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from floor_cache import SeedCache, plain
+from floor_figures import FORGET_SETS, floor_figures
 
 BENCH = "unlearning_floor"
-TARGETS = {  # figure: (comparison, threshold)
-    "tow_minus_floor": (">=", 0.0),
-    "tow_mia_minus_floor": (">=", 0.0),
-    "budget_best_tow_mean": (">=", 0.97),
-    "budget_best_tow_mia_mean": (">=", 0.95),
-    "exposure_gap": ("<=", 0.10),
-}
-FORGET_SETS = ("pct1", "small")
 PROTOCOL_KEYS = ("model", "finetune", "arm", "train", "test", "epochs", "seq_len", "retain_eval", "noise_twins")
 PROTOCOL_KEYS += ("budget", "pseudo_requests", "canaries", "canary_references", "quick")
 DO_NOTHING = "do_nothing"
@@ -347,142 +339,6 @@ def forget_set_record(run: BenchRun, fname: str, forget_ids, eval_ids: set, a, s
         "methods": rows,
         "calibration": calib,
     }
-
-
-# ---- aggregation over seeds (pure: tested on constructed numbers) -------------------------------------
-
-
-def _mean(values) -> float | None:
-    vals = [float(v) for v in values if v is not None]
-    return sum(vals) / len(vals) if vals else None
-
-
-def _sd(values) -> float | None:
-    vals = [float(v) for v in values if v is not None]
-    if not vals:
-        return None
-    m = sum(vals) / len(vals)
-    return math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
-
-
-def factors(rows: list[dict]) -> dict:
-    """Mean factor of ToW / ToW-MIA over ``rows`` (each with ``*_acc_gap`` in points and ``mia_gap``) and the
-    mean signed gaps: forget/retain/test = 1 - |gap| / 100, mia = 1 - |MIA gap|."""
-    out = {s: _mean(1 - abs(r[f"{s}_acc_gap"]) / 100 for r in rows) for s in ("forget", "retain", "test")}
-    out["mia"] = _mean(1 - abs(r["mia_gap"]) for r in rows)
-    out["signed_gaps"] = {s: _mean(r[f"{s}_acc_gap"] for r in rows) for s in ("forget", "retain", "test")}
-    out["signed_gaps"]["mia"] = _mean(r["mia_gap"] for r in rows)
-    return out
-
-
-def held_back_by(best: dict, noise: dict, mia: bool) -> dict:
-    """Which factor of ToW (``mia``: ToW-MIA) of the budget best is lowest, with its signed gap in words."""
-    keys = ("mia" if mia else "forget", "retain", "test")
-    worst = min(keys, key=lambda k: best[k] if best[k] is not None else 2.0)
-    gap = best["signed_gaps"][worst]
-    unit = "" if worst == "mia" else " points"
-    what = "MIA efficacy" if worst == "mia" else f"{worst} accuracy"
-    side = "above" if gap > 0 else "below"
-    return {
-        "factor": worst,
-        "value": best[worst],
-        "noise_twins_value": noise[worst],
-        "says": f"{what} {abs(gap):.3g}{unit} {side} the twin's on average "
-        f"(factor {best[worst]:.4f}; the noise twins' {noise[worst]:.4f})",
-    }
-
-
-def target_config(figure: str, value, best_rows: list[dict], noise_rows: list[dict]) -> dict:
-    """``target``, ``met`` and, when missed, the factor breakdown of the budget best against the noise twins."""
-    op, threshold = TARGETS[figure]
-    met = value is not None and (value >= threshold if op == ">=" else value <= threshold)
-    cfg = {"target": f"{op} {threshold:g}", "met": bool(met)}
-    if not met and best_rows and figure != "exposure_gap":
-        best, noise = factors(best_rows), factors(noise_rows)
-        cfg.update(factors={"budget_best": best, "noise_twins": noise})
-        cfg["held_back_by"] = held_back_by(best, noise, mia="mia" in figure)
-    return cfg
-
-
-def floor_figures(records: list[dict]) -> list[tuple[str, object, str, dict]]:
-    """(figure, value, unit, config) of every aggregate figure, from the per-seed x forget-set records."""
-    # long on purpose: every figure of the study, in the order the module docstring lists them
-    out = []
-    for fs in FORGET_SETS:
-        recs = [r for r in records if r["forget_set"] == fs]
-        if not recs:
-            continue
-        seeds = [r["seed"] for r in recs]
-        base = {"forget_set": fs, "seeds": seeds, "forget_count": recs[0]["forget_count"]}
-        floor = {}
-        for key in ("tow", "tow_mia"):
-            means = [_mean(n[key] for n in r["noise"]) for r in recs]
-            mins = [min(n[key] for n in r["noise"]) for r in recs]
-            floor[key], floor[f"{key}_min"] = _mean(means), _mean(mins)
-            cfg = dict(base, per_seed_mean=means, per_seed_min=mins, noise_twins=len(recs[0]["noise"]))
-            out.append((f"{fs}/noise_floor_{key}", floor[key], "mean over noise twins, mean over seeds", cfg))
-            out.append((f"{fs}/noise_floor_{key}_min", floor[f"{key}_min"], "min over noise twins (the rule)", cfg))
-        for name in sorted({m for r in recs for m in r["methods"]}):
-            rows = [r["methods"].get(name) or {"error": "not run"} for r in recs]
-            ok = [row for row in rows if "error" not in row]
-            cfg = dict(
-                base,
-                method=name,
-                per_seed_tow=[row.get("tow") for row in rows],
-                per_seed_tow_mia=[row.get("tow_mia") for row in rows],
-                per_seed_cost=[row.get("cost_fraction") for row in rows],
-                settings=[row.get("settings") for row in rows],
-                options=[row.get("options") for row in rows],
-                verdicts=[row.get("verdict") for row in rows],
-                exposure_gaps=[row.get("exposure_gap") for row in rows],
-                errors=[row["error"] for row in rows if "error" in row],
-            )
-            out.append((f"{fs}/{name}/tow_mean", _mean(r["tow"] for r in ok), "ToW vs twin, mean over seeds", cfg))
-            out.append((f"{fs}/{name}/tow_mia_mean", _mean(r["tow_mia"] for r in ok), "ToW-MIA, mean", cfg))
-            out.append((f"{fs}/{name}/tow_sd", _sd(r["tow"] for r in ok), "ToW, SD over seeds", cfg))
-            out.append((f"{fs}/{name}/cost_fraction", _mean(r["cost_fraction"] for r in ok), "of a retrain", cfg))
-        chosen = [(r, (r["calibration"]["choice"] or {}).get("method")) for r in recs]
-        pairs = [(r, r["methods"][m]) for r, m in chosen if m and "error" not in r["methods"].get(m, {"error": 1})]
-        best_rows = [row for _, row in pairs]
-        noise_rows = [n for r in recs for n in r["noise"]]
-        bcfg = dict(
-            base,
-            chosen=[m for _, m in chosen],
-            options=[(r["calibration"]["choice"] or {}).get("options") for r, _ in chosen],
-            calibration_tow=[(r["calibration"]["choice"] or {}).get("tow_mean") for r, _ in chosen],
-            calibration_cost_fraction=[(r["calibration"]["choice"] or {}).get("cost_fraction") for r, _ in chosen],
-            measured_cost_fraction=[row["cost_fraction"] for row in best_rows],
-            verdicts=[row["verdict"] for row in best_rows],
-        )
-        best = {k: _mean(row[k] for row in best_rows) if best_rows else None for k in ("tow", "tow_mia")}
-        for key in ("tow", "tow_mia"):
-            fig = f"budget_best_{key}_mean"
-            tcfg = target_config(fig, best[key], best_rows, noise_rows)
-            out.append((f"{fs}/{fig}", best[key], "chosen by calibration", {**bcfg, **tcfg}))
-        for key in ("tow", "tow_mia"):
-            fig = f"{key}_minus_floor"
-            value = None if best[key] is None else best[key] - floor[f"{key}_min"]
-            cfg = dict(bcfg, minus_mean_floor=None if best[key] is None else best[key] - floor[key])
-            cfg.update(target_config(fig, value, best_rows, noise_rows))
-            out.append((f"{fs}/{fig}", value, "budget best - noise floor (min)", cfg))
-        gap = _mean(row.get("exposure_gap") for row in best_rows)
-        ecfg = dict(
-            bcfg,
-            per_seed=[row.get("exposure_gap") for row in best_rows],
-            noise_twin_gaps=[g for r in recs for g in r["noise_exposure_gaps"]],
-            exposure=[dict(r["exposure"], unlearned=row.get("exposure")) for r, row in pairs],
-            canaries_forgotten=[r["canaries_forgotten"] for r in recs],
-        )
-        ecfg.update(target_config("exposure_gap", gap, best_rows, noise_rows))
-        out.append((f"{fs}/exposure_gap", gap, "|E(unlearned) - E(twin)| / E(twin)", ecfg))
-        noise_gap = _mean(ecfg["noise_twin_gaps"])
-        out.append((f"{fs}/exposure_gap_noise", noise_gap, "the noise twins' own exposure gap, mean", ecfg))
-        ccfg = dict(base, per_seed=[r["calibration"]["cost_retrains"] for r in recs])
-        ccfg.update(candidates=[r["calibration"]["candidates"] for r in recs])
-        out.append((f"{fs}/calibration_cost", _mean(ccfg["per_seed"]), "retrains", ccfg))
-        out.append((f"{fs}/retrain_time", _mean(r["retrain_s"] for r in recs), "s (the twin)", base))
-        out.append((f"{fs}/noise_twin_time", _mean(r["noise_twin_s"] for r in recs), "s (one noise twin)", base))
-    return out
 
 
 # ---- the study ---------------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from floor_figures import mean
+
 TARGET_FIGURES = (
     "budget_best_tow_mean",
     "budget_best_tow_mia_mean",
@@ -30,10 +32,6 @@ def _num(value, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
 def seed_header(rec: dict) -> str:
     """One line: the seed x set's size, its noise floor (mean / min over the noise twins) and its costs."""
     tows = [n["tow"] for n in rec["noise"]]
@@ -41,8 +39,8 @@ def seed_header(rec: dict) -> str:
     calib = rec.get("calibration") or {}
     return (
         f"**seed {rec['seed']}, `{rec['forget_set']}`** ({rec['forget_count']} ids, {rec['canaries_forgotten']} "
-        f"canaries): noise floor ToW mean {_num(_mean(tows))} / min {_num(min(tows))}, ToW-MIA mean "
-        f"{_num(_mean(mias))} / min {_num(min(mias))}; retrain {rec['retrain_s']:.1f} s, noise twin "
+        f"canaries): noise floor ToW mean {_num(mean(tows))} / min {_num(min(tows))}, ToW-MIA mean "
+        f"{_num(mean(mias))} / min {_num(min(mias))}; retrain {rec['retrain_s']:.1f} s, noise twin "
         f"{rec['noise_twin_s']:.1f} s; calibration {_num(calib.get('cost_retrains'), 2)} retrains "
         f"({calib.get('candidates', '-')} candidates)"
     )

@@ -1,4 +1,4 @@
-"""The noise-floor benchmark's aggregation (``benchmarks/floor.py``) on constructed numbers: no model runs."""
+"""The noise-floor benchmark's aggregation (``benchmarks/floor_figures.py``, ``floor.py --merge``, ``floor_tables.py``) on constructed numbers: no model runs."""
 
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ def floor():
     finally:
         sys.modules.pop("bench_floor", None)
         sys.path.remove(str(BENCH_DIR))
+
+
+@pytest.fixture(scope="module")
+def figures(floor):
+    return importlib.import_module("floor_figures")  # on the path while ``floor`` is
 
 
 def _pair(tow, tow_mia, forget=0.0, retain=0.0, test=0.0, mia=0.0):
@@ -65,7 +70,7 @@ def _record(seed, noise, best, nothing, exposure_gap):
     }
 
 
-def test_floor_figures_means_mins_and_margins(floor):
+def test_floor_figures_means_mins_and_margins(figures):
     records = [
         _record(
             0,
@@ -76,7 +81,7 @@ def test_floor_figures_means_mins_and_margins(floor):
         ),
         _record(1, [_pair(0.99, 0.97), _pair(0.97, 0.95)], (0.95, 0.91, 0.02), (0.92, 0.82, 0.0), 0.0),
     ]
-    figs = {name: (value, cfg) for name, value, _, cfg in floor.floor_figures(records)}
+    figs = {name: (value, cfg) for name, value, _, cfg in figures.floor_figures(records)}
     # noise floor: mean over seeds of the per-seed mean / min over the noise twins
     assert figs["pct1/noise_floor_tow"][0] == pytest.approx((0.97 + 0.98) / 2)
     assert figs["pct1/noise_floor_tow_min"][0] == pytest.approx((0.96 + 0.97) / 2)
@@ -99,19 +104,19 @@ def test_floor_figures_means_mins_and_margins(floor):
     assert figs["pct1/calibration_cost"][0] == pytest.approx(3.5)
 
 
-def test_missed_target_names_the_factor_that_holds_tow_back(floor):
+def test_missed_target_names_the_factor_that_holds_tow_back(figures):
     noise = [_pair(0.99, 0.99, forget=1.0, retain=0.2, test=-0.3, mia=0.01)] * 2
     best = _method(0.9, 0.9, 0.04, forget=8.0, retain=-1.0, test=0.5, mia=0.02)
     mia_bad = _method(0.9, 0.8, 0.04, forget=1.0, retain=-1.0, test=0.5, mia=-0.15)
-    cfg = floor.target_config("budget_best_tow_mean", 0.9, [best], noise)
+    cfg = figures.target_config("budget_best_tow_mean", 0.9, [best], noise)
     assert cfg["met"] is False
     assert cfg["held_back_by"]["factor"] == "forget"
     assert cfg["held_back_by"]["value"] == pytest.approx(0.92)
     assert cfg["held_back_by"]["noise_twins_value"] == pytest.approx(0.99)
     assert "above" in cfg["held_back_by"]["says"]
-    mia_cfg = floor.target_config("budget_best_tow_mia_mean", 0.8, [mia_bad], noise)
+    mia_cfg = figures.target_config("budget_best_tow_mia_mean", 0.8, [mia_bad], noise)
     assert mia_cfg["held_back_by"]["factor"] == "mia" and "below" in mia_cfg["held_back_by"]["says"]
-    assert "held_back_by" not in floor.target_config("budget_best_tow_mean", 0.98, [best], noise)
+    assert "held_back_by" not in figures.target_config("budget_best_tow_mean", 0.98, [best], noise)
 
 
 def _results_file(floor, folder, name, records, **protocol):
@@ -162,18 +167,18 @@ def test_merge_gives_the_figures_over_the_seeds_of_several_files(floor, tmp_path
     assert [r["seed"] for r in merged["per_seed"]] == [0, 3]
 
 
-def test_tables_show_every_method_the_choice_and_the_missed_targets(floor, tmp_path, capsys):
+def test_tables_show_every_method_the_choice_and_the_missed_targets(floor, figures, tmp_path, capsys):
     import json
 
     tables = importlib.import_module("floor_tables")
     rec = _seed(0, 0.90)
     rec["methods"]["neggrad_plus"]["forget_acc_gap"] = 8.0
-    figures = [
+    lines = [
         {"bench": floor.BENCH, "figure": name, "value": value, "unit": unit, "config": cfg}
-        for name, value, unit, cfg in floor.floor_figures([rec])
+        for name, value, unit, cfg in figures.floor_figures([rec])
     ]
     path = tmp_path / "s0.json"
-    path.write_text(json.dumps({"name": "s0", "command": "x", "records": figures, "per_seed": [rec]}))
+    path.write_text(json.dumps({"name": "s0", "command": "x", "records": lines, "per_seed": [rec]}))
     assert tables.main([str(path)]) == 0
     out = capsys.readouterr().out
     assert "noise floor ToW mean 0.9700 / min 0.9600" in out and "calibration 3.00 retrains (40 candidates)" in out
