@@ -294,7 +294,7 @@ def forget_set_record(run: BenchRun, fname: str, forget_ids, eval_ids: set, a, s
     from hf_unlearn.evaluation.noise_floor import noise_floor_section, noise_min
     from hf_unlearn.evaluation.predict import evaluate_model
     from hf_unlearn.evaluation.report import split_for_evaluation
-    from hf_unlearn.evaluation.verdict import judge
+    from hf_unlearn.evaluation.verdict import NO_BETTER, judge
 
     calib = cache.read(fname, "calibration")
     if calib is None:
@@ -314,7 +314,7 @@ def forget_set_record(run: BenchRun, fname: str, forget_ids, eval_ids: set, a, s
     rows[DO_NOTHING] = dict(nothing, settings="none", options={}, metrics=orig_m, wall_s=0.0)
     rows[DO_NOTHING]["exposure"] = exposure.get("original")
     twin_exp = exposure.get("retrain_twin")
-    for row in rows.values():
+    for name, row in rows.items():
         if "error" in row:
             continue
         row["cost_fraction"] = row.pop("wall_s") / retrain_s
@@ -323,7 +323,7 @@ def forget_set_record(run: BenchRun, fname: str, forget_ids, eval_ids: set, a, s
             orig_m, row.pop("metrics"), twin_m, tow=row["tow"], tow_mia=row["tow_mia"],
             nothing_tow=nothing["tow"], nothing_tow_mia=nothing["tow_mia"], noise_min=noise_min(floor),
         )  # fmt: skip
-        row["verdict"] = v["label"]
+        row["verdict"] = NO_BETTER if name == DO_NOTHING else v["label"]  # the baseline is not judged against itself
     return {
         "seed": seed,
         "forget_set": fname,

@@ -74,6 +74,18 @@ def test_the_verdict_rule_on_constructed_figures(unlearned, label, within):
     assert verdict["harm"] is (label == DID_HARM)
 
 
+def test_a_drop_that_a_noise_twin_shows_too_is_not_harm():
+    """Test accuracy 1.8 points below the twin on 1,000 examples: harm when no noise twin drops that far
+    (the worst drops 1.0), retrain noise when one does (2.0 below the twin)."""
+    dropped, sizes = _m(81.0, test=83.2, mia=0.29), {"retain": 1000, "test": 1000}
+    assert noise_min(noise_floor_section(TWIN, NOISE))["test_acc_gap"] == pytest.approx(-1.0)
+    assert _judge(dropped, sizes=sizes)["label"] == DID_HARM
+    wider = [*NOISE, _m(80.0, test=83.0, mia=0.30)]
+    verdict = _judge(dropped, noise=wider, sizes=sizes)
+    assert verdict["label"] == WITHIN_NOISE and not verdict["harm"]
+    assert _judge(dropped, noise=None, sizes=sizes)["label"] == DID_HARM  # no noise twins: the 1-point rule
+
+
 def test_harm_needs_more_than_one_evaluated_example():
     """3 points below the twin is harm on 1,000 retain examples, not on 25 (one example = 4 points)."""
     hurt = _m(80.0, retain=87.0, mia=0.30)

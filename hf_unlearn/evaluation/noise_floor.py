@@ -61,10 +61,12 @@ def noise_floor_section(
 
 
 def noise_min(section: Mapping | None) -> dict | None:
-    """``{"tow": .., "tow_mia": ..}``: the worst the noise twins score against the twin (None without a floor)."""
+    """The worst the noise twins score against the twin (None without a floor): ``tow``, ``tow_mia`` and the
+    lowest ``retain_acc_gap`` / ``test_acc_gap`` (points; negative: a valid retrain below the twin)."""
     if not section:
         return None
-    return {k: section["against_twin"][k]["min"] for k in ("tow", "tow_mia")}
+    keys = ("tow", "tow_mia", "retain_acc_gap", "test_acc_gap")
+    return {k: section["against_twin"][k]["min"] for k in keys if k in section["against_twin"]}
 
 
 def _num(v) -> bool:

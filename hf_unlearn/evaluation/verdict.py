@@ -7,8 +7,9 @@ unlearned model and for the "do nothing" baseline (the original model scored aga
 twin), and the retrain noise floor (``noise_floor.py``: K noise twins, retrains without the
 forget set under other seeds, scored against the twin). The rule, checked in this order:
 
-1. "did harm": retain or test accuracy more than 1 point AND more than one evaluated example
-   (``100 / n`` points on ``n`` examples) below the twin's, or ToW below the do-nothing ToW;
+1. "did harm": retain or test accuracy below the twin's by more than 1 point, more than one evaluated
+   example (``100 / n`` points on ``n`` examples) AND more than any noise twin is (a drop that a valid
+   retrain shows too is retrain noise, not harm), or ToW below the do-nothing ToW;
 2. "no better than doing nothing": ToW not above the do-nothing ToW;
 3. "within the retrain noise" (with at least one noise twin): :data:`NOISE_RULE`;
 4. otherwise, by the sign of the forget-accuracy gap to the twin: "forgets less than retraining"
@@ -35,8 +36,8 @@ NOISE_RULE = (
     "and dropout seeds) score against the same twin."
 )
 RULE = (
-    f"did harm: retain or test accuracy more than {HARM_POINTS:.0f} point (and more than one evaluated example) "
-    "below the retrain twin's, or ToW below "
+    f"did harm: retain or test accuracy more than {HARM_POINTS:.0f} point (and more than one evaluated example, "
+    "and more than any noise twin) below the retrain twin's, or ToW below "
     "the do-nothing ToW (the original model scored against the twin); else no better than doing nothing: ToW not "
     f"above the do-nothing ToW; else {NOISE_RULE} Otherwise the sign of the forget-accuracy gap to the twin says "
     "whether the method forgets less or more than retraining."
@@ -49,11 +50,12 @@ def harm_threshold(n_examples: int | None) -> float:
     return max(HARM_POINTS, 100.0 / n_examples) if n_examples else HARM_POINTS
 
 
-def _harm_reasons(unlearned, twin, tow: float, nothing_tow: float, sizes: Mapping | None) -> list[str]:
+def _harm_reasons(unlearned, twin, tow: float, nothing_tow: float, sizes, noise_min) -> list[str]:
     out = []
     for split in ("retain", "test"):
         drop = twin[f"{split}_acc"] - unlearned[f"{split}_acc"]
-        if drop > harm_threshold((sizes or {}).get(split)) + EPS:
+        noise_drop = -(noise_min or {}).get(f"{split}_acc_gap", 0.0)  # the largest drop of a noise twin
+        if drop > max(harm_threshold((sizes or {}).get(split)), noise_drop) + EPS:
             out.append(f"{split} accuracy {drop:.1f} points below the retrain twin's")
     if tow < nothing_tow - EPS:
         out.append(f"ToW {tow:.4f} below doing nothing's {nothing_tow:.4f}")
@@ -77,12 +79,13 @@ def judge(
     ``original`` / ``unlearned`` / ``twin``: :func:`~hf_unlearn.evaluation.predict.evaluate_model`
     dicts (accuracies in percent); ``tow`` / ``tow_mia``: the unlearned model against the twin;
     ``nothing_*``: the original against the twin; ``noise_min``: ``{"tow": .., "tow_mia": ..}``, the
-    lowest the noise twins score against the twin (None without noise twins); ``sizes``: examples evaluated
+    lowest the noise twins score against the twin, with their lowest ``retain_acc_gap`` / ``test_acc_gap``
+    (the harm threshold; :func:`~.noise_floor.noise_min`; None without noise twins); ``sizes``: examples evaluated
     per split (``{"retain": n, "test": n}``; the harm threshold, :func:`harm_threshold`). Returns ``{"label"``
     (one of :data:`VERDICTS`), ``"says"`` (one sentence), ``"harm"``, ``"no_better_than_nothing"``,
     ``"within_noise"`` and ``"do_nothing_within_noise"`` (None without noise twins), ``"rule"``}.
     """
-    harm = _harm_reasons(unlearned, twin, tow, nothing_tow, sizes)
+    harm = _harm_reasons(unlearned, twin, tow, nothing_tow, sizes, noise_min)
     no_better = tow <= nothing_tow + EPS
     within = _within(noise_min, tow, tow_mia)
     nothing_within = _within(noise_min, nothing_tow, nothing_tow_mia)
