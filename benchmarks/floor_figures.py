@@ -48,15 +48,18 @@ def held_back_by(best: dict, noise: dict, mia: bool) -> dict:
     keys = ("mia" if mia else "forget", "retain", "test")
     worst = min(keys, key=lambda k: best[k] if best[k] is not None else 2.0)
     gap = best["signed_gaps"][worst]
-    unit = "" if worst == "mia" else " points"
+    unit, scale = ("", 1.0) if worst == "mia" else (" points", 100.0)
+    off = (1 - best[worst]) * scale  # the mean |gap|: the factor is 1 - |gap| (/ 100 for accuracies)
     what = "MIA efficacy" if worst == "mia" else f"{worst} accuracy"
-    side = "above" if gap > 0 else "below"
+    if abs(abs(gap) - off) <= 1e-9 * max(1.0, off):  # every seed on the same side of the twin
+        where = f"{off:.3g}{unit} {'above' if gap > 0 else 'below'} the twin's on average"
+    else:
+        where = f"{off:.3g}{unit} from the twin's on average, on both sides (signed mean {gap:+.3g})"
     return {
         "factor": worst,
         "value": best[worst],
         "noise_twins_value": noise[worst],
-        "says": f"{what} {abs(gap):.3g}{unit} {side} the twin's on average "
-        f"(factor {best[worst]:.4f}; the noise twins' {noise[worst]:.4f})",
+        "says": f"{what} {where} (factor {best[worst]:.4f}; the noise twins' {noise[worst]:.4f})",
     }
 
 

@@ -119,6 +119,15 @@ def test_missed_target_names_the_factor_that_holds_tow_back(figures):
     assert "held_back_by" not in figures.target_config("budget_best_tow_mean", 0.98, [best], noise)
 
 
+def test_a_factor_off_on_both_sides_says_its_mean_distance_not_a_zero_signed_gap(figures):
+    """Seeds 0.1 above, 0.1 below and at the twin's MIA efficacy: 0.0667 off on average, signed mean 0."""
+    noise = [_pair(0.9, 0.85, mia=0.15)] * 2
+    rows = [_method(0.98, 0.9, 0.04, mia=m) for m in (0.1, -0.1, 0.0)]
+    held = figures.target_config("budget_best_tow_mia_mean", 0.91, rows, noise)["held_back_by"]
+    assert held["factor"] == "mia" and held["value"] == pytest.approx(1 - 0.2 / 3)
+    assert "MIA efficacy 0.0667 from the twin's on average, on both sides (signed mean +0)" in held["says"]
+
+
 def _results_file(floor, folder, name, records, **protocol):
     import json
 
