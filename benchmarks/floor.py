@@ -319,11 +319,14 @@ def forget_set_record(run: BenchRun, fname: str, forget_ids, eval_ids: set, a, s
             continue
         row["cost_fraction"] = row.pop("wall_s") / retrain_s
         row["exposure_gap"] = exposure_gap(row["exposure"], twin_exp)
-        v = judge(
-            orig_m, row.pop("metrics"), twin_m, tow=row["tow"], tow_mia=row["tow_mia"],
+        metrics = row.pop("metrics")
+        if name == DO_NOTHING:  # the baseline is not judged against itself
+            row["verdict"] = NO_BETTER
+            continue
+        row["verdict"] = judge(
+            orig_m, metrics, twin_m, tow=row["tow"], tow_mia=row["tow_mia"],
             nothing_tow=nothing["tow"], nothing_tow_mia=nothing["tow_mia"], noise_min=noise_min(floor),
-        )  # fmt: skip
-        row["verdict"] = NO_BETTER if name == DO_NOTHING else v["label"]  # the baseline is not judged against itself
+        )["label"]  # fmt: skip
     return {
         "seed": seed,
         "forget_set": fname,
