@@ -2,7 +2,8 @@
 
 Per seed x forget set (``per_seed``): the noise floor, the cost unit and the calibration's cost, then one row
 per method (ToW, ToW-MIA, cost in retrains, the verdict, the setting it ran with) and the calibration's
-choice; per forget set (``records``): the target figures with their target, whether met and, where missed,
+choice; per forget set (``records``): each method over the seeds (mean ToW with every seed's value, mean
+ToW-MIA, ToW SD, mean cost) where the file holds more than one seed, then the target figures with their target, whether met and, where missed,
 the factor of ToW that held the budget best back. Nothing is computed here that the results file does not hold.
 
 Usage::
@@ -80,6 +81,27 @@ def held_back(cfg: dict) -> str:
     return held["says"]  # names the factor, its value and the noise twins' (floor.held_back_by)
 
 
+def over_seeds_rows(records: list[dict], forget_set: str) -> list[str]:
+    """Each method's figures over the seeds of one forget set, read from its ``<set>/<method>/...`` records."""
+    by_figure = {r["figure"]: r for r in records}
+    prefix = f"{forget_set}/"
+    methods = sorted({f.split("/")[1] for f in by_figure if f.startswith(prefix) and f.endswith("/tow_mean")})
+    out = [
+        "| method | ToW mean (per seed) | ToW-MIA mean | ToW SD | cost (retrains, mean) |",
+        "|---|---|---|---|---|",
+    ]
+    for name in methods:
+        tow = by_figure[f"{prefix}{name}/tow_mean"]
+        per_seed = " / ".join(_num(v, 3) for v in tow["config"].get("per_seed_tow", []))
+        out.append(
+            f"| {name} | {_num(tow['value'])} ({per_seed}) | "
+            f"{_num(by_figure[f'{prefix}{name}/tow_mia_mean']['value'])} | "
+            f"{_num(by_figure[f'{prefix}{name}/tow_sd']['value'])} | "
+            f"{_num(by_figure[f'{prefix}{name}/cost_fraction']['value'])} |"
+        )
+    return out
+
+
 def target_rows(records: list[dict], forget_set: str) -> list[str]:
     by_figure = {r["figure"]: r for r in records}
     out = ["| target figure | value | target | met | held back by |", "|---|---|---|---|---|"]
@@ -100,6 +122,10 @@ def tables(data: dict) -> str:
     for rec in data.get("per_seed", []):
         lines += [seed_header(rec), "", *method_rows(rec), "", choice_line(rec), ""]
     for forget_set in sorted({rec["forget_set"] for rec in data.get("per_seed", [])}):
+        seeds = sorted({rec["seed"] for rec in data["per_seed"] if rec["forget_set"] == forget_set})
+        if len(seeds) > 1:
+            lines += [f"Each method over seeds {seeds}, `{forget_set}`:", ""]
+            lines += [*over_seeds_rows(data.get("records", []), forget_set), ""]
         lines += [f"Targets, `{forget_set}` (means over the seeds of this file):", ""]
         lines += [*target_rows(data.get("records", []), forget_set), ""]
     return "\n".join(lines)

@@ -201,3 +201,25 @@ def test_tables_show_every_method_the_choice_and_the_missed_targets(floor, figur
     bad.write_text("[]")
     assert tables.main([str(bad)]) == 2
     assert "is not a --floor results file" in capsys.readouterr().err
+
+
+def test_tables_give_each_method_over_the_seeds_when_a_file_holds_several(floor, figures, tmp_path, capsys):
+    import json
+
+    tables = importlib.import_module("floor_tables")
+    recs = [_seed(0, 0.90), _seed(1, 0.96)]
+    lines = [
+        {"bench": floor.BENCH, "figure": name, "value": value, "unit": unit, "config": cfg}
+        for name, value, unit, cfg in figures.floor_figures(recs)
+    ]
+    path = tmp_path / "two.json"
+    path.write_text(json.dumps({"name": "two", "command": "x", "records": lines, "per_seed": recs}))
+    assert tables.main([str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "Each method over seeds [0, 1], `pct1`:" in out
+    row = next(line for line in out.splitlines() if line.startswith("| neggrad_plus | 0.9300 ("))
+    assert row.startswith("| neggrad_plus | 0.9300 (0.900 / 0.960) | 0.9300 | 0.0424 |")
+    single = tmp_path / "one.json"
+    single.write_text(json.dumps({"name": "one", "command": "x", "records": lines[:0], "per_seed": recs[:1]}))
+    assert tables.main([str(single)]) == 0
+    assert "Each method over seeds" not in capsys.readouterr().out
