@@ -76,6 +76,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from floor_cache import SeedCache, plain
+from floor_calibration import calibration_for
 from floor_figures import FORGET_SETS, floor_figures
 
 BENCH = "unlearning_floor"
@@ -176,43 +177,6 @@ def eval_forget_sets(ids: list[str], canary_ids: list[str], a, seed: int) -> dic
     return out
 
 
-# ---- calibration on other forget sets ---------------------------------------------------------------------
-
-
-def quick_space(methods: list[str]) -> dict:
-    """--quick: the first value of every dimension of each method's search space (one setting each)."""
-    from hf_unlearn.runs.calibrate import search_space
-
-    return {m: {k: v[:1] for k, v in search_space(m).items()} for m in methods}
-
-
-def calibrate_other_sets(run: BenchRun, eval_ids: set[str], count: int, a, seed: int, say) -> dict:
-    """Calibration on ``--pseudo-requests`` sets of ``count`` ids drawn outside ``eval_ids``: the overall
-    choice, each method's own best within the budget, and the cost in retrains."""
-    from hf_unlearn.runs import calibrate as cal
-
-    start = time.perf_counter()
-    drawn = cal.draw_pseudo_requests(list(run.tokenized["train"]["id"]), eval_ids, count, a.pseudo_requests, seed)
-    used = {i for ids in drawn for i in ids}
-    assert not used & eval_ids, "calibration drew an evaluation forget id"
-    methods = [m for m in cal.calibratable() if a.floor_methods is None or m in a.floor_methods]
-    space = quick_space(methods) if a.quick else None
-    say(f"calibration: {a.pseudo_requests} pseudo-requests of {count} ids, {len(methods)} methods")
-    with contextlib.redirect_stdout(sys.stderr):
-        _, results, retrain_s = cal.search(run, drawn, a.budget, methods, space, a.retain_eval)
-    best = cal.choose(results, a.budget)
-    per_method = {m: cal.choose([r for r in results if r["method"] == m], a.budget) for m in methods}
-    return {
-        "choice": None if best is None else {k: best[k] for k in ("method", "options", "tow_mean", "cost_fraction")},
-        "per_method": {m: r["options"] for m, r in per_method.items() if r is not None},
-        "cost_retrains": (time.perf_counter() - start) / retrain_s,
-        "retrain_s_mean": retrain_s,
-        "candidates": len(results),
-        "errors": sorted({f"{r['method']}: {r['error']}" for r in results if "error" in r}),
-        "disjoint_from_eval": True,
-    }
-
-
 # ---- one forget set: twins, methods, exposure -------------------------------------------------------------
 
 
@@ -238,16 +202,18 @@ def forgotten_exposure(models: dict, run: BenchRun, probe, forget_ids) -> dict:
 def run_methods(run: BenchRun, splits, forget_ids, calib: dict, twin_m: dict, seed: int, a, say, kept) -> dict:
     """Every method once (calibrated setting, else defaults): its row against the twin and its model's
     forgotten-canary exposure (the model itself is dropped). ``kept``: the rows already finished
-    (``floor_cache``), saved again after each method."""
+    (``floor_cache``), saved again after each method; a kept row run at another setting runs again."""
     from hf_unlearn.methods import available_methods, unlearn
 
     rows = kept.rows()
     for name, spec in available_methods().items():
-        if (a.floor_methods is not None and name not in a.floor_methods) or name in rows:
+        if a.floor_methods is not None and name not in a.floor_methods:
             continue
         options = calib["per_method"].get(name)
         settings = "calibrated" if options is not None else "default"
         options = dict(options or {})
+        if name in rows and (rows[name].get("settings"), rows[name].get("options")) == (settings, options):
+            continue  # kept, and run at the setting calibration now gives it (a topped-up calibration may not)
         wants_holdout = "holdout" in spec.inputs or options.get("early_stopping")
         try:
             with contextlib.redirect_stdout(sys.stderr):
@@ -296,10 +262,7 @@ def forget_set_record(run: BenchRun, fname: str, forget_ids, eval_ids: set, a, s
     from hf_unlearn.evaluation.report import split_for_evaluation
     from hf_unlearn.evaluation.verdict import NO_BETTER, judge
 
-    calib = cache.read(fname, "calibration")
-    if calib is None:
-        calib = plain(calibrate_other_sets(run, eval_ids, len(forget_ids), a, seed, say))
-        cache.write(fname, "calibration", calib)
+    calib = calibration_for(run, fname, eval_ids, len(forget_ids), a, seed, say, cache)
     twins, timings = cached_twins(cache, fname, run, forget_ids, a, say)
     retrain_s = timings["retrain_s"]
     splits = split_for_evaluation(run.tokenized["train"], run.tokenized["test"], forget_ids, a.retain_eval, seed)

@@ -242,3 +242,29 @@ def test_a_candidate_proven_over_the_budget_stops_unscored(monkeypatch):
     assert cal.choose([slow, fast], budget=0.1) is fast and cal.choose([slow], budget=1.0) is None
     unguarded = cal.run_candidate(run, requests, "slow", {}, retrain_s=1.0)  # no budget: every request, scored
     assert unguarded["cost_fraction"] == pytest.approx(0.4) and len(scored) == 6
+
+
+def test_per_sample_replay_is_searched_over_its_correction_scale_on_a_momentum_free_run(tmp_path):
+    """Its three correction scales run (no candidate is an error on a run it can replay) and the chosen
+    one is stored; on a run with momentum every candidate is a recorded error, not the end of calibration."""
+    from hf_unlearn.commands import train as train_cmd
+    from hf_unlearn.runs import calibrate as cal
+
+    assert cal.search_space("per_sample_replay") == {"correction_scale": (1.0, 1.5, 2.0)}
+    assert "per_sample_replay" in cal.calibratable()
+    run = tmp_path / "run"
+    assert train_cmd.main([*TINY_RUN, "--adam_beta1", "0", "--output_dir", str(run)]) == 0
+    record = cal.calibrate_run(run, 3, budget=1000.0, methods=["per_sample_replay"], pseudo_requests=1)
+    tried = [c for c in record["candidates"] if c["method"] == "per_sample_replay"]
+    assert sorted(c["options"]["correction_scale"] for c in tried) == [1.0, 1.5, 2.0]
+    assert not [c for c in tried if "error" in c]
+    assert record["choice"]["method"] == "per_sample_replay"
+    assert record["choice"]["options"]["correction_scale"] in (1.0, 1.5, 2.0)
+    momentum = tmp_path / "momentum"
+    assert train_cmd.main([*TINY_RUN, "--output_dir", str(momentum)]) == 0
+    space = {"per_sample_replay": {"correction_scale": (1.0,)}, "finetune": {"max_steps": (1,)}}
+    mixed = cal.calibrate_run(
+        momentum, 3, budget=1000.0, methods=["per_sample_replay", "finetune"], pseudo_requests=1, space=space
+    )
+    assert [c["method"] for c in mixed["candidates"] if "error" in c] == ["per_sample_replay"]
+    assert mixed["choice"]["method"] == "finetune"

@@ -17,7 +17,7 @@ which settings, forgets a request of this size best within this cost?" on the ru
 Search dimensions: ``steps`` is a share of the run's optimizer steps that the budget pays for (``max(1, round(share
 x budget x T))`` steps, T the run's training steps); ``lr_factor`` multiplies the method's derived default learning
 rate (``methods/base.default_learning_rate``); ``repair`` is amnesiac's repair steps as the same share (0: rollback
-only); anything else is the method's own option (``alpha``, ``scale``, ``early_stopping`` ...). ``calibration.json``
+only); anything else is the method's own option (``alpha``, ``scale``, ``correction_scale``, ``early_stopping`` ...). ``calibration.json``
 stores the concrete options, so ``hf-unlearn unlearn --method auto`` runs exactly the chosen setting.
 
 Privacy: the pseudo-requests are named only by their count, their salted commitments and one keyed hash per id
@@ -72,6 +72,7 @@ SEARCH_SPACE: dict[str, dict[str, tuple]] = {
     "amnesiac": {"repair": (0.0, 0.5)},
     "ssd": {"alpha": (3.0, 10.0, 30.0)},
     "propagated_replay": {"exact_every": (10, 20, 50)},
+    "per_sample_replay": {"correction_scale": (1.0, 1.5, 2.0)},
 }
 
 
@@ -129,9 +130,8 @@ def candidates(methods: list[str], scope: Scope, space: dict | None = None) -> l
     out = []
     for method in methods:
         dims = dict((space or {}).get(method) or search_space(method))
-        keys = list(dims)
-        for values in itertools.product(*(dims[k] for k in keys)):
-            out.append((method, candidate_options(method, dict(zip(keys, values)), scope)))
+        for values in itertools.product(*dims.values()):
+            out.append((method, candidate_options(method, dict(zip(dims, values)), scope)))
     return out
 
 
