@@ -3,10 +3,11 @@
 Per seed x forget set, ``runs/calibrate`` searches every calibratable method's grid on ``--pseudo-requests``
 sets of the same size drawn outside both evaluation forget sets, and ``calibrate.choose`` picks the budget
 best. With ``--work-dir`` the result is kept (``floor_cache``); when the search space later gains a method
-(``per_sample_replay`` and its ``correction_scale`` joined it), a kept calibration is *topped up*: only the
+(``per_sample_replay`` joined it), a kept calibration is *topped up*: only the
 methods it did not search are searched, on the same pseudo-requests (the draw is seeded, and its digest is
 checked), and the two results are merged by ``choose``'s own order (:func:`better_choice`). The study's
-figures then stand for the whole search space without paying again for the part already searched.
+figures then stand for the whole search space without paying again for the part already searched. Every
+candidate's mean figures are kept (``results``; calibrations kept before that hold only the choices).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ SEARCHED_BEFORE_LISTED = (
     "amnesiac", "finetune", "l1_sparse", "neggrad", "neggrad_plus", "propagated_replay", "random_label", "salun",
     "scrub", "single_gradient", "ssd",
 )  # fmt: skip
+RESULT_KEYS = ("method", "options", "tow_mean", "tow_mia_mean", "tow_sd", "cost_fraction", "over_budget", "error")
 TOW_DECIMALS = 4  # as runs/calibrate.choose
 
 
@@ -69,6 +71,7 @@ def calibrate_other_sets(run, eval_ids: set[str], count: int, a, seed: int, say,
         "errors": sorted({f"{r['method']}: {r['error']}" for r in results if "error" in r}),
         "disjoint_from_eval": True,
         "draw_digest": draw_digest(drawn),
+        "results": [{k: r[k] for k in RESULT_KEYS if k in r} for r in results],  # a later rule can choose again
     }
 
 
@@ -103,6 +106,7 @@ def top_up(kept: dict, new: dict) -> dict:
         "errors": sorted({*kept["errors"], *new["errors"]}),
         "disjoint_from_eval": kept["disjoint_from_eval"] and new["disjoint_from_eval"],
         "draw_digest": new["draw_digest"],
+        "results": kept.get("results", []) + new["results"],
         "topped_up": {k: new[k] for k in ("methods", "cost_retrains", "retrain_s_mean", "candidates")},
     }
 

@@ -33,6 +33,7 @@ def _calib(choice, methods, per_method, cost=10.0, digest="d1"):
     out = {
         "choice": choice, "per_method": per_method, "cost_retrains": cost, "retrain_s_mean": 100.0,
         "candidates": 4, "errors": [], "disjoint_from_eval": True, "draw_digest": digest,
+        "results": [{"method": m, "tow_mean": 0.9} for m in methods or []],
     }  # fmt: skip
     return out if methods is None else dict(out, methods=methods)
 
@@ -72,6 +73,7 @@ def test_a_kept_calibration_is_topped_up_with_only_the_methods_it_did_not_search
     assert calib["choice"]["method"] == "per_sample_replay" and calib["cost_retrains"] == pytest.approx(10.5)
     assert calib["per_method"] == {"neggrad": {"max_steps": 1}, "per_sample_replay": {"correction_scale": 1.5}}
     assert calib["topped_up"]["methods"] == ["per_sample_replay"] and "per_sample_replay" in calib["methods"]
+    assert [r["method"] for r in calib["results"]] == ["per_sample_replay"]  # the kept one held none
     assert cache.read("pct1", "calibration") == calib
     # searched everything now: kept as is, nothing searched again
     assert floor_calibration.calibration_for(None, "pct1", set(), 7, a, 0, said.append, cache) == calib

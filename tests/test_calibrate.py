@@ -244,22 +244,22 @@ def test_a_candidate_proven_over_the_budget_stops_unscored(monkeypatch):
     assert unguarded["cost_fraction"] == pytest.approx(0.4) and len(scored) == 6
 
 
-def test_per_sample_replay_is_searched_over_its_correction_scale_on_a_momentum_free_run(tmp_path):
-    """Its three correction scales run (no candidate is an error on a run it can replay) and the chosen
-    one is stored; on a run with momentum every candidate is a recorded error, not the end of calibration."""
+def test_per_sample_replay_is_a_candidate_on_a_momentum_free_run_and_an_error_on_another(tmp_path):
+    """Exact replay (correction scale 1) runs and can be chosen on a run it can replay; on a run with
+    momentum its candidate is a recorded error, not the end of calibration."""
     from hf_unlearn.commands import train as train_cmd
     from hf_unlearn.runs import calibrate as cal
 
-    assert cal.search_space("per_sample_replay") == {"correction_scale": (1.0, 1.5, 2.0)}
+    assert cal.search_space("per_sample_replay") == {"correction_scale": (1.0,)}
     assert "per_sample_replay" in cal.calibratable()
     run = tmp_path / "run"
     assert train_cmd.main([*TINY_RUN, "--adam_beta1", "0", "--output_dir", str(run)]) == 0
     record = cal.calibrate_run(run, 3, budget=1000.0, methods=["per_sample_replay"], pseudo_requests=1)
     tried = [c for c in record["candidates"] if c["method"] == "per_sample_replay"]
-    assert sorted(c["options"]["correction_scale"] for c in tried) == [1.0, 1.5, 2.0]
+    assert [c["options"] for c in tried] == [{"correction_scale": 1.0}]
     assert not [c for c in tried if "error" in c]
     assert record["choice"]["method"] == "per_sample_replay"
-    assert record["choice"]["options"]["correction_scale"] in (1.0, 1.5, 2.0)
+    assert record["choice"]["options"] == {"correction_scale": 1.0} and record["choice"]["tow_mean"] > 0
     momentum = tmp_path / "momentum"
     assert train_cmd.main([*TINY_RUN, "--output_dir", str(momentum)]) == 0
     space = {"per_sample_replay": {"correction_scale": (1.0,)}, "finetune": {"max_steps": (1,)}}
