@@ -3,11 +3,11 @@
 Per seed x forget set, ``runs/calibrate`` searches every calibratable method's grid on ``--pseudo-requests``
 sets of the same size drawn outside both evaluation forget sets, and ``calibrate.choose`` picks the budget
 best. With ``--work-dir`` the result is kept (``floor_cache``); when the search space later gains a method
-(``per_sample_replay`` joined it), a kept calibration is *topped up*: only the
-methods it did not search are searched, on the same pseudo-requests (the draw is seeded, and its digest is
-checked), and the two results are merged by ``choose``'s own order (:func:`better_choice`). The study's
-figures then stand for the whole search space without paying again for the part already searched. Every
-candidate's mean figures are kept (``results``; calibrations kept before that hold only the choices).
+(``per_sample_replay`` joined it), a kept calibration is *topped up*: only the methods it did not search
+are searched, on the same pseudo-requests (the draw is seeded, and its digest is checked), and the two
+results are merged by ``choose``'s own order (:func:`better_choice`). The study's figures then stand for the
+whole search space without paying again for the part already searched. Every candidate's mean figures are
+kept (``results``; calibrations kept before that hold only the choices).
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ import hashlib
 import sys
 import time
 
+from floor_cache import plain
+
 CHOICE_KEYS = ("method", "options", "tow_mean", "tow_mia_mean", "cost_fraction")
 # what a kept calibration written before it listed its methods had searched: the space before per_sample_replay
 SEARCHED_BEFORE_LISTED = (
@@ -24,7 +26,6 @@ SEARCHED_BEFORE_LISTED = (
     "scrub", "single_gradient", "ssd",
 )  # fmt: skip
 RESULT_KEYS = ("method", "options", "tow_mean", "tow_mia_mean", "tow_sd", "cost_fraction", "over_budget", "error")
-TOW_DECIMALS = 4  # as runs/calibrate.choose
 
 
 def quick_space(methods: list[str]) -> dict:
@@ -77,7 +78,10 @@ def calibrate_other_sets(run, eval_ids: set[str], count: int, a, seed: int, say,
 
 def better_choice(kept: dict | None, new: dict | None) -> dict | None:
     """The better of two choices by ``calibrate.choose``'s order: the higher mean ToW (4 decimals), then the
-    higher mean ToW-MIA where both record it (choices kept before it was recorded do not), then the cheaper; ``kept`` on a tie."""
+    higher mean ToW-MIA where both record it (choices kept before it was recorded do not), then the cheaper;
+    ``kept`` on a tie."""
+    from hf_unlearn.runs.calibrate import TOW_DECIMALS
+
     if kept is None or new is None:
         return kept if new is None else new
     with_mia = "tow_mia_mean" in kept and "tow_mia_mean" in new
@@ -114,8 +118,6 @@ def top_up(kept: dict, new: dict) -> dict:
 def calibration_for(run, fname: str, eval_ids: set[str], count: int, a, seed: int, say, cache) -> dict:
     """One seed x set's calibration: the kept one when it searched every method the study runs, the kept one
     topped up with the methods it did not search, or a new one; kept (``cache``) whole."""
-    from floor_cache import plain
-
     methods = study_methods(a)
     kept = cache.read(fname, "calibration")
     if kept is None:

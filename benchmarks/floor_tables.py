@@ -3,8 +3,8 @@
 Per seed x forget set (``per_seed``): the noise floor, the cost unit and the calibration's cost, then one row
 per method (ToW, ToW-MIA, cost in retrains, the verdict, the setting it ran with) and the calibration's
 choice; per forget set (``records``): each method over the seeds (mean ToW with every seed's value, mean
-ToW-MIA, ToW SD, mean cost) where the file holds more than one seed, then the target figures with their target, whether met and, where missed,
-the factor of ToW that held the budget best back. Nothing is computed here that the results file does not hold.
+ToW-MIA, ToW SD, mean cost) where the file holds more than one seed, then the target figures with their
+target, whether met and, where missed, the factor of ToW that held the budget best back. Nothing is computed here that the results file does not hold.
 
 Usage::
 

@@ -17,8 +17,8 @@ which settings, forgets a request of this size best within this cost?" on the ru
 Search dimensions: ``steps`` is a share of the run's optimizer steps that the budget pays for (``max(1, round(share
 x budget x T))`` steps, T the run's training steps); ``lr_factor`` multiplies the method's derived default learning
 rate (``methods/base.default_learning_rate``); ``repair`` is amnesiac's repair steps as the same share (0: rollback
-only); anything else is the method's own option (``alpha``, ``scale``, ``correction_scale``, ``early_stopping`` ...). ``calibration.json``
-stores the concrete options, so ``hf-unlearn unlearn --method auto`` runs exactly the chosen setting.
+only); anything else is the method's own option (``alpha``, ``correction_scale``, ``early_stopping`` ...).
+``calibration.json`` stores the concrete options, so ``hf-unlearn unlearn --method auto`` runs that setting.
 
 Privacy: the pseudo-requests are named only by their count, their salted commitments and one keyed hash per id
 (HMAC-SHA256 under the run's private ``commitment_salt.json``): never an id. The keyed hashes let ``unlearn --method
