@@ -323,21 +323,30 @@ def run_seed(a, seed: int, Data, train_original, say, tmp_root: str, done) -> No
     a.canary_recipe = dataclasses.replace(a.canary_recipe, seed=seed)  # other canaries for each run
     s = Data(a)
     a.probe = canary_probe(s.raw, a.canary_recipe, max_length=a.seq_len)
-    run_dir = tempfile.mkdtemp(prefix=f"floor-seed{seed}-", dir=tmp_root)
-    say(f"seed {seed}: training the original ({len(s.train)} x {a.epochs:g} epochs, beta1 = 0)")
-    model, trainer, wall, _ = train_original(s, a, 0.0, run_dir)
-    steps = trainer.state.global_step
-    del trainer
     cache = SeedCache(a.work_dir, seed, {k: protocol_config(a)[k] for k in PROTOCOL_KEYS}, say)
+    kept = cache.kept_original(s.model0)
+    if kept is not None:
+        model, run_dir, wall = kept
+        say(f"seed {seed}: the original kept in {run_dir} (its weights have the recorded digest)")
+    else:
+        run_dir = tempfile.mkdtemp(prefix=f"floor-seed{seed}-", dir=tmp_root)
+        say(f"seed {seed}: training the original ({len(s.train)} x {a.epochs:g} epochs, beta1 = 0)")
+        model, trainer, wall, _ = train_original(s, a, 0.0, run_dir)
+        del trainer
     cache.check_original(weights_digest(list(model.state_dict().items())))
+    if kept is None:
+        run_dir = cache.keep_original(run_dir, model, wall)
+    log = UnlearningLog(run_dir)
+    steps = len(log.steps())
     emit(BENCH, f"seed{seed}/train_time", round(wall, 2), "s (original, deltas + per-sample logged)", {"steps": steps})
-    run = BenchRun(model, s.tokenizer, UnlearningLog(run_dir), {"train": s.train, "test": s.test})
+    run = BenchRun(model, s.tokenizer, log, {"train": s.train, "test": s.test})
     sets = eval_forget_sets(list(s.train["id"]), a.canary_recipe.ids(), a, seed)
     eval_ids = {i for ids in sets.values() for i in ids}
     for name, ids in sets.items():  # both sets are drawn (and kept out of calibration) whichever run
         if name in a.forget_sets:
             done(forget_set_record(run, name, ids, eval_ids, a, seed, say, cache))
-    shutil.rmtree(run_dir, ignore_errors=True)
+    if not cache.enabled:  # a kept original stays for the next attempt (floor_cache)
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def run_floor(a, Data, train_original, say) -> None:

@@ -5,9 +5,14 @@ process that stops loses all of it unless it is kept. With ``--work-dir DIR`` th
 in ``DIR/seed<S>/``:
 
 * ``original.json``: the protocol (``floor.PROTOCOL_KEYS``) and the sha256 of the trained original's
-  weights. The original is retrained on resume (deterministic: same seed, data and threads) and the
-  cache is used only when the digest matches; otherwise the seed's cache is discarded, with a line;
-* ``<set>.calibration.json``: the calibration's result for that forget set's size;
+  weights. On resume the original is loaded from ``run/`` (below) when its weights have that digest, else
+  retrained (deterministic: same seed, data and threads); the cache is used only when the digest matches,
+  otherwise the seed's cache is discarded, with a line;
+* ``run/``: the original's unlearning log, its weights (``original.safetensors``) and training time
+  (``original.json``), so that a resumed seed does not train again (25 minutes on the tiny setting at load 4).
+  Never committed (``.gitignore``): a fresh clone retrains it;
+* ``<set>.calibration.json``: the calibration's result for that forget set's size, and while it runs
+  ``<set>.calibration_progress.json``: what it has finished (``floor_calibration.KeptSearch``);
 * ``<set>.twins.safetensors`` + ``<set>.twins.json``: the twin and noise twins (weights), their times and
   the sha256 of each one's weights;
 * ``<set>.methods.json``: each method's row, written after every method.
@@ -53,6 +58,47 @@ class SeedCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         _write_json(path, {"protocol": self.protocol, "digest": digest})
 
+    def kept_original(self, template):
+        """(model, run folder, training seconds) of the original an earlier attempt kept with this protocol,
+        its weights loaded into a copy of ``template`` and checked against the recorded digest; else None."""
+        run = self.dir / "run" if self.enabled else None
+        if run is None or not (run / "original.safetensors").is_file():
+            return None
+        try:
+            recorded = json.loads((self.dir / "original.json").read_text())
+            info = json.loads((run / "original.json").read_text())
+        except (OSError, ValueError):
+            return None
+        if recorded.get("protocol") != self.protocol or info.get("digest") != recorded.get("digest"):
+            return None
+        import copy
+
+        from safetensors.torch import load_file
+
+        model = copy.deepcopy(template)
+        model.load_state_dict(load_file(str(run / "original.safetensors")), strict=True)
+        if model_digest(model) != recorded["digest"]:
+            self.say(f"{run}: the kept original's weights do not have the recorded digest; it is trained again")
+            return None
+        return model.eval(), run, info["train_s"]
+
+    def keep_original(self, run_dir: str | Path, model, train_s: float) -> Path:
+        """Move the trained original's folder (its unlearning log) to ``run/`` with its weights; the folder to
+        use from now on (``run_dir`` itself when nothing is kept)."""
+        if not self.enabled:
+            return Path(run_dir)
+        from safetensors.torch import save_file
+
+        from hf_unlearn.artifacts import atomic_write
+
+        run = self.dir / "run"
+        shutil.rmtree(run, ignore_errors=True)
+        shutil.move(str(run_dir), str(run))
+        tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
+        atomic_write(run / "original.safetensors", lambda tmp: save_file(tensors, tmp))
+        _write_json(run / "original.json", {"digest": model_digest(model), "train_s": train_s})
+        return run
+
     # ---- JSON parts (calibration, method rows) ----------------------------------------------------------
     def read(self, fname: str, part: str):
         if not self.enabled or not (self.dir / f"{fname}.{part}.json").is_file():
@@ -62,6 +108,10 @@ class SeedCache:
     def write(self, fname: str, part: str, obj) -> None:
         if self.enabled:
             _write_json(self.dir / f"{fname}.{part}.json", obj)
+
+    def remove(self, fname: str, part: str) -> None:
+        if self.enabled:
+            (self.dir / f"{fname}.{part}.json").unlink(missing_ok=True)
 
     def bind(self, fname: str) -> MethodRows:
         return MethodRows(self, fname)

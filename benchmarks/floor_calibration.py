@@ -8,12 +8,20 @@ are searched, on the same pseudo-requests (the draw is seeded, and its digest is
 results are merged by ``choose``'s own order (:func:`better_choice`). The study's figures then stand for the
 whole search space without paying again for the part already searched. Every candidate's mean figures are
 kept (``results``; calibrations kept before that hold only the choices).
+
+A search in progress is kept too (:class:`KeptSearch`, ``<set>.calibration_progress.json``): the
+pseudo-requests' twin figures and retrain times, and each candidate's result as it ends. On the tiny setting
+at load 4 a 1% calibration takes hours; a study stopped in it resumes at the next candidate instead of from
+the start (the candidate it was running is run again; the pseudo-request twins are not retrained). The
+calibration's cost (``cost_retrains``) is the time of every attempt's finished parts.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import statistics
 import sys
 import time
 
@@ -26,6 +34,8 @@ SEARCHED_BEFORE_LISTED = (
     "scrub", "single_gradient", "ssd",
 )  # fmt: skip
 RESULT_KEYS = ("method", "options", "tow_mean", "tow_mia_mean", "tow_sd", "cost_fraction", "over_budget", "error")
+PROGRESS = "calibration_progress"  # the kept part of a search in progress (KeptSearch)
+REQUEST_KEYS = ("retrain_s", "twin_metrics", "do_nothing")  # a prepared pseudo-request, less its splits
 
 
 def quick_space(methods: list[str]) -> dict:
@@ -47,26 +57,83 @@ def draw_digest(drawn: list[list]) -> str:
     return hashlib.sha256("\n".join(",".join(ids) for ids in drawn).encode()).hexdigest()
 
 
-def calibrate_other_sets(run, eval_ids: set[str], count: int, a, seed: int, say, methods: list[str]) -> dict:
+class KeptSearch:
+    """``calibrate.search``'s progress, kept in ``cache`` (a ``floor_cache.SeedCache``, or None: nothing kept)
+    as it goes and resumed from it when the same methods are searched on the same pseudo-requests."""
+
+    def __init__(self, cache, fname: str, drawn: list[list], methods: list[str]):
+        self.cache, self.fname = cache, fname
+        fresh = {"draw_digest": draw_digest(drawn), "methods": list(methods), "seconds": 0.0, "requests": None}
+        kept = cache.read(fname, PROGRESS) if cache is not None else None
+        same = kept is not None and all(kept.get(k) == fresh[k] for k in ("draw_digest", "methods"))
+        self.state = kept if same else dict(fresh, results=[])
+        self.done = {candidate_key(r["method"], r["options"]): r for r in self.state["results"]}
+        self.start = time.perf_counter() - self.state["seconds"]
+
+    def requests(self, run, drawn: list[list], retain_eval: int) -> list[dict]:
+        """The prepared pseudo-requests: their kept twin figures with the splits drawn again, or prepared now."""
+        from hf_unlearn.evaluation.report import split_for_evaluation
+        from hf_unlearn.runs import calibrate as cal
+
+        if self.state["requests"] is None:
+            prepared = cal.prepare_requests(run, drawn, retain_eval)
+            self.state["requests"] = [{k: r[k] for k in REQUEST_KEYS} for r in prepared]
+            self.save()
+            return prepared
+        train, test = run.tokenized["train"], run.tokenized["test"]
+        kept = zip(drawn, self.state["requests"])
+        return [dict(r, splits=split_for_evaluation(train, test, ids, retain_eval)) for ids, r in kept]
+
+    def run_one(self, run, requests, method: str, options: dict, retrain_s: float, budget: float) -> dict:
+        """The candidate's kept result, or ``calibrate.run_candidate``'s, kept before it is returned."""
+        from hf_unlearn.runs import calibrate as cal
+
+        result = self.done.get(candidate_key(method, options))
+        if result is None:
+            result = plain(cal.run_candidate(run, requests, method, options, retrain_s, budget))
+            self.state["results"].append(result)
+            self.save()
+        return result
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+    def save(self) -> None:
+        self.state["seconds"] = self.seconds()
+        if self.cache is not None:
+            self.cache.write(self.fname, PROGRESS, plain(self.state))
+
+
+def candidate_key(method: str, options: dict) -> str:
+    return json.dumps([method, options], sort_keys=True)
+
+
+def calibrate_other_sets(
+    run, eval_ids: set[str], count: int, a, seed: int, say, methods, cache=None, fname=""
+) -> dict:
     """Calibration of ``methods`` on ``--pseudo-requests`` sets of ``count`` ids drawn outside ``eval_ids``:
-    the overall choice, each method's own best within the budget, and the cost in retrains."""
+    the overall choice, each method's own best within the budget, and the cost in retrains; its progress
+    kept in ``cache`` under ``fname`` as it goes (:class:`KeptSearch`)."""
     from hf_unlearn.runs import calibrate as cal
 
-    start = time.perf_counter()
     drawn = cal.draw_pseudo_requests(list(run.tokenized["train"]["id"]), eval_ids, count, a.pseudo_requests, seed)
     used = {i for ids in drawn for i in ids}
     assert not used & eval_ids, "calibration drew an evaluation forget id"
     space = quick_space(methods) if a.quick else None
-    say(f"calibration: {a.pseudo_requests} pseudo-requests of {count} ids, {len(methods)} methods")
+    kept = KeptSearch(cache, fname, drawn, methods)
+    resumed = f"; resuming after {len(kept.done)} candidates" if kept.done else ""
+    say(f"calibration: {a.pseudo_requests} pseudo-requests of {count} ids, {len(methods)} methods{resumed}")
     with contextlib.redirect_stdout(sys.stderr):
-        _, results, retrain_s = cal.search(run, drawn, a.budget, methods, space, a.retain_eval)
+        requests = kept.requests(run, drawn, a.retain_eval)
+        _, results, _ = cal.search(run, drawn, a.budget, methods, space, requests=requests, run_one=kept.run_one)
+    retrain_s = statistics.fmean(r["retrain_s"] for r in requests)
     best = cal.choose(results, a.budget)
     per_method = {m: cal.choose([r for r in results if r["method"] == m], a.budget) for m in methods}
     return {
         "choice": None if best is None else {k: best[k] for k in CHOICE_KEYS},
         "methods": list(methods),
         "per_method": {m: r["options"] for m, r in per_method.items() if r is not None},
-        "cost_retrains": (time.perf_counter() - start) / retrain_s,
+        "cost_retrains": kept.seconds() / retrain_s,
         "retrain_s_mean": retrain_s,
         "candidates": len(results),
         "errors": sorted({f"{r['method']}: {r['error']}" for r in results if "error" in r}),
@@ -121,14 +188,15 @@ def calibration_for(run, fname: str, eval_ids: set[str], count: int, a, seed: in
     methods = study_methods(a)
     kept = cache.read(fname, "calibration")
     if kept is None:
-        calib = calibrate_other_sets(run, eval_ids, count, a, seed, say, methods)
+        calib = calibrate_other_sets(run, eval_ids, count, a, seed, say, methods, cache, fname)
     else:
         searched = kept.get("methods", SEARCHED_BEFORE_LISTED)
         missing = [m for m in methods if m not in searched]
         if not missing:
             return kept
         say(f"{fname}: the kept calibration did not search {', '.join(missing)}; searching them now")
-        calib = top_up(kept, calibrate_other_sets(run, eval_ids, count, a, seed, say, missing))
+        calib = top_up(kept, calibrate_other_sets(run, eval_ids, count, a, seed, say, missing, cache, fname))
     calib = plain(calib)
     cache.write(fname, "calibration", calib)
+    cache.remove(fname, PROGRESS)  # the search ended: its result is kept whole above
     return calib

@@ -98,3 +98,41 @@ def test_without_the_weights_rows_stand_only_for_twins_with_the_recorded_digests
     cache.bind("small").save({"neggrad": {"tow": 0.5}})
     cache.write("small", "twins", {"names": ["retrain_twin"], "timings": {}, "seeds": {}})
     assert not cache.twins_match("small", {"retrain_twin": same}) and cache.bind("small").rows() == {}
+
+
+def test_a_kept_original_is_loaded_only_with_the_recorded_digest_and_protocol(cache_module, tmp_path):
+    torch.manual_seed(0)
+    template, trained = torch.nn.Linear(4, 2), torch.nn.Linear(4, 2)
+    said = []
+    cache = cache_module.SeedCache(tmp_path / "work", 0, PROTOCOL, said.append)
+    assert cache.kept_original(template) is None  # nothing kept yet
+    run_dir = tmp_path / "floor-seed0-x"
+    (run_dir / "unlearning_log").mkdir(parents=True)
+    (run_dir / "unlearning_log" / "manifest.json").write_text("{}")
+    cache.check_original(cache_module.model_digest(trained))
+    kept_dir = cache.keep_original(run_dir, trained, 12.5)
+    assert (
+        kept_dir == cache.dir / "run"
+        and not run_dir.exists()
+        and (kept_dir / "unlearning_log/manifest.json").is_file()
+    )
+
+    again = cache_module.SeedCache(tmp_path / "work", 0, PROTOCOL, said.append)
+    model, folder, train_s = again.kept_original(template)
+    assert folder == kept_dir and train_s == 12.5 and model is not template
+    assert torch.equal(model.weight, trained.weight) and not torch.equal(template.weight, trained.weight)
+    other = cache_module.SeedCache(tmp_path / "work", 0, dict(PROTOCOL, train=100), said.append)
+    assert other.kept_original(template) is None  # another protocol: trained again
+
+    with torch.no_grad():  # weights that no longer have the recorded digest are never used
+        trained.weight.add_(1.0)
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in trained.state_dict().items()}, str(kept_dir / "original.safetensors"))
+    assert again.kept_original(template) is None and "do not have the recorded digest" in said[-1]
+
+
+def test_without_a_work_dir_the_original_stays_where_it_was_trained(cache_module, tmp_path):
+    cache = cache_module.SeedCache(None, 0, PROTOCOL, lambda _: None)
+    assert cache.keep_original(tmp_path, torch.nn.Linear(2, 2), 1.0) == tmp_path
+    assert cache.kept_original(torch.nn.Linear(2, 2)) is None and not list(tmp_path.iterdir())

@@ -1,5 +1,6 @@
 """The floor study's calibration (``benchmarks/floor_calibration.py``): a kept calibration is topped up with
-the methods it did not search, merged by ``calibrate.choose``'s order, and never re-searched whole."""
+the methods it did not search, merged by ``calibrate.choose``'s order, and never re-searched whole; a search
+stopped part-way resumes at the candidate it had not finished."""
 
 from __future__ import annotations
 
@@ -61,7 +62,7 @@ def test_a_kept_calibration_is_topped_up_with_only_the_methods_it_did_not_search
     old = _calib(_choice("neggrad", 0.97, 0.03), None, {"neggrad": {"max_steps": 1}})  # written before "methods"
     cache.write("pct1", "calibration", old)
 
-    def fake(run, eval_ids, count, a, seed, say, methods):
+    def fake(run, eval_ids, count, a, seed, say, methods, *kept):
         searched.append(list(methods))
         new = _choice("per_sample_replay", 0.99, 0.04, 0.99)
         return _calib(new, list(methods), {"per_sample_replay": {"correction_scale": 1.5}}, cost=0.5)
@@ -81,3 +82,88 @@ def test_a_kept_calibration_is_topped_up_with_only_the_methods_it_did_not_search
     # a top-up drawn on other pseudo-requests is refused in one line
     with pytest.raises(SystemExit, match="drawn on other pseudo-requests"):
         floor_calibration.top_up(old, _calib(None, ["ssd"], {}, digest="d2"))
+
+
+class _Stop(Exception):
+    """Stands for the process being stopped part-way through the search."""
+
+
+def _run(n_train=40):
+    from datasets import Dataset
+
+    train = Dataset.from_dict({"id": [f"t{k}" for k in range(n_train)], "label": [k % 2 for k in range(n_train)]})
+    test = Dataset.from_dict({"id": ["x0", "x1"], "label": [0, 1]})
+    return SimpleNamespace(tokenized={"train": train, "test": test}, log=SimpleNamespace(steps=lambda: range(20)))
+
+
+def test_a_stopped_search_resumes_at_the_next_candidate(fc, tmp_path, monkeypatch):
+    from hf_unlearn.runs import calibrate as cal
+
+    floor_calibration, floor_cache = fc
+    cache = floor_cache.SeedCache(tmp_path, 0, {"quick": False}, lambda line: None)
+    cache.check_original("aa")
+    prepared, ran = [], []
+
+    def fake_prepare(run, drawn, retain_eval_max):
+        prepared.append(len(drawn))
+        return [
+            {"splits": {}, "retrain_s": 100.0, "twin_metrics": {"m": 1.0}, "do_nothing": {"tow": 0.5}} for _ in drawn
+        ]
+
+    def fake_candidate(run, requests, method, options, retrain_s, budget, stop_after=None):
+        assert retrain_s == 100.0 and all(
+            sorted(r) == ["do_nothing", "retrain_s", "splits", "twin_metrics"] for r in requests
+        )
+        if stop_after is not None and len(ran) == stop_after:
+            raise _Stop
+        ran.append((method, dict(options)))
+        tow = 0.9 + options.get("scale", options.get("alpha", 0)) / 1000  # the largest setting wins
+        return {"method": method, "options": options, "tow_mean": tow, "tow_mia_mean": tow, "tow_sd": 0.0,
+                "cost_fraction": 0.01}  # fmt: skip
+
+    monkeypatch.setattr(cal, "prepare_requests", fake_prepare)
+    monkeypatch.setattr(cal, "run_candidate", lambda *args: fake_candidate(*args, stop_after=3))
+    a = SimpleNamespace(
+        pseudo_requests=2, quick=False, retain_eval=4, budget=0.05, floor_methods=["ssd", "single_gradient"]
+    )
+    run, said = _run(), []
+    with pytest.raises(_Stop):
+        floor_calibration.calibration_for(run, "pct1", {"t0"}, 3, a, 0, said.append, cache)
+    progress = cache.read("pct1", floor_calibration.PROGRESS)
+    assert [r["method"] for r in progress["results"]] == ["single_gradient"] * 3 and cache.read("pct1", "calibration") is None
+    assert [sorted(r) for r in progress["requests"]] == [["do_nothing", "retrain_s", "twin_metrics"]] * 2  # no ids
+
+    monkeypatch.setattr(cal, "run_candidate", fake_candidate)
+    calib = floor_calibration.calibration_for(run, "pct1", {"t0"}, 3, a, 0, said.append, cache)
+    assert prepared == [2]  # the pseudo-request twins were not retrained
+    assert len(ran) == 7 and len(set(map(str, ran))) == 7  # 3 + 4: no candidate ran twice
+    assert calib["candidates"] == 7 and calib["choice"]["method"] == "ssd"  # alpha 30 scores 0.93
+    assert calib["choice"]["options"] == {"alpha": 30.0} and calib["per_method"]["single_gradient"] == {"scale": 4.0}
+    assert cache.read("pct1", floor_calibration.PROGRESS) is None and cache.read("pct1", "calibration") == calib
+    assert "resuming after 3 candidates" in said[-1]
+
+
+def test_kept_progress_stands_only_for_the_same_draw_and_methods(fc, tmp_path):
+    floor_calibration, floor_cache = fc
+    cache = floor_cache.SeedCache(tmp_path, 0, {}, lambda line: None)
+    cache.check_original("aa")
+    drawn = [["t1", "t2"], ["t3", "t4"]]
+    kept = floor_calibration.KeptSearch(cache, "small", drawn, ["ssd"])
+    kept.state["results"].append({"method": "ssd", "options": {"alpha": 3.0}, "tow_mean": 0.9})
+    kept.save()
+    assert len(floor_calibration.KeptSearch(cache, "small", drawn, ["ssd"]).done) == 1
+    assert not floor_calibration.KeptSearch(cache, "small", [["t1", "t2"], ["t3", "t5"]], ["ssd"]).done
+    assert not floor_calibration.KeptSearch(cache, "small", drawn, ["ssd", "scrub"]).done
+    assert not floor_calibration.KeptSearch(None, "small", drawn, ["ssd"]).done  # no work dir: nothing kept
+
+
+def test_kept_requests_get_the_splits_of_their_own_ids(fc, tmp_path):
+    floor_calibration, floor_cache = fc
+    cache = floor_cache.SeedCache(tmp_path, 0, {}, lambda line: None)
+    cache.check_original("aa")
+    drawn = [["t1", "t2"], ["t3", "t4"]]
+    kept = floor_calibration.KeptSearch(cache, "small", drawn, ["ssd"])
+    kept.state["requests"] = [{"retrain_s": 9.0, "twin_metrics": {}, "do_nothing": {}}] * 2
+    requests = kept.requests(_run(), drawn, 4)
+    assert [sorted(r["splits"]["forget"]["id"]) for r in requests] == drawn
+    assert all(len(r["splits"]["retain"]) == 4 and "t1" not in r["splits"]["retain_full"]["id"] for r in requests[:1])

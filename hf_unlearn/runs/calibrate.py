@@ -11,8 +11,7 @@ which settings, forgets a request of this size best within this cost?" on the ru
    on every pseudo-request and score it against that request's twin (ToW, ToW-MIA: ``evaluation/predict.compare``);
    a candidate whose mean wall time exceeds ``budget`` x the mean retrain time is out, and stops unscored as
    soon as its time so far proves it;
-4. choose the candidate with the best mean ToW (rounded to 4 decimals), then the best mean
-   ToW-MIA, then the cheapest; write ``RUN/calibration.json`` atomically.
+4. choose the best mean ToW (4 decimals), then the best mean ToW-MIA, then the cheapest; write ``RUN/calibration.json``.
 
 Search dimensions: ``steps`` is a share of the run's optimizer steps that the budget pays for (``max(1, round(share
 x budget x T))`` steps, T the run's training steps); ``lr_factor`` multiplies the method's derived default learning
@@ -242,20 +241,21 @@ def prepare_requests(run, drawn: list[list], retain_eval_max: int) -> list[dict]
     return requests
 
 
-def search(run, drawn: list[list], budget: float, methods: list[str], space: dict | None = None, retain_eval_max=2000):
+def search(run, drawn, budget: float, methods, space=None, retain_eval_max=2000, requests=None, run_one=run_candidate):
     """Steps 2-3 on the pseudo-requests ``drawn``: (their prepared requests, every candidate's result, the
-    mean retrain time). ``run`` needs ``model``, ``tokenizer``, ``log`` and ``tokenized`` (train, test)."""
+    mean retrain time). ``run`` needs ``model``, ``tokenizer``, ``log`` and ``tokenized`` (train, test).
+    ``requests`` (already prepared) and ``run_one`` (instead of :func:`run_candidate`) let a caller resume."""
     count = len(drawn[0])
-    with console.phase(f"retraining {len(drawn)} pseudo-request twins ({count} examples each)"):
-        requests = prepare_requests(run, drawn, retain_eval_max)
+    if requests is None:
+        with console.phase(f"retraining {len(drawn)} pseudo-request twins ({count} examples each)"):
+            requests = prepare_requests(run, drawn, retain_eval_max)
     retrain_s = statistics.fmean(r["retrain_s"] for r in requests)
-    batch = 32  # the methods' default batch size: SCRUB's forget pass
-    scope = Scope(len(run.log.steps()), budget, run.log, math.ceil(count / batch))
+    scope = Scope(len(run.log.steps()), budget, run.log, math.ceil(count / 32))  # 32: SCRUB's default forget batch
     grid = candidates(methods, scope, space)
     results = []
     with console.phase(f"trying {len(grid)} settings of {len(methods)} methods on each pseudo-request") as step:
         for method, options in console.progress(grid, desc="calibration"):
-            results.append(run_candidate(run, requests, method, options, retrain_s, budget))
+            results.append(run_one(run, requests, method, options, retrain_s, budget))
         over = sum("over_budget" in r for r in results)
         step.summary = f"{sum('error' not in r for r in results) - over} ran, {over} stopped over the budget"
     return requests, results, retrain_s
