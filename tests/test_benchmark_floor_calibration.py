@@ -130,7 +130,8 @@ def test_a_stopped_search_resumes_at_the_next_candidate(fc, tmp_path, monkeypatc
     with pytest.raises(_Stop):
         floor_calibration.calibration_for(run, "pct1", {"t0"}, 3, a, 0, said.append, cache)
     progress = cache.read("pct1", floor_calibration.PROGRESS)
-    assert [r["method"] for r in progress["results"]] == ["single_gradient"] * 3 and cache.read("pct1", "calibration") is None
+    assert [r["method"] for r in progress["results"]] == ["single_gradient"] * 3
+    assert cache.read("pct1", "calibration") is None
     assert [sorted(r) for r in progress["requests"]] == [["do_nothing", "retrain_s", "twin_metrics"]] * 2  # no ids
 
     monkeypatch.setattr(cal, "run_candidate", fake_candidate)
