@@ -144,12 +144,19 @@ def test_a_stopped_search_resumes_at_the_next_candidate(fc, tmp_path, monkeypatc
     assert "resuming after 3 candidates" in said[-1]
 
 
-def test_kept_progress_stands_only_for_the_same_draw_and_methods(fc, tmp_path):
+DRAWN = [["t1", "t2"], ["t3", "t4"]]
+
+
+def _kept_search(fc, tmp_path):
     floor_calibration, floor_cache = fc
     cache = floor_cache.SeedCache(tmp_path, 0, {}, lambda line: None)
     cache.check_original("aa")
-    drawn = [["t1", "t2"], ["t3", "t4"]]
-    kept = floor_calibration.KeptSearch(cache, "small", drawn, ["ssd"])
+    return cache, floor_calibration.KeptSearch(cache, "small", DRAWN, ["ssd"])
+
+
+def test_kept_progress_stands_only_for_the_same_draw_and_methods(fc, tmp_path):
+    floor_calibration, drawn = fc[0], DRAWN
+    cache, kept = _kept_search(fc, tmp_path)
     kept.state["results"].append({"method": "ssd", "options": {"alpha": 3.0}, "tow_mean": 0.9})
     kept.save()
     assert len(floor_calibration.KeptSearch(cache, "small", drawn, ["ssd"]).done) == 1
@@ -159,12 +166,8 @@ def test_kept_progress_stands_only_for_the_same_draw_and_methods(fc, tmp_path):
 
 
 def test_kept_requests_get_the_splits_of_their_own_ids(fc, tmp_path):
-    floor_calibration, floor_cache = fc
-    cache = floor_cache.SeedCache(tmp_path, 0, {}, lambda line: None)
-    cache.check_original("aa")
-    drawn = [["t1", "t2"], ["t3", "t4"]]
-    kept = floor_calibration.KeptSearch(cache, "small", drawn, ["ssd"])
+    _, kept = _kept_search(fc, tmp_path)
     kept.state["requests"] = [{"retrain_s": 9.0, "twin_metrics": {}, "do_nothing": {}}] * 2
-    requests = kept.requests(_run(), drawn, 4)
-    assert [sorted(r["splits"]["forget"]["id"]) for r in requests] == drawn
+    requests = kept.requests(_run(), DRAWN, 4)
+    assert [sorted(r["splits"]["forget"]["id"]) for r in requests] == DRAWN
     assert all(len(r["splits"]["retain"]) == 4 and "t1" not in r["splits"]["retain_full"]["id"] for r in requests[:1])
