@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 DECIMALS = 4  # calibrate.TOW_DECIMALS: ties below it are ties
 
@@ -84,19 +83,16 @@ def table(data: dict, budget: float) -> str:
 
 
 def main(argv=None) -> int:
+    from floor_tables import read_results
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("results", nargs="+", help="results JSON files of unlearning_speed.py --floor")
     p.add_argument("--budget", type=float, default=0.05, help="the calibration budget (share of a retrain)")
     a = p.parse_args(argv)
-    for path in a.results:
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as exc:
-            print(f"floor_rules: cannot read {path}: {exc}", file=sys.stderr)
-            return 2
-        if not isinstance(data, dict) or "per_seed" not in data:
-            print(f"floor_rules: {path} is not a --floor results file (no per_seed)", file=sys.stderr)
-            return 2
+    loaded = [read_results(path, "floor_rules") for path in a.results]
+    if any(data is None for data in loaded):
+        return 2
+    for data in loaded:
         print(table(data, a.budget))
     return 0
 

@@ -131,19 +131,27 @@ def tables(data: dict) -> str:
     return "\n".join(lines)
 
 
+def read_results(path: str, tool: str) -> dict | None:
+    """A ``--floor`` results file, or None after a one-line error (naming ``tool``) on stderr."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        print(f"{tool}: cannot read {path}: {exc}", file=sys.stderr)
+        return None
+    if not isinstance(data, dict) or "per_seed" not in data:
+        print(f"{tool}: {path} is not a --floor results file (no per_seed)", file=sys.stderr)
+        return None
+    return data
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("results", nargs="+", help="results JSON files of unlearning_speed.py --floor")
     a = p.parse_args(argv)
-    for path in a.results:
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as exc:
-            print(f"floor_tables: cannot read {path}: {exc}", file=sys.stderr)
-            return 2
-        if not isinstance(data, dict) or "per_seed" not in data:
-            print(f"floor_tables: {path} is not a --floor results file (no per_seed)", file=sys.stderr)
-            return 2
+    loaded = [read_results(path, "floor_tables") for path in a.results]
+    if any(data is None for data in loaded):
+        return 2
+    for data in loaded:
         print(tables(data))
     return 0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -11,15 +10,12 @@ import pytest
 BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
-@pytest.fixture(scope="module")
-def rules():
-    sys.path.insert(0, str(BENCH_DIR))
-    try:
-        import floor_rules
+@pytest.fixture
+def rules(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH_DIR))  # the benchmark modules import each other by bare name
+    import floor_rules
 
-        yield floor_rules
-    finally:
-        sys.path.remove(str(BENCH_DIR))
+    return floor_rules
 
 
 def _cand(method, tow, sd, mia, cost=0.01, **extra):
