@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import statistics
 import sys
 import time
 
@@ -125,8 +124,9 @@ def calibrate_other_sets(
     say(f"calibration: {a.pseudo_requests} pseudo-requests of {count} ids, {len(methods)} methods{resumed}")
     with contextlib.redirect_stdout(sys.stderr):
         requests = kept.requests(run, drawn, a.retain_eval)
-        _, results, _ = cal.search(run, drawn, a.budget, methods, space, requests=requests, run_one=kept.run_one)
-    retrain_s = statistics.fmean(r["retrain_s"] for r in requests)
+        _, results, retrain_s = cal.search(
+            run, drawn, a.budget, methods, space, requests=requests, run_one=kept.run_one
+        )
     best = cal.choose(results, a.budget)
     per_method = {m: cal.choose([r for r in results if r["method"] == m], a.budget) for m in methods}
     return {
