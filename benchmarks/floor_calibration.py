@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import sys
-import time
 
 from floor_cache import plain
+
+from hf_unlearn.runs.calibration_progress import SearchProgress
 
 CHOICE_KEYS = ("method", "options", "tow_mean", "tow_mia_mean", "cost_fraction")
 # what a kept calibration written before it listed its methods had searched: the space before per_sample_replay
@@ -34,7 +34,6 @@ SEARCHED_BEFORE_LISTED = (
 )  # fmt: skip
 RESULT_KEYS = ("method", "options", "tow_mean", "tow_mia_mean", "tow_sd", "cost_fraction", "over_budget", "error")
 PROGRESS = "calibration_progress"  # the kept part of a search in progress (KeptSearch)
-REQUEST_KEYS = ("retrain_s", "twin_metrics", "do_nothing")  # a prepared pseudo-request, less its splits
 
 
 def quick_space(methods: list[str]) -> dict:
@@ -56,55 +55,20 @@ def draw_digest(drawn: list[list]) -> str:
     return hashlib.sha256("\n".join(",".join(ids) for ids in drawn).encode()).hexdigest()
 
 
-class KeptSearch:
-    """``calibrate.search``'s progress, kept in ``cache`` (a ``floor_cache.SeedCache``, or None: nothing kept)
-    as it goes and resumed from it when the same methods are searched on the same pseudo-requests."""
+class KeptSearch(SearchProgress):
+    """``calibrate.search``'s progress (``runs/calibration_progress.SearchProgress``), kept in ``cache`` (a
+    ``floor_cache.SeedCache``, or None: nothing kept) and resumed from it when the same methods are searched
+    on the same pseudo-requests."""
 
     def __init__(self, cache, fname: str, drawn: list[list], methods: list[str]):
         self.cache, self.fname = cache, fname
-        fresh = {"draw_digest": draw_digest(drawn), "methods": list(methods), "seconds": 0.0, "requests": None}
+        key = {"draw_digest": draw_digest(drawn), "methods": list(methods)}
         kept = cache.read(fname, PROGRESS) if cache is not None else None
-        same = kept is not None and all(kept.get(k) == fresh[k] for k in ("draw_digest", "methods"))
-        self.state = kept if same else dict(fresh, results=[])
-        self.done = {candidate_key(r["method"], r["options"]): r for r in self.state["results"]}
-        self.start = time.perf_counter() - self.state["seconds"]
+        super().__init__(key, kept if kept is not None and all(kept.get(k) == v for k, v in key.items()) else None)
 
-    def requests(self, run, drawn: list[list], retain_eval: int) -> list[dict]:
-        """The prepared pseudo-requests: their kept twin figures with the splits drawn again, or prepared now."""
-        from hf_unlearn.evaluation.report import split_for_evaluation
-        from hf_unlearn.runs import calibrate as cal
-
-        if self.state["requests"] is None:
-            prepared = cal.prepare_requests(run, drawn, retain_eval)
-            self.state["requests"] = [{k: r[k] for k in REQUEST_KEYS} for r in prepared]
-            self.save()
-            return prepared
-        train, test = run.tokenized["train"], run.tokenized["test"]
-        kept = zip(drawn, self.state["requests"])
-        return [dict(r, splits=split_for_evaluation(train, test, ids, retain_eval)) for ids, r in kept]
-
-    def run_one(self, run, requests, method: str, options: dict, retrain_s: float, budget: float) -> dict:
-        """The candidate's kept result, or ``calibrate.run_candidate``'s, kept before it is returned."""
-        from hf_unlearn.runs import calibrate as cal
-
-        result = self.done.get(candidate_key(method, options))
-        if result is None:
-            result = plain(cal.run_candidate(run, requests, method, options, retrain_s, budget))
-            self.state["results"].append(result)
-            self.save()
-        return result
-
-    def seconds(self) -> float:
-        return time.perf_counter() - self.start
-
-    def save(self) -> None:
-        self.state["seconds"] = self.seconds()
+    def write(self, state: dict) -> None:
         if self.cache is not None:
-            self.cache.write(self.fname, PROGRESS, plain(self.state))
-
-
-def candidate_key(method: str, options: dict) -> str:
-    return json.dumps([method, options], sort_keys=True)
+            self.cache.write(self.fname, PROGRESS, state)
 
 
 def calibrate_other_sets(
@@ -123,10 +87,7 @@ def calibrate_other_sets(
     resumed = f"; resuming after {len(kept.done)} candidates" if kept.done else ""
     say(f"calibration: {a.pseudo_requests} pseudo-requests of {count} ids, {len(methods)} methods{resumed}")
     with contextlib.redirect_stdout(sys.stderr):
-        requests = kept.requests(run, drawn, a.retain_eval)
-        _, results, retrain_s = cal.search(
-            run, drawn, a.budget, methods, space, requests=requests, run_one=kept.run_one
-        )
+        _, results, retrain_s = cal.search(run, drawn, a.budget, methods, space, a.retain_eval, kept)
     best = cal.choose(results, a.budget)
     per_method = {m: cal.choose([r for r in results if r["method"] == m], a.budget) for m in methods}
     return {

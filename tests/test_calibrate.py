@@ -180,7 +180,7 @@ def test_too_large_a_request_and_auto_without_calibration_are_one_line_errors(ca
 
     run, root = calibrated[0], calibrated[1]
     before = (run / "calibration.json").read_bytes()
-    assert calibrate_cmd.main(["--run", str(run), "--request_size", "30"]) == 2
+    assert calibrate_cmd.main(["--run", str(run), "--request_size", "30", "--overwrite"]) == 2
     assert "more than half" in capsys.readouterr().err and (run / "calibration.json").read_bytes() == before
     forget = ["--forget", str(root / "served.txt"), "--output_dir", str(tmp_path / "out")]
     assert unlearn_cmd.main(["--run", str(tmp_path / "nocal"), "--method", "auto", *forget]) == 2

@@ -18,6 +18,7 @@ COMMITMENT_SALT_FILE = "commitment_salt.json"  # artifacts/commitment.py: the sa
 LOCK_FILE = ".hf_unlearn.lock"  # artifacts/locks.py: serialises requests on one folder
 BASE_MODEL_FILE = "base_model.json"  # models/lora.py: a LoRA folder's base (local path, fingerprint)
 REQUEST_LEDGER_FILE = "requests.sqlite"  # requests/ledger.py: every deletion request made on a run (its ids)
+CALIBRATION_PROGRESS_FILE = "calibration_progress.json"  # runs/calibration_progress.py: a calibration under way
 PRIVATE_DIRS = (LOG_DIRNAME,)
 PRIVATE_FILES = (
     RUN_FILE,
@@ -27,6 +28,7 @@ PRIVATE_FILES = (
     LOCK_FILE,
     BASE_MODEL_FILE,
     REQUEST_LEDGER_FILE,
+    CALIBRATION_PROGRESS_FILE,
 )
 
 # ---- names of public files ---------------------------------------------------------------------------

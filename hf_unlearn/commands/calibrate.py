@@ -37,6 +37,14 @@ class CalibrateArguments:
     retain_eval_max: int = field(
         default=2000, metadata={"help": "Retain examples used for each evaluation (balanced subset)."}
     )
+    overwrite: bool = field(default=False, metadata={"help": "Replace an existing RUN/calibration.json."})
+    restart: bool = field(
+        default=False,
+        metadata={
+            "help": "Discard a calibration in progress (RUN/calibration_progress.json) instead of resuming it; "
+            "a stopped calibration started again with the same settings resumes at its next setting."
+        },
+    )
 
 
 def make_parser() -> RecipeParser:
@@ -98,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
             pseudo_requests=args.pseudo_requests,
             seed=args.seed,
             retain_eval_max=args.retain_eval_max,
+            overwrite=args.overwrite,
+            restart=args.restart,
         )
     except (*user_errors(), UnknownMethodError, LogError, ValueError) as exc:
         return fail(PROG, str(exc))

@@ -7,17 +7,15 @@ which settings, forgets a request of this size best within this cost?" on the ru
    count) from the run's training examples, with ``seed``, disjoint from each other and from every
    id in the run's request ledger (``requests/ledger.py``: ids already forgotten are never drawn);
 2. retrain each one's twin once (``runs.twins.build_twin``); the mean retrain time is the cost unit ("1 retrain");
-3. run every candidate setting of every method (:data:`SEARCH_SPACE`, or a method config's own ``SEARCH_SPACE``)
+3. run every candidate setting of every method (``calibration_space.SEARCH_SPACE``, or a method config's own)
    on every pseudo-request and score it against that request's twin (ToW, ToW-MIA: ``evaluation/predict.compare``);
    a candidate whose mean wall time exceeds ``budget`` x the mean retrain time is out, and stops unscored as
    soon as its time so far proves it;
 4. choose the best mean ToW (4 decimals), then the best mean ToW-MIA, then the cheapest; write ``RUN/calibration.json``.
 
-Search dimensions: ``steps`` is a share of the run's optimizer steps that the budget pays for (``max(1, round(share
-x budget x T))`` steps, T the run's training steps); ``lr_factor`` multiplies the method's derived default learning
-rate (``methods/base.default_learning_rate``); ``repair`` is amnesiac's repair steps as the same share (0: rollback
-only); anything else is the method's own option (``alpha``, ``correction_scale``, ``early_stopping`` ...).
-``calibration.json`` stores the concrete options, so ``hf-unlearn unlearn --method auto`` runs that setting.
+The search space and its dimensions are in ``runs/calibration_space.py``. ``calibration.json`` stores the concrete
+options, so ``hf-unlearn unlearn --method auto`` runs that setting. A stopped calibration resumes at its next
+candidate when started again with the same settings (``runs/calibration_progress.py``).
 
 Privacy: the pseudo-requests are named only by their count, their salted commitments and one keyed hash per id
 (HMAC-SHA256 under the run's private ``commitment_salt.json``): never an id. The keyed hashes let ``unlearn --method
@@ -29,12 +27,9 @@ used to calibrate").
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import statistics
-import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -52,86 +47,14 @@ from ..artifacts import (
 from ..evaluation.predict import compare, evaluate_model
 from ..evaluation.report import split_for_evaluation
 from ..methods import get_method, unlearn
-from ..methods.base import default_learning_rate
 from ..requests.ledger import read_forgotten_ids
+from .calibration_progress import RunProgress, SearchProgress
+from .calibration_space import CalibrationError, Scope, calibratable, candidates, search_space
 
 CALIBRATION_FILE = "calibration.json"
 FORMAT_VERSION = 1
 AUTO = "auto"
 TOW_DECIMALS = 4
-SEARCH_SPACE: dict[str, dict[str, tuple]] = {
-    "neggrad_plus": {"steps": (0.25, 0.5), "lr_factor": (1.0, 3.0), "alpha": (0.99, 0.95)},
-    "scrub": {"steps": (0.25, 0.5), "lr_factor": (1.0, 3.0)},
-    "finetune": {"steps": (0.5, 1.0), "lr_factor": (1.0, 3.0)},
-    "neggrad": {"steps": (0.1, 0.25), "lr_factor": (1.0, 3.0)},
-    "random_label": {"steps": (0.5, 1.0), "lr_factor": (1.0, 3.0)},
-    "salun": {"steps": (0.5, 1.0), "lr_factor": (1.0, 3.0)},
-    "l1_sparse": {"steps": (0.5, 1.0), "alpha": (1e-4, 1e-3)},
-    "single_gradient": {"scale": (0.5, 1.0, 2.0, 4.0)},
-    "amnesiac": {"repair": (0.0, 0.5)},
-    "ssd": {"alpha": (3.0, 10.0, 30.0)},
-    "propagated_replay": {"exact_every": (10, 20, 50)},
-    "per_sample_replay": {"correction_scale": (1.0,)},  # exact replay: larger scales never raised ToW (BENCHMARKS.md)
-}
-
-
-class CalibrationError(ValueError):
-    """A calibration that cannot run (bad size, budget, method) or a missing/foreign ``calibration.json``."""
-
-
-@dataclass
-class Scope:
-    """What the search's relative dimensions are relative to: the run's steps, the budget, the log."""
-
-    train_steps: int
-    budget: float
-    log: object
-    forget_batches: int
-
-
-def search_space(method: str) -> dict[str, tuple]:
-    """The method's search space: its config's ``SEARCH_SPACE`` class attribute, else :data:`SEARCH_SPACE`."""
-    own = getattr(get_method(method).config_class, "SEARCH_SPACE", None)
-    space = own if own is not None else SEARCH_SPACE.get(method)
-    if space is None:
-        raise CalibrationError(f"method {method!r} has no search space; calibratable: {', '.join(calibratable())}")
-    return dict(space)
-
-
-def calibratable() -> list[str]:
-    from ..methods import available_methods
-
-    return [n for n, s in available_methods().items() if n in SEARCH_SPACE or hasattr(s.config_class, "SEARCH_SPACE")]
-
-
-def candidate_options(method: str, point: dict, scope: Scope) -> dict:
-    """One point of the search space as the method's concrete options (see the module docstring)."""
-    options, steps_for = {}, lambda share: max(1, round(share * scope.budget * scope.train_steps))
-    for key, value in point.items():
-        if key == "steps":
-            n = steps_for(value)
-            if method == "scrub":  # one forget pass of max-steps, then n retain min-steps
-                options.update(epochs=1.0, msteps=1, max_steps=scope.forget_batches + n)
-            else:
-                options.update(epochs=float(n), max_steps=n)
-        elif key == "lr_factor":
-            base = default_learning_rate(get_method(method).config_class, scope.log)[0]
-            options["learning_rate"] = float(f"{value * base:.6g}")
-        elif key == "repair":
-            options.update({"repair_steps": steps_for(value), "repair_epochs": 1.0} if value else {})
-        else:
-            options[key] = value
-    return options
-
-
-def candidates(methods: list[str], scope: Scope, space: dict | None = None) -> list[tuple[str, dict]]:
-    """Every (method, options) of the grid over each method's space (``space`` overrides per method)."""
-    out = []
-    for method in methods:
-        dims = dict((space or {}).get(method) or search_space(method))
-        for values in itertools.product(*dims.values()):
-            out.append((method, candidate_options(method, dict(zip(dims, values)), scope)))
-    return out
 
 
 def request_count(request_size: float, n_available: int, pseudo_requests: int) -> int:
@@ -241,21 +164,24 @@ def prepare_requests(run, drawn: list[list], retain_eval_max: int) -> list[dict]
     return requests
 
 
-def search(run, drawn, budget: float, methods, space=None, retain_eval_max=2000, requests=None, run_one=run_candidate):
+def search(run, drawn, budget: float, methods, space=None, retain_eval_max=2000, progress=None):
     """Steps 2-3 on the pseudo-requests ``drawn``: (their prepared requests, every candidate's result, the
     mean retrain time). ``run`` needs ``model``, ``tokenizer``, ``log`` and ``tokenized`` (train, test).
-    ``requests`` (already prepared) and ``run_one`` (instead of :func:`run_candidate`) let a caller resume."""
-    count = len(drawn[0])
-    if requests is None:
-        with console.phase(f"retraining {len(drawn)} pseudo-request twins ({count} examples each)"):
-            requests = prepare_requests(run, drawn, retain_eval_max)
+    ``progress`` (a ``calibration_progress.SearchProgress``) keeps what is done and resumes from it."""
+    progress = progress if progress is not None else SearchProgress({})
+    count, kept = len(drawn[0]), progress.state["requests"] is not None
+    twins = "their figures kept from the calibration in progress" if kept else "retraining"
+    with console.phase(f"{len(drawn)} pseudo-request twins ({count} examples each): {twins}"):
+        requests = progress.requests(run, drawn, retain_eval_max)
     retrain_s = statistics.fmean(r["retrain_s"] for r in requests)
     scope = Scope(len(run.log.steps()), budget, run.log, math.ceil(count / 32))  # 32: SCRUB's default forget batch
     grid = candidates(methods, scope, space)
-    results = []
-    with console.phase(f"trying {len(grid)} settings of {len(methods)} methods on each pseudo-request") as step:
+    results, resumed = [], f" (resuming: {len(progress.done)} done)" if progress.done else ""
+    with console.phase(
+        f"trying {len(grid)} settings of {len(methods)} methods on each pseudo-request{resumed}"
+    ) as step:
         for method, options in console.progress(grid, desc="calibration"):
-            results.append(run_one(run, requests, method, options, retrain_s, budget))
+            results.append(progress.run_one(run, requests, method, options, retrain_s, budget))
         over = sum("over_budget" in r for r in results)
         step.summary = f"{sum('error' not in r for r in results) - over} ran, {over} stopped over the budget"
     return requests, results, retrain_s
@@ -271,36 +197,50 @@ def calibrate_run(
     seed: int = 0,
     retain_eval_max: int = 2000,
     space: dict | None = None,
+    overwrite: bool = False,
+    restart: bool = False,
 ) -> dict:
     """Calibrate the run in ``run_dir`` (see the module docstring); returns what ``calibration.json`` holds.
 
-    ``space`` (``{method: {dimension: values}}``) replaces a method's search space (tests, quick runs).
+    ``space`` (``{method: {dimension: values}}``) replaces a method's search space (tests, quick runs). An
+    existing ``calibration.json`` is replaced only with ``overwrite``; a calibration in progress with the same
+    settings is resumed (``runs/calibration_progress.py``), or discarded with ``restart``.
     """
     from .unlearn import load_run
 
     check_arguments(request_size, budget, pseudo_requests)
+    if (Path(run_dir) / CALIBRATION_FILE).exists() and not overwrite:
+        raise CalibrationError(f"{Path(run_dir) / CALIBRATION_FILE} exists; pass --overwrite to calibrate again")
     methods = list(methods or calibratable())
     for method in methods:
         get_method(method) if space and method in space else search_space(method)  # unknown: an error now
     run = load_run(run_dir)
     if run.log is None:
         raise CalibrationError(f"{run_dir}: calibration retrains twins from the run's unlearning log; it has none")
-    start = time.perf_counter()
     ledger_ids, _ = read_forgotten_ids(run_dir)
     trained = list(run.trained_split()["id"])
-    eligible = len(set(trained) - ledger_ids)
-    count = request_count(request_size, eligible, pseudo_requests)
+    count = request_count(request_size, len(set(trained) - ledger_ids), pseudo_requests)
     drawn = draw_pseudo_requests(trained, ledger_ids, count, pseudo_requests, seed)
-    requests, results, retrain_s = search(run, drawn, budget, methods, space, retain_eval_max)
+    key = {"train_fingerprint": run.meta.get("train_fingerprint"), "methods": methods, "space": space}
+    key.update(draw=_commitments(run_dir, drawn), budget=budget, retain_eval_max=retain_eval_max)
+    progress = RunProgress(run_dir, key, restart)
+    requests, results, retrain_s = search(run, drawn, budget, methods, space, retain_eval_max, progress)
     best = choose(results, budget)
     if best is None:
         raise CalibrationError(
             f"no setting of {', '.join(methods)} ran within --budget {budget:g} of a retrain; raise --budget"
         )
     record = _record(run, drawn, requests, results, best, request_size, budget, seed, retrain_s)
-    record["cost_retrains"] = (time.perf_counter() - start) / retrain_s
+    record["cost_retrains"] = progress.seconds() / retrain_s
     write_calibration(run_dir, record, drawn)
+    progress.remove()
     return record
+
+
+def _commitments(run_dir: str | Path, drawn: list[list]) -> list[str]:
+    with folder_lock(run_dir):
+        salt = load_or_create_salt(run_dir)
+    return [forget_set_commitment(ids, salt) for ids in drawn]
 
 
 def _record(run, drawn, requests, results, best, request_size, budget, seed, retrain_s) -> dict:
