@@ -228,7 +228,8 @@ def calibrate_run(
     best = choose(results, budget)
     if best is None:
         raise CalibrationError(
-            f"no setting of {', '.join(methods)} ran within --budget {budget:g} of a retrain; raise --budget"
+            f"no setting of {', '.join(methods)} ran within --budget {budget:g} of a retrain; raise --budget "
+            "(with --restart: the progress kept is for this budget)"
         )
     record = _record(run, drawn, requests, results, best, request_size, budget, seed, retrain_s)
     record["cost_retrains"] = progress.seconds() / retrain_s
