@@ -29,6 +29,8 @@ import json
 import shutil
 from pathlib import Path
 
+from hf_unlearn.runs.calibration_progress import plain  # noqa: F401 (re-exported: floor.py and floor_calibration.py)
+
 
 class SeedCache:
     """The finished parts of one seed (a no-op when ``root`` is None)."""
@@ -185,17 +187,6 @@ def model_digest(model) -> str:
     from hf_unlearn.models.loading import weights_digest
 
     return weights_digest(list(model.state_dict().items()))
-
-
-def plain(obj):
-    """``obj`` as JSON reads it back (numpy scalars as Python numbers): fresh and resumed rows alike."""
-    return json.loads(json.dumps(obj, default=_number))
-
-
-def _number(value):
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 def _write_json(path: Path, obj) -> None:

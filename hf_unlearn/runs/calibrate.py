@@ -238,9 +238,11 @@ def calibrate_run(
     return record
 
 
-def _commitments(run_dir: str | Path, drawn: list[list]) -> list[str]:
-    with folder_lock(run_dir):
-        salt = load_or_create_salt(run_dir)
+def _commitments(run_dir: str | Path, drawn: list[list], salt: bytes | None = None) -> list[str]:
+    """The pseudo-requests' salted commitments (the run's salt, read under its lock unless given)."""
+    if salt is None:
+        with folder_lock(run_dir):
+            salt = load_or_create_salt(run_dir)
     return [forget_set_commitment(ids, salt) for ids in drawn]
 
 
@@ -269,7 +271,7 @@ def write_calibration(run_dir: str | Path, record: dict, drawn: list[list]) -> P
     named by salted commitments and keyed per-id hashes (the run's private salt), never by their ids."""
     with folder_lock(run_dir):
         salt = load_or_create_salt(run_dir)
-        record["pseudo_request_commitments"] = [forget_set_commitment(ids, salt) for ids in drawn]
+        record["pseudo_request_commitments"] = _commitments(run_dir, drawn, salt)
         record["pseudo_request_id_hashes"] = sorted(id_hash(i, salt) for ids in drawn for i in ids)
         return atomic_write_json(Path(run_dir) / CALIBRATION_FILE, record)
 

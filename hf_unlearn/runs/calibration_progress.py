@@ -46,7 +46,13 @@ def candidate_key(method: str, options: dict) -> str:
 
 def plain(obj):
     """``obj`` as JSON reads it back (numpy and torch scalars as Python numbers): fresh and resumed alike."""
-    return json.loads(json.dumps(obj, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+    return json.loads(json.dumps(obj, default=_number))
+
+
+def _number(value):
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 class SearchProgress:
