@@ -301,7 +301,7 @@ def forget_set_record(run: BenchRun, fname: str, forget_ids, eval_ids: set, a, s
         "noise_exposure_gaps": [
             exposure_gap(exposure.get(f"noise_twin_{k}"), twin_exp) for k in range(1, a.noise_twins + 1)
         ],
-        "exposure": {k: exposure.get(k) for k in ("original", "retrain_twin")},
+        "exposure": {k: exposure.get(k) for k in models},  # original, retrain_twin, noise_twin_<k>
         "methods": rows,
         "calibration": calib,
     }

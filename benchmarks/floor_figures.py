@@ -43,6 +43,28 @@ def factors(rows: list[dict]) -> dict:
     return out
 
 
+def exposure_bits(recs: list[dict], pairs: list[tuple[dict, dict]]) -> dict:
+    """The exposure gap without its ratio: ``|E(model) - E(twin)|`` in bits, for the budget best
+    (``unlearned``, per seed) and for every noise twin (``noise``). Readable where the twin's own exposure
+    is near 0 bits and the ratio divides by almost nothing. Records that kept only the ratio give
+    ``ratio x E(twin)``."""
+
+    def diff(exposure, twin, ratio):
+        if exposure is not None and twin is not None:
+            return abs(float(exposure) - float(twin))
+        return None if ratio is None or twin is None else float(ratio) * float(twin)
+
+    unlearned = [
+        diff(row.get("exposure"), r["exposure"].get("retrain_twin"), row.get("exposure_gap")) for r, row in pairs
+    ]
+    noise = []
+    for r in recs:
+        twin = r["exposure"].get("retrain_twin")
+        for k, ratio in enumerate(r["noise_exposure_gaps"], start=1):
+            noise.append(diff(r["exposure"].get(f"noise_twin_{k}"), twin, ratio))
+    return {"unlearned": unlearned, "noise": noise, "twin": [r["exposure"].get("retrain_twin") for r in recs]}
+
+
 def held_back_by(best: dict, noise: dict, mia: bool) -> dict:
     """Which factor of ToW (``mia``: ToW-MIA) of the budget best is lowest, with its signed gap in words."""
     keys = ("mia" if mia else "forget", "retain", "test")
@@ -148,6 +170,9 @@ def floor_figures(records: list[dict]) -> list[tuple[str, object, str, dict]]:
         out.append((f"{fs}/exposure_gap", gap, "|E(unlearned) - E(twin)| / E(twin)", ecfg))
         noise_gap = mean(ecfg["noise_twin_gaps"])
         out.append((f"{fs}/exposure_gap_noise", noise_gap, "the noise twins' own exposure gap, mean", ecfg))
+        bits = exposure_bits(recs, pairs)
+        out.append((f"{fs}/exposure_diff_bits", mean(bits["unlearned"]), "|E(unlearned) - E(twin)| bits, mean", bits))
+        out.append((f"{fs}/exposure_diff_bits_noise", mean(bits["noise"]), "|E(noise twin) - E(twin)| bits", bits))
         ccfg = dict(base, per_seed=[r["calibration"]["cost_retrains"] for r in recs])
         ccfg.update(candidates=[r["calibration"]["candidates"] for r in recs])
         out.append((f"{fs}/calibration_cost", mean(ccfg["per_seed"]), "retrains", ccfg))

@@ -110,10 +110,24 @@ def target_rows(records: list[dict], forget_set: str) -> list[str]:
         if rec is None:
             continue
         cfg = rec["config"]
-        out.append(
-            f"| `{figure}` | {_num(rec['value'])} | {cfg.get('target', '')} | {cfg.get('met')} | {held_back(cfg)} |"
-        )
+        note = exposure_bits_note(by_figure, forget_set) if figure == "exposure_gap" else held_back(cfg)
+        out.append(f"| `{figure}` | {_num(rec['value'])} | {cfg.get('target', '')} | {cfg.get('met')} | {note} |")
     return out
+
+
+def exposure_bits_note(by_figure: dict, forget_set: str) -> str:
+    """The gap without its ratio (``floor_figures.exposure_bits``), beside the noise twins' own."""
+    bits, noise = (
+        by_figure.get(f"{forget_set}/exposure_diff_bits"),
+        by_figure.get(f"{forget_set}/exposure_diff_bits_noise"),
+    )
+    if bits is None or noise is None:
+        return ""
+    twin = mean(bits["config"].get("twin", []))
+    return (
+        f"in bits: budget best {_num(bits['value'], 2)} from the twin's {_num(twin, 2)}, noise twins "
+        f"{_num(noise['value'], 2)}"
+    )
 
 
 def tables(data: dict) -> str:

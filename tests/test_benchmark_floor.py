@@ -101,7 +101,21 @@ def test_floor_figures_means_mins_and_margins(figures):
     assert figs["pct1/exposure_gap"][0] == pytest.approx(0.1)
     assert figs["pct1/exposure_gap"][1]["met"] is True
     assert figs["pct1/exposure_gap_noise"][0] == pytest.approx(0.03)
+    # the same gaps in bits (ratio x the twin's 1.5 bits, as these records keep only the ratio)
+    assert figs["pct1/exposure_diff_bits"][0] == pytest.approx((0.2 * 1.5 + 0.0) / 2)
+    assert figs["pct1/exposure_diff_bits_noise"][0] == pytest.approx((0.02 + 0.04) * 1.5 / 2)
     assert figs["pct1/calibration_cost"][0] == pytest.approx(3.5)
+
+
+def test_exposure_in_bits_is_read_where_the_twins_exposure_is_zero_and_the_ratio_is_not(figures):
+    rec = _record(0, [_pair(0.98, 0.96), _pair(0.96, 0.90)], (0.97, 0.93, 0.04), (0.90, 0.80, 0.0), None)
+    rec["exposure"] = {"original": 5.0, "retrain_twin": 0.0, "noise_twin_1": 0.5, "noise_twin_2": 1.5}
+    rec["noise_exposure_gaps"] = [None, None]  # the ratio divides by the twin's 0 bits
+    rec["methods"]["neggrad_plus"]["exposure"] = 2.0
+    figs = {name: (value, cfg) for name, value, _, cfg in figures.floor_figures([rec])}
+    assert figs["pct1/exposure_gap"][0] is None
+    assert figs["pct1/exposure_diff_bits"][0] == pytest.approx(2.0)
+    assert figs["pct1/exposure_diff_bits_noise"][0] == pytest.approx(1.0)  # (0.5 + 1.5) / 2
 
 
 def test_missed_target_names_the_factor_that_holds_tow_back(figures):

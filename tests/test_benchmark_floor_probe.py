@@ -1,0 +1,60 @@
+"""``benchmarks/floor_probe.py``: its settings grid, and its refusals before any work (no model runs)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def probe():
+    sys.path.insert(0, str(BENCH_DIR))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_floor_probe", BENCH_DIR / "floor_probe.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["bench_floor_probe"] = module
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop("bench_floor_probe", None)
+        sys.path.remove(str(BENCH_DIR))
+
+
+def test_grid_gives_every_combination_with_the_fixed_options(probe):
+    runs = probe.settings(["precondition=adam,none", "scale=1,4"], ["eta=0.01"])
+    assert runs == [
+        {"eta": "0.01", "precondition": "adam", "scale": "1"},
+        {"eta": "0.01", "precondition": "adam", "scale": "4"},
+        {"eta": "0.01", "precondition": "none", "scale": "1"},
+        {"eta": "0.01", "precondition": "none", "scale": "4"},
+    ]
+    assert probe.settings([], []) == [{}]  # the method's defaults
+    with pytest.raises(SystemExit, match="expected key=value"):
+        probe.settings(["scale"], [])
+
+
+STUDY = ["--floor", "--seeds", "0", "--forget-sets", "pct1"]
+
+
+def test_refuses_without_one_kept_seed_and_set(probe, tmp_path):
+    with pytest.raises(SystemExit, match="--work-dir DIR with one --seeds S and one --forget-sets SET"):
+        probe.main(["--method", "ssd", *STUDY])  # no --work-dir: nothing is kept to load
+    with pytest.raises(SystemExit, match="one --seeds S"):
+        probe.main(
+            ["--method", "ssd", "--floor", "--seeds", "0,1", "--forget-sets", "pct1", "--work-dir", str(tmp_path)]
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_refuses_a_bad_setting_before_any_work(probe, tmp_path):
+    argv = ["--method", "single_gradient", "--grid", "precondition=adam,rmsprop", *STUDY, "--work-dir", str(tmp_path)]
+    with pytest.raises(SystemExit, match="precondition must be one of"):
+        probe.main(argv)
+    with pytest.raises(SystemExit, match="no_such_method"):
+        probe.main(["--method", "no_such_method", *STUDY, "--work-dir", str(tmp_path)])
+    assert list(tmp_path.iterdir()) == []
