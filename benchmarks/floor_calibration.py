@@ -32,6 +32,22 @@ SEARCHED_BEFORE_LISTED = (
     "amnesiac", "finetune", "l1_sparse", "neggrad", "neggrad_plus", "propagated_replay", "random_label", "salun",
     "scrub", "single_gradient", "ssd",
 )  # fmt: skip
+# the search space of calibrations kept before they recorded theirs (``spaces``): the space until 2026-12-02,
+# when single_gradient gained ``precondition``
+SPACE_BEFORE_RECORDED = {
+    "neggrad_plus": {"steps": [0.25, 0.5], "lr_factor": [1.0, 3.0], "alpha": [0.99, 0.95]},
+    "scrub": {"steps": [0.25, 0.5], "lr_factor": [1.0, 3.0]},
+    "finetune": {"steps": [0.5, 1.0], "lr_factor": [1.0, 3.0]},
+    "neggrad": {"steps": [0.1, 0.25], "lr_factor": [1.0, 3.0]},
+    "random_label": {"steps": [0.5, 1.0], "lr_factor": [1.0, 3.0]},
+    "salun": {"steps": [0.5, 1.0], "lr_factor": [1.0, 3.0]},
+    "l1_sparse": {"steps": [0.5, 1.0], "alpha": [1e-4, 1e-3]},
+    "single_gradient": {"scale": [0.5, 1.0, 2.0, 4.0]},
+    "amnesiac": {"repair": [0.0, 0.5]},
+    "ssd": {"alpha": [3.0, 10.0, 30.0]},
+    "propagated_replay": {"exact_every": [10, 20, 50]},
+    "per_sample_replay": {"correction_scale": [1.0]},
+}
 RESULT_KEYS = ("method", "options", "tow_mean", "tow_mia_mean", "tow_sd", "cost_fraction", "over_budget", "error")
 PROGRESS = "calibration_progress"  # the kept part of a search in progress (KeptSearch)
 
@@ -41,6 +57,22 @@ def quick_space(methods: list[str]) -> dict:
     from hf_unlearn.runs.calibrate import search_space
 
     return {m: {k: v[:1] for k, v in search_space(m).items()} for m in methods}
+
+
+def study_space(methods: list[str], quick: bool) -> dict:
+    """Each method's search space as the study searches it now (JSON form: lists)."""
+    from hf_unlearn.runs.calibrate import search_space
+
+    full = {m: search_space(m) for m in methods}
+    return plain({m: {k: v[:1] for k, v in dims.items()} for m, dims in full.items()} if quick else full)
+
+
+def kept_space(kept: dict, method: str, quick: bool) -> dict | None:
+    """The space a kept calibration searched for ``method``: recorded, else the space before it was recorded."""
+    if "spaces" in kept:
+        return kept["spaces"].get(method)
+    dims = SPACE_BEFORE_RECORDED.get(method)
+    return None if dims is None else {k: v[:1] for k, v in dims.items()} if quick else dims
 
 
 def study_methods(a) -> list[str]:
@@ -101,6 +133,7 @@ def calibrate_other_sets(
         "disjoint_from_eval": True,
         "draw_digest": draw_digest(drawn),
         "results": [{k: r[k] for k in RESULT_KEYS if k in r} for r in results],  # a later rule can choose again
+        "spaces": study_space(list(methods), a.quick),  # a method whose space changes later is searched again
     }
 
 
@@ -121,24 +154,30 @@ def better_choice(kept: dict | None, new: dict | None) -> dict | None:
     return new if key(new) > key(kept) else kept
 
 
-def top_up(kept: dict, new: dict) -> dict:
-    """``kept`` merged with ``new`` (a search of the methods ``kept`` lacked, on the same pseudo-requests):
-    the better choice, every method's own best, the candidates, errors and costs summed (each cost in its
-    own search's retrain unit), and what the top-up itself searched and cost."""
+def top_up(kept: dict, new: dict, replaced: tuple = ()) -> dict:
+    """``kept`` merged with ``new`` (a search of the methods ``kept`` lacked, or ``replaced``: those whose space
+    changed, searched again whole, on the same pseudo-requests): the better choice, every method's own best,
+    the candidates, errors and costs summed (each cost in its own search's retrain unit), and what the top-up
+    itself searched and cost. A replaced method's kept figures and choice are dropped for the new ones: its
+    space grew (single_gradient's ``precondition``) and still holds the old settings, so its new best is at
+    least its old best, and a kept overall choice of it stays the overall best."""
     if kept.get("draw_digest") not in (None, new["draw_digest"]):
         raise SystemExit("floor: a kept calibration was drawn on other pseudo-requests; remove it to calibrate again")
     searched = list(kept.get("methods", SEARCHED_BEFORE_LISTED))
+    choice = kept["choice"] if (kept["choice"] or {}).get("method") not in replaced else None
+    kept_spaces = kept.get("spaces") or {m: kept_space(kept, m, False) for m in searched}
     return {
-        "choice": better_choice(kept["choice"], new["choice"]),
+        "choice": better_choice(choice, new["choice"]),
         "methods": searched + [m for m in new["methods"] if m not in searched],
-        "per_method": {**kept["per_method"], **new["per_method"]},
+        "per_method": {**{m: o for m, o in kept["per_method"].items() if m not in replaced}, **new["per_method"]},
         "cost_retrains": kept["cost_retrains"] + new["cost_retrains"],
         "retrain_s_mean": kept["retrain_s_mean"],
         "candidates": kept["candidates"] + new["candidates"],
         "errors": sorted({*kept["errors"], *new["errors"]}),
         "disjoint_from_eval": kept["disjoint_from_eval"] and new["disjoint_from_eval"],
         "draw_digest": new["draw_digest"],
-        "results": kept.get("results", []) + new["results"],
+        "results": [r for r in kept.get("results", []) if r["method"] not in replaced] + new["results"],
+        "spaces": {**kept_spaces, **new.get("spaces", {})},
         "topped_up": {k: new[k] for k in ("methods", "cost_retrains", "retrain_s_mean", "candidates")},
     }
 
@@ -153,10 +192,16 @@ def calibration_for(run, fname: str, eval_ids: set[str], count: int, a, seed: in
     else:
         searched = kept.get("methods", SEARCHED_BEFORE_LISTED)
         missing = [m for m in methods if m not in searched]
-        if not missing:
+        now = study_space(methods, getattr(a, "quick", False))
+        changed = [m for m in methods if m in searched and kept_space(kept, m, getattr(a, "quick", False)) != now[m]]
+        if not missing and not changed:
             return kept
-        say(f"{fname}: the kept calibration did not search {', '.join(missing)}; searching them now")
-        calib = top_up(kept, calibrate_other_sets(run, eval_ids, count, a, seed, say, missing, cache, fname))
+        say(
+            f"{fname}: the kept calibration did not search {', '.join(missing) or '-'}, and searched "
+            f"{', '.join(changed) or '-'} in another space; searching them now"
+        )
+        new = calibrate_other_sets(run, eval_ids, count, a, seed, say, missing + changed, cache, fname)
+        calib = top_up(kept, new, tuple(changed))
     calib = plain(calib)
     cache.write(fname, "calibration", calib)
     cache.remove(fname, PROGRESS)  # the search ended: its result is kept whole above

@@ -93,6 +93,8 @@ SIZES["minilm_full"] = dict(
     proxy_batch=32,
 )
 METHODS = ("single_gradient", "amnesiac")
+# P6 measures Thudi et al.'s own single-gradient step (the SGD formula), as recorded before the Adam form existed
+METHOD_OPTIONS = {"single_gradient": {"precondition": "none"}}
 TARGET_VE_RATIO, TARGET_ACC_DROP = 0.6, 1.0
 
 
@@ -277,7 +279,10 @@ def run_setting(name: str, a, s: dict, tmp_root: str) -> dict:
     if last:
         out["error_proxy_mean_lr"] = 0.5 * mean_lr**2 * last["step"] * last["distance_from_init"] * last["sigma"]
     for method in METHODS:
-        res = unlearn(model, s["forget_ds"], s["retain_ds"], method=method, log=log, tokenizer=s["tokenizer"])
+        res = unlearn(
+            model, s["forget_ds"], s["retain_ds"], method=method, log=log, tokenizer=s["tokenizer"],
+            **METHOD_OPTIONS.get(method, {}),
+        )  # fmt: skip
         out["ve"][method] = verification_error(res.model, twin)
         out["test_acc"][method] = accuracy(res.model, s["test"], s["tokenizer"])
         out["method_s"][method] = res.stats["wall_time_s"]

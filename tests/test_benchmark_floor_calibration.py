@@ -65,7 +65,8 @@ def test_a_kept_calibration_is_topped_up_with_only_the_methods_it_did_not_search
     def fake(run, eval_ids, count, a, seed, say, methods, *kept):
         searched.append(list(methods))
         new = _choice("per_sample_replay", 0.99, 0.04, 0.99)
-        return _calib(new, list(methods), {"per_sample_replay": {"correction_scale": 1.5}}, cost=0.5)
+        out = _calib(new, list(methods), {"per_sample_replay": {"correction_scale": 1.5}}, cost=0.5)
+        return dict(out, spaces=floor_calibration.study_space(list(methods), False))
 
     monkeypatch.setattr(floor_calibration, "calibrate_other_sets", fake)
     a = SimpleNamespace(floor_methods=["neggrad", "per_sample_replay", "ssd"])
@@ -82,6 +83,43 @@ def test_a_kept_calibration_is_topped_up_with_only_the_methods_it_did_not_search
     # a top-up drawn on other pseudo-requests is refused in one line
     with pytest.raises(SystemExit, match="drawn on other pseudo-requests"):
         floor_calibration.top_up(old, _calib(None, ["ssd"], {}, digest="d2"))
+
+
+@pytest.mark.parametrize("kept_best", ["single_gradient", "neggrad"])
+def test_a_method_whose_space_changed_is_searched_again_whole(fc, tmp_path, monkeypatch, kept_best):
+    """single_gradient gained ``precondition``: a calibration kept before (its space not recorded) searches it
+    again, and only it; its kept figures and choice give way to the new search's."""
+    floor_calibration, floor_cache = fc
+    said, searched = [], []
+    cache = floor_cache.SeedCache(tmp_path, 0, {"quick": False}, said.append)
+    cache.check_original("aa")
+    best = _choice(kept_best, 0.98 if kept_best == "single_gradient" else 0.99, 0.01, 0.9)
+    per_method = {"neggrad": {"max_steps": 1}, "single_gradient": {"scale": 4.0}}
+    old = _calib(best, ["neggrad", "single_gradient"], per_method)
+    cache.write("pct1", "calibration", old)
+
+    def fake(run, eval_ids, count, a, seed, say, methods, *kept):
+        searched.append(list(methods))
+        new = dict(_choice("single_gradient", 0.985, 0.002, 0.95), options={"precondition": "adam", "scale": 2.0})
+        out = _calib(new, list(methods), {"single_gradient": new["options"]}, cost=0.5)
+        return dict(out, spaces=floor_calibration.study_space(list(methods), False))
+
+    monkeypatch.setattr(floor_calibration, "calibrate_other_sets", fake)
+    a = SimpleNamespace(floor_methods=["neggrad", "single_gradient"], quick=False)
+    calib = floor_calibration.calibration_for(None, "pct1", set(), 7, a, 0, said.append, cache)
+    assert searched == [["single_gradient"]]  # neggrad's space is the one it was searched in
+    assert "searched single_gradient in another space" in said[-1]
+    assert calib["per_method"] == {
+        "neggrad": {"max_steps": 1},
+        "single_gradient": {"precondition": "adam", "scale": 2.0},
+    }
+    assert [r["method"] for r in calib["results"]] == ["neggrad", "single_gradient"]  # the old figures dropped
+    assert calib["choice"]["method"] == ("single_gradient" if kept_best == "single_gradient" else "neggrad")
+    assert calib["spaces"]["single_gradient"]["precondition"] == ["none", "adam"]
+    assert calib["cost_retrains"] == pytest.approx(10.5) and calib["methods"] == ["neggrad", "single_gradient"]
+    # recorded now: the same space is not searched again
+    assert floor_calibration.calibration_for(None, "pct1", set(), 7, a, 0, said.append, cache) == calib
+    assert searched == [["single_gradient"]]
 
 
 class _Stop(Exception):
@@ -137,9 +175,9 @@ def test_a_stopped_search_resumes_at_the_next_candidate(fc, tmp_path, monkeypatc
     monkeypatch.setattr(cal, "run_candidate", fake_candidate)
     calib = floor_calibration.calibration_for(run, "pct1", {"t0"}, 3, a, 0, said.append, cache)
     assert prepared == [2]  # the pseudo-request twins were not retrained
-    assert len(ran) == 7 and len(set(map(str, ran))) == 7  # 3 + 4: no candidate ran twice
-    assert calib["candidates"] == 7 and calib["choice"]["method"] == "ssd"  # alpha 30 scores 0.93
-    assert calib["choice"]["options"] == {"alpha": 30.0} and calib["per_method"]["single_gradient"] == {"scale": 4.0}
+    assert len(ran) == 11 and len(set(map(str, ran))) == 11  # 3 + 8: no candidate ran twice
+    assert calib["candidates"] == 11 and calib["choice"]["method"] == "ssd"  # alpha 30 scores 0.93
+    assert calib["choice"]["options"] == {"alpha": 30.0} and calib["per_method"]["single_gradient"]["scale"] == 4.0
     assert cache.read("pct1", floor_calibration.PROGRESS) is None and cache.read("pct1", "calibration") == calib
     assert "resuming after 3 candidates" in said[-1]
 

@@ -109,7 +109,9 @@ def test_single_gradient_matches_the_formula(tiny, logged_run):
     model, out = logged_run
     log = UnlearningLog(out)
     forget, retain = _split(tokenized, ["canary-0000", "canary-0003"])
-    result = unlearn(model, forget, retain, method="single_gradient", log=out, tokenizer=tokenizer, eta=0.01)
+    result = unlearn(
+        model, forget, retain, method="single_gradient", log=out, tokenizer=tokenizer, eta=0.01, precondition="none"
+    )
     assert result.stats["epochs_seen"] == 3
     initial = type(model)(model.config)
     initial.load_state_dict(log.initial_state_dict())

@@ -20,7 +20,8 @@ run's own final second moment (logged in ``optimizer_final.safetensors`` with ``
 
 (momentum spreads an example's share over later steps but, summed, leaves it unchanged to first
 order). On an Adam-trained run the SGD formula is far too small to move a prediction when the
-gradients are small: a from-scratch tiny BERT scored exactly doing nothing at scales 0.5-4.
+gradients are small: a from-scratch tiny BERT scored exactly doing nothing at scales 0.5-4. The default,
+``precondition="auto"``, takes the Adam form when the log holds Adam state and the paper's formula otherwise.
 """
 
 from __future__ import annotations
@@ -36,12 +37,12 @@ from .base import MethodConfig, forward_logits
 from .registry import register_method
 from .ssd import adam_importance, has_adam_state
 
-PRECONDITIONERS = ("none", "adam")
+PRECONDITIONERS = ("auto", "none", "adam")
 
 
 @dataclass
 class SingleGradientConfig(MethodConfig):
-    """``w_T + k * eta * grad L(w_0; forget)``."""
+    """``w_T + k * eta * grad L(w_0; forget)``, divided by Adam's ``sqrt(v_T) + eps`` on an Adam-trained run."""
 
     USES_LEARNING_RATE: ClassVar[bool] = False  # eta is its step size; it takes no optimizer step
 
@@ -50,10 +51,10 @@ class SingleGradientConfig(MethodConfig):
         default=1.0, metadata={"help": "Extra multiplier on the correction (1 = the paper's formula)."}
     )
     precondition: str = field(
-        default="none",
+        default="auto",
         metadata={
-            "help": "'none' (the paper's SGD formula) or 'adam' (divide by the run's logged Adam "
-            "sqrt(v_T) + eps, for Adam-trained runs; needs record_deltas)."
+            "help": "'adam' (divide by the run's logged Adam sqrt(v_T) + eps; needs record_deltas), 'none' (the "
+            "paper's SGD formula) or 'auto' (adam when the log holds Adam state, else none)."
         },
     )
 
@@ -77,7 +78,8 @@ DESCRIPTION = (
 )
 def single_gradient(model, forget, retain, config: SingleGradientConfig, log, ctx) -> dict:
     """Add k * eta * (gradient of the forget loss at w_0) to the trained weights (optionally / Adam's sqrt(v_T))."""
-    if config.precondition == "adam" and not has_adam_state(log):
+    precondition = resolve_precondition(config, log)
+    if precondition == "adam" and not has_adam_state(log):
         raise ValueError(
             f"single_gradient: precondition=adam needs the run's final Adam second moment, but the log {log.root} "
             "has none: train with an Adam-type optimizer and --record_deltas, or set precondition=none"
@@ -101,7 +103,7 @@ def single_gradient(model, forget, retain, config: SingleGradientConfig, log, ct
         loss = F.cross_entropy(forward_logits(initial, b), b["labels"], reduction="sum") / batch
         for n, g in zip(trainable, torch.autograd.grad(loss, [params[n] for n in trainable])):
             grads[n] += g
-    if config.precondition == "adam":
+    if precondition == "adam":
         _precondition(grads, log, model)
     with torch.no_grad():
         for n, p in model.named_parameters():
@@ -109,7 +111,14 @@ def single_gradient(model, forget, retain, config: SingleGradientConfig, log, ct
                 p.add_(grads[n].to(p.device, p.dtype), alpha=config.scale * k * eta)
     del initial
     stats = {"epochs_seen": k, "eta": eta, "optimizer_steps": 0, "num_train_examples": n_train}
-    return {**stats, "precondition": config.precondition}
+    return {**stats, "precondition": precondition}
+
+
+def resolve_precondition(config: SingleGradientConfig, log) -> str:
+    """``config.precondition``, with ``auto`` read as ``adam`` when the log holds Adam state, else ``none``."""
+    if config.precondition != "auto":
+        return config.precondition
+    return "adam" if has_adam_state(log) else "none"
 
 
 def _precondition(grads: dict[str, torch.Tensor], log, model) -> None:

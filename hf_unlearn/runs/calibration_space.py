@@ -23,7 +23,7 @@ SEARCH_SPACE: dict[str, dict[str, tuple]] = {
     "random_label": {"steps": (0.5, 1.0), "lr_factor": (1.0, 3.0)},
     "salun": {"steps": (0.5, 1.0), "lr_factor": (1.0, 3.0)},
     "l1_sparse": {"steps": (0.5, 1.0), "alpha": (1e-4, 1e-3)},
-    "single_gradient": {"scale": (0.5, 1.0, 2.0, 4.0)},
+    "single_gradient": {"precondition": ("none", "adam"), "scale": (0.5, 1.0, 2.0, 4.0)},  # adam: Adam-trained runs
     "amnesiac": {"repair": (0.0, 0.5)},
     "ssd": {"alpha": (3.0, 10.0, 30.0)},
     "propagated_replay": {"exact_every": (10, 20, 50)},
