@@ -210,7 +210,9 @@ def test_tables_show_every_method_the_choice_and_the_missed_targets(floor, figur
     assert "Calibration's choice: neggrad_plus" in out
     row = next(line for line in out.splitlines() if line.startswith("| `budget_best_tow_mean`"))
     assert "| 0.9000 | >= 0.97 | False | forget accuracy 8 points above the twin's" in row
-    assert next(line for line in out.splitlines() if line.startswith("| `exposure_gap`")).endswith("| True | in bits: budget best 0.15 from the twin's 1.50, noise twins 0.04 |")
+    assert next(line for line in out.splitlines() if line.startswith("| `exposure_gap`")).endswith(
+        "| True | in bits: budget best 0.15 from the twin's 1.50, noise twins 0.04 |"
+    )
     bad = tmp_path / "bad.json"
     bad.write_text("[]")
     assert tables.main([str(bad)]) == 2
