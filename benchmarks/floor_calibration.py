@@ -196,10 +196,9 @@ def calibration_for(run, fname: str, eval_ids: set[str], count: int, a, seed: in
         changed = [m for m in methods if m in searched and kept_space(kept, m, getattr(a, "quick", False)) != now[m]]
         if not missing and not changed:
             return kept
-        say(
-            f"{fname}: the kept calibration did not search {', '.join(missing) or '-'}, and searched "
-            f"{', '.join(changed) or '-'} in another space; searching them now"
-        )
+        why = [f"did not search {', '.join(missing)}"] if missing else []
+        why += [f"searched {', '.join(changed)} in another space"] if changed else []
+        say(f"{fname}: the kept calibration {' and '.join(why)}; searching them now")
         new = calibrate_other_sets(run, eval_ids, count, a, seed, say, missing + changed, cache, fname)
         calib = top_up(kept, new, tuple(changed))
     calib = plain(calib)
