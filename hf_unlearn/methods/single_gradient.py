@@ -69,7 +69,8 @@ class SingleGradientConfig(MethodConfig):
 DESCRIPTION = (
     'Single-gradient unlearning (Thudi, Deza, Chandrasekaran and Papernot, "Unrolling SGD: '
     'Understanding Factors Influencing Machine Unlearning", EuroS&P 2022): one gradient of the loss on the '
-    "forgotten examples, taken at the initial weights, is added back."
+    "forgotten examples, taken at the initial weights, is added back (divided by the run's own Adam "
+    "preconditioner when it trained with Adam)."
 )
 
 
