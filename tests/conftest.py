@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 
@@ -89,3 +90,54 @@ def train_run(tiny, output_dir, **overrides):
     )
     trainer.train()
     return model, trainer
+
+
+def train_on(data, output_dir, batch_size=16, **overrides):
+    """A tiny BERT built on ``data``'s texts, trained with UnlearnableTrainer (seed 0, max 32 tokens).
+
+    Returns (model in eval mode, tokenizer, tokenized data, trainer)."""
+    from hf_unlearn.models import build_tiny_bert, tokenize_dataset
+    from hf_unlearn.training import UnlearnableTrainer
+
+    model, tokenizer = build_tiny_bert(data["train"]["text"], seed=0)
+    tokenized = tokenize_dataset(data, tokenizer, max_length=32)
+    args = make_args(output_dir, per_device_train_batch_size=batch_size, seed=0, report_to=[], **overrides)
+    trainer = UnlearnableTrainer(model=model, args=args, train_dataset=tokenized["train"], processing_class=tokenizer)
+    trainer.train()
+    model.eval()
+    return model, tokenizer, tokenized, trainer
+
+
+def adam_second_moment(trainer, model) -> dict:
+    """The trainer's own bias-corrected Adam second moment ``v_T / (1 - beta2^T)`` by parameter name."""
+    from hf_unlearn.training.optimizer_record import base_optimizer
+
+    opt = base_optimizer(trainer.optimizer)
+    names = {id(p): n for n, p in model.named_parameters()}
+    v_hat = {}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            state = opt.state[p]
+            v_hat[names[id(p)]] = state["exp_avg_sq"].detach().float() / (1 - group["betas"][1] ** int(state["step"]))
+    return v_hat
+
+
+@contextlib.contextmanager
+def benchmark_module(filename: str):
+    """``benchmarks/<filename>`` imported as module ``bench_<stem>``, the benchmarks folder on ``sys.path``
+    (its sibling modules import each other) until the block ends."""
+    import importlib.util
+    import sys
+
+    bench_dir = Path(__file__).resolve().parent.parent / "benchmarks"
+    name = f"bench_{Path(filename).stem}"
+    sys.path.insert(0, str(bench_dir))
+    try:
+        spec = importlib.util.spec_from_file_location(name, bench_dir / filename)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(name, None)
+        sys.path.remove(str(bench_dir))

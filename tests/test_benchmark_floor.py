@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
-
-BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+from conftest import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def floor():
-    sys.path.insert(0, str(BENCH_DIR))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_floor", BENCH_DIR / "floor.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["bench_floor"] = module  # dataclasses look their module up
-        spec.loader.exec_module(module)
+    with benchmark_module("floor.py") as module:
         yield module
-    finally:
-        sys.modules.pop("bench_floor", None)
-        sys.path.remove(str(BENCH_DIR))
 
 
 @pytest.fixture(scope="module")

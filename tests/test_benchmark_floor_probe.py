@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-
-BENCH_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+from conftest import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def probe():
-    sys.path.insert(0, str(BENCH_DIR))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_floor_probe", BENCH_DIR / "floor_probe.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["bench_floor_probe"] = module
-        spec.loader.exec_module(module)
+    with benchmark_module("floor_probe.py") as module:
         yield module
-    finally:
-        sys.modules.pop("bench_floor_probe", None)
-        sys.path.remove(str(BENCH_DIR))
 
 
 def test_grid_gives_every_combination_with_the_fixed_options(probe):

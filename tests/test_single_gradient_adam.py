@@ -4,26 +4,18 @@ that it moves an Adam-trained model where the SGD formula barely does, and its r
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import make_args
+from conftest import adam_second_moment, train_on
 
 from hf_unlearn.data import load_sentiment_dataset
 from hf_unlearn.methods import unlearn
 from hf_unlearn.methods.base import MethodContext, forward_logits
-from hf_unlearn.models import build_tiny_bert, tokenize_dataset
-from hf_unlearn.training import UnlearnableTrainer, UnlearningLog
-from hf_unlearn.training.optimizer_record import base_optimizer
+from hf_unlearn.training import UnlearningLog
 
 BATCH = 16
 
 
 def train(out, data, **overrides):
-    model, tokenizer = build_tiny_bert(data["train"]["text"], seed=0)
-    tokenized = tokenize_dataset(data, tokenizer, max_length=32)
-    args = make_args(out, per_device_train_batch_size=BATCH, seed=0, report_to=[], num_train_epochs=3, **overrides)
-    trainer = UnlearnableTrainer(model=model, args=args, train_dataset=tokenized["train"], processing_class=tokenizer)
-    trainer.train()
-    model.eval()
-    return model, tokenizer, tokenized, trainer
+    return train_on(data, out, batch_size=BATCH, num_train_epochs=3, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +23,8 @@ def adam_run(tmp_path_factory):
     data = load_sentiment_dataset("synthetic", n_train=200, n_test=50, n_canaries=4, seed=0)
     out = tmp_path_factory.mktemp("sg_adam_run")
     model, tokenizer, tokenized, trainer = train(out, data, record_deltas=True)
-    opt = base_optimizer(trainer.optimizer)
-    names = {id(p): n for n, p in model.named_parameters()}
-    denom = {}
-    for group in opt.param_groups:
-        for p in group["params"]:
-            state = opt.state[p]
-            v_hat = state["exp_avg_sq"].detach().float() / (1 - group["betas"][1] ** int(state["step"]))
-            denom[names[id(p)]] = v_hat.sqrt() + group["eps"]
+    eps = trainer.args.adam_epsilon
+    denom = {name: v.sqrt() + eps for name, v in adam_second_moment(trainer, model).items()}
     train_set = tokenized["train"]
     canaries = {i for i, c in zip(train_set["id"], data["train"]["is_canary"]) if c}
     forget = train_set.filter(lambda r: r["id"] in canaries)

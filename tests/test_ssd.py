@@ -11,15 +11,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import make_args
+from conftest import adam_second_moment, train_on
 
 from hf_unlearn.data import load_sentiment_dataset
 from hf_unlearn.methods import available_methods, get_method, unlearn
 from hf_unlearn.methods import ssd as ssd_module
 from hf_unlearn.methods.base import MethodContext, forward_logits
-from hf_unlearn.models import build_tiny_bert, tokenize_dataset
-from hf_unlearn.training import UnlearnableTrainer
-from hf_unlearn.training.optimizer_record import base_optimizer
 
 BATCH = 16
 
@@ -38,13 +35,7 @@ def evaluate(model, dataset, tokenizer):
 
 
 def train(out, data, **overrides):
-    model, tokenizer = build_tiny_bert(data["train"]["text"], seed=0)
-    tokenized = tokenize_dataset(data, tokenizer, max_length=32)
-    args = make_args(out, per_device_train_batch_size=BATCH, seed=0, report_to=[], **overrides)
-    trainer = UnlearnableTrainer(model=model, args=args, train_dataset=tokenized["train"], processing_class=tokenizer)
-    trainer.train()
-    model.eval()
-    return model, tokenizer, tokenized, trainer
+    return train_on(data, out, batch_size=BATCH, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +43,7 @@ def setup(tmp_path_factory):
     data = load_sentiment_dataset("synthetic", n_train=300, n_test=100, n_canaries=6, seed=0)
     out = tmp_path_factory.mktemp("ssd_run")
     model, tokenizer, tokenized, trainer = train(out, data, num_train_epochs=5, record_deltas=True)
-    opt = base_optimizer(trainer.optimizer)
-    names = {id(p): n for n, p in model.named_parameters()}
-    v_hat = {}
-    for group in opt.param_groups:
-        for p in group["params"]:
-            state = opt.state[p]
-            v_hat[names[id(p)]] = state["exp_avg_sq"].detach().float() / (1 - group["betas"][1] ** int(state["step"]))
+    v_hat = adam_second_moment(trainer, model)
     train_set = tokenized["train"]
     canaries = {i for i, c in zip(train_set["id"], data["train"]["is_canary"]) if c}
     forget = train_set.filter(lambda r: r["id"] in canaries)
