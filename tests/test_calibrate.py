@@ -99,6 +99,22 @@ def test_method_auto_reproduces_the_stored_choice_and_says_how(calibrated):
     assert "; 1 of this request's examples were in those pseudo-requests" in overlapping
 
 
+def test_method_auto_runs_an_older_calibration_as_it_was_chosen(calibrated, tmp_path):
+    """Format 1 predates single_gradient's ``precondition`` (then the SGD formula, now ``auto``): its choice
+    runs with ``precondition=none``; a format-2 record's options are read as written."""
+    from hf_unlearn.runs.calibrate import FORMAT_VERSION, auto_method
+
+    record = json.loads((calibrated[0] / "calibration.json").read_text())
+    assert record["format_version"] == FORMAT_VERSION == 2
+    record["choice"] = dict(record["choice"], method="single_gradient", options={"scale": 4.0})
+    for version, expected in ((1, {"precondition": "none", "scale": 4.0}), (2, {"scale": 4.0})):
+        (tmp_path / "calibration.json").write_text(json.dumps(dict(record, format_version=version)))
+        assert auto_method(tmp_path, None)[:2] == ("single_gradient", expected)
+    record["choice"]["options"] = {"precondition": "adam", "scale": 1.0}  # given: never replaced
+    (tmp_path / "calibration.json").write_text(json.dumps(dict(record, format_version=1)))
+    assert auto_method(tmp_path, None)[1] == {"precondition": "adam", "scale": 1.0}
+
+
 def test_default_learning_rate_is_the_method_factor_times_the_run_peak(calibrated):
     from hf_unlearn.methods import unlearn
     from hf_unlearn.runs.unlearn import load_run

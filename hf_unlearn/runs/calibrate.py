@@ -52,7 +52,9 @@ from .calibration_progress import RunProgress, SearchProgress
 from .calibration_space import CalibrationError, Scope, calibratable, candidates, search_space
 
 CALIBRATION_FILE = "calibration.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: single_gradient's options name its precondition (its default became "auto")
+# what an option a calibration of that format left out meant then: ``--method auto`` runs what was chosen
+OPTIONS_LEFT_OUT = {1: {"single_gradient": {"precondition": "none"}}}
 AUTO = "auto"
 TOW_DECIMALS = 4
 
@@ -338,6 +340,17 @@ def auto_method(run_dir: str | Path, method_args: dict | None) -> tuple[str, dic
     meta = Path(run_dir) / LOG_DIRNAME / "meta.json"  # verified later by load_run; read here to refuse early
     fingerprint = json.loads(meta.read_text(encoding="utf-8")).get("train_fingerprint") if meta.is_file() else None
     record = read_calibration(run_dir, fingerprint)
-    choice = record["choice"]
-    console.say(f"--method auto: {choice['method']} {choice['options']} (chosen by {chosen_by(record)})")
-    return choice["method"], dict(choice["options"]), record
+    method, options = record["choice"]["method"], chosen_options(record)
+    console.say(f"--method auto: {method} {options} (chosen by {chosen_by(record)})")
+    return method, options, record
+
+
+def chosen_options(record: dict) -> dict:
+    """The choice's options as the method reads them now: an option whose default changed since the record's
+    format (:data:`OPTIONS_LEFT_OUT`) is given the value it had when the choice was made."""
+    method, version = record["choice"]["method"], int(record.get("format_version", 1))
+    then = {}
+    for format_version, left_out in sorted(OPTIONS_LEFT_OUT.items(), reverse=True):
+        if version <= format_version:
+            then.update(left_out.get(method, {}))
+    return {**then, **record["choice"]["options"]}
