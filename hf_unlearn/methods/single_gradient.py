@@ -78,7 +78,7 @@ DESCRIPTION = (
     "single_gradient", SingleGradientConfig, guarantee="approximate", description=DESCRIPTION, needs_log=True
 )
 def single_gradient(model, forget, retain, config: SingleGradientConfig, log, ctx) -> dict:
-    """Add k * eta * (gradient of the forget loss at w_0) to the trained weights (optionally / Adam's sqrt(v_T))."""
+    """Add k * eta * (gradient of the forget loss at w_0) to the trained weights, preconditioned as training was."""
     precondition = resolve_precondition(config, log)
     if precondition == "adam" and not has_adam_state(log):
         raise ValueError(
