@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import sys
 
 from floor_cache import plain
@@ -154,6 +155,11 @@ def better_choice(kept: dict | None, new: dict | None) -> dict | None:
     return new if key(new) > key(kept) else kept
 
 
+def space_size(dims: dict | None) -> int:
+    """How many settings a method's search space holds (0 for none)."""
+    return math.prod(len(v) for v in dims.values()) if dims else 0
+
+
 def top_up(kept: dict, new: dict, replaced: tuple = ()) -> dict:
     """``kept`` merged with ``new`` (a search of the methods ``kept`` lacked, or ``replaced``: those whose space
     changed, searched again whole, on the same pseudo-requests): the better choice, every method's own best,
@@ -172,7 +178,7 @@ def top_up(kept: dict, new: dict, replaced: tuple = ()) -> dict:
         "per_method": {**{m: o for m, o in kept["per_method"].items() if m not in replaced}, **new["per_method"]},
         "cost_retrains": kept["cost_retrains"] + new["cost_retrains"],
         "retrain_s_mean": kept["retrain_s_mean"],
-        "candidates": kept["candidates"] + new["candidates"],
+        "candidates": kept["candidates"] - sum(space_size(kept_spaces.get(m)) for m in replaced) + new["candidates"],
         "errors": sorted({*kept["errors"], *new["errors"]}),
         "disjoint_from_eval": kept["disjoint_from_eval"] and new["disjoint_from_eval"],
         "draw_digest": new["draw_digest"],

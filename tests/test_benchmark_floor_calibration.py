@@ -117,6 +117,7 @@ def test_a_method_whose_space_changed_is_searched_again_whole(fc, tmp_path, monk
     assert calib["choice"]["method"] == ("single_gradient" if kept_best == "single_gradient" else "neggrad")
     assert calib["spaces"]["single_gradient"]["precondition"] == ["none", "adam"]
     assert calib["cost_retrains"] == pytest.approx(10.5) and calib["methods"] == ["neggrad", "single_gradient"]
+    assert calib["candidates"] == 4  # the kept 4, less the 4 settings of single_gradient searched before, plus 4 new
     # recorded now: the same space is not searched again
     assert floor_calibration.calibration_for(None, "pct1", set(), 7, a, 0, said.append, cache) == calib
     assert searched == [["single_gradient"]]
