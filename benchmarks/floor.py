@@ -310,20 +310,26 @@ def forget_set_record(run: BenchRun, fname: str, forget_ids, eval_ids: set, a, s
 # ---- the study ---------------------------------------------------------------------------------------------
 
 
-def run_seed(a, seed: int, Data, train_original, say, tmp_root: str, done) -> None:
-    """One trained run (beta1 = 0) and its evaluation forget sets (``--forget-sets``); ``done(record)`` after each."""
-    from _common import emit
-
+def seed_setup(a, seed: int, Data, say):
+    """(args for this seed, its data, its SeedCache): the seed's own canaries, probe and work-dir cache."""
     from hf_unlearn.data.canaries import canary_probe
-    from hf_unlearn.models.loading import weights_digest
-    from hf_unlearn.training import UnlearningLog
 
     a = copy.copy(a)
     a.seed = seed
     a.canary_recipe = dataclasses.replace(a.canary_recipe, seed=seed)  # other canaries for each run
     s = Data(a)
     a.probe = canary_probe(s.raw, a.canary_recipe, max_length=a.seq_len)
-    cache = SeedCache(a.work_dir, seed, {k: protocol_config(a)[k] for k in PROTOCOL_KEYS}, say)
+    return a, s, SeedCache(a.work_dir, seed, {k: protocol_config(a)[k] for k in PROTOCOL_KEYS}, say)
+
+
+def run_seed(a, seed: int, Data, train_original, say, tmp_root: str, done) -> None:
+    """One trained run (beta1 = 0) and its evaluation forget sets (``--forget-sets``); ``done(record)`` after each."""
+    from _common import emit
+
+    from hf_unlearn.models.loading import weights_digest
+    from hf_unlearn.training import UnlearningLog
+
+    a, s, cache = seed_setup(a, seed, Data, say)
     kept = cache.kept_original(s.model0)
     if kept is not None:
         model, run_dir, wall = kept

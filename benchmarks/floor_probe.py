@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import itertools
 import sys
 import time
@@ -56,19 +55,13 @@ def settings(grid: list[str], fixed: list[str]) -> list[dict[str, str]]:
 def load_seed(a, seed: int, fname: str, say):
     """(BenchRun, evaluation splits, twin figures, retrain seconds) from the kept work dir; exits if absent."""
     import floor as fl
-    from floor_cache import SeedCache
     from unlearning_speed import Data
 
-    from hf_unlearn.data.canaries import canary_probe
     from hf_unlearn.evaluation.predict import evaluate_model
     from hf_unlearn.evaluation.report import split_for_evaluation
     from hf_unlearn.training import UnlearningLog
 
-    a.seed = seed
-    a.canary_recipe = dataclasses.replace(a.canary_recipe, seed=seed)
-    s = Data(a)
-    a.probe = canary_probe(s.raw, a.canary_recipe, max_length=a.seq_len)
-    cache = SeedCache(a.work_dir, seed, {k: fl.protocol_config(a)[k] for k in fl.PROTOCOL_KEYS}, say)
+    a, s, cache = fl.seed_setup(a, seed, Data, say)
     kept = cache.kept_original(s.model0)
     twins = cache.read_twins(fname, s.model0) if kept is not None else None
     if twins is None:
