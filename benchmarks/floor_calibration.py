@@ -163,10 +163,10 @@ def space_size(dims: dict | None) -> int:
 def top_up(kept: dict, new: dict, replaced: tuple = ()) -> dict:
     """``kept`` merged with ``new`` (a search of the methods ``kept`` lacked, or ``replaced``: those whose space
     changed, searched again whole, on the same pseudo-requests): the better choice, every method's own best,
-    the candidates, errors and costs summed (each cost in its own search's retrain unit), and what the top-up
-    itself searched and cost. A replaced method's kept figures and choice are dropped for the new ones: its
-    space grew (single_gradient's ``precondition``) and still holds the old settings, so its new best is at
-    least its old best, and a kept overall choice of it stays the overall best."""
+    the candidates, errors and costs summed (each cost in its own search's retrain unit), and what each top-up
+    itself searched and cost (``topped_up``, a list, oldest first). A replaced method's kept figures and choice
+    are dropped for the new ones: its space grew (single_gradient's ``precondition``) and still holds the old
+    settings, so its new best is at least its old best, and a kept overall choice of it stays the overall best."""
     if kept.get("draw_digest") not in (None, new["draw_digest"]):
         raise SystemExit("floor: a kept calibration was drawn on other pseudo-requests; remove it to calibrate again")
     searched = list(kept.get("methods", SEARCHED_BEFORE_LISTED))
@@ -184,8 +184,18 @@ def top_up(kept: dict, new: dict, replaced: tuple = ()) -> dict:
         "draw_digest": new["draw_digest"],
         "results": [r for r in kept.get("results", []) if r["method"] not in replaced] + new["results"],
         "spaces": {**kept_spaces, **new.get("spaces", {})},
-        "topped_up": {k: new[k] for k in ("methods", "cost_retrains", "retrain_s_mean", "candidates")},
+        "topped_up": [
+            *earlier_top_ups(kept),
+            {k: new[k] for k in ("methods", "cost_retrains", "retrain_s_mean", "candidates")},
+        ],
     }
+
+
+def earlier_top_ups(kept: dict) -> list[dict]:
+    """The top-ups a kept calibration already had, oldest first (kept before 2026-12-02 16:30 UTC as one dict:
+    the latest only)."""
+    earlier = kept.get("topped_up")
+    return [] if earlier is None else [earlier] if isinstance(earlier, dict) else list(earlier)
 
 
 def calibration_for(run, fname: str, eval_ids: set[str], count: int, a, seed: int, say, cache) -> dict:

@@ -74,7 +74,8 @@ def test_a_kept_calibration_is_topped_up_with_only_the_methods_it_did_not_search
     assert searched == [["per_sample_replay"]]  # neggrad and ssd were in the space the kept one searched
     assert calib["choice"]["method"] == "per_sample_replay" and calib["cost_retrains"] == pytest.approx(10.5)
     assert calib["per_method"] == {"neggrad": {"max_steps": 1}, "per_sample_replay": {"correction_scale": 1.5}}
-    assert calib["topped_up"]["methods"] == ["per_sample_replay"] and "per_sample_replay" in calib["methods"]
+    assert [t["methods"] for t in calib["topped_up"]] == [["per_sample_replay"]]
+    assert "per_sample_replay" in calib["methods"]
     assert [r["method"] for r in calib["results"]] == ["per_sample_replay"]  # the kept one held none
     assert cache.read("pct1", "calibration") == calib
     # searched everything now: kept as is, nothing searched again
@@ -95,7 +96,8 @@ def test_a_method_whose_space_changed_is_searched_again_whole(fc, tmp_path, monk
     cache.check_original("aa")
     best = _choice(kept_best, 0.98 if kept_best == "single_gradient" else 0.99, 0.01, 0.9)
     per_method = {"neggrad": {"max_steps": 1}, "single_gradient": {"scale": 4.0}}
-    old = _calib(best, ["neggrad", "single_gradient"], per_method)
+    earlier = {"methods": ["neggrad"], "cost_retrains": 2.0, "retrain_s_mean": 90.0, "candidates": 2}
+    old = dict(_calib(best, ["neggrad", "single_gradient"], per_method), topped_up=earlier)  # one dict, as kept
     cache.write("pct1", "calibration", old)
 
     def fake(run, eval_ids, count, a, seed, say, methods, *kept):
@@ -118,6 +120,7 @@ def test_a_method_whose_space_changed_is_searched_again_whole(fc, tmp_path, monk
     assert calib["spaces"]["single_gradient"]["precondition"] == ["none", "adam"]
     assert calib["cost_retrains"] == pytest.approx(10.5) and calib["methods"] == ["neggrad", "single_gradient"]
     assert calib["candidates"] == 4  # the kept 4, less the 4 settings of single_gradient searched before, plus 4 new
+    assert [t["methods"] for t in calib["topped_up"]] == [["neggrad"], ["single_gradient"]]  # the earlier one kept
     # recorded now: the same space is not searched again
     assert floor_calibration.calibration_for(None, "pct1", set(), 7, a, 0, said.append, cache) == calib
     assert searched == [["single_gradient"]]
