@@ -136,3 +136,28 @@ def test_without_a_work_dir_the_original_stays_where_it_was_trained(cache_module
     cache = cache_module.SeedCache(None, 0, PROTOCOL, lambda _: None)
     assert cache.keep_original(tmp_path, torch.nn.Linear(2, 2), 1.0) == tmp_path
     assert cache.kept_original(torch.nn.Linear(2, 2)) is None and not list(tmp_path.iterdir())
+
+
+def test_a_process_with_another_thread_count_stops_before_training(cache_module, tmp_path):
+    said = []
+    first = cache_module.SeedCache(tmp_path, 1, PROTOCOL, said.append)
+    first.check_threads(2)  # nothing kept yet: nothing to check
+    first.check_original("aa", threads=2)
+    first.write("pct1", "calibration", {"choice": None})
+    with pytest.raises(SystemExit, match="trained with 2 torch threads and this process has 1; set OMP_NUM_THREADS=2"):
+        cache_module.SeedCache(tmp_path, 1, PROTOCOL, said.append).check_threads(1)
+    again = cache_module.SeedCache(tmp_path, 1, PROTOCOL, said.append)
+    again.check_threads(2)
+    again.check_original("aa", threads=2)
+    assert again.read("pct1", "calibration") == {"choice": None}
+
+
+def test_a_record_without_a_thread_count_gains_it_on_resume(cache_module, tmp_path):
+    import json
+
+    cache = cache_module.SeedCache(tmp_path, 2, PROTOCOL, lambda _: None)
+    cache.check_original("aa")  # a record written before thread counts were noted
+    assert "torch_threads" not in json.loads((tmp_path / "seed2" / "original.json").read_text())
+    cache.check_threads(1)  # unknown: not refused
+    cache_module.SeedCache(tmp_path, 2, PROTOCOL, lambda _: None).check_original("aa", threads=2)
+    assert json.loads((tmp_path / "seed2" / "original.json").read_text())["torch_threads"] == 2
