@@ -6,7 +6,7 @@ in ``DIR/seed<S>/``:
 
 * ``original.json``: the protocol (``floor.PROTOCOL_KEYS``) and the sha256 of the trained original's
   weights. On resume the original is loaded from ``run/`` (below) when its weights have that digest, else
-  retrained (deterministic: same seed, data and torch threads); the cache is used only when the digest
+  retrained (deterministic in one environment: same seed and data); the cache is used only when the digest
   matches, otherwise the seed's cache is discarded, with a line that names what differs. It also notes the
   environment the original was trained in (torch threads, library versions: ``floor.training_environment``);
 * ``run/``: the original's unlearning log, its weights (``original.safetensors``) and training time
