@@ -127,7 +127,7 @@ def calibrate_other_sets(
         "choice": None if best is None else {k: best[k] for k in CHOICE_KEYS},
         "methods": list(methods),
         "per_method": {m: r["options"] for m, r in per_method.items() if r is not None},
-        "cost_retrains": kept.seconds() / retrain_s,
+        "cost_retrains": kept.retrains(),
         "retrain_s_mean": retrain_s,
         "candidates": len(results),
         "errors": sorted({f"{r['method']}: {r['error']}" for r in results if "error" in r}),

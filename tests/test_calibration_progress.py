@@ -4,7 +4,9 @@ progress it keeps is verified, stands only for the same settings, and holds no i
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import shutil
 
 import pytest
@@ -166,3 +168,75 @@ def test_an_existing_calibration_is_replaced_only_with_overwrite(stopped, tmp_pa
     assert (run / "calibration.json").read_bytes() == before
     record = _calibrate(run, overwrite=True, methods=["finetune"])
     assert record["choice"]["method"] == "finetune" and seen["twins"] == 2
+
+
+def test_cost_in_retrains_counts_each_attempt_in_its_own_unit():
+    from hf_unlearn.runs.calibration_progress import cost_in_retrains
+
+    # 100 s where a retrain took 50 s, then a resumed attempt: stopped before its unit (30 s), then 60 s at 10 s
+    attempts = [{"seconds": 100.0, "retrain_s": 50.0}, {"seconds": 30.0, "retrain_s": None}]
+    assert cost_in_retrains([*attempts, {"seconds": 60.0, "retrain_s": 10.0}]) == pytest.approx(2 + 9)
+    assert cost_in_retrains(attempts) == pytest.approx(2 + 30 / 50)  # the last known unit
+    assert cost_in_retrains([{"seconds": 5.0, "retrain_s": None}]) == 0.0  # nothing known yet
+
+
+def test_a_resumed_calibration_judges_its_candidates_in_a_retrain_timed_in_its_own_process(stopped, tmp_path):
+    """The kept twins were retrained 10^6 times slower (another load, another machine): the resumed attempt does
+    not judge its candidates' cost in that unit but in a retrain it times itself."""
+    from hf_unlearn.runs import calibrate as cal
+    from hf_unlearn.runs import calibration_progress as progress_module
+    from hf_unlearn.training.unlearning_log import UnlearningLog
+
+    run = _fresh_copy(stopped, tmp_path)
+    path = run / "calibration_progress.json"
+    state = json.loads(path.read_text())
+    for request in state["requests"]:
+        request["retrain_s"] *= 1e6
+    state["checksum"] = progress_module.checksum(state)
+    path.write_text(json.dumps(state))
+    timed, units = [], []
+    time_a_retrain, run_candidate = progress_module.time_a_retrain, cal.run_candidate
+
+    def spy_timing(the_run, ids):
+        timed.append(list(ids))
+        return time_a_retrain(the_run, ids)
+
+    def spy_candidate(the_run, requests, method, options, retrain_s, budget=None):
+        units.append(retrain_s)
+        return run_candidate(the_run, requests, method, options, retrain_s, budget)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(progress_module, "time_a_retrain", spy_timing)
+        mp.setattr(cal, "run_candidate", spy_candidate)
+        record = _calibrate(run)
+    train_ids = set(UnlearningLog(run).train_ids())
+    assert len(timed) == 1 and len(timed[0]) == 3 and set(timed[0]) <= train_ids  # one pseudo-request's retrain
+    assert len(units) == 2 and units[0] == units[1] == record["retrain_s_mean"]
+    assert 0 < units[0] < min(r["retrain_s"] for r in state["requests"]) / 1e3  # not the kept unit
+    kept = state["results"][0]["cost_fraction"]  # finetune, from the first attempt (in its own unit)
+    new = [r["cost_fraction"] for r in record["candidates"] if r["method"] == "neggrad_plus"]
+    assert min(new) > kept / 1e3  # in the kept 10^6-times unit they would be ~kept / 10^6
+
+
+def test_timing_a_retrain_runs_the_first_tenth_of_its_steps_and_writes_nothing(stopped, monkeypatch):
+    from hf_unlearn.runs import calibration_progress as progress_module
+    from hf_unlearn.runs.unlearn import load_run
+    from hf_unlearn.training import replay
+
+    _, run_dir, _ = stopped
+    before = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*"))
+    run = load_run(run_dir)
+    total, seen = len(run.log.steps()), {}
+    replayed = replay.replayed
+
+    @contextlib.contextmanager
+    def spy(*args, **kwargs):
+        with replayed(*args, **kwargs) as (model, trainer):
+            seen.update(max_steps=kwargs["max_steps"], steps=trainer.state.global_step)
+            yield model, trainer
+
+    monkeypatch.setattr(replay, "replayed", spy)
+    seconds = progress_module.time_a_retrain(run, list(run.log.train_ids())[:3])
+    expected = min(total, max(progress_module.PACE_STEPS, math.ceil(total / 10)))
+    assert seconds > 0 and seen == {"max_steps": expected, "steps": expected}
+    assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == before

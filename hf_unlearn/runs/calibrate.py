@@ -15,7 +15,8 @@ which settings, forgets a request of this size best within this cost?" on the ru
 
 The search space and its dimensions are in ``runs/calibration_space.py``. ``calibration.json`` stores the concrete
 options, so ``hf-unlearn unlearn --method auto`` runs that setting. A stopped calibration resumes at its next
-candidate when started again with the same settings (``runs/calibration_progress.py``).
+candidate when started again with the same settings (``runs/calibration_progress.py``), which times a retrain
+again in its own process: its candidates are judged, and its cost counted, in that unit.
 
 Privacy: the pseudo-requests are named only by their count, their salted commitments and one keyed hash per id
 (HMAC-SHA256 under the run's private ``commitment_salt.json``): never an id. The keyed hashes let ``unlearn --method
@@ -175,7 +176,7 @@ def search(run, drawn, budget: float, methods, space=None, retain_eval_max=2000,
     twins = "their figures kept from the calibration in progress" if kept else "retraining"
     with console.phase(f"{len(drawn)} pseudo-request twins ({count} examples each): {twins}"):
         requests = progress.requests(run, drawn, retain_eval_max)
-    retrain_s = statistics.fmean(r["retrain_s"] for r in requests)
+    retrain_s = progress.retrain_s  # this attempt's unit (``calibration_progress``: a resumed one times it again)
     scope = Scope(len(run.log.steps()), budget, run.log, math.ceil(count / 32))  # 32: SCRUB's default forget batch
     grid = candidates(methods, scope, space)
     results, resumed = [], f" (resuming: {len(progress.done)} done)" if progress.done else ""
@@ -234,7 +235,7 @@ def calibrate_run(
             "(with --restart: the progress kept is for this budget)"
         )
     record = _record(run, drawn, requests, results, best, request_size, budget, seed, retrain_s)
-    record["cost_retrains"] = progress.seconds() / retrain_s
+    record["cost_retrains"] = progress.retrains()
     write_calibration(run_dir, record, drawn)
     progress.remove()
     return record

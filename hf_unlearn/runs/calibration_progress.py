@@ -5,8 +5,16 @@ setting on every pseudo-request). Stopped half-way (a crash, a pre-empted job, C
 :class:`SearchProgress` keeps, as it goes, each pseudo-request's twin figures and retrain time (its twin model
 is not kept: candidates are scored against the kept figures) and each candidate's result as it ends. A search
 resumed from it does not retrain the twins and does not run a finished candidate again (the one it was running
-is run again), and its choice is the one an unbroken search makes. Its ``seconds`` add up every attempt's time,
-so the calibration's cost in retrains is what it really cost.
+is run again), and its choice is the one an unbroken search makes.
+
+Costs are in retrains, and a retrain's time is that of the process measuring it: the same machine under another
+load, or another machine, retrains at another speed. So each attempt has its own retrain unit. The first
+measures it on the pseudo-request twins it retrains (their mean); a resumed attempt, which does not retrain
+them, times a retrain again in its own process (:func:`time_a_retrain`: the first tenth of a twin's steps, at
+least ``PACE_STEPS``, extrapolated to the run's steps). A candidate's cost is its time over its own attempt's
+unit, and the calibration's cost in retrains adds up each attempt's time over its unit (``attempts``). Without
+that, a search resumed on a quiet machine after twins timed under load once judged settings that cost 0.25 of
+a retrain at 0.02, within a 0.05 budget.
 
 :class:`RunProgress` keeps it in the run folder, ``RUN/calibration_progress.json`` (private: it never leaves
 the run folder), written atomically after each step and removed once ``calibration.json`` is written. It
@@ -21,6 +29,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import statistics
 import time
 from pathlib import Path
 
@@ -29,6 +39,7 @@ from .calibration_space import CalibrationError
 
 REQUEST_KEYS = ("retrain_s", "twin_metrics", "do_nothing")  # a prepared pseudo-request, less its splits
 PROGRESS_VERSION = 1
+PACE_STEPS = 20  # the fewest steps a resumed attempt times to measure its retrain unit
 KEY_WORDS = {  # what a calibration in progress stands for, as its refusal names it
     "progress_version": "progress format",
     "train_fingerprint": "training run",
@@ -59,27 +70,38 @@ class SearchProgress:
     """``calibrate.search``'s progress: ``key`` (what it stands for) and what has been done under it.
 
     ``kept`` is a state this search may resume (the caller checked that it stands for ``key``), or None.
-    Subclasses keep it: :meth:`write` is called with the whole state after each step.
+    Subclasses keep it: :meth:`write` is called with the whole state after each step. ``retrain_s`` is this
+    attempt's retrain unit, known once :meth:`requests` returns.
     """
 
     def __init__(self, key: dict, kept: dict | None = None):
         self.state = kept if kept is not None else {**key, "seconds": 0.0, "requests": None, "results": []}
+        self.state["attempts"] = [*earlier_attempts(self.state), {"seconds": 0.0, "retrain_s": None}]
         self.done = {candidate_key(r["method"], r["options"]): r for r in self.state["results"]}
-        self.start = time.perf_counter() - self.state["seconds"]
+        self.seconds_before = self.state["seconds"]
+        self.start = time.perf_counter()
+        self.retrain_s: float | None = None
 
     def requests(self, run, drawn: list[list], retain_eval_max: int) -> list[dict]:
-        """The prepared pseudo-requests: their kept twin figures with the splits drawn again, or prepared now."""
+        """The prepared pseudo-requests: their kept twin figures with the splits drawn again (this attempt's
+        retrain unit timed again), or prepared now (the unit: their twins' mean retrain time)."""
         from ..evaluation.report import split_for_evaluation
         from . import calibrate as cal
 
         if self.state["requests"] is None:
             prepared = cal.prepare_requests(run, drawn, retain_eval_max)
             self.state["requests"] = [{k: r[k] for k in REQUEST_KEYS} for r in prepared]
-            self.save()
+            self._unit(statistics.fmean(r["retrain_s"] for r in prepared))
             return prepared
         train, test = run.tokenized["train"], run.tokenized["test"]
         kept = zip(drawn, self.state["requests"])
-        return [dict(r, splits=split_for_evaluation(train, test, ids, retain_eval_max)) for ids, r in kept]
+        prepared = [dict(r, splits=split_for_evaluation(train, test, ids, retain_eval_max)) for ids, r in kept]
+        self._unit(time_a_retrain(run, drawn[0]))
+        return prepared
+
+    def _unit(self, retrain_s: float) -> None:
+        self.retrain_s = self.state["attempts"][-1]["retrain_s"] = retrain_s
+        self.save()
 
     def run_one(self, run, requests, method: str, options: dict, retrain_s: float, budget: float) -> dict:
         """The candidate's kept result, or ``calibrate.run_candidate``'s, kept before it is returned."""
@@ -94,15 +116,72 @@ class SearchProgress:
 
     def seconds(self) -> float:
         """Seconds spent on this search, over every attempt."""
-        return time.perf_counter() - self.start
+        return self.seconds_before + time.perf_counter() - self.start
+
+    def retrains(self) -> float:
+        """This search's cost in retrains, over every attempt (:func:`cost_in_retrains`)."""
+        self.state["attempts"][-1]["seconds"] = time.perf_counter() - self.start
+        return cost_in_retrains(self.state["attempts"])
 
     def save(self) -> None:
         self.state["seconds"] = self.seconds()
+        self.state["attempts"][-1]["seconds"] = time.perf_counter() - self.start
         self.state = plain(self.state)
         self.write(self.state)
 
     def write(self, state: dict) -> None:
         """Keep ``state``; this class keeps nothing."""
+
+
+def cost_in_retrains(attempts: list[dict]) -> float:
+    """Each attempt's seconds over its own retrain unit, summed; an attempt stopped before it knew its unit is
+    counted in the next known one (the last known, after the last)."""
+    total, pending, unit = 0.0, 0.0, None
+    for attempt in attempts:
+        pending += attempt["seconds"]
+        unit = attempt["retrain_s"] or unit
+        if attempt["retrain_s"]:
+            total, pending = total + pending / unit, 0.0
+    return total + (pending / unit if pending and unit else 0.0)
+
+
+def earlier_attempts(state: dict) -> list[dict]:
+    """The attempts a kept state records; one kept before they were (all its seconds, its twins' mean unit)."""
+    if "attempts" in state:
+        return list(state["attempts"])
+    if not state["seconds"]:
+        return []
+    kept = state["requests"]
+    return [
+        {"seconds": state["seconds"], "retrain_s": statistics.fmean(r["retrain_s"] for r in kept) if kept else None}
+    ]
+
+
+def time_a_retrain(run, forget_ids: list[str]) -> float:
+    """A retrain's time in this process, in seconds: the twin's retrain without ``forget_ids``, timed over its
+    first tenth of steps (at least ``PACE_STEPS``) and extrapolated to the run's steps, as
+    ``t(first step) + (t(last) - t(first)) / (n - 1) * (N - 1)`` (the setup and first step counted once)."""
+    from transformers import TrainerCallback
+
+    from ..training.replay import replayed
+
+    total = len(run.log.steps())
+    steps = min(total, max(PACE_STEPS, math.ceil(total / 10)))
+    marks: list[float] = []
+
+    class StepTimes(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            marks.append(time.perf_counter())
+
+    start = time.perf_counter()
+    with replayed(
+        run.model, run.tokenized["train"], run.log, forget_ids, tokenizer=run.tokenizer,
+        desc="timing a retrain", callbacks=[StepTimes()], max_steps=steps,
+    ):  # fmt: skip
+        pass
+    if len(marks) < 2:
+        return time.perf_counter() - start
+    return marks[0] - start + (marks[-1] - marks[0]) / (len(marks) - 1) * (total - 1)
 
 
 class RunProgress(SearchProgress):

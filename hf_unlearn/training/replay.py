@@ -102,6 +102,7 @@ def replayed(
     output_dir: str | Path | None = None,
     data_collator=None,
     desc: str = "replaying the run",
+    callbacks: list | None = None,
     **overrides,
 ) -> Iterator[tuple[torch.nn.Module, UnlearnableTrainer]]:
     """Replay ``log`` from w_0 without ``forget_ids``; yields ``(model, trainer)`` once trained.
@@ -109,7 +110,7 @@ def replayed(
     Inside the ``with`` block the replay's own log is readable at ``trainer.log_root``; without
     ``output_dir`` it lives in a private temporary folder removed when the block exits (also on
     error). ``overrides`` change the replay's training arguments (:func:`twin_arguments`).
-    ``desc`` labels the replay's progress bar.
+    ``desc`` labels the replay's progress bar; ``callbacks`` (``TrainerCallback``s) are added to its trainer.
     """
     log = log if isinstance(log, UnlearningLog) else UnlearningLog(log)
     forget_ids = sorted(set(forget_ids))
@@ -128,6 +129,7 @@ def replayed(
             data_collator=data_collator,
             replay_order=log.recorded_order(),
             drop_ids=forget_ids,
+            callbacks=callbacks,
         )
         label_progress(trainer, desc)
         trainer.train()
