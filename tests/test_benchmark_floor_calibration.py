@@ -140,6 +140,7 @@ def _run(n_train=40):
 
 def test_a_stopped_search_resumes_at_the_next_candidate(fc, tmp_path, monkeypatch):
     from hf_unlearn.runs import calibrate as cal
+    from hf_unlearn.runs import calibration_progress
 
     floor_calibration, floor_cache = fc
     cache = floor_cache.SeedCache(tmp_path, 0, {"quick": False}, lambda line: None)
@@ -176,9 +177,12 @@ def test_a_stopped_search_resumes_at_the_next_candidate(fc, tmp_path, monkeypatc
     assert cache.read("pct1", "calibration") is None
     assert [sorted(r) for r in progress["requests"]] == [["do_nothing", "retrain_s", "twin_metrics"]] * 2  # no ids
 
+    timed = []
     monkeypatch.setattr(cal, "run_candidate", fake_candidate)
+    monkeypatch.setattr(calibration_progress, "time_a_retrain", lambda run, ids: timed.append(len(ids)) or 100.0)
     calib = floor_calibration.calibration_for(run, "pct1", {"t0"}, 3, a, 0, said.append, cache)
     assert prepared == [2]  # the pseudo-request twins were not retrained
+    assert timed == [3]  # a retrain timed again in this process: the resumed candidates' unit (100 s here)
     assert len(ran) == 11 and len(set(map(str, ran))) == 11  # 3 + 8: no candidate ran twice
     assert calib["candidates"] == 11 and calib["choice"]["method"] == "ssd"  # alpha 30 scores 0.93
     assert calib["choice"]["options"] == {"alpha": 30.0} and calib["per_method"]["single_gradient"]["scale"] == 4.0
@@ -207,9 +211,13 @@ def test_kept_progress_stands_only_for_the_same_draw_and_methods(fc, tmp_path):
     assert not floor_calibration.KeptSearch(None, "small", drawn, ["ssd"]).done  # no work dir: nothing kept
 
 
-def test_kept_requests_get_the_splits_of_their_own_ids(fc, tmp_path):
+def test_kept_requests_get_the_splits_of_their_own_ids(fc, tmp_path, monkeypatch):
+    from hf_unlearn.runs import calibration_progress
+
     _, kept = _kept_search(fc, tmp_path)
     kept.state["requests"] = [{"retrain_s": 9.0, "twin_metrics": {}, "do_nothing": {}}] * 2
+    monkeypatch.setattr(calibration_progress, "time_a_retrain", lambda run, ids: 3.0)
     requests = kept.requests(_run(), DRAWN, 4)
     assert [sorted(r["splits"]["forget"]["id"]) for r in requests] == DRAWN
+    assert kept.retrain_s == 3.0 and [r["retrain_s"] for r in requests] == [9.0, 9.0]  # the unit: timed now
     assert all(len(r["splits"]["retain"]) == 4 and "t1" not in r["splits"]["retain_full"]["id"] for r in requests[:1])
