@@ -1,4 +1,5 @@
-"""``benchmarks/floor_probe.py``: its settings grid, and its refusals before any work (no model runs)."""
+"""``benchmarks/floor_probe.py``: its settings grid, and its refusals before any work (no model runs); the same
+refusals for ``benchmarks/retrain_pace.py``."""
 
 from __future__ import annotations
 
@@ -44,4 +45,21 @@ def test_refuses_a_bad_setting_before_any_work(probe, tmp_path):
         probe.main(argv)
     with pytest.raises(SystemExit, match="no_such_method"):
         probe.main(["--method", "no_such_method", *STUDY, "--work-dir", str(tmp_path)])
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def pace():
+    with benchmark_module("retrain_pace.py") as module:
+        yield module
+
+
+def test_retrain_pace_refuses_without_one_kept_seed_and_set_or_a_repeat(pace, tmp_path):
+    for argv in (
+        STUDY,  # no --work-dir: no kept original to time
+        ["--floor", "--seeds", "0,1", "--forget-sets", "pct1", "--work-dir", str(tmp_path)],
+        [*STUDY, "--work-dir", str(tmp_path), "--repeats", "0"],
+    ):
+        with pytest.raises(SystemExit, match="one --seeds S, one --forget-sets SET, --repeats >= 1"):
+            pace.main(argv)
     assert list(tmp_path.iterdir()) == []
