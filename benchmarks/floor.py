@@ -66,6 +66,7 @@ import argparse
 import contextlib
 import copy
 import dataclasses
+import functools
 import gc
 import json
 import shutil
@@ -199,10 +200,11 @@ def forgotten_exposure(models: dict, run: BenchRun, probe, forget_ids) -> dict:
     return {name: v["forgotten"] for name, v in section["models"].items()}
 
 
-def run_methods(run: BenchRun, splits, forget_ids, calib: dict, twin_m: dict, seed: int, a, say, kept) -> dict:
+def run_methods(run: BenchRun, splits, forget_ids, calib: dict, twin_m: dict, seed: int, a, say, kept, unit) -> dict:
     """Every method once (calibrated setting, else defaults): its row against the twin and its model's
     forgotten-canary exposure (the model itself is dropped). ``kept``: the rows already finished
-    (``floor_cache``), saved again after each method; a kept row run at another setting runs again."""
+    (``floor_cache``), saved again after each method; a kept row run at another setting runs again. Each row
+    run here records ``unit_s``, this process's retrain seconds (``unit()``), its cost's unit."""
     from hf_unlearn.methods import available_methods, unlearn
 
     rows = kept.rows()
@@ -228,6 +230,7 @@ def run_methods(run: BenchRun, splits, forget_ids, calib: dict, twin_m: dict, se
             continue
         metrics, row = score(res.model, run, splits, twin_m, seed)
         row.update(settings=settings, options=options, metrics=metrics, wall_s=float(res.stats["wall_time_s"]))
+        row["unit_s"] = unit()
         row["exposure"] = forgotten_exposure({"unlearned": res.model}, run, a.probe, forget_ids).get("unlearned")
         rows[name] = plain(row)
         say(f"  {name} ({settings}): ToW {row['tow']:.4f}, ToW-MIA {row['tow_mia']:.4f}, {row['wall_s']:.2f}s")
@@ -254,6 +257,26 @@ def cached_twins(cache, fname: str, run: BenchRun, forget_ids, a, say):
     return twins, timings
 
 
+def process_unit(run: BenchRun, forget_ids, twins, retrain_s: float, say):
+    """This process's retrain seconds, the methods' cost unit, as a function called when a method runs: the
+    twin's retrain time when the twin was trained in this process; when it was loaded from the work dir (timed
+    by an earlier process, maybe under another load), a retrain timed now, once (``time_a_retrain``)."""
+    from hf_unlearn.runs.calibration_progress import time_a_retrain
+    from hf_unlearn.runs.twins import RETRAIN_TWIN
+
+    if twins.origin.get(RETRAIN_TWIN) == "trained":
+        return lambda: retrain_s
+
+    @functools.cache
+    def timed() -> float:
+        with contextlib.redirect_stdout(sys.stderr):
+            seconds = time_a_retrain(run, forget_ids)
+        say(f"  the twin was kept (retrained in {retrain_s:.1f} s then); a retrain timed now: {seconds:.1f} s")
+        return seconds
+
+    return timed
+
+
 def forget_set_record(run: BenchRun, fname: str, forget_ids, eval_ids: set, a, seed: int, say, cache) -> dict:
     """One seed x forget set: calibration elsewhere, twins, every method and do-nothing against the twin."""
     from hf_unlearn.evaluation.exposure import exposure_gap
@@ -273,14 +296,15 @@ def forget_set_record(run: BenchRun, fname: str, forget_ids, eval_ids: set, a, s
     models = {"original": run.model, "retrain_twin": twins.twin}
     models.update({f"noise_twin_{k}": m for k, m in enumerate(twins.noise, start=1)})
     exposure = forgotten_exposure(models, run, a.probe, forget_ids)
-    rows = run_methods(run, splits, forget_ids, calib, twin_m, seed, a, say, cache.bind(fname))
+    unit = process_unit(run, forget_ids, twins, retrain_s, say)
+    rows = run_methods(run, splits, forget_ids, calib, twin_m, seed, a, say, cache.bind(fname), unit)
     rows[DO_NOTHING] = dict(nothing, settings="none", options={}, metrics=orig_m, wall_s=0.0)
     rows[DO_NOTHING]["exposure"] = exposure.get("original")
     twin_exp = exposure.get("retrain_twin")
     for name, row in rows.items():
         if "error" in row:
             continue
-        row["cost_fraction"] = row.pop("wall_s") / retrain_s
+        row["cost_fraction"] = row.pop("wall_s") / row.get("unit_s", retrain_s)  # kept rows before units: the twin's
         row["exposure_gap"] = exposure_gap(row["exposure"], twin_exp)
         metrics = row.pop("metrics")
         if name == DO_NOTHING:  # the baseline is not judged against itself

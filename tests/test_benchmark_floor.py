@@ -227,3 +227,20 @@ def test_tables_give_each_method_over_the_seeds_when_a_file_holds_several(floor,
     single.write_text(json.dumps({"name": "one", "command": "x", "records": lines[:0], "per_seed": recs[:1]}))
     assert tables.main([str(single)]) == 0
     assert "Each method over seeds" not in capsys.readouterr().out
+
+
+def test_methods_cost_unit_is_a_retrain_of_their_own_process(floor, monkeypatch):
+    """A twin trained in this process is the unit; a kept one was timed by an earlier process (maybe under
+    another load), so a retrain is timed again, once, when a method first needs it."""
+    from types import SimpleNamespace
+
+    from hf_unlearn.runs import calibration_progress
+
+    timed, said = [], []
+    monkeypatch.setattr(calibration_progress, "time_a_retrain", lambda run, ids: timed.append(list(ids)) or 7.0)
+    trained = SimpleNamespace(origin={"retrain_twin": "trained", "noise_twin_1": "trained"})
+    assert floor.process_unit(None, ["a"], trained, 100.0, said.append)() == 100.0 and timed == []
+    unit = floor.process_unit(None, ["a", "b"], SimpleNamespace(origin={"retrain_twin": "reused"}), 100.0, said.append)
+    assert timed == []  # nothing is timed unless a method runs
+    assert unit() == 7.0 and unit() == 7.0 and timed == [["a", "b"]]
+    assert "(retrained in 100.0 s then); a retrain timed now: 7.0 s" in said[-1]
