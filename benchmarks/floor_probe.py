@@ -52,23 +52,33 @@ def settings(grid: list[str], fixed: list[str]) -> list[dict[str, str]]:
     return [{**base, **dict(zip([k for k, _ in axes], combo))} for combo in itertools.product(*[v for _, v in axes])]
 
 
-def load_seed(a, seed: int, fname: str, say):
-    """(BenchRun, evaluation splits, twin figures, retrain seconds) from the kept work dir; exits if absent."""
+def load_original(a, seed: int, fname: str, say):
+    """(args for this seed, its data, its SeedCache, BenchRun on the kept original, the evaluation forget ids)
+    from the kept work dir; exits if no original is kept for this protocol."""
     import floor as fl
     from unlearning_speed import Data
 
-    from hf_unlearn.evaluation.predict import evaluate_model
-    from hf_unlearn.evaluation.report import split_for_evaluation
     from hf_unlearn.training import UnlearningLog
 
     a, s, cache = fl.seed_setup(a, seed, Data, say)
     kept = cache.kept_original(s.model0)
-    twins = cache.read_twins(fname, s.model0) if kept is not None else None
-    if twins is None:
-        raise SystemExit(f"{a.work_dir}/seed{seed} holds no kept original and {fname} twins for this protocol")
+    if kept is None:
+        raise SystemExit(f"{a.work_dir}/seed{seed} holds no kept original for this protocol")
     model, run_dir, _ = kept
     run = fl.BenchRun(model, s.tokenizer, UnlearningLog(run_dir), {"train": s.train, "test": s.test})
     ids = fl.eval_forget_sets(list(s.train["id"]), a.canary_recipe.ids(), a, seed)[fname]
+    return a, s, cache, run, ids
+
+
+def load_seed(a, seed: int, fname: str, say):
+    """(BenchRun, evaluation splits, twin figures, retrain seconds) from the kept work dir; exits if absent."""
+    from hf_unlearn.evaluation.predict import evaluate_model
+    from hf_unlearn.evaluation.report import split_for_evaluation
+
+    a, s, cache, run, ids = load_original(a, seed, fname, say)
+    twins = cache.read_twins(fname, s.model0)
+    if twins is None:
+        raise SystemExit(f"{a.work_dir}/seed{seed} holds no kept original and {fname} twins for this protocol")
     splits = split_for_evaluation(s.train, s.test, ids, a.retain_eval, seed)
     twin_m = evaluate_model(twins[0]["retrain_twin"], s.tokenizer, splits, seed=seed)
     return run, splits, twin_m, twins[1]["retrain_s"]

@@ -25,9 +25,9 @@ BENCH = "retrain_pace"
 
 
 def main(argv=None) -> int:
-    import floor as fl
     from _common import collected, emit, load_avg, quiet_libraries, write_results
-    from unlearning_speed import Data, parse_args, say
+    from floor_probe import load_original
+    from unlearning_speed import parse_args, say
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--repeats", type=int, default=2, help="estimate + whole retrain pairs (default 2)")
@@ -43,17 +43,10 @@ def main(argv=None) -> int:
 
     from hf_unlearn.runs.calibration_progress import time_a_retrain
     from hf_unlearn.runs.twins import build_twin
-    from hf_unlearn.training import UnlearningLog
 
     torch.set_num_threads(a.threads)
     seed, fname = a.seeds[0], a.forget_sets[0]
-    a, s, cache = fl.seed_setup(a, seed, Data, say)
-    kept = cache.kept_original(s.model0)
-    if kept is None:
-        raise SystemExit(f"{a.work_dir}/seed{seed} holds no kept original for this protocol")
-    model, run_dir, _ = kept
-    run = fl.BenchRun(model, s.tokenizer, UnlearningLog(run_dir), {"train": s.train, "test": s.test})
-    ids = fl.eval_forget_sets(list(s.train["id"]), a.canary_recipe.ids(), a, seed)[fname]
+    _, _, _, run, ids = load_original(a, seed, fname, say)
     base = {"seed": seed, "forget_set": fname, "steps": len(run.log.steps()), "threads": a.threads}
     ratios = []
     for repeat in range(1, mine.repeats + 1):

@@ -120,12 +120,16 @@ class SearchProgress:
 
     def retrains(self) -> float:
         """This search's cost in retrains, over every attempt (:func:`cost_in_retrains`)."""
-        self.state["attempts"][-1]["seconds"] = time.perf_counter() - self.start
+        self._mark()
         return cost_in_retrains(self.state["attempts"])
 
-    def save(self) -> None:
+    def _mark(self) -> None:
+        """Bring the time so far, over every attempt and of this one, into the state."""
         self.state["seconds"] = self.seconds()
         self.state["attempts"][-1]["seconds"] = time.perf_counter() - self.start
+
+    def save(self) -> None:
+        self._mark()
         self.state = plain(self.state)
         self.write(self.state)
 
